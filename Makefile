@@ -1,0 +1,66 @@
+# psi — thin driver around CMake/CTest. See README.md.
+#   make            build (build/)
+#   make run        set up, build, run psi on $MODEL (or the stories260K fixture)
+#   make test       set up, build, run every test
+#   make test-asan  the test suite built with AddressSanitizer + UBSan (build-asan/)
+#   make deps       install missing Debian packages (as root), else list them
+
+# Debian packages the build and tests need.
+DEB_PACKAGES := build-essential cmake pkg-config libjansson-dev python3
+PSI_TEST_DATA ?= $(abspath ../shared/data)
+export PSI_TEST_DATA
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+MODEL ?=
+PROMPT ?= Once upon a time
+
+.PHONY: all build deps run test test-asan clean format
+
+all: build
+
+deps:
+	@missing=""; \
+	for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || exit 1; \
+	  else \
+	    echo "missing Debian packages:$$missing"; \
+	    echo "install them with: sudo apt-get install$$missing"; exit 1; \
+	  fi; \
+	fi
+
+build/CMakeCache.txt:
+	cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
+
+build: deps build/CMakeCache.txt
+	cmake --build build -j $(JOBS)
+
+run: build
+	@if [ -n "$(MODEL)" ]; then \
+	  ./build/psi run -m "$(MODEL)" -p "$(PROMPT)" -n 128; \
+	elif [ -f "$(PSI_TEST_DATA)/models/stories260K.gguf" ]; then \
+	  echo "MODEL not set: running the stories260K test model (make run MODEL=path/to/model.gguf for another)"; \
+	  ./build/psi run -m "$(PSI_TEST_DATA)/models/stories260K.gguf" -p "$(PROMPT)" -n 200 --temp 0; \
+	else \
+	  echo "No model: set MODEL=path/to/model.gguf (a Llama-family GGUF file, e.g. from huggingface.co)"; \
+	fi
+
+test: build
+	cd build && ctest --output-on-failure -j $(JOBS)
+
+build-asan/CMakeCache.txt:
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPSI_SANITIZE=ON
+
+test-asan: deps build-asan/CMakeCache.txt
+	cmake --build build-asan -j $(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --output-on-failure -j $(JOBS)
+
+format:
+	clang-format -i include/*.h src/*.[ch] src/kernels/*.[ch] tools/psi/*.[ch] tests/*.[ch]
+
+clean:
+	rm -rf build build-asan build-clang

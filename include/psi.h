@@ -1,0 +1,214 @@
+/*
+ * psi.h — the whole public API of libpsi.
+ *
+ * psi loads Llama-family models from GGUF files and runs them on the CPU.
+ * Everything a program (the psi CLI, the server, tests, embedders) may use is
+ * declared here; nothing else is API.
+ *
+ * Conventions
+ *  - Functions return psi_status; PSI_OK (0) is success. psi_status_str()
+ *    names a code. Handles keep the message of their last error
+ *    (psi_model_errmsg, psi_context_errmsg). Functions that create a handle
+ *    take an optional (err, err_size) buffer that receives the message when
+ *    creation fails.
+ *  - The library never exits, aborts or asserts on bad input.
+ *  - psi_x_free(NULL) is a no-op. Ownership of returned memory is stated per
+ *    function; "borrowed" pointers stay valid until the owning handle is freed
+ *    or the next call that says it invalidates them.
+ *  - A handle is not thread-safe; different handles may be used from
+ *    different threads (a psi_model may be shared by several contexts).
+ */
+#ifndef PSI_H
+#define PSI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PSI_VERSION_MAJOR 0
+#define PSI_VERSION_MINOR 1
+#define PSI_VERSION_PATCH 0
+
+typedef enum psi_status {
+    PSI_OK = 0,
+    PSI_ERR_INVALID_ARG,  /* a caller-supplied argument is out of range */
+    PSI_ERR_IO,           /* open/read/write/mmap failed */
+    PSI_ERR_FORMAT,       /* the file is not valid (GGUF, llama2.c, …) */
+    PSI_ERR_UNSUPPORTED,  /* valid, but psi cannot run it (arch, tensor type) */
+    PSI_ERR_NO_MEMORY,    /* an allocation failed */
+    PSI_ERR_CONTEXT_FULL, /* the KV cache has no room for the batch */
+    PSI_ERR_BUFFER_SMALL, /* an output buffer is too small */
+} psi_status;
+
+/* Static string naming a status code ("invalid argument", …). Never NULL. */
+const char *psi_status_str(psi_status rc);
+
+/* Library version as "MAJOR.MINOR.PATCH". Static string. */
+const char *psi_version(void);
+
+/* Number of online CPU cores (at least 1). */
+int psi_cpu_count(void);
+
+/* ---------------------------------------------------------------- tensor types
+ * Values are ggml's type ids, as stored in GGUF files. */
+typedef enum psi_type {
+    PSI_TYPE_F32 = 0,
+    PSI_TYPE_F16 = 1,
+    PSI_TYPE_Q4_0 = 2,
+    PSI_TYPE_Q4_1 = 3,
+    PSI_TYPE_Q5_0 = 6,
+    PSI_TYPE_Q5_1 = 7,
+    PSI_TYPE_Q8_0 = 8,
+    PSI_TYPE_Q8_1 = 9,
+    PSI_TYPE_Q2_K = 10,
+    PSI_TYPE_Q3_K = 11,
+    PSI_TYPE_Q4_K = 12,
+    PSI_TYPE_Q5_K = 13,
+    PSI_TYPE_Q6_K = 14,
+    PSI_TYPE_Q8_K = 15,
+    PSI_TYPE_BF16 = 30,
+} psi_type;
+
+/* Name of a tensor type ("Q4_0"), or NULL when the id is unknown. */
+const char *psi_type_name(uint32_t type);
+
+/* ------------------------------------------------------------------ GGUF files
+ * A read-only view of a GGUF file, for tools that show or check files.
+ * psi_model_load does not need it. */
+typedef struct psi_gguf psi_gguf;
+
+/* Open and validate a GGUF file (v2 or v3). On failure *out is NULL and
+ * err (if not NULL) receives a one-line message naming the file, the field
+ * and what is wrong. The caller frees the handle with psi_gguf_free. */
+psi_status psi_gguf_open(const char *path, psi_gguf **out, char *err, size_t err_size);
+void psi_gguf_free(psi_gguf *g);
+
+/* Print the header, metadata (arrays longer than max_array elements are
+ * abbreviated) and tensor table (name, type, shape, offset) to f. */
+void psi_gguf_print(const psi_gguf *g, FILE *f, int max_array);
+
+/* ---------------------------------------------------------------------- model */
+typedef struct psi_model psi_model;
+
+typedef struct psi_model_params {
+    bool use_mmap;   /* map the file (default true); weights are borrowed from the mapping */
+    bool verbose;    /* print load information to stderr (default false) */
+} psi_model_params;
+
+psi_model_params psi_model_default_params(void);
+
+/* Load a model from a GGUF file. On failure *out is NULL and err receives the
+ * message. The caller frees the model with psi_model_free, after every
+ * context made from it. */
+psi_status psi_model_load(const char *path, const psi_model_params *params, psi_model **out,
+                          char *err, size_t err_size);
+void psi_model_free(psi_model *m);
+
+/* Message of the last error on this model (empty string if none). Borrowed. */
+const char *psi_model_errmsg(const psi_model *m);
+
+int32_t psi_model_n_vocab(const psi_model *m);
+int32_t psi_model_n_ctx_train(const psi_model *m);
+int32_t psi_model_n_embd(const psi_model *m);
+int32_t psi_model_n_layer(const psi_model *m);
+/* Short description, e.g. "llama 256d 3L 8H/8KV ff768 vocab32000 Q4_0". Borrowed. */
+const char *psi_model_desc(const psi_model *m);
+/* String metadata value for key, or NULL when absent or not a string. Borrowed. */
+const char *psi_model_meta_str(const psi_model *m, const char *key);
+
+/* ------------------------------------------------------------------ tokenizer */
+int32_t psi_token_bos(const psi_model *m); /* -1 when the vocabulary has none */
+int32_t psi_token_eos(const psi_model *m);
+/* True when generation should stop at this token (EOS and the like). */
+bool psi_token_is_eog(const psi_model *m, int32_t token);
+
+/* Tokenize text[0..len). Writes at most max_tokens ids to tokens and stores
+ * the number of ids the text needs in *n_tokens. Returns
+ * PSI_ERR_BUFFER_SMALL when max_tokens was too small (call again with
+ * *n_tokens room). add_bos prepends the BOS token. */
+psi_status psi_tokenize(const psi_model *m, const char *text, size_t len, bool add_bos,
+                        int32_t *tokens, int32_t max_tokens, int32_t *n_tokens);
+
+/* Text of one token as it appears in output: byte tokens give their byte,
+ * the SentencePiece space mark becomes ' ', control tokens give "".
+ * When prev is BOS (or -1: start of text) a leading space is dropped, as
+ * SentencePiece decoding does. Writes up to buf_size bytes (not
+ * NUL-terminated) and returns the piece length, or -1 for an invalid token;
+ * a return larger than buf_size means the piece was cut. */
+int32_t psi_token_to_piece(const psi_model *m, int32_t prev, int32_t token, char *buf,
+                           size_t buf_size);
+
+/* Detokenize ids into buf (NUL-terminated when buf_size > 0). Stores the full
+ * length (without NUL) in *len; returns PSI_ERR_BUFFER_SMALL if it did not fit. */
+psi_status psi_detokenize(const psi_model *m, const int32_t *tokens, int32_t n_tokens,
+                          char *buf, size_t buf_size, size_t *len);
+
+/* -------------------------------------------------------------------- context */
+typedef struct psi_context psi_context;
+
+typedef struct psi_context_params {
+    int32_t n_ctx;     /* KV cache length in tokens; 0 = the model's training context */
+    int32_t n_threads; /* 0 = psi_cpu_count() */
+    psi_type kv_type;  /* PSI_TYPE_F32 (only type supported so far) */
+} psi_context_params;
+
+psi_context_params psi_context_default_params(void);
+
+/* Create an evaluation context (KV cache, scratch, thread pool) for model.
+ * On failure *out is NULL and err receives the message. */
+psi_status psi_context_new(psi_model *model, const psi_context_params *params,
+                           psi_context **out, char *err, size_t err_size);
+void psi_context_free(psi_context *ctx);
+const char *psi_context_errmsg(const psi_context *ctx);
+int32_t psi_context_n_ctx(const psi_context *ctx);
+/* Tokens already in the KV cache (the position of the next token). */
+int32_t psi_context_n_past(const psi_context *ctx);
+/* Forget everything from position n_past on (0 clears the context). */
+psi_status psi_context_truncate(psi_context *ctx, int32_t n_past);
+
+/* Evaluate n_tokens ids in one batch, at positions n_past … n_past+n_tokens-1,
+ * appending them to the KV cache. With all_logits the logits of every batch
+ * position are kept, else only those of the last. Returns
+ * PSI_ERR_CONTEXT_FULL (and changes nothing) when the batch does not fit. */
+psi_status psi_context_decode(psi_context *ctx, const int32_t *tokens, int32_t n_tokens,
+                              bool all_logits);
+
+/* Logits [n_vocab] of batch position i of the last decode (i = -1: the last
+ * position). NULL when position i has no logits. Borrowed until the next decode. */
+const float *psi_context_logits(const psi_context *ctx, int32_t i);
+
+/* -------------------------------------------------------------------- sampler
+ * Chain: top-k → top-p → min-p → temperature → draw. temperature <= 0 is
+ * greedy (argmax, lowest id on ties) and ignores the other settings. */
+typedef struct psi_sampler psi_sampler;
+
+typedef struct psi_sampler_params {
+    float temperature; /* default 0.8 */
+    int32_t top_k;     /* default 40; <= 0 disables */
+    float top_p;       /* default 0.95; >= 1 disables */
+    float min_p;       /* default 0.05; <= 0 disables */
+    uint64_t seed;     /* default 0xC0FFEE; same seed and inputs give the same draws */
+} psi_sampler_params;
+
+psi_sampler_params psi_sampler_default_params(void);
+psi_status psi_sampler_new(const psi_sampler_params *params, psi_sampler **out);
+void psi_sampler_free(psi_sampler *s);
+/* Pick a token from logits[0..n_vocab). Returns -1 on invalid arguments. */
+int32_t psi_sampler_sample(psi_sampler *s, const float *logits, int32_t n_vocab);
+
+/* ----------------------------------------------------------------- conversion */
+/* Convert a llama2.c checkpoint (model .bin + tokenizer .bin, as written by
+ * llama2.c's export.py legacy format / run.c) to a GGUF file (F32 tensors).
+ * The output is written to a temporary file and renamed into place. */
+psi_status psi_convert_llama2c(const char *model_path, const char *tokenizer_path,
+                               const char *out_path, char *err, size_t err_size);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PSI_H */

@@ -1,0 +1,119 @@
+/*
+ * api.c — small public entry points: status strings, version, CPU count,
+ * type names, the read-only GGUF view and the tokenizer wrappers.
+ */
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "model.h"
+#include "util.h"
+
+const char *psi_status_str(psi_status rc)
+{
+    switch (rc) {
+    case PSI_OK: return "ok";
+    case PSI_ERR_INVALID_ARG: return "invalid argument";
+    case PSI_ERR_IO: return "I/O error";
+    case PSI_ERR_FORMAT: return "invalid file format";
+    case PSI_ERR_UNSUPPORTED: return "unsupported";
+    case PSI_ERR_NO_MEMORY: return "out of memory";
+    case PSI_ERR_CONTEXT_FULL: return "context full";
+    case PSI_ERR_BUFFER_SMALL: return "buffer too small";
+    }
+    return "unknown status";
+}
+
+#define PSI_STR2(x) #x
+#define PSI_STR(x) PSI_STR2(x)
+const char *psi_version(void)
+{
+    return PSI_STR(PSI_VERSION_MAJOR) "." PSI_STR(PSI_VERSION_MINOR) "." PSI_STR(PSI_VERSION_PATCH);
+}
+
+int psi_cpu_count(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+const char *psi_type_name(uint32_t type)
+{
+    const type_traits *tt = type_get(type);
+    return tt ? tt->name : NULL;
+}
+
+/* The public GGUF handle is the internal reader. */
+struct psi_gguf {
+    gguf *g;
+};
+
+psi_status psi_gguf_open(const char *path, psi_gguf **out, char *err, size_t err_size)
+{
+    if (!out || !path) return PSI_ERR_INVALID_ARG;
+    *out = NULL;
+    psi_gguf *h = mem_calloc(1, sizeof *h);
+    if (!h) return PSI_ERR_NO_MEMORY;
+    psi_status rc = gguf_open(path, &h->g, err, err_size);
+    if (rc) {
+        mem_free(h);
+        return rc;
+    }
+    *out = h;
+    return PSI_OK;
+}
+
+void psi_gguf_free(psi_gguf *g)
+{
+    if (!g) return;
+    gguf_close(g->g);
+    mem_free(g);
+}
+
+void psi_gguf_print(const psi_gguf *g, FILE *f, int max_array) { gguf_print(g->g, f, max_array); }
+
+int32_t psi_token_bos(const psi_model *m) { return vocab_bos(m->vocab); }
+int32_t psi_token_eos(const psi_model *m) { return vocab_eos(m->vocab); }
+bool psi_token_is_eog(const psi_model *m, int32_t token) { return vocab_is_eog(m->vocab, token); }
+
+psi_status psi_tokenize(const psi_model *m, const char *text, size_t len, bool add_bos,
+                        int32_t *tokens, int32_t max_tokens, int32_t *n_tokens)
+{
+    if (!m || (!text && len) || !n_tokens || max_tokens < 0 || (!tokens && max_tokens))
+        return PSI_ERR_INVALID_ARG;
+    /* the handle is const for callers; the message buffer is the model's own */
+    char *err = ((psi_model *)m)->errmsg;
+    return vocab_tokenize(m->vocab, text ? text : "", len, add_bos, tokens, max_tokens, n_tokens, err,
+                          PSI_ERRMSG_SIZE);
+}
+
+int32_t psi_token_to_piece(const psi_model *m, int32_t prev, int32_t token, char *buf, size_t buf_size)
+{
+    if (!m || (!buf && buf_size)) return -1;
+    return vocab_token_to_piece(m->vocab, prev, token, buf, buf_size);
+}
+
+psi_status psi_detokenize(const psi_model *m, const int32_t *tokens, int32_t n_tokens, char *buf,
+                          size_t buf_size, size_t *len)
+{
+    if (!m || (!tokens && n_tokens) || n_tokens < 0 || (!buf && buf_size)) return PSI_ERR_INVALID_ARG;
+    size_t total = 0;
+    char piece[256];
+    for (int32_t i = 0; i < n_tokens; i++) {
+        int32_t prev = i ? tokens[i - 1] : -1;
+        int32_t n = vocab_token_to_piece(m->vocab, prev, tokens[i], piece, sizeof piece);
+        if (n < 0) return PSI_ERR_INVALID_ARG;
+        if ((size_t)n > sizeof piece) { /* a very long piece: ask for exactly its size */
+            char *big = mem_alloc((size_t)n);
+            if (!big) return PSI_ERR_NO_MEMORY;
+            vocab_token_to_piece(m->vocab, prev, tokens[i], big, (size_t)n);
+            if (total + (size_t)n < buf_size) memcpy(buf + total, big, (size_t)n);
+            mem_free(big);
+        } else if (total + (size_t)n < buf_size) {
+            memcpy(buf + total, piece, (size_t)n);
+        }
+        total += (size_t)n;
+    }
+    if (len) *len = total;
+    if (buf_size) buf[total < buf_size ? total : buf_size - 1] = 0;
+    return total < buf_size ? PSI_OK : PSI_ERR_BUFFER_SMALL;
+}

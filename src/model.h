@@ -1,0 +1,81 @@
+/*
+ * model.h — what a loaded model and an evaluation context hold. Shared by
+ * model_llama.c (weights, forward pass), context.c and api.c; not public.
+ */
+#ifndef PSI_MODEL_H
+#define PSI_MODEL_H
+
+#include "gguf.h"
+#include "threadpool.h"
+#include "tokenizer.h"
+#include "types.h"
+
+#define PSI_ERRMSG_SIZE 512
+
+/* A weight matrix borrowed from the mapping: ne0 values per row, ne1 rows. */
+typedef struct tensor {
+    const void *data;
+    uint32_t type;
+    int64_t ne0, ne1;
+    size_t row_size;  /* bytes per row */
+    const type_traits *tt;
+} tensor;
+
+typedef struct layer {
+    float *attn_norm;   /* [n_embd] (dequantized copy) */
+    tensor wq;          /* [n_embd] x [n_head*head_dim] */
+    tensor wk, wv;      /* [n_embd] x [n_head_kv*head_dim] */
+    tensor wo;          /* [n_head*head_dim] x [n_embd] */
+    float *ffn_norm;    /* [n_embd] */
+    tensor w_gate, w_up; /* [n_embd] x [n_ff] */
+    tensor w_down;      /* [n_ff] x [n_embd] */
+} layer;
+
+typedef struct hparams {
+    int32_t n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_ctx_train, n_rot;
+    float rms_eps, rope_base;
+} hparams;
+
+struct psi_model {
+    gguf *g;
+    vocab *vocab;
+    hparams hp;
+    tensor tok_embd;     /* [n_embd] x [n_vocab] */
+    float *output_norm;  /* [n_embd] */
+    tensor output;       /* [n_embd] x [n_vocab]; == tok_embd when tied */
+    bool tied;
+    float *rope_freqs;   /* [n_rot/2] divisors, NULL = none */
+    layer *layers;       /* [n_layer] */
+    char **meta_strs;    /* [n_kv]: NUL-terminated copy of each string value, else NULL */
+    char desc[160];
+    char errmsg[PSI_ERRMSG_SIZE];
+};
+
+struct psi_context {
+    psi_model *model;
+    threadpool *pool;
+    int32_t n_ctx;
+    int32_t n_past;
+    psi_type kv_type;
+    size_t kv_elem;        /* bytes per cached value */
+    void *k_cache;         /* [n_layer][n_ctx][n_head_kv*head_dim] of kv_type */
+    void *v_cache;
+    /* scratch, grown on demand for the batch size */
+    int32_t cap_tokens;
+    float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2, *rope_cs;
+    void *act;             /* activations converted to a weight's vec_dot_type */
+    size_t act_size;
+    float *scores;         /* [n_threads][n_ctx] */
+    /* logits of the last decode */
+    float *logits;         /* [n_logits][n_vocab] */
+    int32_t cap_logits;
+    int32_t n_batch;       /* size of the last batch */
+    bool all_logits;
+    char errmsg[PSI_ERRMSG_SIZE];
+};
+
+psi_status llama_load(psi_model *m, char *err, size_t err_size);
+void llama_free_weights(psi_model *m);
+psi_status llama_decode(psi_context *ctx, const int32_t *tokens, int32_t n, bool all_logits);
+
+#endif

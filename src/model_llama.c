@@ -1,0 +1,488 @@
+/*
+ * model_llama.c — the Llama architecture (GGUF arch "llama"): hyper-parameters
+ * from llama.* metadata, weight views into the mapped file, and the forward
+ * pass (RMSNorm, RoPE, grouped-query attention with a KV cache, SwiGLU FFN).
+ *
+ * Conventions follow GGUF as llama.cpp writes it: Q and K rows are permuted
+ * so RoPE rotates adjacent pairs (x[2i], x[2i+1]) of each head (RoFormer,
+ * arXiv:2104.09864, in Meta's original complex-number form); Llama 3.1/3.2
+ * long-context scaling is the per-pair divisor tensor rope_freqs.weight.
+ * Not here: batching several sequences (psi serve), SIMD kernels.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+
+#include "model.h"
+#include "util.h"
+
+/* ------------------------------------------------------------------ loading */
+
+static psi_status get_hp(psi_model *m, const char *key, int32_t *out, bool required, int32_t def,
+                         char *err, size_t n)
+{
+    uint32_t v;
+    psi_status rc = gguf_get_u32(m->g, key, &v, err, n);
+    if (rc == PSI_ERR_INVALID_ARG) {
+        if (!required) {
+            *out = def;
+            return PSI_OK;
+        }
+        err_setf(err, n, "%s: required metadata '%s' is missing", m->g->path, key);
+        return PSI_ERR_FORMAT;
+    }
+    if (rc) return rc;
+    if (v == 0 || v > (1u << 30)) {
+        err_setf(err, n, "%s: metadata '%s' = %" PRIu32 " is out of range", m->g->path, key, v);
+        return PSI_ERR_FORMAT;
+    }
+    *out = (int32_t)v;
+    return PSI_OK;
+}
+
+static psi_status load_hparams(psi_model *m, char *err, size_t n)
+{
+    hparams *hp = &m->hp;
+    psi_status rc;
+    if ((rc = get_hp(m, "llama.embedding_length", &hp->n_embd, true, 0, err, n)) ||
+        (rc = get_hp(m, "llama.block_count", &hp->n_layer, true, 0, err, n)) ||
+        (rc = get_hp(m, "llama.feed_forward_length", &hp->n_ff, true, 0, err, n)) ||
+        (rc = get_hp(m, "llama.attention.head_count", &hp->n_head, true, 0, err, n)) ||
+        (rc = get_hp(m, "llama.attention.head_count_kv", &hp->n_head_kv, false, hp->n_head, err, n)) ||
+        (rc = get_hp(m, "llama.context_length", &hp->n_ctx_train, false, 2048, err, n)))
+        return rc;
+    if (hp->n_embd % hp->n_head) {
+        err_setf(err, n, "%s: llama.embedding_length %d is not a multiple of the head count %d",
+                 m->g->path, hp->n_embd, hp->n_head);
+        return PSI_ERR_FORMAT;
+    }
+    if ((rc = get_hp(m, "llama.attention.key_length", &hp->head_dim, false, hp->n_embd / hp->n_head,
+                     err, n)))
+        return rc;
+    int32_t vlen;
+    if ((rc = get_hp(m, "llama.attention.value_length", &vlen, false, hp->head_dim, err, n))) return rc;
+    if (vlen != hp->head_dim) {
+        err_setf(err, n, "%s: key_length %d != value_length %d is not supported", m->g->path,
+                 hp->head_dim, vlen);
+        return PSI_ERR_UNSUPPORTED;
+    }
+    if (hp->n_head % hp->n_head_kv) {
+        err_setf(err, n, "%s: head_count %d is not a multiple of head_count_kv %d", m->g->path,
+                 hp->n_head, hp->n_head_kv);
+        return PSI_ERR_FORMAT;
+    }
+    if ((rc = get_hp(m, "llama.rope.dimension_count", &hp->n_rot, false, hp->head_dim, err, n)))
+        return rc;
+    if (hp->n_rot > hp->head_dim || hp->n_rot % 2) {
+        err_setf(err, n, "%s: llama.rope.dimension_count %d must be even and at most the head size %d",
+                 m->g->path, hp->n_rot, hp->head_dim);
+        return PSI_ERR_FORMAT;
+    }
+    hp->rms_eps = 1e-5f;
+    rc = gguf_get_f32(m->g, "llama.attention.layer_norm_rms_epsilon", &hp->rms_eps, err, n);
+    if (rc && rc != PSI_ERR_INVALID_ARG) return rc;
+    hp->rope_base = 10000.0f;
+    rc = gguf_get_f32(m->g, "llama.rope.freq_base", &hp->rope_base, err, n);
+    if (rc && rc != PSI_ERR_INVALID_ARG) return rc;
+    if (!(hp->rms_eps > 0 && hp->rms_eps < 1) || !(hp->rope_base > 1 && isfinite(hp->rope_base))) {
+        err_setf(err, n, "%s: invalid rms epsilon %g or rope base %g", m->g->path, hp->rms_eps,
+                 hp->rope_base);
+        return PSI_ERR_FORMAT;
+    }
+    /* Linear rope scaling and YaRN are not implemented: refuse rather than
+     * compute something else. */
+    gguf_str st;
+    if (gguf_get_str(m->g, "llama.rope.scaling.type", &st, NULL, 0) == PSI_OK &&
+        !gguf_str_eq(st, "none")) {
+        err_setf(err, n, "%s: rope scaling type '%.*s' is not supported yet", m->g->path,
+                 (int)(st.len > 40 ? 40 : st.len), st.ptr);
+        return PSI_ERR_UNSUPPORTED;
+    }
+    hp->n_vocab = vocab_n_tokens(m->vocab);
+    return PSI_OK;
+}
+
+/* Finds tensor `name`, checks its type is computable and its shape is
+ * [ne0, ne1] (ne1 = 0 for 1-D). */
+static psi_status find_tensor(psi_model *m, const char *name, int64_t ne0, int64_t ne1,
+                              const gguf_tensor **out, char *err, size_t n)
+{
+    int64_t i = gguf_find_tensor(m->g, name);
+    if (i < 0) {
+        err_setf(err, n, "%s: tensor '%s' is missing", m->g->path, name);
+        return PSI_ERR_FORMAT;
+    }
+    const gguf_tensor *t = &m->g->tensors[i];
+    const type_traits *tt = type_get(t->type);
+    if (!tt || !tt->can_compute) {
+        err_setf(err, n, "%s: tensor '%s' has type %s, which psi cannot compute yet", m->g->path,
+                 name, tt ? tt->name : "?");
+        return PSI_ERR_UNSUPPORTED;
+    }
+    uint32_t want_dims = ne1 ? 2 : 1;
+    bool ok = t->n_dims == want_dims && (int64_t)t->ne[0] == ne0 && (ne1 == 0 || (int64_t)t->ne[1] == ne1);
+    if (!ok) {
+        char got[96];
+        int len = snprintf(got, sizeof got, "[%" PRIu64, t->ne[0]);
+        for (uint32_t d = 1; d < t->n_dims; d++)
+            len += snprintf(got + len, sizeof got - (size_t)len, ", %" PRIu64, t->ne[d]);
+        snprintf(got + len, sizeof got - (size_t)len, "]");
+        if (ne1)
+            err_setf(err, n, "%s: tensor '%s' has shape %s, expected [%" PRId64 ", %" PRId64 "]",
+                     m->g->path, name, got, ne0, ne1);
+        else
+            err_setf(err, n, "%s: tensor '%s' has shape %s, expected [%" PRId64 "]", m->g->path,
+                     name, got, ne0);
+        return PSI_ERR_FORMAT;
+    }
+    *out = t;
+    return PSI_OK;
+}
+
+static psi_status load_matrix(psi_model *m, tensor *w, const char *name, int64_t ne0, int64_t ne1,
+                              char *err, size_t n)
+{
+    const gguf_tensor *t;
+    psi_status rc = find_tensor(m, name, ne0, ne1, &t, err, n);
+    if (rc) return rc;
+    w->data = t->data;
+    w->type = t->type;
+    w->ne0 = ne0;
+    w->ne1 = ne1;
+    w->tt = type_get(t->type);
+    w->row_size = type_row_size(t->type, ne0);
+    return PSI_OK;
+}
+
+/* 1-D tensors (norm weights, rope factors) are small: keep f32 copies. */
+static psi_status load_vector(psi_model *m, float **out, const char *name, int64_t ne0, char *err,
+                              size_t n)
+{
+    const gguf_tensor *t;
+    psi_status rc = find_tensor(m, name, ne0, 0, &t, err, n);
+    if (rc) return rc;
+    *out = mem_alloc((size_t)ne0 * sizeof(float));
+    if (!*out) return PSI_ERR_NO_MEMORY;
+    type_get(t->type)->to_float(t->data, *out, ne0);
+    return PSI_OK;
+}
+
+psi_status llama_load(psi_model *m, char *err, size_t n)
+{
+    psi_status rc = load_hparams(m, err, n);
+    if (rc) return rc;
+    const hparams *hp = &m->hp;
+    int64_t embd = hp->n_embd, q_dim = (int64_t)hp->n_head * hp->head_dim,
+            kv_dim = (int64_t)hp->n_head_kv * hp->head_dim;
+    if ((rc = load_matrix(m, &m->tok_embd, "token_embd.weight", embd, hp->n_vocab, err, n)) ||
+        (rc = load_vector(m, &m->output_norm, "output_norm.weight", embd, err, n)))
+        return rc;
+    if (gguf_find_tensor(m->g, "output.weight") >= 0) {
+        if ((rc = load_matrix(m, &m->output, "output.weight", embd, hp->n_vocab, err, n))) return rc;
+    } else {
+        m->output = m->tok_embd;
+        m->tied = true;
+    }
+    if (gguf_find_tensor(m->g, "rope_freqs.weight") >= 0 &&
+        (rc = load_vector(m, &m->rope_freqs, "rope_freqs.weight", hp->n_rot / 2, err, n)))
+        return rc;
+    m->layers = mem_calloc((size_t)hp->n_layer, sizeof(layer));
+    if (!m->layers) return PSI_ERR_NO_MEMORY;
+    for (int32_t i = 0; i < hp->n_layer; i++) {
+        layer *L = &m->layers[i];
+        char name[64];
+#define NAME(s) (snprintf(name, sizeof name, "blk.%d." s ".weight", (int)i), name)
+        if ((rc = load_vector(m, &L->attn_norm, NAME("attn_norm"), embd, err, n)) ||
+            (rc = load_matrix(m, &L->wq, NAME("attn_q"), embd, q_dim, err, n)) ||
+            (rc = load_matrix(m, &L->wk, NAME("attn_k"), embd, kv_dim, err, n)) ||
+            (rc = load_matrix(m, &L->wv, NAME("attn_v"), embd, kv_dim, err, n)) ||
+            (rc = load_matrix(m, &L->wo, NAME("attn_output"), q_dim, embd, err, n)) ||
+            (rc = load_vector(m, &L->ffn_norm, NAME("ffn_norm"), embd, err, n)) ||
+            (rc = load_matrix(m, &L->w_gate, NAME("ffn_gate"), embd, hp->n_ff, err, n)) ||
+            (rc = load_matrix(m, &L->w_up, NAME("ffn_up"), embd, hp->n_ff, err, n)) ||
+            (rc = load_matrix(m, &L->w_down, NAME("ffn_down"), hp->n_ff, embd, err, n)))
+            return rc;
+#undef NAME
+    }
+    snprintf(m->desc, sizeof m->desc, "llama %dd %dL %dH/%dKV ff%d vocab%d %s%s", hp->n_embd,
+             hp->n_layer, hp->n_head, hp->n_head_kv, hp->n_ff, hp->n_vocab,
+             m->layers[0].wq.tt->name, m->tied ? " tied" : "");
+    return PSI_OK;
+}
+
+void llama_free_weights(psi_model *m)
+{
+    if (m->layers)
+        for (int32_t i = 0; i < m->hp.n_layer; i++) {
+            mem_free(m->layers[i].attn_norm);
+            mem_free(m->layers[i].ffn_norm);
+        }
+    mem_free(m->layers);
+    mem_free(m->output_norm);
+    mem_free(m->rope_freqs);
+}
+
+/* ------------------------------------------------------------------ forward */
+
+static void rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps)
+{
+    double ss = 0; /* double: the sum of squares of thousands of values */
+    for (int64_t i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    float scale = (float)(1.0 / sqrt(ss / (double)n + eps));
+    for (int64_t i = 0; i < n; i++) out[i] = x[i] * scale * w[i];
+}
+
+/* out[t][r] = W[r] · x[t] for t < n_tok, r < W.ne1. Activations are first
+ * converted to the weight type's vec_dot_type (as llama.cpp does), then the
+ * rows of W are split across threads so each row is read once per batch. */
+typedef struct matmul_job {
+    const tensor *w;
+    const void *act;     /* [n_tok] rows of act_row bytes */
+    size_t act_row;
+    float *out;          /* [n_tok][out_stride] */
+    int64_t out_stride;
+    int32_t n_tok;
+} matmul_job;
+
+static void matmul_worker(void *arg, int ith, int nth)
+{
+    const matmul_job *j = arg;
+    const tensor *w = j->w;
+    int64_t lo, hi;
+    pool_split(w->ne1, ith, nth, &lo, &hi);
+    const uint8_t *wd = w->data;
+    const uint8_t *act = j->act;
+    for (int64_t r = lo; r < hi; r++) {
+        const void *row = wd + (size_t)r * w->row_size;
+        for (int32_t t = 0; t < j->n_tok; t++)
+            w->tt->vec_dot(w->ne0, &j->out[t * j->out_stride + r], row, act + (size_t)t * j->act_row);
+    }
+}
+
+typedef struct convert_job {
+    const type_traits *dt;
+    const float *x;
+    int64_t n;
+    void *act;
+    size_t act_row;
+    int32_t n_tok;
+} convert_job;
+
+static void convert_worker(void *arg, int ith, int nth)
+{
+    const convert_job *j = arg;
+    int64_t lo, hi;
+    pool_split(j->n_tok, ith, nth, &lo, &hi);
+    for (int64_t t = lo; t < hi; t++)
+        j->dt->from_float(j->x + t * j->n, (uint8_t *)j->act + (size_t)t * j->act_row, j->n);
+}
+
+static psi_status matmul(psi_context *ctx, const tensor *w, const float *x, int32_t n_tok, float *out,
+                         int64_t out_stride)
+{
+    const type_traits *dt = type_get(w->tt->vec_dot_type);
+    const void *act = x;
+    size_t act_row = (size_t)w->ne0 * sizeof(float);
+    if (w->tt->vec_dot_type != PSI_TYPE_F32) {
+        act_row = type_row_size(w->tt->vec_dot_type, w->ne0);
+        size_t need = act_row * (size_t)n_tok;
+        if (need > ctx->act_size) {
+            void *p = mem_realloc(ctx->act, need);
+            if (!p) return PSI_ERR_NO_MEMORY;
+            ctx->act = p;
+            ctx->act_size = need;
+        }
+        convert_job cj = {dt, x, w->ne0, ctx->act, act_row, n_tok};
+        pool_run(ctx->pool, convert_worker, &cj);
+        act = ctx->act;
+    }
+    matmul_job j = {w, act, act_row, out, out_stride, n_tok};
+    pool_run(ctx->pool, matmul_worker, &j);
+    return PSI_OK;
+}
+
+/* cos/sin of pos·θ_i for each rotary pair i, θ_i = base^(−2i/n_rot) / freqs[i]
+ * (Llama 3.1 scaling divides by rope_freqs). Computed in double, then
+ * rounded, so the table is as exact as f32 allows. */
+static void rope_table(const psi_model *m, int32_t pos, float *cs)
+{
+    int32_t half = m->hp.n_rot / 2;
+    for (int32_t i = 0; i < half; i++) {
+        double theta = pos * pow((double)m->hp.rope_base, -2.0 * i / m->hp.n_rot);
+        if (m->rope_freqs) theta /= m->rope_freqs[i];
+        cs[2 * i] = (float)cos(theta);
+        cs[2 * i + 1] = (float)sin(theta);
+    }
+}
+
+static void rope_apply(float *v, int32_t n_heads, int32_t head_dim, int32_t n_rot, const float *cs)
+{
+    for (int32_t h = 0; h < n_heads; h++) {
+        float *x = v + (size_t)h * head_dim;
+        for (int32_t i = 0; i < n_rot; i += 2) {
+            float c = cs[i], s = cs[i + 1];
+            float x0 = x[i], x1 = x[i + 1];
+            x[i] = x0 * c - x1 * s;
+            x[i + 1] = x0 * s + x1 * c;
+        }
+    }
+}
+
+static inline float kv_load(const psi_context *ctx, const void *base, size_t i)
+{
+    if (ctx->kv_type == PSI_TYPE_F16) return fp16_to_f32(((const uint16_t *)base)[i]);
+    return ((const float *)base)[i];
+}
+
+static void kv_store(const psi_context *ctx, void *base, size_t i, const float *src, size_t n)
+{
+    if (ctx->kv_type == PSI_TYPE_F16) {
+        uint16_t *d = (uint16_t *)base + i;
+        for (size_t j = 0; j < n; j++) d[j] = f32_to_fp16(src[j]);
+    } else {
+        memcpy((float *)base + i, src, n * sizeof(float));
+    }
+}
+
+/* Causal attention for every (token, head) pair of the batch. */
+typedef struct attn_job {
+    psi_context *ctx;
+    int32_t layer;
+    int32_t n_tok;
+    int32_t pos0;
+} attn_job;
+
+static void attn_worker(void *arg, int ith, int nth)
+{
+    const attn_job *j = arg;
+    psi_context *ctx = j->ctx;
+    const hparams *hp = &ctx->model->hp;
+    int32_t hd = hp->head_dim, kv_dim = hp->n_head_kv * hd, q_dim = hp->n_head * hd;
+    int32_t group = hp->n_head / hp->n_head_kv;
+    size_t layer_off = (size_t)j->layer * (size_t)ctx->n_ctx * (size_t)kv_dim;
+    float *scores = ctx->scores + (size_t)ith * (size_t)ctx->n_ctx;
+    float scale = 1.0f / sqrtf((float)hd);
+    int64_t lo, hi;
+    pool_split((int64_t)j->n_tok * hp->n_head, ith, nth, &lo, &hi);
+    for (int64_t w = lo; w < hi; w++) {
+        int32_t t = (int32_t)(w / hp->n_head), h = (int32_t)(w % hp->n_head);
+        int32_t kvh = h / group;
+        int32_t n_keys = j->pos0 + t + 1;
+        const float *q = ctx->q + (size_t)t * q_dim + (size_t)h * hd;
+        float maxs = -INFINITY;
+        for (int32_t p = 0; p < n_keys; p++) {
+            size_t base = layer_off + (size_t)p * kv_dim + (size_t)kvh * hd;
+            float s = 0;
+            for (int32_t d = 0; d < hd; d++) s += q[d] * kv_load(ctx, ctx->k_cache, base + d);
+            s *= scale;
+            scores[p] = s;
+            if (s > maxs) maxs = s;
+        }
+        float sum = 0;
+        for (int32_t p = 0; p < n_keys; p++) {
+            scores[p] = expf(scores[p] - maxs);
+            sum += scores[p];
+        }
+        float inv = 1.0f / sum;
+        float *out = ctx->att + (size_t)t * q_dim + (size_t)h * hd;
+        memset(out, 0, (size_t)hd * sizeof(float));
+        for (int32_t p = 0; p < n_keys; p++) {
+            size_t base = layer_off + (size_t)p * kv_dim + (size_t)kvh * hd;
+            float a = scores[p] * inv;
+            for (int32_t d = 0; d < hd; d++) out[d] += a * kv_load(ctx, ctx->v_cache, base + d);
+        }
+    }
+}
+
+static psi_status ensure_scratch(psi_context *ctx, int32_t n)
+{
+    if (n <= ctx->cap_tokens) return PSI_OK;
+    const hparams *hp = &ctx->model->hp;
+    size_t embd = (size_t)hp->n_embd, q_dim = (size_t)hp->n_head * hp->head_dim,
+           kv_dim = (size_t)hp->n_head_kv * hp->head_dim, ff = (size_t)hp->n_ff;
+    struct { float **p; size_t per_tok; } bufs[] = {
+        {&ctx->x, embd}, {&ctx->xb, embd}, {&ctx->xb2, embd}, {&ctx->q, q_dim}, {&ctx->k, kv_dim},
+        {&ctx->v, kv_dim}, {&ctx->att, q_dim}, {&ctx->hb, ff}, {&ctx->hb2, ff},
+        {&ctx->rope_cs, (size_t)hp->n_rot},
+    };
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
+        size_t bytes;
+        if (size_mul_ovf(bufs[i].per_tok * sizeof(float), (size_t)n, &bytes)) return PSI_ERR_NO_MEMORY;
+        float *p = mem_realloc(*bufs[i].p, bytes);
+        if (!p) return PSI_ERR_NO_MEMORY;
+        *bufs[i].p = p;
+    }
+    ctx->cap_tokens = n;
+    return PSI_OK;
+}
+
+psi_status llama_decode(psi_context *ctx, const int32_t *tokens, int32_t n, bool all_logits)
+{
+    const psi_model *m = ctx->model;
+    const hparams *hp = &m->hp;
+    int32_t embd = hp->n_embd, hd = hp->head_dim;
+    int32_t q_dim = hp->n_head * hd, kv_dim = hp->n_head_kv * hd;
+    int32_t pos0 = ctx->n_past;
+    psi_status rc = ensure_scratch(ctx, n);
+    if (rc) return rc;
+    int32_t n_out = all_logits ? n : 1;
+    if (n_out > ctx->cap_logits) {
+        size_t bytes;
+        if (size_mul_ovf((size_t)n_out * sizeof(float), (size_t)hp->n_vocab, &bytes)) return PSI_ERR_NO_MEMORY;
+        float *p = mem_realloc(ctx->logits, bytes);
+        if (!p) return PSI_ERR_NO_MEMORY;
+        ctx->logits = p;
+        ctx->cap_logits = n_out;
+    }
+
+    for (int32_t t = 0; t < n; t++) {
+        const uint8_t *row = (const uint8_t *)m->tok_embd.data + (size_t)tokens[t] * m->tok_embd.row_size;
+        m->tok_embd.tt->to_float(row, ctx->x + (size_t)t * embd, embd);
+        rope_table(m, pos0 + t, ctx->rope_cs + (size_t)t * hp->n_rot);
+    }
+
+    for (int32_t l = 0; l < hp->n_layer; l++) {
+        const layer *L = &m->layers[l];
+        for (int32_t t = 0; t < n; t++)
+            rmsnorm(ctx->xb + (size_t)t * embd, ctx->x + (size_t)t * embd, L->attn_norm, embd, hp->rms_eps);
+        if ((rc = matmul(ctx, &L->wq, ctx->xb, n, ctx->q, q_dim)) ||
+            (rc = matmul(ctx, &L->wk, ctx->xb, n, ctx->k, kv_dim)) ||
+            (rc = matmul(ctx, &L->wv, ctx->xb, n, ctx->v, kv_dim)))
+            return rc;
+        size_t layer_off = (size_t)l * (size_t)ctx->n_ctx * (size_t)kv_dim;
+        for (int32_t t = 0; t < n; t++) {
+            const float *cs = ctx->rope_cs + (size_t)t * hp->n_rot;
+            rope_apply(ctx->q + (size_t)t * q_dim, hp->n_head, hd, hp->n_rot, cs);
+            rope_apply(ctx->k + (size_t)t * kv_dim, hp->n_head_kv, hd, hp->n_rot, cs);
+            size_t at = layer_off + (size_t)(pos0 + t) * kv_dim;
+            kv_store(ctx, ctx->k_cache, at, ctx->k + (size_t)t * kv_dim, (size_t)kv_dim);
+            kv_store(ctx, ctx->v_cache, at, ctx->v + (size_t)t * kv_dim, (size_t)kv_dim);
+        }
+        attn_job aj = {ctx, l, n, pos0};
+        pool_run(ctx->pool, attn_worker, &aj);
+        if ((rc = matmul(ctx, &L->wo, ctx->att, n, ctx->xb2, embd))) return rc;
+        for (size_t i = 0; i < (size_t)n * embd; i++) ctx->x[i] += ctx->xb2[i];
+
+        for (int32_t t = 0; t < n; t++)
+            rmsnorm(ctx->xb + (size_t)t * embd, ctx->x + (size_t)t * embd, L->ffn_norm, embd, hp->rms_eps);
+        if ((rc = matmul(ctx, &L->w_gate, ctx->xb, n, ctx->hb, hp->n_ff)) ||
+            (rc = matmul(ctx, &L->w_up, ctx->xb, n, ctx->hb2, hp->n_ff)))
+            return rc;
+        for (size_t i = 0; i < (size_t)n * hp->n_ff; i++) {
+            float g = ctx->hb[i];
+            ctx->hb[i] = g / (1.0f + expf(-g)) * ctx->hb2[i]; /* SwiGLU: silu(gate)·up */
+        }
+        if ((rc = matmul(ctx, &L->w_down, ctx->hb, n, ctx->xb2, embd))) return rc;
+        for (size_t i = 0; i < (size_t)n * embd; i++) ctx->x[i] += ctx->xb2[i];
+    }
+
+    int32_t first = n - n_out;
+    for (int32_t t = first; t < n; t++)
+        rmsnorm(ctx->xb + (size_t)(t - first) * embd, ctx->x + (size_t)t * embd, m->output_norm, embd,
+                hp->rms_eps);
+    if ((rc = matmul(ctx, &m->output, ctx->xb, n_out, ctx->logits, hp->n_vocab))) return rc;
+    ctx->n_past += n;
+    ctx->n_batch = n;
+    ctx->all_logits = all_logits;
+    return PSI_OK;
+}

@@ -1,0 +1,439 @@
+/*
+ * types.c — the traits table of ggml's tensor types and the portable
+ * reference kernels for the types psi computes: dequantizers, activation
+ * quantizers and dot products.
+ *
+ * Block layouts, sizes and quantization rules are ggml's (ggml-common.h,
+ * ggml-quants.c), so files and results match llama.cpp's. The activation
+ * quantizers and dot products follow what llama.cpp does on x86 CPUs
+ * (see ../shared/data/reference/REFERENCE.md): Q8_0 activations round half
+ * to even, Q8_K activations scale by -127/m. These kernels are the
+ * reference that SIMD kernels are tested against; they are written for
+ * clarity first, with a few independent accumulators where it costs nothing.
+ * Not here: K-quant / IQ weight quantizers, SIMD, threading.
+ */
+#include "types.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "util.h"
+
+/* Round to nearest, ties to even, for |v| <= 2^22 (the default rounding mode
+ * does the work: adding 1.5·2^23 leaves no fraction bits). Every input, NaN
+ * and inf included, gives some int without undefined behaviour; callers
+ * clamp. Same result as nearbyintf() in the default mode for the values the
+ * quantizers produce (|v| <= 128). */
+static inline int round_even(float v)
+{
+    float t = v + 12582912.0f;
+    int32_t i;
+    memcpy(&i, &t, sizeof i);
+    return (i & 0x007fffff) - 0x00400000;
+}
+
+static inline int8_t clamp_i8(int v)
+{
+    return (int8_t)(v < -128 ? -128 : v > 127 ? 127 : v);
+}
+
+/* (int8_t)v as x86 computes it (truncate toward zero; out of range or NaN →
+ * the "integer indefinite" 0x80000000, whose low byte is 0), without C's
+ * undefined behaviour. Only non-finite inputs ever reach the fallback. */
+static inline int8_t trunc_i8(float v)
+{
+    return v > -129.0f && v < 128.0f ? (int8_t)v : 0;
+}
+
+/* Horizontal sum of 8 partial sums in the order a 256-bit register is
+ * reduced (halves, then pairs), so the reference rounds like SIMD code. */
+static inline float sum8(const float a[8])
+{
+    return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
+}
+
+/* ---------------------------------------------------------------- F32 */
+
+static void f32_to_f32(const void *src, float *dst, int64_t n)
+{
+    if (n > 0) memcpy(dst, src, (size_t)n * sizeof(float));
+}
+
+static void f32_from_f32(const float *src, void *dst, int64_t n)
+{
+    if (n > 0) memcpy(dst, src, (size_t)n * sizeof(float));
+}
+
+static void vec_dot_f32(int64_t n, float *out, const void *vx, const void *vy)
+{
+    const float *x = vx, *y = vy;
+    float acc[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) acc[k] += x[i + k] * y[i + k];
+    for (int k = 0; i < n; i++, k++) acc[k] += x[i] * y[i];
+    *out = sum8(acc);
+}
+
+/* ---------------------------------------------------------------- F16 */
+
+static void f16_to_f32(const void *src, float *dst, int64_t n)
+{
+    const uint16_t *x = src;
+    for (int64_t i = 0; i < n; i++) dst[i] = fp16_to_f32(x[i]);
+}
+
+static void f16_from_f32(const float *src, void *dst, int64_t n)
+{
+    uint16_t *y = dst;
+    for (int64_t i = 0; i < n; i++) y[i] = f32_to_fp16(src[i]);
+}
+
+/* F16 weights · f32 activations: llama.cpp's AMX path on this machine keeps
+ * the activations in f32 (REFERENCE.md). */
+static void vec_dot_f16_f32(int64_t n, float *out, const void *vx, const void *vy)
+{
+    const uint16_t *x = vx;
+    const float *y = vy;
+    float acc[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) acc[k] += fp16_to_f32(x[i + k]) * y[i + k];
+    for (int k = 0; i < n; i++, k++) acc[k] += fp16_to_f32(x[i]) * y[i];
+    *out = sum8(acc);
+}
+
+/* ---------------------------------------------------------------- BF16 */
+
+static void bf16_row_to_f32(const void *src, float *dst, int64_t n)
+{
+    const uint16_t *x = src;
+    for (int64_t i = 0; i < n; i++) dst[i] = bf16_to_f32(x[i]);
+}
+
+static void bf16_from_f32(const float *src, void *dst, int64_t n)
+{
+    uint16_t *y = dst;
+    for (int64_t i = 0; i < n; i++) y[i] = f32_to_bf16(src[i]);
+}
+
+static void vec_dot_bf16(int64_t n, float *out, const void *vx, const void *vy)
+{
+    const uint16_t *x = vx, *y = vy;
+    float acc[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) acc[k] += bf16_to_f32(x[i + k]) * bf16_to_f32(y[i + k]);
+    for (int k = 0; i < n; i++, k++) acc[k] += bf16_to_f32(x[i]) * bf16_to_f32(y[i]);
+    *out = sum8(acc);
+}
+
+/* ---------------------------------------------------------------- Q8_0 */
+
+static void q8_0_to_f32(const void *src, float *dst, int64_t n)
+{
+    const block_q8_0 *x = src;
+    const int64_t nb = n / QK8_0;
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = fp16_to_f32(x[i].d);
+        for (int j = 0; j < QK8_0; j++) dst[i * QK8_0 + j] = (float)x[i].qs[j] * d;
+    }
+}
+
+/* Activation quantizer (llama.cpp's x86 quantize_row_q8_0): scale by
+ * 127/amax and round half to even. */
+static void q8_0_from_f32(const float *src, void *dst, int64_t n)
+{
+    block_q8_0 *y = dst;
+    const int64_t nb = n / QK8_0;
+    for (int64_t i = 0; i < nb; i++) {
+        const float *x = src + i * QK8_0;
+        float amax = 0.0f;
+        for (int j = 0; j < QK8_0; j++) {
+            const float a = fabsf(x[j]);
+            if (a > amax) amax = a;
+        }
+        const float d = amax / 127.0f;
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        y[i].d = f32_to_fp16(d);
+        for (int j = 0; j < QK8_0; j++) y[i].qs[j] = clamp_i8(round_even(x[j] * id));
+    }
+}
+
+/* Weight quantizer, byte for byte ggml's quantize_row_q8_0_ref (what
+ * llama-quantize writes): id = 1/d, round half away from zero. */
+void quantize_row_q8_0_ref(const float *src, void *dst, int64_t n)
+{
+    block_q8_0 *y = dst;
+    const int64_t nb = n / QK8_0;
+    for (int64_t i = 0; i < nb; i++) {
+        const float *x = src + i * QK8_0;
+        float amax = 0.0f;
+        for (int j = 0; j < QK8_0; j++) {
+            const float a = fabsf(x[j]);
+            if (a > amax) amax = a;
+        }
+        const float d = amax / 127.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = f32_to_fp16(d);
+        for (int j = 0; j < QK8_0; j++) y[i].qs[j] = trunc_i8(roundf(x[j] * id));
+    }
+}
+
+static void vec_dot_q8_0_q8_0(int64_t n, float *out, const void *vx, const void *vy)
+{
+    const block_q8_0 *x = vx, *y = vy;
+    const int64_t nb = n / QK8_0;
+    float sumf = 0.0f;
+    for (int64_t i = 0; i < nb; i++) {
+        int32_t s0 = 0, s1 = 0;
+        for (int j = 0; j < QK8_0; j += 2) {
+            s0 += x[i].qs[j] * y[i].qs[j];
+            s1 += x[i].qs[j + 1] * y[i].qs[j + 1];
+        }
+        sumf += fp16_to_f32(x[i].d) * fp16_to_f32(y[i].d) * (float)(s0 + s1);
+    }
+    *out = sumf;
+}
+
+/* ---------------------------------------------------------------- Q4_0 */
+
+/* Quant j < 16 is the low nibble of qs[j], quant j + 16 its high nibble;
+ * the value is (nibble - 8) · d. */
+static void q4_0_to_f32(const void *src, float *dst, int64_t n)
+{
+    const block_q4_0 *x = src;
+    const int64_t nb = n / QK4_0;
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = fp16_to_f32(x[i].d);
+        float *y = dst + i * QK4_0;
+        for (int j = 0; j < QK4_0 / 2; j++) {
+            y[j] = (float)((x[i].qs[j] & 0x0f) - 8) * d;
+            y[j + QK4_0 / 2] = (float)((x[i].qs[j] >> 4) - 8) * d;
+        }
+    }
+}
+
+/* Byte for byte ggml's quantize_row_q4_0_ref: d = m / -8 where m is the
+ * element of largest magnitude (sign kept, first on ties), so m maps to
+ * nibble 0; the others truncate x/d + 8.5 (round half up), clipped at 15. */
+void quantize_row_q4_0_ref(const float *src, void *dst, int64_t n)
+{
+    block_q4_0 *y = dst;
+    const int64_t nb = n / QK4_0;
+    for (int64_t i = 0; i < nb; i++) {
+        const float *x = src + i * QK4_0;
+        float amax = 0.0f, max = 0.0f;
+        for (int j = 0; j < QK4_0; j++) {
+            if (amax < fabsf(x[j])) {
+                amax = fabsf(x[j]);
+                max = x[j];
+            }
+        }
+        const float d = max / -8.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = f32_to_fp16(d);
+        for (int j = 0; j < QK4_0 / 2; j++) {
+            const int8_t t0 = trunc_i8(x[j] * id + 8.5f);
+            const int8_t t1 = trunc_i8(x[j + QK4_0 / 2] * id + 8.5f);
+            const uint8_t xi0 = (uint8_t)(t0 < 15 ? t0 : 15);
+            const uint8_t xi1 = (uint8_t)(t1 < 15 ? t1 : 15);
+            y[i].qs[j] = (uint8_t)(xi0 | (xi1 << 4));
+        }
+    }
+}
+
+static void vec_dot_q4_0_q8_0(int64_t n, float *out, const void *vx, const void *vy)
+{
+    const block_q4_0 *x = vx;
+    const block_q8_0 *y = vy;
+    const int64_t nb = n / QK4_0;
+    float sumf = 0.0f;
+    for (int64_t i = 0; i < nb; i++) {
+        int32_t s0 = 0, s1 = 0;
+        for (int j = 0; j < QK4_0 / 2; j++) {
+            s0 += ((x[i].qs[j] & 0x0f) - 8) * y[i].qs[j];
+            s1 += ((x[i].qs[j] >> 4) - 8) * y[i].qs[j + QK4_0 / 2];
+        }
+        sumf += fp16_to_f32(x[i].d) * fp16_to_f32(y[i].d) * (float)(s0 + s1);
+    }
+    *out = sumf;
+}
+
+/* ---------------------------------------------------------------- Q6_K */
+
+/* The 256 6-bit quants of a Q6_K block, minus 32, in value order. Each half
+ * of 128 values takes 64 bytes of ql and 32 of qh: value l + 32·g (l < 32,
+ * g < 4) has its low 4 bits in ql[l + 32·(g & 1)] (low nibble for g < 2,
+ * high for g ≥ 2) and its high 2 bits at bit 2·g of qh[l]. Value v of the
+ * block uses scales[v / 16]. */
+static inline void q6_K_unpack(const block_q6_K *b, int8_t q[QK_K])
+{
+    for (int h = 0; h < QK_K / 128; h++) {
+        const uint8_t *ql = b->ql + 64 * h;
+        const uint8_t *qh = b->qh + 32 * h;
+        int8_t *y = q + 128 * h;
+        for (int l = 0; l < 32; l++) {
+            y[l + 0] = (int8_t)(((ql[l] & 0x0f) | (((qh[l] >> 0) & 3) << 4)) - 32);
+            y[l + 32] = (int8_t)(((ql[l + 32] & 0x0f) | (((qh[l] >> 2) & 3) << 4)) - 32);
+            y[l + 64] = (int8_t)(((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
+            y[l + 96] = (int8_t)(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
+        }
+    }
+}
+
+static void q6_K_to_f32(const void *src, float *dst, int64_t n)
+{
+    const block_q6_K *x = src;
+    const int64_t nb = n / QK_K;
+    int8_t q[QK_K];
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = fp16_to_f32(x[i].d);
+        q6_K_unpack(&x[i], q);
+        float *y = dst + i * QK_K;
+        for (int v = 0; v < QK_K; v++) y[v] = d * (float)x[i].scales[v / 16] * (float)q[v];
+    }
+}
+
+/* Exact integer sum over the 16 sub-blocks of scale · Σ q6·q8, then one
+ * float multiply-add per super-block, as ggml's x86 kernel. */
+static void vec_dot_q6_K_q8_K(int64_t n, float *out, const void *vx, const void *vy)
+{
+    const block_q6_K *x = vx;
+    const block_q8_K *y = vy;
+    const int64_t nb = n / QK_K;
+    int8_t q[QK_K];
+    float sumf = 0.0f;
+    for (int64_t i = 0; i < nb; i++) {
+        q6_K_unpack(&x[i], q);
+        const int8_t *q8 = y[i].qs;
+        int32_t isum = 0;
+        for (int s = 0; s < QK_K / 16; s++) {
+            int32_t s0 = 0, s1 = 0;
+            for (int k = 0; k < 16; k += 2) {
+                s0 += q[16 * s + k] * q8[16 * s + k];
+                s1 += q[16 * s + k + 1] * q8[16 * s + k + 1];
+            }
+            isum += x[i].scales[s] * (s0 + s1);
+        }
+        const float d = y[i].d * fp16_to_f32(x[i].d);
+        sumf += d * (float)isum;
+    }
+    *out = sumf;
+}
+
+/* ---------------------------------------------------------------- Q8_K */
+
+static void q8_K_to_f32(const void *src, float *dst, int64_t n)
+{
+    const block_q8_K *x = src;
+    const int64_t nb = n / QK_K;
+    for (int64_t i = 0; i < nb; i++)
+        for (int j = 0; j < QK_K; j++) dst[i * QK_K + j] = x[i].d * (float)x[i].qs[j];
+}
+
+/* ggml's quantize_row_q8_K: m = the element of largest |x| (sign kept,
+ * first on ties) maps to -127. bsums hold the sum of each 16 quants. */
+static void q8_K_from_f32(const float *src, void *dst, int64_t n)
+{
+    block_q8_K *y = dst;
+    const int64_t nb = n / QK_K;
+    for (int64_t i = 0; i < nb; i++) {
+        const float *x = src + i * QK_K;
+        float amax = 0.0f, max = 0.0f;
+        for (int j = 0; j < QK_K; j++) {
+            const float a = fabsf(x[j]);
+            if (a > amax) {
+                amax = a;
+                max = x[j];
+            }
+        }
+        if (amax == 0.0f) {
+            y[i].d = 0.0f;
+            memset(y[i].qs, 0, sizeof y[i].qs);
+            memset(y[i].bsums, 0, sizeof y[i].bsums);
+            continue;
+        }
+        const float iscale = -127.0f / max;
+        for (int j = 0; j < QK_K; j++) y[i].qs[j] = clamp_i8(round_even(iscale * x[j]));
+        for (int g = 0; g < QK_K / 16; g++) {
+            int sum = 0;
+            for (int k = 0; k < 16; k++) sum += y[i].qs[16 * g + k];
+            y[i].bsums[g] = (int16_t)sum;
+        }
+        y[i].d = 1.0f / iscale;
+    }
+}
+
+/* ---------------------------------------------------------------- table */
+
+/* ggml ids without a psi_type name (psi computes none of them). */
+enum {
+    T_IQ2_XXS = 16, T_IQ2_XS = 17, T_IQ3_XXS = 18, T_IQ1_S = 19, T_IQ4_NL = 20,
+    T_IQ3_S = 21, T_IQ2_S = 22, T_IQ4_XS = 23, T_I8 = 24, T_I16 = 25, T_I32 = 26,
+    T_I64 = 27, T_F64 = 28, T_IQ1_M = 29, T_TQ1_0 = 34, T_TQ2_0 = 35, T_MXFP4 = 39,
+    T_NVFP4 = 40, T_COUNT = 41,
+};
+
+/* Names, block sizes and bytes per block are ggml's (ggml.c type_traits).
+ * Ids 4, 5 (Q4_2, Q4_3), 31–33 (Q4_0_4_4…) and 36–38 (IQ4_NL_4_4…) were
+ * removed from ggml and GGUF files; they stay unknown here. vec_dot_type is
+ * meaningful only where vec_dot is set. */
+static const type_traits traits[T_COUNT] = {
+    [PSI_TYPE_F32] = {"f32", 1, 4, true, f32_to_f32, f32_from_f32, PSI_TYPE_F32, vec_dot_f32},
+    [PSI_TYPE_F16] = {"f16", 1, 2, true, f16_to_f32, f16_from_f32, PSI_TYPE_F32, vec_dot_f16_f32},
+    [PSI_TYPE_Q4_0] = {"q4_0", 32, 18, true, q4_0_to_f32, quantize_row_q4_0_ref, PSI_TYPE_Q8_0,
+                       vec_dot_q4_0_q8_0},
+    [PSI_TYPE_Q4_1] = {"q4_1", 32, 20, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [PSI_TYPE_Q5_0] = {"q5_0", 32, 22, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [PSI_TYPE_Q5_1] = {"q5_1", 32, 24, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [PSI_TYPE_Q8_0] = {"q8_0", 32, 34, true, q8_0_to_f32, q8_0_from_f32, PSI_TYPE_Q8_0,
+                       vec_dot_q8_0_q8_0},
+    [PSI_TYPE_Q8_1] = {"q8_1", 32, 36, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [PSI_TYPE_Q2_K] = {"q2_K", 256, 84, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [PSI_TYPE_Q3_K] = {"q3_K", 256, 110, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [PSI_TYPE_Q4_K] = {"q4_K", 256, 144, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [PSI_TYPE_Q5_K] = {"q5_K", 256, 176, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [PSI_TYPE_Q6_K] = {"q6_K", 256, 210, true, q6_K_to_f32, NULL, PSI_TYPE_Q8_K, vec_dot_q6_K_q8_K},
+    /* Q8_K exists only as the activation type of the K-quants. */
+    [PSI_TYPE_Q8_K] = {"q8_K", 256, 292, false, q8_K_to_f32, q8_K_from_f32, PSI_TYPE_F32, NULL},
+    [T_IQ2_XXS] = {"iq2_xxs", 256, 66, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [T_IQ2_XS] = {"iq2_xs", 256, 74, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [T_IQ3_XXS] = {"iq3_xxs", 256, 98, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [T_IQ1_S] = {"iq1_s", 256, 50, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [T_IQ4_NL] = {"iq4_nl", 32, 18, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [T_IQ3_S] = {"iq3_s", 256, 110, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [T_IQ2_S] = {"iq2_s", 256, 82, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [T_IQ4_XS] = {"iq4_xs", 256, 136, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [T_I8] = {"i8", 1, 1, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [T_I16] = {"i16", 1, 2, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [T_I32] = {"i32", 1, 4, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [T_I64] = {"i64", 1, 8, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [T_F64] = {"f64", 1, 8, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [T_IQ1_M] = {"iq1_m", 256, 56, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [PSI_TYPE_BF16] = {"bf16", 1, 2, true, bf16_row_to_f32, bf16_from_f32, PSI_TYPE_BF16,
+                       vec_dot_bf16},
+    [T_TQ1_0] = {"tq1_0", 256, 54, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [T_TQ2_0] = {"tq2_0", 256, 66, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [T_MXFP4] = {"mxfp4", 32, 17, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [T_NVFP4] = {"nvfp4", 64, 36, false, NULL, NULL, PSI_TYPE_F32, NULL},
+};
+
+const type_traits *type_get(uint32_t type)
+{
+    if (type >= T_COUNT || !traits[type].name) return NULL;
+    return &traits[type];
+}
+
+size_t type_row_size(uint32_t type, int64_t n)
+{
+    const type_traits *t = type_get(type);
+    if (!t || n < 0 || (uint64_t)n % t->blck_size != 0) return 0;
+    uint64_t blocks = (uint64_t)n / t->blck_size;
+#if SIZE_MAX < UINT64_MAX
+    if (blocks > SIZE_MAX) return 0;
+#endif
+    size_t bytes;
+    if (size_mul_ovf((size_t)blocks, t->type_size, &bytes)) return 0;
+    return bytes;
+}

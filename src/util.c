@@ -1,0 +1,130 @@
+/*
+ * util.c — the allocation layer, error formatting and half-precision
+ * conversions shared by the library. See util.h.
+ */
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+/* Fault injection for tests (Lua's ltests.c idea). The only mutable global
+ * of the library, and only tests touch it. */
+static long mem_fail_countdown = -1;
+
+void psi__mem_fail_after(long n) { mem_fail_countdown = n; }
+
+static bool mem_should_fail(void)
+{
+    if (mem_fail_countdown < 0) return false;
+    if (mem_fail_countdown == 0) return true;
+    mem_fail_countdown--;
+    return false;
+}
+
+void *mem_alloc(size_t n)
+{
+    if (mem_should_fail()) return NULL;
+    return malloc(n ? n : 1);
+}
+
+void *mem_calloc(size_t count, size_t size)
+{
+    if (mem_should_fail()) return NULL;
+    if (count == 0 || size == 0) count = size = 1;
+    return calloc(count, size);
+}
+
+void *mem_realloc(void *p, size_t n)
+{
+    if (mem_should_fail()) return NULL;
+    return realloc(p, n ? n : 1);
+}
+
+void mem_free(void *p) { free(p); }
+
+char *mem_strndup(const char *s, size_t n)
+{
+    char *d = mem_alloc(n + 1);
+    if (!d) return NULL;
+    memcpy(d, s, n);
+    d[n] = 0;
+    return d;
+}
+
+void err_vsetf(char *buf, size_t size, const char *fmt, va_list ap)
+{
+    if (!buf || size == 0) return;
+    vsnprintf(buf, size, fmt, ap);
+    /* Messages are one line: fold any newline that came from file data. */
+    for (char *p = buf; *p; p++)
+        if (*p == '\n' || *p == '\r') *p = ' ';
+}
+
+void err_setf(char *buf, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    err_vsetf(buf, size, fmt, ap);
+    va_end(ap);
+}
+
+/* IEEE 754 binary16 <-> binary32, exact for every half value; rounding to
+ * nearest even on the way down (same results as F16C's vcvtps2ph). */
+float fp16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1f;
+    uint32_t man = h & 0x3ff;
+    uint32_t u;
+    if (exp == 0) {
+        if (man == 0) {
+            u = sign;
+        } else { /* subnormal: normalise */
+            int e = -1;
+            do { e++; man <<= 1; } while (!(man & 0x400));
+            u = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3ff) << 13);
+        }
+    } else if (exp == 31) {
+        u = sign | 0x7f800000u | (man << 13);
+    } else {
+        u = sign | ((exp + 127 - 15) << 23) | (man << 13);
+    }
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+uint16_t f32_to_fp16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    uint32_t sign = (u >> 16) & 0x8000;
+    uint32_t exp = (u >> 23) & 0xff;
+    uint32_t man = u & 0x7fffff;
+    if (exp == 0xff) /* inf / nan */
+        return (uint16_t)(sign | 0x7c00 | (man ? 0x200 | (man >> 13) : 0));
+    int32_t e = (int32_t)exp - 127 + 15;
+    if (e >= 31) return (uint16_t)(sign | 0x7c00); /* overflow → inf */
+    if (e <= 0) {                                   /* subnormal or zero */
+        if (e < -10) return (uint16_t)sign;
+        man |= 0x800000;
+        uint32_t shift = (uint32_t)(14 - e);
+        uint32_t half = man >> shift;
+        uint32_t rem = man & ((1u << shift) - 1);
+        uint32_t mid = 1u << (shift - 1);
+        if (rem > mid || (rem == mid && (half & 1))) half++;
+        return (uint16_t)(sign | half);
+    }
+    uint32_t half = ((uint32_t)e << 10) | (man >> 13);
+    uint32_t rem = man & 0x1fff;
+    if (rem > 0x1000 || (rem == 0x1000 && (half & 1))) half++; /* may carry into exp: fine */
+    return (uint16_t)(sign | half);
+}
+
+uint16_t f32_to_bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7fffffff) > 0x7f800000) return (uint16_t)((u >> 16) | 64); /* quiet NaN */
+    return (uint16_t)((u + (0x7fff + ((u >> 16) & 1))) >> 16);
+}

@@ -1,0 +1,55 @@
+/*
+ * util.h — internal helpers shared by every module: the one allocation layer
+ * (so tests can make allocations fail), overflow-checked size arithmetic,
+ * error-message formatting and fp16/bf16 conversions.
+ */
+#ifndef PSI_UTIL_H
+#define PSI_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "psi.h"
+
+/* ---- allocation: every heap allocation of the library goes through these. */
+void *mem_alloc(size_t n);
+void *mem_calloc(size_t count, size_t size);
+void *mem_realloc(void *p, size_t n);
+void mem_free(void *p);
+char *mem_strndup(const char *s, size_t n);
+/* Test hook: make the allocation after `n` more successful ones fail
+ * (n < 0 disables). Only tests call it. */
+void psi__mem_fail_after(long n);
+
+/* ---- overflow-checked arithmetic: return true on overflow. */
+static inline bool u64_add_ovf(uint64_t a, uint64_t b, uint64_t *r) { return __builtin_add_overflow(a, b, r); }
+static inline bool u64_mul_ovf(uint64_t a, uint64_t b, uint64_t *r) { return __builtin_mul_overflow(a, b, r); }
+static inline bool size_mul_ovf(size_t a, size_t b, size_t *r) { return __builtin_mul_overflow(a, b, r); }
+static inline bool size_add_ovf(size_t a, size_t b, size_t *r) { return __builtin_add_overflow(a, b, r); }
+
+/* ---- error messages: printf into a caller buffer (NULL or size 0 ignored). */
+void err_setf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void err_vsetf(char *buf, size_t size, const char *fmt, va_list ap);
+
+/* ---- half-precision conversions (IEEE binary16 and bfloat16). */
+float fp16_to_f32(uint16_t h);
+uint16_t f32_to_fp16(float f);  /* round to nearest even, as ggml/F16C do */
+static inline float bf16_to_f32(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+uint16_t f32_to_bf16(float f);  /* round to nearest even; NaN stays NaN */
+
+/* ---- unaligned little-endian loads (GGUF data is little-endian). */
+static inline uint16_t rd_u16(const void *p) { uint16_t v; memcpy(&v, p, sizeof v); return v; }
+static inline uint32_t rd_u32(const void *p) { uint32_t v; memcpy(&v, p, sizeof v); return v; }
+static inline uint64_t rd_u64(const void *p) { uint64_t v; memcpy(&v, p, sizeof v); return v; }
+static inline float rd_f32(const void *p) { float v; memcpy(&v, p, sizeof v); return v; }
+
+#endif

@@ -1,0 +1,131 @@
+/* testutil.c — see testutil.h. */
+#include "testutil.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+
+int tu_failures;
+int tu_checks;
+
+const char *tu_data_dir(void)
+{
+    const char *d = getenv("PSI_TEST_DATA");
+    return d && *d ? d : "../shared/data";
+}
+
+const char *tu_data(const char *rel)
+{
+    static char bufs[4][4096];
+    static int slot;
+    char *b = bufs[slot++ & 3];
+    snprintf(b, 4096, "%s/%s", tu_data_dir(), rel);
+    return b;
+}
+
+const char *tu_tmpdir(const char *name)
+{
+    static char buf[4096];
+    const char *base = getenv("PSI_TMP");
+    if (!base || !*base) base = "/tmp";
+    mkdir(base, 0755);
+    snprintf(buf, sizeof buf, "%s/%s", base, name);
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "cannot create %s: %s\n", buf, strerror(errno));
+        exit(2);
+    }
+    return buf;
+}
+
+char *tu_read_file(const char *path, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = NULL;
+    size_t cap = 0, len = 0;
+    for (;;) {
+        if (len + 65536 + 1 > cap) {
+            cap = (len + 65536 + 1) * 2;
+            char *nb = realloc(buf, cap);
+            if (!nb) { free(buf); fclose(f); return NULL; }
+            buf = nb;
+        }
+        size_t got = fread(buf + len, 1, cap - len - 1, f);
+        len += got;
+        if (got == 0) break;
+    }
+    fclose(f);
+    buf[len] = 0;
+    if (size) *size = len;
+    return buf;
+}
+
+int tu_finish(const char *name)
+{
+    fprintf(stderr, "%s: %d checks\n", name, tu_checks);
+    printf("%d passed, %d failed\n", tu_checks - tu_failures, tu_failures);
+    return tu_failures ? 1 : 0;
+}
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+const char *tu_psi(void)
+{
+    const char *p = getenv("PSI");
+    if (!p || !*p) {
+        fprintf(stderr, "PSI is not set (run the tests through ctest)\n");
+        exit(2);
+    }
+    return p;
+}
+
+static char *slurp_fd(int fd)
+{
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    if (!buf) return NULL;
+    lseek(fd, 0, SEEK_SET);
+    for (;;) {
+        if (len + 1 >= cap) {
+            char *nb = realloc(buf, cap *= 2);
+            if (!nb) { free(buf); return NULL; }
+            buf = nb;
+        }
+        ssize_t got = read(fd, buf + len, cap - len - 1);
+        if (got <= 0) break;
+        len += (size_t)got;
+    }
+    buf[len] = 0;
+    return buf;
+}
+
+int tu_run(const char *const argv[], char **out, char **err)
+{
+    char tmpl_out[] = "/tmp/psi-test-out-XXXXXX", tmpl_err[] = "/tmp/psi-test-err-XXXXXX";
+    int fo = mkstemp(tmpl_out), fe = mkstemp(tmpl_err);
+    if (fo < 0 || fe < 0) return -1;
+    unlink(tmpl_out);
+    unlink(tmpl_err);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull >= 0) dup2(devnull, 0);
+        dup2(fo, 1);
+        dup2(fe, 2);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0) {}
+    if (out) *out = slurp_fd(fo);
+    if (err) *err = slurp_fd(fe);
+    close(fo);
+    close(fe);
+    if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
+    return WEXITSTATUS(st);
+}

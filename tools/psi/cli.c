@@ -1,0 +1,161 @@
+/* cli.c — argument helpers shared by the sub-commands (see cli.h). */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cli_fail(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "psi %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return 1;
+}
+
+const char *cli_value(const char *cmd, int argc, char **argv, int *i)
+{
+    if (*i + 1 >= argc) {
+        cli_fail(cmd, "option %s needs a value", argv[*i]);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+bool cli_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end) {
+        cli_fail(cmd, "%s: '%s' is not an integer", opt, s);
+        return false;
+    }
+    if (v < lo || v > hi) {
+        cli_fail(cmd, "%s: %ld is out of range [%ld, %ld]", opt, v, lo, hi);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+bool cli_float(const char *cmd, const char *opt, const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || isnan(v)) {
+        cli_fail(cmd, "%s: '%s' is not a number", opt, s);
+        return false;
+    }
+    if (v < lo || v > hi) {
+        cli_fail(cmd, "%s: %g is out of range [%g, %g]", opt, v, lo, hi);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+bool cli_u64(const char *cmd, const char *opt, const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (*s == '-') {
+        cli_fail(cmd, "%s: '%s' must not be negative", opt, s);
+        return false;
+    }
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end) {
+        cli_fail(cmd, "%s: '%s' is not an unsigned integer", opt, s);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+bool cli_parse_ids(const char *cmd, const char *s, int32_t **ids, int32_t *n)
+{
+    size_t cap = 16, len = 0;
+    int32_t *v = malloc(cap * sizeof *v);
+    if (!v) return cli_fail(cmd, "out of memory"), false;
+    const char *p = s;
+    for (;;) {
+        while (*p == ' ' || *p == ',' || *p == '\t' || *p == '\n') p++;
+        if (!*p) break;
+        char *end;
+        errno = 0;
+        long long x = strtoll(p, &end, 10);
+        if (errno || end == p || x < 0 || x > INT32_MAX ||
+            (*end && *end != ' ' && *end != ',' && *end != '\t' && *end != '\n')) {
+            free(v);
+            cli_fail(cmd, "--tokens: '%.20s' is not a valid token id", p);
+            return false;
+        }
+        if (len == cap) {
+            int32_t *nv = realloc(v, (cap *= 2) * sizeof *v);
+            if (!nv) return free(v), cli_fail(cmd, "out of memory"), false;
+            v = nv;
+        }
+        v[len++] = (int32_t)x;
+        p = end;
+    }
+    if (len == 0 || len > INT32_MAX) {
+        free(v);
+        cli_fail(cmd, "--tokens: no token ids given");
+        return false;
+    }
+    *ids = v;
+    *n = (int32_t)len;
+    return true;
+}
+
+char *cli_read_file(const char *cmd, const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        cli_fail(cmd, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0) break;
+        if (cap - n - 1 == 0) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    bool bad = ferror(f);
+    fclose(f);
+    if (!buf || bad) {
+        free(buf);
+        cli_fail(cmd, "%s: cannot read the file", path);
+        return NULL;
+    }
+    buf[n] = 0;
+    *len = n;
+    return buf;
+}
+
+bool cli_kv_type(const char *cmd, const char *s, psi_type *out)
+{
+    if (!strcmp(s, "f32")) *out = PSI_TYPE_F32;
+    else if (!strcmp(s, "f16")) *out = PSI_TYPE_F16;
+    else if (!strcmp(s, "q8_0")) *out = PSI_TYPE_Q8_0;
+    else return cli_fail(cmd, "--kv-type: '%s' is not one of f32, f16, q8_0", s), false;
+    return true;
+}

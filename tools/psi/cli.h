@@ -1,0 +1,37 @@
+/*
+ * cli.h — shared pieces of the psi command line: argument parsing helpers,
+ * errors (one line on stderr, non-zero exit) and the sub-command table.
+ * The CLI uses only the public API in psi.h.
+ */
+#ifndef PSI_CLI_H
+#define PSI_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "psi.h"
+
+/* Print "psi CMD: message" on stderr; returns 1 for `return cli_fail(...)`. */
+int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Value of option argv[*i] (advances *i); prints an error and returns NULL
+ * when it is missing. */
+const char *cli_value(const char *cmd, int argc, char **argv, int *i);
+bool cli_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
+bool cli_float(const char *cmd, const char *opt, const char *s, double lo, double hi, double *out);
+bool cli_u64(const char *cmd, const char *opt, const char *s, uint64_t *out);
+
+/* Parse "1 2 3" (spaces and/or commas) into a malloc'd array. */
+bool cli_parse_ids(const char *cmd, const char *s, int32_t **ids, int32_t *n);
+/* Read a whole file into a malloc'd NUL-terminated buffer. */
+char *cli_read_file(const char *cmd, const char *path, size_t *len);
+/* "f32" | "f16" | "q8_0" → type; false with an error otherwise. */
+bool cli_kv_type(const char *cmd, const char *s, psi_type *out);
+
+int cmd_run(int argc, char **argv);
+int cmd_logits(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+
+#endif

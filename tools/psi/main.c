@@ -1,0 +1,47 @@
+/*
+ * main.c — the psi command: dispatches to one sub-command per file
+ * (cmd_*.c). The command-line contract is in DESIGN.md and docs/cli.md.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *help;
+} commands[] = {
+    {"run", cmd_run, "generate text from a prompt"},
+    {"logits", cmd_logits, "evaluate token ids in one batch and write the logits"},
+    {"tokenize", cmd_tokenize, "print the token ids of a text"},
+    {"inspect", cmd_inspect, "print a GGUF file's metadata and tensor table"},
+    {"convert", cmd_convert, "convert a llama2.c checkpoint to GGUF"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: psi COMMAND [OPTIONS]   (psi COMMAND --help for its options)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("psi %s\n", psi_version());
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "psi: unknown command '%s' (try psi --help)\n", argv[1]);
+    return 2;
+}
