@@ -124,6 +124,8 @@ const char *psi_model_meta_str(const psi_model *m, const char *key);
 /* ------------------------------------------------------------------ tokenizer */
 int32_t psi_token_bos(const psi_model *m); /* -1 when the vocabulary has none */
 int32_t psi_token_eos(const psi_model *m);
+/* Whether text prompts should start with BOS (tokenizer.ggml.add_bos_token). */
+bool psi_model_add_bos(const psi_model *m);
 /* True when generation should stop at this token (EOS and the like). */
 bool psi_token_is_eog(const psi_model *m, int32_t token);
 
@@ -207,6 +209,13 @@ int32_t psi_sampler_sample(psi_sampler *s, const float *logits, int32_t n_vocab)
  * The output is written to a temporary file and renamed into place. */
 psi_status psi_convert_llama2c(const char *model_path, const char *tokenizer_path,
                                const char *out_path, char *err, size_t err_size);
+
+/* Rewrite a GGUF model with its weight matrices (2-D "*.weight" tensors) in
+ * `type`, as llama.cpp's llama-quantize does; other tensors and all
+ * metadata are kept. Only PSI_TYPE_Q8_0 so far (others: PSI_ERR_UNSUPPORTED).
+ * Written to a temporary file and renamed into place. */
+psi_status psi_quantize(const char *in_path, const char *out_path, psi_type type, char *err,
+                        size_t err_size);
 
 #ifdef __cplusplus
 }

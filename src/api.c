@@ -73,6 +73,7 @@ void psi_gguf_print(const psi_gguf *g, FILE *f, int max_array) { gguf_print(g->g
 
 int32_t psi_token_bos(const psi_model *m) { return vocab_bos(m->vocab); }
 int32_t psi_token_eos(const psi_model *m) { return vocab_eos(m->vocab); }
+bool psi_model_add_bos(const psi_model *m) { return vocab_add_bos(m->vocab); }
 bool psi_token_is_eog(const psi_model *m, int32_t token) { return vocab_is_eog(m->vocab, token); }
 
 psi_status psi_tokenize(const psi_model *m, const char *text, size_t len, bool add_bos,

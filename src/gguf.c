@@ -738,6 +738,30 @@ psi_status gguf_writer_set_arr_str(gguf_writer *w, const char *key, const char *
     return set_strs(w, key, GGUF_ARRAY, strs, n);
 }
 
+psi_status gguf_writer_copy_kv(gguf_writer *w, const gguf *g, uint64_t i)
+{
+    if (i >= g->n_kv) return PSI_ERR_INVALID_ARG;
+    const gguf_kv *kv = &g->kv[i];
+    char *key = mem_strndup(kv->key.ptr, (size_t)kv->key.len);
+    if (!key) return PSI_ERR_NO_MEMORY;
+    psi_status rc;
+    if (kv->strs) {
+        char **strs = mem_calloc((size_t)(kv->n ? kv->n : 1), sizeof(char *));
+        rc = strs ? PSI_OK : PSI_ERR_NO_MEMORY;
+        for (uint64_t j = 0; rc == PSI_OK && j < kv->n; j++)
+            if (!(strs[j] = mem_strndup(kv->strs[j].ptr, (size_t)kv->strs[j].len))) rc = PSI_ERR_NO_MEMORY;
+        if (rc == PSI_OK) rc = set_strs(w, key, kv->type, (const char *const *)strs, kv->n);
+        for (uint64_t j = 0; strs && j < kv->n; j++) mem_free(strs[j]);
+        mem_free(strs);
+    } else if (kv->type == GGUF_ARRAY) {
+        rc = set_fixed(w, key, GGUF_ARRAY, kv->arr_type, kv->data, kv->n, vtype_size[kv->arr_type]);
+    } else {
+        rc = set_fixed(w, key, kv->type, 0, kv->data, 1, vtype_size[kv->type]);
+    }
+    mem_free(key);
+    return rc;
+}
+
 psi_status gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type,
                                   uint32_t n_dims, const uint64_t *ne, const void *data)
 {

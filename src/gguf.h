@@ -99,6 +99,8 @@ psi_status gguf_writer_set_arr(gguf_writer *w, const char *key, uint32_t elem_ty
                                const void *data, uint64_t n);
 psi_status gguf_writer_set_arr_str(gguf_writer *w, const char *key, const char *const *strs,
                                    uint64_t n);
+/* Copy metadata entry i of a reader (any type) into the writer. */
+psi_status gguf_writer_copy_kv(gguf_writer *w, const gguf *g, uint64_t i);
 psi_status gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type,
                                   uint32_t n_dims, const uint64_t *ne, const void *data);
 /* Write to path + ".tmp", fsync, rename to path. */

@@ -14,7 +14,7 @@
 
 #include "util.h"
 
-#define MAX_TOKENS (1 << 30)
+#define MAX_TOKENS    (1 << 30)
 #define MAX_TOKEN_LEN (1u << 20)
 
 /* ------------------------------------------------------------ hash table */
@@ -46,7 +46,8 @@ int32_t vocab_find(const vocab *v, const char *text, size_t len)
 static psi_status build_hash(vocab *v)
 {
     uint32_t cap = 16;
-    while (cap < 2u * (uint32_t)v->n_tokens) cap *= 2; /* n_tokens <= 2^30: no overflow */
+    while (cap < 2u * (uint32_t)v->n_tokens)
+        cap *= 2; /* n_tokens <= 2^30: no overflow */
     v->hash = mem_alloc((size_t)cap * sizeof *v->hash);
     if (!v->hash) return PSI_ERR_NO_MEMORY;
     memset(v->hash, 0xff, (size_t)cap * sizeof *v->hash);
@@ -107,8 +108,9 @@ static psi_status get_id(const gguf *g, const char *key, int32_t n_tokens, int32
         return PSI_OK;
     }
     if (u >= (uint32_t)n_tokens) {
-        err_setf(err, err_size, "%s: %s = %" PRIu32 " is out of range (the vocabulary has %" PRId32
-                 " tokens)", g->path, key, u, n_tokens);
+        err_setf(err, err_size,
+                 "%s: %s = %" PRIu32 " is out of range (the vocabulary has %" PRId32 " tokens)", g->path, key,
+                 u, n_tokens);
         return PSI_ERR_FORMAT;
     }
     *id = (int32_t)u;
@@ -122,24 +124,21 @@ static psi_status get_flag(const gguf *g, const char *key, bool *out, char *err,
 }
 
 /* An optional array of n numeric elements: *kv NULL when absent. */
-static psi_status get_num_arr(const gguf *g, const char *key, bool is_float, int64_t n,
-                              const gguf_kv **kv, char *err, size_t err_size)
+static psi_status get_num_arr(const gguf *g, const char *key, bool is_float, int64_t n, const gguf_kv **kv,
+                              char *err, size_t err_size)
 {
     *kv = NULL;
     int64_t k = gguf_find_key(g, key);
     if (k < 0) return PSI_OK;
     const gguf_kv *a = &g->kv[k];
     bool ok = a->type == GGUF_ARRAY &&
-              (is_float ? a->arr_type == GGUF_F32
-                        : (a->arr_type == GGUF_I32 || a->arr_type == GGUF_U32));
+              (is_float ? a->arr_type == GGUF_F32 : (a->arr_type == GGUF_I32 || a->arr_type == GGUF_U32));
     if (!ok) {
-        err_setf(err, err_size, "%s: %s is not an array of %s", g->path, key,
-                 is_float ? "f32" : "i32");
+        err_setf(err, err_size, "%s: %s is not an array of %s", g->path, key, is_float ? "f32" : "i32");
         return PSI_ERR_FORMAT;
     }
     if (a->n != (uint64_t)n) {
-        err_setf(err, err_size, "%s: %s has %" PRIu64 " entries, expected %" PRId64, g->path, key,
-                 a->n, n);
+        err_setf(err, err_size, "%s: %s has %" PRIu64 " entries, expected %" PRId64, g->path, key, a->n, n);
         return PSI_ERR_FORMAT;
     }
     *kv = a;
@@ -171,8 +170,8 @@ static psi_status load(vocab *v, const gguf *g, char *err, size_t err_size)
     } else if (gguf_str_eq(model, "gpt2")) {
         v->kind = VOCAB_BPE;
     } else {
-        err_setf(err, err_size, "%s: tokenizer.ggml.model '%.*s' is not supported (llama, gpt2)",
-                 path, (int)(model.len > 64 ? 64 : model.len), model.ptr);
+        err_setf(err, err_size, "%s: tokenizer.ggml.model '%.*s' is not supported (llama, gpt2)", path,
+                 (int)(model.len > 64 ? 64 : model.len), model.ptr);
         return PSI_ERR_UNSUPPORTED;
     }
     bool spm = v->kind == VOCAB_SPM;
@@ -189,8 +188,8 @@ static psi_status load(vocab *v, const gguf *g, char *err, size_t err_size)
         return PSI_ERR_FORMAT;
     }
     if (tk->n == 0 || tk->n > MAX_TOKENS) {
-        err_setf(err, err_size, "%s: tokenizer.ggml.tokens has %" PRIu64 " entries (1 to %d allowed)",
-                 path, tk->n, MAX_TOKENS);
+        err_setf(err, err_size, "%s: tokenizer.ggml.tokens has %" PRIu64 " entries (1 to %d allowed)", path,
+                 tk->n, MAX_TOKENS);
         return PSI_ERR_FORMAT;
     }
     int32_t n = (int32_t)tk->n;
@@ -199,8 +198,9 @@ static psi_status load(vocab *v, const gguf *g, char *err, size_t err_size)
     size_t pool = 0;
     for (int32_t i = 0; i < n; i++) {
         if (tk->strs[i].len > MAX_TOKEN_LEN) {
-            err_setf(err, err_size, "%s: tokenizer.ggml.tokens[%" PRId32 "] is %" PRIu64
-                     " bytes long (limit %u)", path, i, tk->strs[i].len, MAX_TOKEN_LEN);
+            err_setf(err, err_size,
+                     "%s: tokenizer.ggml.tokens[%" PRId32 "] is %" PRIu64 " bytes long (limit %u)", path, i,
+                     tk->strs[i].len, MAX_TOKEN_LEN);
             return PSI_ERR_FORMAT;
         }
         if (size_add_ovf(pool, (size_t)tk->strs[i].len + 1, &pool)) return PSI_ERR_NO_MEMORY;
@@ -224,8 +224,7 @@ static psi_status load(vocab *v, const gguf *g, char *err, size_t err_size)
     rc = get_num_arr(g, "tokenizer.ggml.scores", true, n, &sc, err, err_size);
     if (rc != PSI_OK) return rc;
     if (!sc && spm) {
-        err_setf(err, err_size, "%s: tokenizer.ggml.scores is missing (needed by the llama tokenizer)",
-                 path);
+        err_setf(err, err_size, "%s: tokenizer.ggml.scores is missing (needed by the llama tokenizer)", path);
         return PSI_ERR_FORMAT;
     }
     if (sc) {
@@ -262,8 +261,10 @@ static psi_status load(vocab *v, const gguf *g, char *err, size_t err_size)
         for (int32_t i = 0; i < n; i++) {
             int32_t t = (int32_t)rd_u32(tt->data + (size_t)i * 4);
             if (t < VOCAB_TT_UNDEFINED || t > VOCAB_TT_BYTE) {
-                err_setf(err, err_size, "%s: tokenizer.ggml.token_type[%" PRId32 "] = %" PRId32
-                         " is not a token type (0..6)", path, i, t);
+                err_setf(err, err_size,
+                         "%s: tokenizer.ggml.token_type[%" PRId32 "] = %" PRId32
+                         " is not a token type (0..6)",
+                         path, i, t);
                 return PSI_ERR_FORMAT;
             }
             v->tokens[i].type = (uint8_t)(t == VOCAB_TT_UNDEFINED ? VOCAB_TT_NORMAL : t);
@@ -271,23 +272,24 @@ static psi_status load(vocab *v, const gguf *g, char *err, size_t err_size)
     } else if (spm) {
         /* No types: recognise what the types would have said. */
         for (int32_t i = 0; i < n; i++)
-            if (byte_of_text(v->tokens[i].text, v->tokens[i].len) >= 0)
-                v->tokens[i].type = VOCAB_TT_BYTE;
+            if (byte_of_text(v->tokens[i].text, v->tokens[i].len) >= 0) v->tokens[i].type = VOCAB_TT_BYTE;
         if (v->bos >= 0) v->tokens[v->bos].type = VOCAB_TT_CONTROL;
         if (v->eos >= 0) v->tokens[v->eos].type = VOCAB_TT_CONTROL;
         if (v->unk >= 0) v->tokens[v->unk].type = VOCAB_TT_UNKNOWN;
     }
 
     /* byte tokens (SPM byte fallback) */
-    for (int b = 0; b < 256; b++) v->byte_tok[b] = -1;
+    for (int b = 0; b < 256; b++)
+        v->byte_tok[b] = -1;
     if (spm) {
         for (int32_t i = 0; i < n; i++) {
             if (v->tokens[i].type != VOCAB_TT_BYTE) continue;
             int b = byte_of_text(v->tokens[i].text, v->tokens[i].len);
             if (b < 0) {
-                err_setf(err, err_size, "%s: tokenizer.ggml.tokens[%" PRId32 "] = '%.*s' has "
-                         "token type BYTE but is not of the form <0xXX>", path, i,
-                         (int)(v->tokens[i].len > 32 ? 32 : v->tokens[i].len), v->tokens[i].text);
+                err_setf(err, err_size,
+                         "%s: tokenizer.ggml.tokens[%" PRId32 "] = '%.*s' has "
+                         "token type BYTE but is not of the form <0xXX>",
+                         path, i, (int)(v->tokens[i].len > 32 ? 32 : v->tokens[i].len), v->tokens[i].text);
                 return PSI_ERR_FORMAT;
             }
             if (v->byte_tok[b] < 0) v->byte_tok[b] = i;
@@ -298,8 +300,7 @@ static psi_status load(vocab *v, const gguf *g, char *err, size_t err_size)
     v->add_bos = spm;
     if (!spm) {
         gguf_str pre;
-        if (gguf_get_str(g, "tokenizer.ggml.pre", &pre, NULL, 0) == PSI_OK &&
-            gguf_str_eq(pre, "llama-bpe"))
+        if (gguf_get_str(g, "tokenizer.ggml.pre", &pre, NULL, 0) == PSI_OK && gguf_str_eq(pre, "llama-bpe"))
             v->add_bos = true;
     }
     v->add_space_prefix = spm;
@@ -353,11 +354,26 @@ void vocab_free(vocab *v)
 
 /* ---------------------------------------------------------------- accessors */
 
-int32_t vocab_n_tokens(const vocab *v) { return v ? v->n_tokens : 0; }
-int32_t vocab_bos(const vocab *v) { return v ? v->bos : -1; }
-int32_t vocab_eos(const vocab *v) { return v ? v->eos : -1; }
-int32_t vocab_unk(const vocab *v) { return v ? v->unk : -1; }
-bool vocab_add_bos(const vocab *v) { return v && v->add_bos && v->bos >= 0; }
+int32_t vocab_n_tokens(const vocab *v)
+{
+    return v ? v->n_tokens : 0;
+}
+int32_t vocab_bos(const vocab *v)
+{
+    return v ? v->bos : -1;
+}
+int32_t vocab_eos(const vocab *v)
+{
+    return v ? v->eos : -1;
+}
+int32_t vocab_unk(const vocab *v)
+{
+    return v ? v->unk : -1;
+}
+bool vocab_add_bos(const vocab *v)
+{
+    return v && v->add_bos && v->bos >= 0;
+}
 
 bool vocab_is_eog(const vocab *v, int32_t tok)
 {
@@ -382,9 +398,8 @@ int vocab_token_type(const vocab *v, int32_t tok)
 
 /* ----------------------------------------------------------------- encoding */
 
-psi_status vocab_tokenize(const vocab *v, const char *text, size_t len, bool add_bos,
-                          int32_t *tokens, int32_t max_tokens, int32_t *n_tokens, char *err,
-                          size_t err_size)
+psi_status vocab_tokenize(const vocab *v, const char *text, size_t len, bool add_bos, int32_t *tokens,
+                          int32_t max_tokens, int32_t *n_tokens, char *err, size_t err_size)
 {
     if (n_tokens) *n_tokens = 0;
     if (!v || !n_tokens || (!text && len) || max_tokens < 0 || (!tokens && max_tokens > 0)) {
@@ -410,8 +425,8 @@ psi_status vocab_tokenize(const vocab *v, const char *text, size_t len, bool add
     if (rc != PSI_OK) return rc;
     *n_tokens = o.n;
     if (o.n > max_tokens) {
-        err_setf(err, err_size, "tokenize: the text needs %" PRId32 " tokens, room for %" PRId32,
-                 o.n, max_tokens);
+        err_setf(err, err_size, "tokenize: the text needs %" PRId32 " tokens, room for %" PRId32, o.n,
+                 max_tokens);
         return PSI_ERR_BUFFER_SMALL;
     }
     return PSI_OK;
@@ -436,14 +451,32 @@ static size_t utf8_next(const uint8_t *s, size_t n, int32_t *cp)
     uint8_t c = s[0];
     size_t len;
     int32_t v;
-    if (c < 0x80) { *cp = c; return 1; }
-    if ((c & 0xe0) == 0xc0) { len = 2; v = c & 0x1f; }
-    else if ((c & 0xf0) == 0xe0) { len = 3; v = c & 0x0f; }
-    else if ((c & 0xf8) == 0xf0) { len = 4; v = c & 0x07; }
-    else { *cp = -1; return 1; }
-    if (len > n) { *cp = -1; return 1; }
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    if ((c & 0xe0) == 0xc0) {
+        len = 2;
+        v = c & 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+        len = 3;
+        v = c & 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+        len = 4;
+        v = c & 0x07;
+    } else {
+        *cp = -1;
+        return 1;
+    }
+    if (len > n) {
+        *cp = -1;
+        return 1;
+    }
     for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80) { *cp = -1; return 1; }
+        if ((s[i] & 0xc0) != 0x80) {
+            *cp = -1;
+            return 1;
+        }
         v = (v << 6) | (s[i] & 0x3f);
     }
     *cp = v;
@@ -455,17 +488,15 @@ static size_t utf8_next(const uint8_t *s, size_t n, int32_t *cp)
  * U+0100..U+0143. This is the inverse; -1 outside the table. */
 static int gpt2_unicode_to_byte(int32_t cp)
 {
-    if ((cp >= 33 && cp <= 126) || (cp >= 161 && cp <= 172) || (cp >= 174 && cp <= 255))
-        return cp;
+    if ((cp >= 33 && cp <= 126) || (cp >= 161 && cp <= 172) || (cp >= 174 && cp <= 255)) return cp;
     if (cp < 256 || cp >= 256 + 68) return -1;
     int k = cp - 256;
-    if (k < 33) return k;               /* 0..32 */
+    if (k < 33) return k;                 /* 0..32 */
     if (k < 33 + 34) return 127 + k - 33; /* 127..160 */
     return 173;
 }
 
-int32_t vocab_token_to_piece(const vocab *v, int32_t prev, int32_t token, char *buf,
-                             size_t buf_size)
+int32_t vocab_token_to_piece(const vocab *v, int32_t prev, int32_t token, char *buf, size_t buf_size)
 {
     if (!v || token < 0 || token >= v->n_tokens || (!buf && buf_size)) return -1;
     const vocab_token *t = &v->tokens[token];

@@ -44,27 +44,26 @@ enum vocab_kind {
 #define VOCAB_MAX_EOG 8
 
 typedef struct vocab_token {
-    const char *text; /* NUL-terminated copy (a token text holding NUL is cut there for
-                         printing only: use len) */
+    const char *text; /* copy, NUL-terminated; may itself hold NUL bytes: use len */
     uint32_t len;
-    float score;      /* SPM merge priority (log probability); 0 when absent */
-    uint8_t type;     /* enum vocab_ttype */
+    float score;  /* SPM merge priority (log probability); 0 when absent */
+    uint8_t type; /* enum vocab_ttype */
 } vocab_token;
 
 typedef struct vocab {
-    int kind;            /* enum vocab_kind */
+    int kind; /* enum vocab_kind */
     int32_t n_tokens;
-    vocab_token *tokens; /* [n_tokens] */
-    char *text_pool;     /* every token text, NUL-separated; tokens[i].text points here */
-    int32_t bos, eos, unk; /* -1 when the vocabulary has none */
-    bool add_bos;        /* tokenizer.ggml.add_bos_token */
-    bool add_space_prefix; /* tokenizer.ggml.add_space_prefix (SPM) */
-    int32_t byte_tok[256]; /* SPM: id of "<0xXX>" for each byte, -1 when missing */
+    vocab_token *tokens;        /* [n_tokens] */
+    char *text_pool;            /* every token text, NUL-separated; tokens[i].text points here */
+    int32_t bos, eos, unk;      /* -1 when the vocabulary has none */
+    bool add_bos;               /* tokenizer.ggml.add_bos_token */
+    bool add_space_prefix;      /* tokenizer.ggml.add_space_prefix (SPM) */
+    int32_t byte_tok[256];      /* SPM: id of "<0xXX>" for each byte, -1 when missing */
     int32_t eog[VOCAB_MAX_EOG]; /* end-of-generation ids (eos first) */
     int n_eog;
     /* token text -> id: open addressing, linear probing, -1 = empty slot */
     int32_t *hash;
-    uint32_t hash_mask;  /* capacity - 1 (capacity a power of two) */
+    uint32_t hash_mask; /* capacity - 1 (capacity a power of two) */
 } vocab;
 
 /* Load from GGUF metadata:
@@ -89,7 +88,8 @@ int32_t vocab_n_tokens(const vocab *v);
 int32_t vocab_bos(const vocab *v); /* -1 when none */
 int32_t vocab_eos(const vocab *v); /* -1 when none */
 int32_t vocab_unk(const vocab *v); /* -1 when none */
-/* Whether a prompt should start with BOS (tokenizer.ggml.add_bos_token). */
+/* Whether a prompt should start with BOS (tokenizer.ggml.add_bos_token and a
+ * BOS token exists). */
 bool vocab_add_bos(const vocab *v);
 /* True for EOS, the optional eot/eom ids, and for "gpt2" vocabularies also
  * the tokens named <|eot_id|>, <|eom_id|> and <|end_of_text|>. */
@@ -111,9 +111,8 @@ int32_t vocab_find(const vocab *v, const char *text, size_t len);
  * PSI_ERR_NO_MEMORY, or PSI_ERR_INVALID_ARG (text longer than INT32_MAX-16
  * bytes); err gets a one-line message. Empty text gives [BOS] with add_bos
  * (and BOS exists), else nothing. */
-psi_status vocab_tokenize(const vocab *v, const char *text, size_t len, bool add_bos,
-                          int32_t *tokens, int32_t max_tokens, int32_t *n_tokens, char *err,
-                          size_t err_size);
+psi_status vocab_tokenize(const vocab *v, const char *text, size_t len, bool add_bos, int32_t *tokens,
+                          int32_t max_tokens, int32_t *n_tokens, char *err, size_t err_size);
 
 /* Text of one token as it appears in output (psi_token_to_piece):
  *  - SPM: normal tokens with every U+2581 turned into ' '; byte tokens
@@ -129,8 +128,7 @@ psi_status vocab_tokenize(const vocab *v, const char *text, size_t len, bool add
  * Writes up to buf_size bytes (not NUL-terminated; buf may be NULL when
  * buf_size is 0) and returns the piece length, which is larger than
  * buf_size when the piece was cut, or -1 for an invalid token. */
-int32_t vocab_token_to_piece(const vocab *v, int32_t prev, int32_t token, char *buf,
-                             size_t buf_size);
+int32_t vocab_token_to_piece(const vocab *v, int32_t prev, int32_t token, char *buf, size_t buf_size);
 
 /* ---- internal to the tokenizer files */
 /* SentencePiece encoding (tokenizer_spm.c). Calls emit for each id. */
@@ -139,7 +137,6 @@ typedef struct spm_out {
     int32_t max_tokens;
     int32_t n; /* ids produced so far (may exceed max_tokens) */
 } spm_out;
-psi_status spm_tokenize(const vocab *v, const char *text, size_t len, spm_out *o, char *err,
-                        size_t err_size);
+psi_status spm_tokenize(const vocab *v, const char *text, size_t len, spm_out *o, char *err, size_t err_size);
 
 #endif

@@ -93,8 +93,7 @@ static bool mergeable(const vocab *v, int32_t id)
 }
 
 /* Queue the pair (l, r) when its concatenation is a token. */
-static bool try_pair(const vocab *v, const char *text, const sym *s, heap *h, int32_t l,
-                     int32_t r)
+static bool try_pair(const vocab *v, const char *text, const sym *s, heap *h, int32_t l, int32_t r)
 {
     if (l < 0 || r < 0) return true;
     int32_t size = s[l].n + s[r].n;
@@ -114,16 +113,14 @@ static void emit(spm_out *o, int32_t id)
 static int32_t char_len(const uint8_t *s, size_t n)
 {
     uint8_t c = s[0];
-    size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3
-                            : (c & 0xf8) == 0xf0 ? 4 : 1;
+    size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 1;
     if (len > n) return 1;
     for (size_t i = 1; i < len; i++)
         if ((s[i] & 0xc0) != 0x80) return 1;
     return (int32_t)len;
 }
 
-psi_status spm_tokenize(const vocab *v, const char *text, size_t len, spm_out *o, char *err,
-                        size_t err_size)
+psi_status spm_tokenize(const vocab *v, const char *text, size_t len, spm_out *o, char *err, size_t err_size)
 {
     if (len == 0) return PSI_OK;
     psi_status rc = PSI_ERR_NO_MEMORY;
@@ -177,8 +174,7 @@ psi_status spm_tokenize(const vocab *v, const char *text, size_t len, spm_out *o
         r->n = 0;
         l->next = r->next;
         if (r->next >= 0) s[r->next].prev = p.left;
-        if (!try_pair(v, norm, s, &h, l->prev, p.left) ||
-            !try_pair(v, norm, s, &h, p.left, l->next))
+        if (!try_pair(v, norm, s, &h, l->prev, p.left) || !try_pair(v, norm, s, &h, p.left, l->next))
             goto out;
     }
 
@@ -194,11 +190,13 @@ psi_status spm_tokenize(const vocab *v, const char *text, size_t len, spm_out *o
         for (int32_t j = 0; j < s[i].n; j++)
             if (v->byte_tok[(uint8_t)t[j]] < 0) bytes = false;
         if (bytes) {
-            for (int32_t j = 0; j < s[i].n; j++) emit(o, v->byte_tok[(uint8_t)t[j]]);
+            for (int32_t j = 0; j < s[i].n; j++)
+                emit(o, v->byte_tok[(uint8_t)t[j]]);
         } else if (v->unk >= 0) {
             emit(o, v->unk); /* one per character, as SentencePiece does */
         } else {
-            err_setf(err, err_size, "tokenize: a character has no token (the vocabulary has "
+            err_setf(err, err_size,
+                     "tokenize: a character has no token (the vocabulary has "
                      "neither byte tokens for it nor an unknown token)");
             rc = PSI_ERR_UNSUPPORTED;
             goto out;

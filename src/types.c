@@ -45,8 +45,29 @@ static inline int8_t trunc_i8(float v)
     return v > -129.0f && v < 128.0f ? (int8_t)v : 0;
 }
 
-/* Horizontal sum of 8 partial sums in the order a 256-bit register is
- * reduced (halves, then pairs), so the reference rounds like SIMD code. */
+/* fp16 → f32, bit for bit util's fp16_to_f32 (the test checks all 65536
+ * inputs), but inline and without branches: the F16 dot product converts
+ * every weight. Normals only rebias the exponent (15 → 127); subnormals
+ * m·2^-24 come out of (0.5 + m·2^-24) - 0.5, exact in f32. */
+static inline float half_to_f32(uint16_t h)
+{
+    const uint32_t em = h & 0x7fffu;
+    const uint32_t sub_bits = 0x3f000000u | em;
+    float sub;
+    memcpy(&sub, &sub_bits, sizeof sub);
+    sub -= 0.5f;
+    uint32_t u;
+    memcpy(&u, &sub, sizeof u);
+    u = em >= 0x0400 ? (em << 13) + (112u << 23) : u;   /* normal */
+    u = em >= 0x7c00 ? (em << 13) | 0x7f800000u : u;    /* inf, NaN */
+    u |= (uint32_t)(h & 0x8000) << 16;
+    float r;
+    memcpy(&r, &u, sizeof r);
+    return r;
+}
+
+/* Horizontal sum of 8 partial sums in the order ggml reduces a 256-bit
+ * register (halves, then pairs), so 8-lane SIMD kernels can match it. */
 static inline float sum8(const float a[8])
 {
     return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
@@ -80,7 +101,7 @@ static void vec_dot_f32(int64_t n, float *out, const void *vx, const void *vy)
 static void f16_to_f32(const void *src, float *dst, int64_t n)
 {
     const uint16_t *x = src;
-    for (int64_t i = 0; i < n; i++) dst[i] = fp16_to_f32(x[i]);
+    for (int64_t i = 0; i < n; i++) dst[i] = half_to_f32(x[i]);
 }
 
 static void f16_from_f32(const float *src, void *dst, int64_t n)
@@ -98,8 +119,8 @@ static void vec_dot_f16_f32(int64_t n, float *out, const void *vx, const void *v
     float acc[8] = {0};
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++) acc[k] += fp16_to_f32(x[i + k]) * y[i + k];
-    for (int k = 0; i < n; i++, k++) acc[k] += fp16_to_f32(x[i]) * y[i];
+        for (int k = 0; k < 8; k++) acc[k] += half_to_f32(x[i + k]) * y[i + k];
+    for (int k = 0; i < n; i++, k++) acc[k] += half_to_f32(x[i]) * y[i];
     *out = sum8(acc);
 }
 
@@ -135,7 +156,7 @@ static void q8_0_to_f32(const void *src, float *dst, int64_t n)
     const block_q8_0 *x = src;
     const int64_t nb = n / QK8_0;
     for (int64_t i = 0; i < nb; i++) {
-        const float d = fp16_to_f32(x[i].d);
+        const float d = half_to_f32(x[i].d);
         for (int j = 0; j < QK8_0; j++) dst[i * QK8_0 + j] = (float)x[i].qs[j] * d;
     }
 }
@@ -191,7 +212,7 @@ static void vec_dot_q8_0_q8_0(int64_t n, float *out, const void *vx, const void 
             s0 += x[i].qs[j] * y[i].qs[j];
             s1 += x[i].qs[j + 1] * y[i].qs[j + 1];
         }
-        sumf += fp16_to_f32(x[i].d) * fp16_to_f32(y[i].d) * (float)(s0 + s1);
+        sumf += half_to_f32(x[i].d) * half_to_f32(y[i].d) * (float)(s0 + s1);
     }
     *out = sumf;
 }
@@ -205,7 +226,7 @@ static void q4_0_to_f32(const void *src, float *dst, int64_t n)
     const block_q4_0 *x = src;
     const int64_t nb = n / QK4_0;
     for (int64_t i = 0; i < nb; i++) {
-        const float d = fp16_to_f32(x[i].d);
+        const float d = half_to_f32(x[i].d);
         float *y = dst + i * QK4_0;
         for (int j = 0; j < QK4_0 / 2; j++) {
             y[j] = (float)((x[i].qs[j] & 0x0f) - 8) * d;
@@ -255,7 +276,7 @@ static void vec_dot_q4_0_q8_0(int64_t n, float *out, const void *vx, const void 
             s0 += ((x[i].qs[j] & 0x0f) - 8) * y[i].qs[j];
             s1 += ((x[i].qs[j] >> 4) - 8) * y[i].qs[j + QK4_0 / 2];
         }
-        sumf += fp16_to_f32(x[i].d) * fp16_to_f32(y[i].d) * (float)(s0 + s1);
+        sumf += half_to_f32(x[i].d) * half_to_f32(y[i].d) * (float)(s0 + s1);
     }
     *out = sumf;
 }
@@ -288,7 +309,7 @@ static void q6_K_to_f32(const void *src, float *dst, int64_t n)
     const int64_t nb = n / QK_K;
     int8_t q[QK_K];
     for (int64_t i = 0; i < nb; i++) {
-        const float d = fp16_to_f32(x[i].d);
+        const float d = half_to_f32(x[i].d);
         q6_K_unpack(&x[i], q);
         float *y = dst + i * QK_K;
         for (int v = 0; v < QK_K; v++) y[v] = d * (float)x[i].scales[v / 16] * (float)q[v];
@@ -316,7 +337,7 @@ static void vec_dot_q6_K_q8_K(int64_t n, float *out, const void *vx, const void 
             }
             isum += x[i].scales[s] * (s0 + s1);
         }
-        const float d = y[i].d * fp16_to_f32(x[i].d);
+        const float d = y[i].d * half_to_f32(x[i].d);
         sumf += d * (float)isum;
     }
     *out = sumf;
@@ -380,43 +401,43 @@ enum {
  * removed from ggml and GGUF files; they stay unknown here. vec_dot_type is
  * meaningful only where vec_dot is set. */
 static const type_traits traits[T_COUNT] = {
-    [PSI_TYPE_F32] = {"f32", 1, 4, true, f32_to_f32, f32_from_f32, PSI_TYPE_F32, vec_dot_f32},
-    [PSI_TYPE_F16] = {"f16", 1, 2, true, f16_to_f32, f16_from_f32, PSI_TYPE_F32, vec_dot_f16_f32},
-    [PSI_TYPE_Q4_0] = {"q4_0", 32, 18, true, q4_0_to_f32, quantize_row_q4_0_ref, PSI_TYPE_Q8_0,
+    [PSI_TYPE_F32] = {"F32", 1, 4, true, f32_to_f32, f32_from_f32, PSI_TYPE_F32, vec_dot_f32},
+    [PSI_TYPE_F16] = {"F16", 1, 2, true, f16_to_f32, f16_from_f32, PSI_TYPE_F32, vec_dot_f16_f32},
+    [PSI_TYPE_Q4_0] = {"Q4_0", 32, 18, true, q4_0_to_f32, quantize_row_q4_0_ref, PSI_TYPE_Q8_0,
                        vec_dot_q4_0_q8_0},
-    [PSI_TYPE_Q4_1] = {"q4_1", 32, 20, false, NULL, NULL, PSI_TYPE_F32, NULL},
-    [PSI_TYPE_Q5_0] = {"q5_0", 32, 22, false, NULL, NULL, PSI_TYPE_F32, NULL},
-    [PSI_TYPE_Q5_1] = {"q5_1", 32, 24, false, NULL, NULL, PSI_TYPE_F32, NULL},
-    [PSI_TYPE_Q8_0] = {"q8_0", 32, 34, true, q8_0_to_f32, q8_0_from_f32, PSI_TYPE_Q8_0,
+    [PSI_TYPE_Q4_1] = {"Q4_1", 32, 20, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [PSI_TYPE_Q5_0] = {"Q5_0", 32, 22, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [PSI_TYPE_Q5_1] = {"Q5_1", 32, 24, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [PSI_TYPE_Q8_0] = {"Q8_0", 32, 34, true, q8_0_to_f32, q8_0_from_f32, PSI_TYPE_Q8_0,
                        vec_dot_q8_0_q8_0},
-    [PSI_TYPE_Q8_1] = {"q8_1", 32, 36, false, NULL, NULL, PSI_TYPE_F32, NULL},
-    [PSI_TYPE_Q2_K] = {"q2_K", 256, 84, false, NULL, NULL, PSI_TYPE_F32, NULL},
-    [PSI_TYPE_Q3_K] = {"q3_K", 256, 110, false, NULL, NULL, PSI_TYPE_F32, NULL},
-    [PSI_TYPE_Q4_K] = {"q4_K", 256, 144, false, NULL, NULL, PSI_TYPE_F32, NULL},
-    [PSI_TYPE_Q5_K] = {"q5_K", 256, 176, false, NULL, NULL, PSI_TYPE_F32, NULL},
-    [PSI_TYPE_Q6_K] = {"q6_K", 256, 210, true, q6_K_to_f32, NULL, PSI_TYPE_Q8_K, vec_dot_q6_K_q8_K},
+    [PSI_TYPE_Q8_1] = {"Q8_1", 32, 36, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [PSI_TYPE_Q2_K] = {"Q2_K", 256, 84, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [PSI_TYPE_Q3_K] = {"Q3_K", 256, 110, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [PSI_TYPE_Q4_K] = {"Q4_K", 256, 144, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [PSI_TYPE_Q5_K] = {"Q5_K", 256, 176, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [PSI_TYPE_Q6_K] = {"Q6_K", 256, 210, true, q6_K_to_f32, NULL, PSI_TYPE_Q8_K, vec_dot_q6_K_q8_K},
     /* Q8_K exists only as the activation type of the K-quants. */
-    [PSI_TYPE_Q8_K] = {"q8_K", 256, 292, false, q8_K_to_f32, q8_K_from_f32, PSI_TYPE_F32, NULL},
-    [T_IQ2_XXS] = {"iq2_xxs", 256, 66, false, NULL, NULL, PSI_TYPE_F32, NULL},
-    [T_IQ2_XS] = {"iq2_xs", 256, 74, false, NULL, NULL, PSI_TYPE_F32, NULL},
-    [T_IQ3_XXS] = {"iq3_xxs", 256, 98, false, NULL, NULL, PSI_TYPE_F32, NULL},
-    [T_IQ1_S] = {"iq1_s", 256, 50, false, NULL, NULL, PSI_TYPE_F32, NULL},
-    [T_IQ4_NL] = {"iq4_nl", 32, 18, false, NULL, NULL, PSI_TYPE_F32, NULL},
-    [T_IQ3_S] = {"iq3_s", 256, 110, false, NULL, NULL, PSI_TYPE_F32, NULL},
-    [T_IQ2_S] = {"iq2_s", 256, 82, false, NULL, NULL, PSI_TYPE_F32, NULL},
-    [T_IQ4_XS] = {"iq4_xs", 256, 136, false, NULL, NULL, PSI_TYPE_F32, NULL},
-    [T_I8] = {"i8", 1, 1, false, NULL, NULL, PSI_TYPE_F32, NULL},
-    [T_I16] = {"i16", 1, 2, false, NULL, NULL, PSI_TYPE_F32, NULL},
-    [T_I32] = {"i32", 1, 4, false, NULL, NULL, PSI_TYPE_F32, NULL},
-    [T_I64] = {"i64", 1, 8, false, NULL, NULL, PSI_TYPE_F32, NULL},
-    [T_F64] = {"f64", 1, 8, false, NULL, NULL, PSI_TYPE_F32, NULL},
-    [T_IQ1_M] = {"iq1_m", 256, 56, false, NULL, NULL, PSI_TYPE_F32, NULL},
-    [PSI_TYPE_BF16] = {"bf16", 1, 2, true, bf16_row_to_f32, bf16_from_f32, PSI_TYPE_BF16,
+    [PSI_TYPE_Q8_K] = {"Q8_K", 256, 292, false, q8_K_to_f32, q8_K_from_f32, PSI_TYPE_F32, NULL},
+    [T_IQ2_XXS] = {"IQ2_XXS", 256, 66, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [T_IQ2_XS] = {"IQ2_XS", 256, 74, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [T_IQ3_XXS] = {"IQ3_XXS", 256, 98, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [T_IQ1_S] = {"IQ1_S", 256, 50, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [T_IQ4_NL] = {"IQ4_NL", 32, 18, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [T_IQ3_S] = {"IQ3_S", 256, 110, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [T_IQ2_S] = {"IQ2_S", 256, 82, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [T_IQ4_XS] = {"IQ4_XS", 256, 136, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [T_I8] = {"I8", 1, 1, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [T_I16] = {"I16", 1, 2, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [T_I32] = {"I32", 1, 4, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [T_I64] = {"I64", 1, 8, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [T_F64] = {"F64", 1, 8, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [T_IQ1_M] = {"IQ1_M", 256, 56, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [PSI_TYPE_BF16] = {"BF16", 1, 2, true, bf16_row_to_f32, bf16_from_f32, PSI_TYPE_BF16,
                        vec_dot_bf16},
-    [T_TQ1_0] = {"tq1_0", 256, 54, false, NULL, NULL, PSI_TYPE_F32, NULL},
-    [T_TQ2_0] = {"tq2_0", 256, 66, false, NULL, NULL, PSI_TYPE_F32, NULL},
-    [T_MXFP4] = {"mxfp4", 32, 17, false, NULL, NULL, PSI_TYPE_F32, NULL},
-    [T_NVFP4] = {"nvfp4", 64, 36, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [T_TQ1_0] = {"TQ1_0", 256, 54, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [T_TQ2_0] = {"TQ2_0", 256, 66, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [T_MXFP4] = {"MXFP4", 32, 17, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [T_NVFP4] = {"NVFP4", 64, 36, false, NULL, NULL, PSI_TYPE_F32, NULL},
 };
 
 const type_traits *type_get(uint32_t type)

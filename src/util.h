@@ -32,7 +32,7 @@ static inline bool size_add_ovf(size_t a, size_t b, size_t *r) { return __builti
 
 /* ---- error messages: printf into a caller buffer (NULL or size 0 ignored). */
 void err_setf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-void err_vsetf(char *buf, size_t size, const char *fmt, va_list ap);
+void err_vsetf(char *buf, size_t size, const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
 
 /* ---- half-precision conversions (IEEE binary16 and bfloat16). */
 float fp16_to_f32(uint16_t h);

@@ -25,8 +25,10 @@ static vocab *load_vocab(const char *rel, gguf **gout)
     if (rc != PSI_OK) return NULL;
     rc = vocab_load(&v, g, err, sizeof err);
     CHECKF(rc == PSI_OK, "%s: %s", rel, err);
-    if (gout) *gout = g;
-    else gguf_close(g); /* the vocab must not borrow from the file */
+    if (gout)
+        *gout = g;
+    else
+        gguf_close(g); /* the vocab must not borrow from the file */
     return v;
 }
 
@@ -75,7 +77,8 @@ static bool ids_eq(const int32_t *a, int32_t na, const int32_t *b, int32_t nb)
 static void print_ids(const char *what, const int32_t *ids, int32_t n)
 {
     fprintf(stderr, "  %s:", what);
-    for (int32_t i = 0; i < n; i++) fprintf(stderr, " %d", ids[i]);
+    for (int32_t i = 0; i < n; i++)
+        fprintf(stderr, " %d", ids[i]);
     fputc('\n', stderr);
 }
 
@@ -93,8 +96,7 @@ static int32_t parse_ids(const char *s, int32_t *ids, int32_t max)
     return n;
 }
 
-static void check_tok(const vocab *v, const char *text, bool bos, const int32_t *want,
-                      int32_t nwant)
+static void check_tok(const vocab *v, const char *text, bool bos, const int32_t *want, int32_t nwant)
 {
     int32_t n;
     int32_t *ids = tokenize(v, text, strlen(text), bos, &n);
@@ -167,8 +169,7 @@ static void test_stories(void)
         size_t got_len;
         char *got = detok(v, seq + 1, ns - 1, seq[0], &got_len);
         CHECKF(got_len == want_len && memcmp(got, a, want_len) == 0,
-               "decode of reference %d:\n  got  '%s'\n  want '%.*s'", cases + 1, got,
-               (int)want_len, a);
+               "decode of reference %d:\n  got  '%s'\n  want '%.*s'", cases + 1, got, (int)want_len, a);
         free(got);
         p = b;
     }
@@ -186,7 +187,8 @@ static void test_llama_spm(void)
     if (!v) return;
     CHECK(vocab_n_tokens(v) == 32000);
     CHECK(vocab_bos(v) == 1 && vocab_eos(v) == 2);
-    for (int b = 0; b < 256; b++) CHECK(v->byte_tok[b] == b + 3);
+    for (int b = 0; b < 256; b++)
+        CHECK(v->byte_tok[b] == b + 3);
 
     /* every token text finds its own id (no duplicates in this vocab) */
     int bad = 0;
@@ -276,8 +278,7 @@ static void test_llama_spm(void)
                 CHECKF(vocab_token_type(v, ids[k]) != VOCAB_TT_CONTROL, "control id from text");
             size_t dl;
             char *d = detok(v, ids, n, -1, &dl);
-            CHECKF(dl == len && memcmp(d, texts[i], len) == 0, "round trip '%s' -> '%s'",
-                   texts[i], d);
+            CHECKF(dl == len && memcmp(d, texts[i], len) == 0, "round trip '%s' -> '%s'", texts[i], d);
             free(d);
             free(ids);
         }
@@ -290,7 +291,8 @@ static void test_llama_spm(void)
     size_t big = 1u << 20;
     char *text = malloc(big + 1);
     static const char chunk[] = "The quick brown fox jumps over the lazy dog. \xe6\x88\x91 ";
-    for (size_t i = 0; i < big; i++) text[i] = chunk[i % (sizeof chunk - 1)];
+    for (size_t i = 0; i < big; i++)
+        text[i] = chunk[i % (sizeof chunk - 1)];
     text[big] = 0;
     clock_t t0 = clock();
     int32_t n;
@@ -380,8 +382,14 @@ static void wb_put(wbuf *b, const void *d, size_t n)
     memcpy(b->p + b->n, d, n);
     b->n += n;
 }
-static void wb_u32(wbuf *b, uint32_t v) { wb_put(b, &v, 4); }
-static void wb_u64(wbuf *b, uint64_t v) { wb_put(b, &v, 8); }
+static void wb_u32(wbuf *b, uint32_t v)
+{
+    wb_put(b, &v, 4);
+}
+static void wb_u64(wbuf *b, uint64_t v)
+{
+    wb_put(b, &v, 8);
+}
 static void wb_str(wbuf *b, const char *s)
 {
     wb_u64(b, strlen(s));
@@ -390,15 +398,15 @@ static void wb_str(wbuf *b, const char *s)
 
 /* What to put in the tiny vocabulary's metadata. */
 typedef struct spec {
-    const char *model;   /* NULL: key absent */
-    int n_tokens;        /* tokens written */
-    int tokens_as_u32;   /* write tokens as an array of u32 instead */
-    int n_scores;        /* -1: key absent */
-    int n_types;         /* -1: key absent */
-    int32_t bad_type;    /* when nonzero: token_type[3] */
-    uint32_t bos;        /* written as u32 */
-    int byte_tok_bad;    /* give token 6 type BYTE with a non-<0xXX> text */
-    float nan_score;     /* nonzero: scores[4] = NaN */
+    const char *model; /* NULL: key absent */
+    int n_tokens;      /* tokens written */
+    int tokens_as_u32; /* write tokens as an array of u32 instead */
+    int n_scores;      /* -1: key absent */
+    int n_types;       /* -1: key absent */
+    int32_t bad_type;  /* when nonzero: token_type[3] */
+    uint32_t bos;      /* written as u32 */
+    int byte_tok_bad;  /* give token 6 type BYTE with a non-<0xXX> text */
+    float nan_score;   /* nonzero: scores[4] = NaN */
 } spec;
 
 static const char *const tiny_tokens[] = {
@@ -411,8 +419,8 @@ static const int32_t tiny_types[] = {2, 3, 3, 1, 1, 1, 1, 1, 1, 1};
 static uint8_t *build_gguf(const spec *s, size_t *size)
 {
     wbuf b = {0};
-    uint64_t n_kv = (uint64_t)((s->model != NULL) + (s->n_tokens > 0) + (s->n_scores >= 0) +
-                               (s->n_types >= 0) + 1);
+    uint64_t n_kv =
+        (uint64_t)((s->model != NULL) + (s->n_tokens > 0) + (s->n_scores >= 0) + (s->n_types >= 0) + 1);
     wb_put(&b, "GGUF", 4);
     wb_u32(&b, 3);
     wb_u64(&b, 0);
@@ -428,9 +436,12 @@ static uint8_t *build_gguf(const spec *s, size_t *size)
         wb_u32(&b, s->tokens_as_u32 ? GGUF_U32 : GGUF_STRING);
         wb_u64(&b, (uint64_t)s->n_tokens);
         for (int i = 0; i < s->n_tokens; i++) {
-            if (s->tokens_as_u32) wb_u32(&b, (uint32_t)i);
-            else if (i == 6 && s->byte_tok_bad) wb_str(&b, "<0xZZ>");
-            else wb_str(&b, tiny_tokens[i % TINY_N]);
+            if (s->tokens_as_u32)
+                wb_u32(&b, (uint32_t)i);
+            else if (i == 6 && s->byte_tok_bad)
+                wb_str(&b, "<0xZZ>");
+            else
+                wb_str(&b, tiny_tokens[i % TINY_N]);
         }
     }
     if (s->n_scores >= 0) {
@@ -459,7 +470,8 @@ static uint8_t *build_gguf(const spec *s, size_t *size)
     wb_str(&b, "tokenizer.ggml.bos_token_id");
     wb_u32(&b, GGUF_U32);
     wb_u32(&b, s->bos);
-    while (b.n % 32) wb_put(&b, "", 1);
+    while (b.n % 32)
+        wb_put(&b, "", 1);
     *size = b.n;
     return b.p;
 }
@@ -505,41 +517,59 @@ static void test_corrupt(void)
         check_tok(v, "a", false, (const int32_t[]){7}, 1);
         check_tok(v, "aba", false, (const int32_t[]){3, 6, 4}, 3);
         check_tok(v, "bab", false, (const int32_t[]){3, 8, 5}, 3);
-        check_tok(v, "d\xc3\xa9" "c", false, (const int32_t[]){3, 0, 0, 9}, 4);
+        check_tok(v,
+                  "d\xc3\xa9"
+                  "c",
+                  false, (const int32_t[]){3, 0, 0, 9}, 4);
         vocab_free(v);
     }
     spec s;
-    s = good; s.bos = UINT32_MAX; /* "no BOS" */
+    s = good;
+    s.bos = UINT32_MAX; /* "no BOS" */
     rc = load_spec(&s, &v);
     CHECKF(rc == PSI_OK && vocab_bos(v) == -1 && !vocab_add_bos(v), "%s", err);
     if (v) check_tok(v, "a", true, (const int32_t[]){7}, 1);
     vocab_free(v);
 
-    s = good; s.n_scores = 7;
+    s = good;
+    s.n_scores = 7;
     expect_fail(&s, PSI_ERR_FORMAT, "tokenizer.ggml.scores has 7 entries, expected 10");
-    s = good; s.n_types = 12;
+    s = good;
+    s.n_types = 12;
     expect_fail(&s, PSI_ERR_FORMAT, "tokenizer.ggml.token_type has 12 entries, expected 10");
-    s = good; s.bos = 10;
+    s = good;
+    s.bos = 10;
     expect_fail(&s, PSI_ERR_FORMAT, "tokenizer.ggml.bos_token_id = 10 is out of range");
-    s = good; s.bad_type = 9;
+    s = good;
+    s.bad_type = 9;
     expect_fail(&s, PSI_ERR_FORMAT, "tokenizer.ggml.token_type[3]");
-    s = good; s.n_scores = -1;
+    s = good;
+    s.n_scores = -1;
     expect_fail(&s, PSI_ERR_FORMAT, "tokenizer.ggml.scores is missing");
-    s = good; s.n_tokens = 0;
+    s = good;
+    s.n_tokens = 0;
     expect_fail(&s, PSI_ERR_FORMAT, "tokenizer.ggml.tokens is missing");
-    s = good; s.tokens_as_u32 = 1;
+    s = good;
+    s.tokens_as_u32 = 1;
     expect_fail(&s, PSI_ERR_FORMAT, "tokenizer.ggml.tokens is not an array of strings");
-    s = good; s.model = NULL;
+    s = good;
+    s.model = NULL;
     expect_fail(&s, PSI_ERR_FORMAT, "tokenizer.ggml.model");
-    s = good; s.model = "bert";
+    s = good;
+    s.model = "bert";
     expect_fail(&s, PSI_ERR_UNSUPPORTED, "tokenizer.ggml.model");
-    s = good; s.byte_tok_bad = 1;
+    s = good;
+    s.byte_tok_bad = 1;
     expect_fail(&s, PSI_ERR_FORMAT, "tokenizer.ggml.tokens[6]");
-    s = good; s.nan_score = __builtin_nanf("");
+    s = good;
+    s.nan_score = __builtin_nanf("");
     expect_fail(&s, PSI_ERR_FORMAT, "tokenizer.ggml.scores[4] is NaN");
 
     /* gpt2 without scores is fine; types optional */
-    s = good; s.model = "gpt2"; s.n_scores = -1; s.n_types = -1;
+    s = good;
+    s.model = "gpt2";
+    s.n_scores = -1;
+    s.n_types = -1;
     rc = load_spec(&s, &v);
     CHECKF(rc == PSI_OK, "%s", err);
     vocab_free(v);

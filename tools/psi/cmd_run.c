@@ -156,7 +156,7 @@ static int session_open(session *s, const opts *o, bool need_ctx, long extra_ctx
         } else {
             len = strlen(text);
         }
-        bool bos = !o->no_bos && psi_token_bos(s->model) >= 0;
+        bool bos = !o->no_bos && psi_model_add_bos(s->model) && psi_token_bos(s->model) >= 0;
         int32_t n = 0;
         psi_status rc = psi_tokenize(s->model, text, len, bos, NULL, 0, &n);
         if (rc == PSI_ERR_BUFFER_SMALL || (rc == PSI_OK && n > 0)) {

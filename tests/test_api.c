@@ -1,0 +1,308 @@
+/*
+ * test_api.c — the public API's contracts: status strings, NULL frees, bad
+ * arguments, context limits, logits bookkeeping, thread-count invariance,
+ * the sampler (determinism, top-k/top-p/min-p cuts), allocation failures
+ * during load (no crash, no leak: run under ASan), and that weights stay
+ * mapped instead of copied.
+ */
+#include <math.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "testutil.h"
+#include "util.h"
+
+#include "psi.h"
+
+static void test_basics(void)
+{
+    for (int rc = PSI_OK; rc <= PSI_ERR_BUFFER_SMALL; rc++) CHECK(psi_status_str((psi_status)rc)[0] != 0);
+    CHECK(strcmp(psi_status_str((psi_status)999), "unknown status") == 0);
+    CHECK(psi_version()[0] == '0');
+    CHECK(psi_cpu_count() >= 1);
+    CHECK(!strcmp(psi_type_name(PSI_TYPE_Q6_K), "Q6_K"));
+    CHECK(psi_type_name(12345) == NULL);
+    psi_model_free(NULL);
+    psi_context_free(NULL);
+    psi_sampler_free(NULL);
+    psi_gguf_free(NULL);
+    char err[512] = "";
+    psi_model *m = (psi_model *)1;
+    CHECK(psi_model_load("/nonexistent/model.gguf", NULL, &m, err, sizeof err) == PSI_ERR_IO);
+    CHECK(m == NULL);
+    CHECKF(strstr(err, "/nonexistent/model.gguf") != NULL, "err: %s", err);
+    CHECK(psi_model_load(tu_data("models/stories260K-reference.txt"), NULL, &m, err, sizeof err) == PSI_ERR_FORMAT);
+    CHECKF(strstr(err, "bad magic") != NULL, "err: %s", err);
+}
+
+static psi_model *load(const char *rel)
+{
+    char err[512];
+    psi_model *m = NULL;
+    psi_status rc = psi_model_load(tu_data(rel), NULL, &m, err, sizeof err);
+    CHECKF(rc == PSI_OK, "%s: %s", rel, err);
+    return m;
+}
+
+static void test_context(void)
+{
+    psi_model *m = load("models/stories260K.gguf");
+    if (!m) return;
+    CHECK(psi_model_n_vocab(m) == 512);
+    CHECK(psi_model_n_layer(m) == 5);
+    CHECK(psi_model_n_embd(m) == 64);
+    CHECK(psi_token_bos(m) == 1 && psi_token_eos(m) == 2);
+    CHECK(psi_token_is_eog(m, 2) && !psi_token_is_eog(m, 3));
+    const char *arch = psi_model_meta_str(m, "general.architecture");
+    CHECK(arch && !strcmp(arch, "llama"));
+    CHECK(psi_model_meta_str(m, "llama.block_count") == NULL); /* not a string */
+    CHECK(psi_model_meta_str(m, "no.such.key") == NULL);
+
+    char err[512];
+    psi_context_params cp = psi_context_default_params();
+    cp.n_ctx = 8;
+    cp.n_threads = 1;
+    psi_context *ctx = NULL;
+    cp.kv_type = PSI_TYPE_Q4_0;
+    CHECK(psi_context_new(m, &cp, &ctx, err, sizeof err) == PSI_ERR_UNSUPPORTED && ctx == NULL);
+    cp.kv_type = PSI_TYPE_F32;
+    cp.n_ctx = -1;
+    CHECK(psi_context_new(m, &cp, &ctx, err, sizeof err) == PSI_ERR_INVALID_ARG);
+    cp.n_ctx = 8;
+    CHECK(psi_context_new(m, &cp, &ctx, err, sizeof err) == PSI_OK);
+    if (!ctx) {
+        psi_model_free(m);
+        return;
+    }
+    CHECK(psi_context_n_ctx(ctx) == 8 && psi_context_n_past(ctx) == 0);
+    CHECK(psi_context_logits(ctx, -1) == NULL); /* nothing decoded yet */
+    int32_t toks[9] = {1, 403, 407, 261, 378, 432, 383, 286, 261};
+    int32_t bad[2] = {1, 512};
+    CHECK(psi_context_decode(ctx, bad, 2, false) == PSI_ERR_INVALID_ARG);
+    CHECKF(strstr(psi_context_errmsg(ctx), "512") != NULL, "%s", psi_context_errmsg(ctx));
+    CHECK(psi_context_decode(ctx, toks, 0, false) == PSI_ERR_INVALID_ARG);
+    CHECK(psi_context_decode(ctx, toks, 9, false) == PSI_ERR_CONTEXT_FULL);
+    CHECK(psi_context_n_past(ctx) == 0);
+
+    /* all_logits: every row; last-only: only the last row */
+    CHECK(psi_context_decode(ctx, toks, 5, true) == PSI_OK);
+    CHECK(psi_context_n_past(ctx) == 5);
+    float row4[512];
+    const float *l4 = psi_context_logits(ctx, 4);
+    CHECK(l4 && psi_context_logits(ctx, 0) && !psi_context_logits(ctx, 5));
+    if (l4) memcpy(row4, l4, sizeof row4);
+    CHECK(psi_context_logits(ctx, -1) == l4);
+    /* incremental decode gives the same logits as the batch */
+    CHECK(psi_context_truncate(ctx, 4) == PSI_OK);
+    CHECK(psi_context_truncate(ctx, 6) == PSI_ERR_INVALID_ARG);
+    CHECK(psi_context_decode(ctx, toks + 4, 1, false) == PSI_OK);
+    const float *inc = psi_context_logits(ctx, -1);
+    float maxd = 0;
+    for (int i = 0; inc && i < 512; i++) maxd = fmaxf(maxd, fabsf(inc[i] - row4[i]));
+    CHECKF(inc && maxd < 1e-4f, "incremental vs batch max diff %g", maxd);
+    CHECK(psi_context_logits(ctx, 0) == inc); /* one-token batch */
+    CHECK(psi_context_decode(ctx, toks + 5, 3, false) == PSI_OK);
+    CHECK(psi_context_decode(ctx, toks, 1, false) == PSI_ERR_CONTEXT_FULL);
+    psi_context_free(ctx);
+
+    /* thread count does not change results: each row is one thread's sum */
+    float ref[512];
+    for (int nt = 1; nt <= 3; nt++) {
+        cp.n_threads = nt;
+        cp.n_ctx = 16;
+        CHECK(psi_context_new(m, &cp, &ctx, err, sizeof err) == PSI_OK);
+        if (!ctx) continue;
+        CHECK(psi_context_decode(ctx, toks, 9, false) == PSI_OK);
+        const float *l = psi_context_logits(ctx, -1);
+        if (nt == 1) memcpy(ref, l, sizeof ref);
+        else CHECKF(!memcmp(ref, l, sizeof ref), "logits with %d threads differ from 1 thread", nt);
+        psi_context_free(ctx);
+    }
+    /* F16 KV cache: close to F32 */
+    cp.kv_type = PSI_TYPE_F16;
+    CHECK(psi_context_new(m, &cp, &ctx, err, sizeof err) == PSI_OK);
+    if (ctx) {
+        CHECK(psi_context_decode(ctx, toks, 9, false) == PSI_OK);
+        const float *l = psi_context_logits(ctx, -1);
+        maxd = 0;
+        for (int i = 0; i < 512; i++) maxd = fmaxf(maxd, fabsf(l[i] - ref[i]));
+        CHECKF(maxd < 0.05f, "F16 KV cache differs by %g", maxd);
+        psi_context_free(ctx);
+    }
+    psi_model_free(m);
+}
+
+static void test_tokenize_api(void)
+{
+    psi_model *m = load("models/stories260K.gguf");
+    if (!m) return;
+    int32_t ids[8], n = 0;
+    CHECK(psi_tokenize(m, "Once upon a time", 16, true, ids, 2, &n) == PSI_ERR_BUFFER_SMALL && n == 5);
+    CHECK(psi_tokenize(m, "Once upon a time", 16, true, ids, 8, &n) == PSI_OK && n == 5);
+    CHECK(ids[0] == 1 && ids[1] == 403 && ids[4] == 378);
+    char buf[64];
+    size_t len = 0;
+    CHECK(psi_detokenize(m, ids, n, buf, sizeof buf, &len) == PSI_OK);
+    CHECKF(!strcmp(buf, "Once upon a time") && len == 16, "detokenized: [%s]", buf);
+    CHECK(psi_detokenize(m, ids, n, buf, 4, &len) == PSI_ERR_BUFFER_SMALL && len == 16);
+    CHECK(psi_token_to_piece(m, -1, 99999, buf, sizeof buf) < 0);
+    psi_model_free(m);
+}
+
+static int32_t sample_n(const psi_sampler_params *p, const float *logits, int32_t n_vocab, int32_t *hist, int n)
+{
+    psi_sampler *s = NULL;
+    CHECK(psi_sampler_new(p, &s) == PSI_OK);
+    int32_t last = -1;
+    for (int i = 0; i < n && s; i++) {
+        last = psi_sampler_sample(s, logits, n_vocab);
+        if (hist && last >= 0) hist[last]++;
+    }
+    psi_sampler_free(s);
+    return last;
+}
+
+static void test_sampler(void)
+{
+    float logits[8] = {1.0f, 3.0f, 3.0f, 2.0f, 0.5f, -1.0f, 2.9f, NAN};
+    psi_sampler_params p = psi_sampler_default_params();
+    p.temperature = 0;
+    CHECK(sample_n(&p, logits, 7, NULL, 1) == 1); /* greedy, lowest id on ties */
+
+    /* same seed, same sequence; different seed, different sequence */
+    p = psi_sampler_default_params();
+    p.temperature = 1.0f;
+    p.top_k = 0;
+    p.top_p = 1.0f;
+    p.min_p = 0;
+    p.seed = 42;
+    psi_sampler *a = NULL, *b = NULL, *c = NULL;
+    psi_sampler_new(&p, &a);
+    psi_sampler_new(&p, &b);
+    p.seed = 43;
+    psi_sampler_new(&p, &c);
+    int same_ab = 0, same_ac = 0;
+    for (int i = 0; i < 200; i++) {
+        int32_t x = psi_sampler_sample(a, logits, 7), y = psi_sampler_sample(b, logits, 7),
+                z = psi_sampler_sample(c, logits, 7);
+        same_ab += x == y;
+        same_ac += x == z;
+    }
+    CHECK(same_ab == 200);
+    CHECK(same_ac < 200);
+    psi_sampler_free(a);
+    psi_sampler_free(b);
+    psi_sampler_free(c);
+
+    /* top-k 2: only ids 1 and 2 ever; roughly equal */
+    int32_t hist[8] = {0};
+    p.seed = 7;
+    p.top_k = 2;
+    sample_n(&p, logits, 7, hist, 2000);
+    CHECK(hist[1] + hist[2] == 2000 && hist[1] > 800 && hist[2] > 800);
+    /* min-p 0.5: keeps logits within log(2) of the max: ids 1, 2, 6 */
+    memset(hist, 0, sizeof hist);
+    p.top_k = 0;
+    p.min_p = 0.5f;
+    sample_n(&p, logits, 7, hist, 2000);
+    CHECK(hist[1] + hist[2] + hist[6] == 2000 && hist[6] > 0);
+    /* top-p: probability mass of ids 1,2 is ~0.48 of the total; p=0.3 keeps 1 and 2 only */
+    memset(hist, 0, sizeof hist);
+    p.min_p = 0;
+    p.top_p = 0.3f;
+    sample_n(&p, logits, 7, hist, 2000);
+    CHECK(hist[1] + hist[2] == 2000);
+    /* very low temperature concentrates on the top tokens */
+    memset(hist, 0, sizeof hist);
+    p.top_p = 1.0f;
+    p.temperature = 0.01f;
+    sample_n(&p, logits, 7, hist, 500);
+    CHECK(hist[1] + hist[2] == 500);
+    /* bad arguments */
+    psi_sampler *s = NULL;
+    CHECK(psi_sampler_new(NULL, &s) == PSI_OK);
+    CHECK(psi_sampler_sample(s, NULL, 7) == -1 && psi_sampler_sample(s, logits, 0) == -1);
+    psi_sampler_free(s);
+    p.temperature = NAN;
+    CHECK(psi_sampler_new(&p, &s) == PSI_ERR_INVALID_ARG && s == NULL);
+}
+
+/* Every allocation made while loading fails in turn: load must report
+ * PSI_ERR_NO_MEMORY and clean up (ASan's leak check sees the rest). */
+static void test_alloc_failures(void)
+{
+    int failures_seen = 0, n;
+    char err[512];
+    for (n = 0; n < 5000; n++) {
+        psi_model *m = NULL;
+        psi__mem_fail_after(n);
+        psi_status rc = psi_model_load(tu_data("models/stories260K.gguf"), NULL, &m, err, sizeof err);
+        psi_context *ctx = NULL;
+        psi_status rc2 = rc;
+        if (rc == PSI_OK) {
+            psi_context_params cp = psi_context_default_params();
+            cp.n_ctx = 16;
+            cp.n_threads = 2;
+            rc2 = psi_context_new(m, &cp, &ctx, err, sizeof err);
+            if (rc2 == PSI_OK) {
+                int32_t toks[3] = {1, 403, 407};
+                rc2 = psi_context_decode(ctx, toks, 3, true);
+            }
+        }
+        psi__mem_fail_after(-1);
+        psi_context_free(ctx);
+        psi_model_free(m);
+        if (rc == PSI_OK && rc2 == PSI_OK) break; /* no allocation left to fail */
+        CHECKF((rc == PSI_OK ? rc2 : rc) == PSI_ERR_NO_MEMORY, "allocation %d failing gave %s", n,
+               psi_status_str(rc == PSI_OK ? rc2 : rc));
+        failures_seen++;
+    }
+    printf("allocation failure injection: %d failure points, all reported as out of memory\n", failures_seen);
+    CHECK(failures_seen > 10 && n < 5000);
+}
+
+/* Weights are borrowed from the mapping: after loading and running the
+ * 60 MB F32 reference model, anonymous memory stays far below its size. */
+static long rss_anon_kb(void)
+{
+    char *s = tu_read_file("/proc/self/status", NULL);
+    long kb = -1;
+    const char *p = s ? strstr(s, "RssAnon:") : NULL;
+    if (p) kb = strtol(p + 8, NULL, 10);
+    free(s);
+    return kb;
+}
+
+static void test_mmap_no_copy(void)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    printf("mmap check skipped under AddressSanitizer (shadow memory inflates RssAnon)\n");
+#else
+    long before = rss_anon_kb();
+    psi_model *m = load("reference/llama2-tiny-F32.gguf");
+    if (!m) return;
+    psi_context_params cp = psi_context_default_params();
+    cp.n_ctx = 64;
+    psi_context *ctx = NULL;
+    char err[256];
+    CHECK(psi_context_new(m, &cp, &ctx, err, sizeof err) == PSI_OK);
+    int32_t toks[4] = {1, 9038, 2501, 263};
+    if (ctx) CHECK(psi_context_decode(ctx, toks, 4, false) == PSI_OK);
+    long after = rss_anon_kb();
+    printf("anonymous memory grew by %ld kB for a 58700 kB model file\n", after - before);
+    CHECKF(after - before < 20000, "anonymous RSS grew by %ld kB: weights copied?", after - before);
+    psi_context_free(ctx);
+    psi_model_free(m);
+#endif
+}
+
+int main(void)
+{
+    test_basics();
+    test_context();
+    test_tokenize_api();
+    test_sampler();
+    test_alloc_failures();
+    test_mmap_no_copy();
+    return tu_finish("test_api");
+}
