@@ -156,7 +156,7 @@ typedef struct psi_context psi_context;
 typedef struct psi_context_params {
     int32_t n_ctx;     /* KV cache length in tokens; 0 = the model's training context */
     int32_t n_threads; /* 0 = psi_cpu_count() */
-    psi_type kv_type;  /* PSI_TYPE_F32 (only type supported so far) */
+    psi_type kv_type;  /* PSI_TYPE_F32 (default) or PSI_TYPE_F16; others: PSI_ERR_UNSUPPORTED */
 } psi_context_params;
 
 psi_context_params psi_context_default_params(void);

@@ -39,6 +39,42 @@ static const uint8_t vtype_size[GGUF_VTYPE_COUNT] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 
 
 static const char *vtype_name(uint32_t t) { return t < GGUF_VTYPE_COUNT ? vtype_names[t] : "?"; }
 
+/* A set of strings (keys or tensor names) for duplicate detection in
+ * O(n) — a crafted file with many entries must not make parsing quadratic. */
+typedef struct strset {
+    const gguf_str **slots;
+    size_t mask;
+} strset;
+
+static uint64_t str_hash(gguf_str s)
+{
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (uint64_t i = 0; i < s.len; i++) h = (h ^ (uint8_t)s.ptr[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static bool strset_init(strset *set, uint64_t n)
+{
+    size_t cap = 16;
+    while (cap < n * 2) cap *= 2;
+    set->slots = mem_calloc(cap, sizeof *set->slots);
+    set->mask = cap - 1;
+    return set->slots != NULL;
+}
+
+/* Returns false when s is already in the set. */
+static bool strset_add(strset *set, const gguf_str *s)
+{
+    for (size_t i = (size_t)str_hash(*s) & set->mask;; i = (i + 1) & set->mask) {
+        const gguf_str *o = set->slots[i];
+        if (!o) {
+            set->slots[i] = s;
+            return true;
+        }
+        if (o->len == s->len && !memcmp(o->ptr, s->ptr, (size_t)s->len)) return false;
+    }
+}
+
 /* ------------------------------------------------------------------ reader */
 
 typedef struct reader {
@@ -130,13 +166,13 @@ static psi_status read_value(reader *r, gguf_kv *kv, const char *key)
         psi_status rc = r_u32(r, &kv->arr_type, key);
         if (rc) return rc;
         if (kv->arr_type >= GGUF_VTYPE_COUNT || kv->arr_type == GGUF_ARRAY)
-            return rfail(r, "metadata '%s': invalid array element type %" PRIu32, key, kv->arr_type);
+            return rfail(r, "%s: invalid array element type %" PRIu32, key, kv->arr_type);
         if ((rc = r_u64(r, &kv->n, key))) return rc;
         kv->data = r->base + r->pos;
         if (kv->arr_type == GGUF_STRING) {
             /* Each string takes at least 8 bytes: bound n before allocating. */
             if (kv->n > (r->size - r->pos) / 8)
-                return rfail(r, "metadata '%s': array of %" PRIu64
+                return rfail(r, "%s: array of %" PRIu64
                                 " strings cannot fit in the %" PRIu64 " bytes left",
                              key, kv->n, r->size - r->pos);
             kv->strs = mem_calloc((size_t)(kv->n ? kv->n : 1), sizeof(gguf_str));
@@ -147,21 +183,43 @@ static psi_status read_value(reader *r, gguf_kv *kv, const char *key)
         }
         uint64_t bytes;
         if (u64_mul_ovf(kv->n, vtype_size[kv->arr_type], &bytes) || !r_has(r, bytes))
-            return rfail(r, "metadata '%s': array of %" PRIu64 " %s values runs past the end of the file",
+            return rfail(r, "%s: array of %" PRIu64 " %s values runs past the end of the file",
                          key, kv->n, vtype_name(kv->arr_type));
+        if (kv->arr_type == GGUF_BOOL)
+            for (uint64_t i = 0; i < kv->n; i++)
+                if (kv->data[i] > 1)
+                    return rfail(r, "%s: bool element %" PRIu64 " = %u is neither 0 nor 1", key, i, kv->data[i]);
         r->pos += bytes;
         return PSI_OK;
     }
     if (kv->type >= GGUF_VTYPE_COUNT)
-        return rfail(r, "metadata '%s': invalid value type %" PRIu32, key, kv->type);
+        return rfail(r, "%s: invalid value type %" PRIu32, key, kv->type);
     kv->n = 1;
     const uint8_t *p = NULL;
     psi_status rc = r_bytes(r, vtype_size[kv->type], &p, key);
     if (rc) return rc;
     kv->data = p;
     if (kv->type == GGUF_BOOL && *p > 1)
-        return rfail(r, "metadata '%s': bool value %u is neither 0 nor 1", key, *p);
+        return rfail(r, "%s: bool value %u is neither 0 nor 1", key, *p);
     return PSI_OK;
+}
+
+static psi_status parse_kv(reader *r, gguf *g, uint64_t i, strset *seen)
+{
+    gguf_kv *kv = &g->kv[i];
+    char label[64];
+    snprintf(label, sizeof label, "key of metadata entry %" PRIu64, i);
+    psi_status rc = r_str(r, &kv->key, label);
+    if (rc) return rc;
+    char key[96];
+    str_show(kv->key, key, sizeof key);
+    if (kv->key.len == 0 || kv->key.len > GGUF_MAX_KEY_LEN)
+        return rfail(r, "metadata entry %" PRIu64 " has an invalid key length %" PRIu64, i, kv->key.len);
+    if (!strset_add(seen, &kv->key)) return rfail(r, "metadata key '%s' appears twice", key);
+    char what[128];
+    snprintf(what, sizeof what, "metadata '%s'", key);
+    if ((rc = r_u32(r, &kv->type, what))) return rc;
+    return read_value(r, kv, what);
 }
 
 static psi_status parse_kvs(reader *r, gguf *g)
@@ -171,24 +229,58 @@ static psi_status parse_kvs(reader *r, gguf *g)
         return rfail(r, "header claims %" PRIu64 " metadata entries, more than the file can hold",
                      g->n_kv);
     g->kv = mem_calloc((size_t)(g->n_kv ? g->n_kv : 1), sizeof(gguf_kv));
-    if (!g->kv) return PSI_ERR_NO_MEMORY;
-    for (uint64_t i = 0; i < g->n_kv; i++) {
-        gguf_kv *kv = &g->kv[i];
-        char what[64];
-        snprintf(what, sizeof what, "key of metadata entry %" PRIu64, i);
-        psi_status rc = r_str(r, &kv->key, what);
-        if (rc) return rc;
-        char key[96];
-        str_show(kv->key, key, sizeof key);
-        if (kv->key.len == 0 || kv->key.len > GGUF_MAX_KEY_LEN)
-            return rfail(r, "metadata entry %" PRIu64 " has an invalid key length %" PRIu64, i,
-                         kv->key.len);
-        for (uint64_t j = 0; j < i; j++)
-            if (g->kv[j].key.len == kv->key.len && !memcmp(g->kv[j].key.ptr, kv->key.ptr, kv->key.len))
-                return rfail(r, "metadata key '%s' appears twice", key);
-        if ((rc = r_u32(r, &kv->type, key))) return rc;
-        if ((rc = read_value(r, kv, key))) return rc;
+    strset seen = {0};
+    if (!g->kv || !strset_init(&seen, g->n_kv)) {
+        mem_free(seen.slots);
+        return PSI_ERR_NO_MEMORY;
     }
+    psi_status rc = PSI_OK;
+    for (uint64_t i = 0; i < g->n_kv && rc == PSI_OK; i++) rc = parse_kv(r, g, i, &seen);
+    mem_free(seen.slots);
+    return rc;
+}
+
+static psi_status parse_tensor_info(reader *r, gguf *g, uint64_t i, strset *seen)
+{
+    gguf_tensor *t = &g->tensors[i];
+    char label[64];
+    snprintf(label, sizeof label, "name of tensor %" PRIu64, i);
+    psi_status rc = r_str(r, &t->name, label);
+    if (rc) return rc;
+    char name[96];
+    str_show(t->name, name, sizeof name);
+    if (t->name.len == 0 || t->name.len > GGUF_MAX_KEY_LEN)
+        return rfail(r, "tensor %" PRIu64 " has an invalid name length %" PRIu64, i, t->name.len);
+    if (!strset_add(seen, &t->name)) return rfail(r, "tensor name '%s' appears twice", name);
+    char what[128];
+    snprintf(what, sizeof what, "tensor '%s'", name);
+    if ((rc = r_u32(r, &t->n_dims, what))) return rc;
+    if (t->n_dims == 0 || t->n_dims > GGUF_MAX_DIMS)
+        return rfail(r, "tensor '%s' has %" PRIu32 " dimensions (1 to %d allowed)", name, t->n_dims,
+                     GGUF_MAX_DIMS);
+    uint64_t nel = 1;
+    for (uint32_t d = 0; d < GGUF_MAX_DIMS; d++) {
+        t->ne[d] = 1;
+        if (d < t->n_dims && (rc = r_u64(r, &t->ne[d], what))) return rc;
+        if (t->ne[d] == 0 || t->ne[d] > INT64_MAX)
+            return rfail(r, "tensor '%s' has invalid dimension %" PRIu32 " = %" PRIu64, name, d, t->ne[d]);
+        if (u64_mul_ovf(nel, t->ne[d], &nel) || nel > INT64_MAX)
+            return rfail(r, "tensor '%s': shape overflows (element count > 2^63)", name);
+    }
+    if ((rc = r_u32(r, &t->type, what))) return rc;
+    const type_traits *tt = type_get(t->type);
+    if (!tt) return rfail(r, "tensor '%s' has unknown type id %" PRIu32, name, t->type);
+    if (t->ne[0] % tt->blck_size)
+        return rfail(r, "tensor '%s': row length %" PRIu64 " is not a multiple of %s's block size %" PRIu32,
+                     name, t->ne[0], tt->name, tt->blck_size);
+    uint64_t nbytes;
+    if (u64_mul_ovf(nel / tt->blck_size, tt->type_size, &nbytes))
+        return rfail(r, "tensor '%s': byte size overflows", name);
+    t->nbytes = nbytes;
+    if ((rc = r_u64(r, &t->offset, what))) return rc;
+    if (t->offset % g->alignment)
+        return rfail(r, "tensor '%s': data offset %" PRIu64 " is not a multiple of the alignment %" PRIu64,
+                     name, t->offset, g->alignment);
     return PSI_OK;
 }
 
@@ -196,54 +288,17 @@ static psi_status parse_tensors(reader *r, gguf *g)
 {
     /* Each tensor info takes at least 8 + 4 + 4 + 8 bytes. */
     if (g->n_tensors > (r->size - r->pos) / 24)
-        return rfail(r, "header claims %" PRIu64 " tensors, more than the file can hold",
-                     g->n_tensors);
+        return rfail(r, "header claims %" PRIu64 " tensors, more than the file can hold", g->n_tensors);
     g->tensors = mem_calloc((size_t)(g->n_tensors ? g->n_tensors : 1), sizeof(gguf_tensor));
-    if (!g->tensors) return PSI_ERR_NO_MEMORY;
-    for (uint64_t i = 0; i < g->n_tensors; i++) {
-        gguf_tensor *t = &g->tensors[i];
-        char what[64];
-        snprintf(what, sizeof what, "name of tensor %" PRIu64, i);
-        psi_status rc = r_str(r, &t->name, what);
-        if (rc) return rc;
-        char name[96];
-        str_show(t->name, name, sizeof name);
-        if (t->name.len == 0 || t->name.len > GGUF_MAX_KEY_LEN)
-            return rfail(r, "tensor %" PRIu64 " has an invalid name length %" PRIu64, i, t->name.len);
-        for (uint64_t j = 0; j < i; j++)
-            if (g->tensors[j].name.len == t->name.len &&
-                !memcmp(g->tensors[j].name.ptr, t->name.ptr, t->name.len))
-                return rfail(r, "tensor name '%s' appears twice", name);
-        if ((rc = r_u32(r, &t->n_dims, name))) return rc;
-        if (t->n_dims == 0 || t->n_dims > GGUF_MAX_DIMS)
-            return rfail(r, "tensor '%s' has %" PRIu32 " dimensions (1 to %d allowed)", name,
-                         t->n_dims, GGUF_MAX_DIMS);
-        uint64_t nel = 1;
-        for (uint32_t d = 0; d < GGUF_MAX_DIMS; d++) {
-            t->ne[d] = 1;
-            if (d < t->n_dims && (rc = r_u64(r, &t->ne[d], name))) return rc;
-            if (t->ne[d] == 0 || t->ne[d] > INT64_MAX)
-                return rfail(r, "tensor '%s' has invalid dimension %" PRIu32 " = %" PRIu64, name, d,
-                             t->ne[d]);
-            if (u64_mul_ovf(nel, t->ne[d], &nel) || nel > INT64_MAX)
-                return rfail(r, "tensor '%s': shape overflows (element count > 2^63)", name);
-        }
-        if ((rc = r_u32(r, &t->type, name))) return rc;
-        const type_traits *tt = type_get(t->type);
-        if (!tt) return rfail(r, "tensor '%s' has unknown type id %" PRIu32, name, t->type);
-        if (t->ne[0] % tt->blck_size)
-            return rfail(r, "tensor '%s': row length %" PRIu64 " is not a multiple of %s's block size %" PRIu32,
-                         name, t->ne[0], tt->name, tt->blck_size);
-        uint64_t nbytes;
-        if (u64_mul_ovf(nel / tt->blck_size, tt->type_size, &nbytes))
-            return rfail(r, "tensor '%s': byte size overflows", name);
-        t->nbytes = nbytes;
-        if ((rc = r_u64(r, &t->offset, name))) return rc;
-        if (t->offset % g->alignment)
-            return rfail(r, "tensor '%s': data offset %" PRIu64 " is not a multiple of the alignment %" PRIu64,
-                         name, t->offset, g->alignment);
+    strset seen = {0};
+    if (!g->tensors || !strset_init(&seen, g->n_tensors)) {
+        mem_free(seen.slots);
+        return PSI_ERR_NO_MEMORY;
     }
-    return PSI_OK;
+    psi_status rc = PSI_OK;
+    for (uint64_t i = 0; i < g->n_tensors && rc == PSI_OK; i++) rc = parse_tensor_info(r, g, i, &seen);
+    mem_free(seen.slots);
+    return rc;
 }
 
 static psi_status parse(reader *r, gguf *g)
@@ -667,11 +722,22 @@ static wkv *writer_slot(gguf_writer *w, const char *key)
     return kv;
 }
 
+/* Keys and names the reader would accept: 1 to GGUF_MAX_KEY_LEN bytes. */
+static bool valid_name(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    return n > 0 && n <= GGUF_MAX_KEY_LEN;
+}
+
 static psi_status set_fixed(gguf_writer *w, const char *key, uint32_t type, uint32_t arr_type,
                             const void *data, uint64_t n, size_t elem)
 {
     size_t bytes;
-    if (size_mul_ovf((size_t)n, elem, &bytes)) return PSI_ERR_INVALID_ARG;
+    if (!valid_name(key) || size_mul_ovf((size_t)n, elem, &bytes)) return PSI_ERR_INVALID_ARG;
+    /* the writer pads with this value: it must be one the reader accepts */
+    if (!strcmp(key, "general.alignment") &&
+        (type != GGUF_U32 || !data || rd_u32(data) == 0 || (rd_u32(data) & (rd_u32(data) - 1))))
+        return PSI_ERR_INVALID_ARG;
     wkv *kv = writer_slot(w, key);
     if (!kv) return PSI_ERR_NO_MEMORY;
     kv->type = type;
@@ -712,6 +778,7 @@ psi_status gguf_writer_set_arr(gguf_writer *w, const char *key, uint32_t elem_ty
 static psi_status set_strs(gguf_writer *w, const char *key, uint32_t type, const char *const *strs,
                            uint64_t n)
 {
+    if (!valid_name(key) || !strcmp(key, "general.alignment")) return PSI_ERR_INVALID_ARG;
     wkv *kv = writer_slot(w, key);
     if (!kv) return PSI_ERR_NO_MEMORY;
     kv->type = type;
@@ -765,7 +832,9 @@ psi_status gguf_writer_copy_kv(gguf_writer *w, const gguf *g, uint64_t i)
 psi_status gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type,
                                   uint32_t n_dims, const uint64_t *ne, const void *data)
 {
-    if (n_dims == 0 || n_dims > GGUF_MAX_DIMS) return PSI_ERR_INVALID_ARG;
+    if (n_dims == 0 || n_dims > GGUF_MAX_DIMS || !valid_name(name)) return PSI_ERR_INVALID_ARG;
+    for (size_t i = 0; i < w->n_t; i++)
+        if (!strcmp(w->t[i].name, name)) return PSI_ERR_INVALID_ARG; /* names are unique */
     uint64_t nel = 1;
     for (uint32_t d = 0; d < n_dims; d++)
         if (ne[d] == 0 || u64_mul_ovf(nel, ne[d], &nel)) return PSI_ERR_INVALID_ARG;
@@ -828,6 +897,8 @@ psi_status gguf_writer_write(gguf_writer *w, const char *path, char *err, size_t
         mem_free(tmp);
         return PSI_ERR_IO;
     }
+    for (size_t i = 0; i < w->n_kv; i++)
+        if (!strcmp(w->kv[i].key, "general.alignment")) w->alignment = rd_u32(w->kv[i].data);
     uint64_t off = 0;
     for (size_t i = 0; i < w->n_t; i++) {
         w->t[i].offset = off;

@@ -980,6 +980,55 @@ done:
         free(tdata[i]);
 }
 
+/* The writer refuses what its reader would reject, and honours
+ * general.alignment; a file with very many entries still parses (duplicate
+ * detection is hashed, not pairwise). */
+static void test_writer_rules(const char *dir)
+{
+    gguf_writer *w = gguf_writer_new();
+    float data[64] = {0};
+    uint64_t ne[1] = {64};
+    CHECK(gguf_writer_set_u32(w, "", 1) == PSI_ERR_INVALID_ARG);
+    CHECK(gguf_writer_set_str(w, "", "x") == PSI_ERR_INVALID_ARG);
+    CHECK(gguf_writer_set_u32(w, "general.alignment", 48) == PSI_ERR_INVALID_ARG);
+    CHECK(gguf_writer_set_u32(w, "general.alignment", 0) == PSI_ERR_INVALID_ARG);
+    CHECK(gguf_writer_set_str(w, "general.alignment", "64") == PSI_ERR_INVALID_ARG);
+    CHECK(gguf_writer_set_u32(w, "general.alignment", 64) == PSI_OK);
+    CHECK(gguf_writer_add_tensor(w, "a", PSI_TYPE_F32, 1, ne, data) == PSI_OK);
+    CHECK(gguf_writer_add_tensor(w, "a", PSI_TYPE_F32, 1, ne, data) == PSI_ERR_INVALID_ARG);
+    CHECK(gguf_writer_add_tensor(w, "", PSI_TYPE_F32, 1, ne, data) == PSI_ERR_INVALID_ARG);
+    ne[0] = 3;
+    CHECK(gguf_writer_add_tensor(w, "b", PSI_TYPE_F32, 1, ne, data) == PSI_OK);
+    char path[4200], err[512];
+    snprintf(path, sizeof path, "%s/align64.gguf", dir);
+    CHECK(gguf_writer_write(w, path, err, sizeof err) == PSI_OK);
+    gguf_writer_free(w);
+    gguf *g = NULL;
+    CHECKF(gguf_open(path, &g, err, sizeof err) == PSI_OK, "%s", err);
+    if (g) {
+        CHECK(g->alignment == 64 && g->data_offset % 64 == 0 && g->n_tensors == 2);
+        CHECK(g->tensors[1].offset == 256); /* 64 floats, padded to 64 bytes */
+        gguf_close(g);
+    }
+
+    enum { MANY = 20000 }; /* the writer checks keys pairwise: keep this quick */
+    w = gguf_writer_new();
+    char key[64];
+    for (int i = 0; i < MANY; i++) {
+        snprintf(key, sizeof key, "k.%d", i);
+        gguf_writer_set_u32(w, key, (uint32_t)i);
+    }
+    snprintf(path, sizeof path, "%s/many_kvs.gguf", dir);
+    CHECK(gguf_writer_write(w, path, err, sizeof err) == PSI_OK);
+    gguf_writer_free(w);
+    CHECKF(gguf_open(path, &g, err, sizeof err) == PSI_OK, "%s", err);
+    if (g) {
+        uint32_t v = 0;
+        CHECK(g->n_kv == MANY && gguf_get_u32(g, "k.19999", &v, err, sizeof err) == PSI_OK && v == 19999);
+        gguf_close(g);
+    }
+}
+
 int main(void)
 {
     char dir[4096];
@@ -987,5 +1036,6 @@ int main(void)
     test_base(dir);
     test_corrupt(dir);
     test_writer(dir);
+    test_writer_rules(dir);
     return tu_finish("test_gguf_corrupt");
 }
