@@ -212,7 +212,8 @@ psi_status psi_convert_llama2c(const char *model_path, const char *tokenizer_pat
 
 /* Rewrite a GGUF model with its weight matrices (2-D "*.weight" tensors) in
  * `type`, as llama.cpp's llama-quantize does; other tensors and all
- * metadata are kept. Only PSI_TYPE_Q8_0 so far (others: PSI_ERR_UNSUPPORTED).
+ * metadata are kept. PSI_TYPE_F16, PSI_TYPE_BF16 and PSI_TYPE_Q8_0 so far
+ * (others: PSI_ERR_UNSUPPORTED).
  * Written to a temporary file and renamed into place. */
 psi_status psi_quantize(const char *in_path, const char *out_path, psi_type type, char *err,
                         size_t err_size);

@@ -261,6 +261,7 @@ static void test_alloc_failures(void)
     CHECK(failures_seen > 10 && n < 5000);
 }
 
+#if !defined(__SANITIZE_ADDRESS__)
 /* Weights are borrowed from the mapping: after loading and running the
  * 60 MB F32 reference model, anonymous memory stays far below its size. */
 static long rss_anon_kb(void)
@@ -272,6 +273,8 @@ static long rss_anon_kb(void)
     free(s);
     return kb;
 }
+
+#endif
 
 static void test_mmap_no_copy(void)
 {

@@ -1,4 +1,4 @@
-/* cmd_quantize.c — `psi quantize IN.gguf OUT.gguf TYPE` (Q8_0 so far). */
+/* cmd_quantize.c — `psi quantize IN.gguf OUT.gguf TYPE` (f16, bf16, q8_0 so far). */
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -12,7 +12,8 @@ int cmd_quantize(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: psi quantize IN.gguf OUT.gguf TYPE\n"
-                   "  TYPE: q8_0 (Q4_0 and the K-quant mixes are not implemented yet)\n");
+                   "  rewrites the weight matrices as TYPE: f16, bf16 or q8_0\n"
+                   "  (q4_0 and the K-quant mixes are not implemented yet)\n");
             return 0;
         }
         if (argv[i][0] == '-' && argv[i][1]) return cli_fail("quantize", "unknown option '%s'", argv[i]);
@@ -22,7 +23,9 @@ int cmd_quantize(int argc, char **argv)
     if (n_pos != 3) return cli_fail("quantize", "usage: psi quantize IN.gguf OUT.gguf TYPE");
     psi_type type;
     if (!strcasecmp(pos[2], "q8_0")) type = PSI_TYPE_Q8_0;
-    else return cli_fail("quantize", "type '%s' is not supported yet (supported: q8_0)", pos[2]);
+    else if (!strcasecmp(pos[2], "f16")) type = PSI_TYPE_F16;
+    else if (!strcasecmp(pos[2], "bf16")) type = PSI_TYPE_BF16;
+    else return cli_fail("quantize", "type '%s' is not supported yet (supported: f16, bf16, q8_0)", pos[2]);
     char err[512];
     fprintf(stderr, "psi quantize: %s -> %s (%s)\n", pos[0], pos[1], pos[2]);
     if (psi_quantize(pos[0], pos[1], type, err, sizeof err) != PSI_OK) return cli_fail("quantize", "%s", err);
