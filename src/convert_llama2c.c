@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "convert.h"
 #include "gguf.h"
 #include "types.h"
 #include "util.h"
@@ -61,13 +62,12 @@ typedef struct l2c_config {
 } l2c_config;
 
 /* Builds the tokenizer metadata. Token texts are kept in `texts` (owned). */
-static psi_status add_vocab(gguf_writer *w, const char *path, const mapped *tf, int32_t vocab,
-                            char ***texts_out, char *err, size_t n)
+static psi_status add_vocab(gguf_writer *w, const char *path, const mapped *tf, int32_t vocab, char *err,
+                            size_t n)
 {
     char **texts = mem_calloc((size_t)vocab, sizeof(char *));
     float *scores = mem_alloc((size_t)vocab * sizeof(float));
     int32_t *types = mem_alloc((size_t)vocab * sizeof(int32_t));
-    *texts_out = texts;
     psi_status rc = PSI_ERR_NO_MEMORY;
     if (!texts || !scores || !types) goto out;
     size_t pos = 4;
@@ -134,25 +134,23 @@ trunc:
              path, vocab);
     rc = PSI_ERR_FORMAT;
 out:
+    for (int32_t i = 0; texts && i < vocab; i++) mem_free(texts[i]); /* the writer keeps copies */
+    mem_free(texts);
     mem_free(scores);
     mem_free(types);
     return rc;
 }
 
-psi_status psi_convert_llama2c(const char *model_path, const char *tokenizer_path,
-                               const char *out_path, char *err, size_t n)
+psi_status l2c_build(const void *model, size_t model_size, const char *model_name, const void *tok,
+                     size_t tok_size, const char *tok_name, gguf_writer **out, char *err, size_t n)
 {
-    if (!model_path || !tokenizer_path || !out_path) return PSI_ERR_INVALID_ARG;
-    mapped mf = {0}, tf = {0};
-    gguf_writer *w = NULL;
-    char **texts = NULL;
+    *out = NULL;
+    mapped mf = {model, model_size}, tf = {tok, tok_size};
     l2c_config c = {0};
-    psi_status rc = map_file(model_path, &mf, err, n);
-    if (rc || (rc = map_file(tokenizer_path, &tf, err, n))) goto out;
+    psi_status rc;
     if (mf.size < 28) {
-        err_setf(err, n, "%s: %zu bytes is too short for a llama2.c header", model_path, mf.size);
-        rc = PSI_ERR_FORMAT;
-        goto out;
+        err_setf(err, n, "%s: %zu bytes is too short for a llama2.c header", model_name, mf.size);
+        return PSI_ERR_FORMAT;
     }
     int32_t h[7];
     memcpy(h, mf.p, sizeof h);
@@ -166,9 +164,8 @@ psi_status psi_convert_llama2c(const char *model_path, const char *tokenizer_pat
         (c.dim / c.n_heads) % 2) {
         err_setf(err, n, "%s: implausible llama2.c header (dim %d, hidden %d, layers %d, heads %d/%d, "
                          "vocab %d, seq_len %d)",
-                 model_path, h[0], h[1], h[2], h[3], h[4], h[5], h[6]);
-        rc = PSI_ERR_FORMAT;
-        goto out;
+                 model_name, h[0], h[1], h[2], h[3], h[4], h[5], h[6]);
+        return PSI_ERR_FORMAT;
     }
     uint64_t dim = (uint64_t)c.dim, hid = (uint64_t)c.hidden, L = (uint64_t)c.n_layers,
              V = (uint64_t)c.vocab, hs = dim / (uint64_t)c.n_heads, kv = hs * (uint64_t)c.n_kv_heads;
@@ -178,15 +175,14 @@ psi_status psi_convert_llama2c(const char *model_path, const char *tokenizer_pat
     uint64_t want = 28 + floats * 4;
     if (mf.size != want) {
         err_setf(err, n, "%s: file is %zu bytes, but its header (dim %d, %d layers, vocab %d) implies %" PRIu64,
-                 model_path, mf.size, c.dim, c.n_layers, c.vocab, want);
-        rc = PSI_ERR_FORMAT;
-        goto out;
+                 model_name, mf.size, c.dim, c.n_layers, c.vocab, want);
+        return PSI_ERR_FORMAT;
     }
-    w = gguf_writer_new();
+    gguf_writer *w = gguf_writer_new();
     if (!w) goto oom;
-    const char *slash = strrchr(model_path, '/');
+    const char *slash = strrchr(model_name, '/');
     if ((rc = gguf_writer_set_str(w, "general.architecture", "llama")) ||
-        (rc = gguf_writer_set_str(w, "general.name", slash ? slash + 1 : model_path)) ||
+        (rc = gguf_writer_set_str(w, "general.name", slash ? slash + 1 : model_name)) ||
         (rc = gguf_writer_set_u32(w, "llama.context_length", (uint32_t)c.seq_len)) ||
         (rc = gguf_writer_set_u32(w, "llama.embedding_length", (uint32_t)c.dim)) ||
         (rc = gguf_writer_set_u32(w, "llama.feed_forward_length", (uint32_t)c.hidden)) ||
@@ -196,10 +192,11 @@ psi_status psi_convert_llama2c(const char *model_path, const char *tokenizer_pat
         (rc = gguf_writer_set_u32(w, "llama.rope.dimension_count", (uint32_t)hs)) ||
         (rc = gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f)) ||
         (rc = gguf_writer_set_f32(w, "llama.rope.freq_base", 10000.0f)))
-        goto fail_rc;
-    if ((rc = add_vocab(w, tokenizer_path, &tf, c.vocab, &texts, err, n))) {
+        goto fail;
+    if ((rc = add_vocab(w, tok_name, &tf, c.vocab, err, n))) {
         if (rc == PSI_ERR_NO_MEMORY) goto oom;
-        goto out;
+        gguf_writer_free(w);
+        return rc;
     }
 
     const float *p = (const float *)(const void *)(mf.p + 28);
@@ -222,7 +219,7 @@ psi_status psi_convert_llama2c(const char *model_path, const char *tokenizer_pat
 #define ADD(name, d0, d1, ptr)                                                                  \
     do {                                                                                        \
         ne[0] = (d0), ne[1] = (d1);                                                             \
-        if ((rc = gguf_writer_add_tensor(w, name, PSI_TYPE_F32, (d1) ? 2 : 1, ne, ptr))) goto fail_rc; \
+        if ((rc = gguf_writer_add_tensor(w, name, PSI_TYPE_F32, (d1) ? 2 : 1, ne, ptr))) goto fail; \
     } while (0)
     ADD("token_embd.weight", dim, V, embd);
     ADD("output_norm.weight", dim, 0, rms_final);
@@ -243,20 +240,32 @@ psi_status psi_convert_llama2c(const char *model_path, const char *tokenizer_pat
         ADD(names[8], dim, hid, w3 + l * dim * hid);
     }
 #undef ADD
-    rc = gguf_writer_write(w, out_path, err, n);
-    goto out;
-fail_rc:
+    *out = w;
+    return PSI_OK;
+fail:
     if (rc != PSI_ERR_NO_MEMORY) {
-        err_setf(err, n, "%s: cannot build the GGUF (%s)", out_path, psi_status_str(rc));
-        goto out;
+        err_setf(err, n, "%s: cannot describe the GGUF (%s)", model_name, psi_status_str(rc));
+        gguf_writer_free(w);
+        return rc;
     }
 oom:
-    err_setf(err, n, "%s: out of memory", out_path);
-    rc = PSI_ERR_NO_MEMORY;
+    gguf_writer_free(w);
+    err_setf(err, n, "%s: out of memory", model_name);
+    return PSI_ERR_NO_MEMORY;
+}
+
+psi_status psi_convert_llama2c(const char *model_path, const char *tokenizer_path,
+                               const char *out_path, char *err, size_t n)
+{
+    if (!model_path || !tokenizer_path || !out_path) return PSI_ERR_INVALID_ARG;
+    mapped mf = {0}, tf = {0};
+    gguf_writer *w = NULL;
+    psi_status rc = map_file(model_path, &mf, err, n);
+    if (rc || (rc = map_file(tokenizer_path, &tf, err, n)) ||
+        (rc = l2c_build(mf.p, mf.size, model_path, tf.p, tf.size, tokenizer_path, &w, err, n)))
+        goto out;
+    rc = gguf_writer_write(w, out_path, err, n);
 out:
-    if (texts)
-        for (int32_t i = 0; i < c.vocab; i++) mem_free(texts[i]);
-    mem_free(texts);
     gguf_writer_free(w);
     if (mf.p) munmap((void *)mf.p, mf.size);
     if (tf.p) munmap((void *)tf.p, tf.size);

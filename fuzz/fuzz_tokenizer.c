@@ -1,0 +1,56 @@
+/*
+ * fuzz_tokenizer.c — libFuzzer target for SentencePiece tokenization of
+ * arbitrary bytes. The vocabulary is loaded once from $PSI_FUZZ_VOCAB
+ * (default ../shared/data/vocab/ggml-vocab-llama-spm.gguf). Every input must
+ * tokenize, and decoding the ids must give the input back (the vocabulary
+ * has byte fallback, so every byte string is representable) — except text
+ * holding U+2581 itself, SentencePiece's space mark, which decodes as ' '.
+ * Built only with -DPSI_FUZZ=ON and clang; see README.md.
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gguf.h"
+#include "tokenizer.h"
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static gguf *g;
+static vocab *v;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    const char *path = getenv("PSI_FUZZ_VOCAB");
+    if (!path) path = "../shared/data/vocab/ggml-vocab-llama-spm.gguf";
+    char err[512];
+    if (gguf_open(path, &g, err, sizeof err) || vocab_load(&v, g, err, sizeof err)) {
+        fprintf(stderr, "fuzz_tokenizer: %s (set PSI_FUZZ_VOCAB)\n", err);
+        exit(1);
+    }
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size > 4096) return 0;
+    int32_t ids[8192], n = 0;
+    char err[256];
+    if (vocab_tokenize(v, (const char *)data, size, false, ids, 8192, &n, err, sizeof err) != PSI_OK)
+        __builtin_trap();
+    char out[4 * 8192 + 16];
+    size_t len = 0;
+    for (int32_t i = 0; i < n; i++) {
+        int32_t k = vocab_token_to_piece(v, i ? ids[i - 1] : -1, ids[i], out + len, sizeof out - len);
+        if (k < 0 || (size_t)k > sizeof out - len) __builtin_trap();
+        len += (size_t)k;
+    }
+    bool has_mark = false;
+    for (size_t i = 0; i + 2 < size; i++) has_mark |= data[i] == 0xE2 && data[i + 1] == 0x96 && data[i + 2] == 0x81;
+    if (!has_mark && (len != size || memcmp(out, data, size))) __builtin_trap();
+    return 0;
+}
