@@ -212,7 +212,35 @@ psi_status psi_context_decode(psi_context *ctx, const int32_t *tokens, int32_t n
                  ctx->n_past, n_tokens, ctx->n_ctx);
         return PSI_ERR_CONTEXT_FULL;
     }
-    psi_status rc = llama_decode(ctx, tokens, n_tokens, all_logits);
+    const hparams *hp = &ctx->model->hp;
+    int32_t n_rows = all_logits ? n_tokens : 1;
+    psi_status rc = PSI_OK;
+    if (n_rows > ctx->cap_logits) {
+        size_t bytes;
+        float *p = NULL;
+        if (!size_mul_ovf((size_t)n_rows * sizeof(float), (size_t)hp->n_vocab, &bytes))
+            p = mem_realloc(ctx->logits, bytes);
+        if (!p) rc = PSI_ERR_NO_MEMORY;
+        else {
+            ctx->logits = p;
+            ctx->cap_logits = n_rows;
+        }
+    }
+    int32_t start = ctx->n_past;
+    for (int32_t off = 0; rc == PSI_OK && off < n_tokens; off += PSI_UBATCH) {
+        int32_t len = n_tokens - off < PSI_UBATCH ? n_tokens - off : PSI_UBATCH;
+        bool last = off + len == n_tokens;
+        int32_t n_out = all_logits ? len : last ? 1 : 0;
+        float *dst = ctx->logits + (all_logits ? (size_t)off * (size_t)hp->n_vocab : 0);
+        rc = llama_decode(ctx, tokens + off, len, n_out, dst);
+    }
+    if (rc != PSI_OK) {
+        ctx->n_past = start; /* a failed batch leaves nothing behind */
+        ctx->n_batch = 0;
+    } else {
+        ctx->n_batch = n_tokens;
+        ctx->all_logits = all_logits;
+    }
     if (rc == PSI_ERR_NO_MEMORY)
         err_setf(ctx->errmsg, sizeof ctx->errmsg, "decode: out of memory for a batch of %d tokens",
                  n_tokens);

@@ -11,6 +11,10 @@
 #include "types.h"
 
 #define PSI_ERRMSG_SIZE 512
+/* A batch is evaluated in slices of at most this many tokens, which bounds
+ * the scratch memory; results do not depend on it (every per-token
+ * computation is independent of the others in its slice). */
+#define PSI_UBATCH 256
 
 /* A weight matrix borrowed from the mapping: ne0 values per row, ne1 rows. */
 typedef struct tensor {
@@ -76,6 +80,9 @@ struct psi_context {
 
 psi_status llama_load(psi_model *m, char *err, size_t err_size);
 void llama_free_weights(psi_model *m);
-psi_status llama_decode(psi_context *ctx, const int32_t *tokens, int32_t n, bool all_logits);
+/* Evaluate tokens at positions n_past… (appending to the KV cache) and
+ * write the logits of the last n_out of them (0 ≤ n_out ≤ n) to logits
+ * [n_out][n_vocab]. n is at most PSI_UBATCH. */
+psi_status llama_decode(psi_context *ctx, const int32_t *tokens, int32_t n, int32_t n_out, float *logits);
 
 #endif

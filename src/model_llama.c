@@ -416,7 +416,7 @@ static psi_status ensure_scratch(psi_context *ctx, int32_t n)
     return PSI_OK;
 }
 
-psi_status llama_decode(psi_context *ctx, const int32_t *tokens, int32_t n, bool all_logits)
+psi_status llama_decode(psi_context *ctx, const int32_t *tokens, int32_t n, int32_t n_out, float *logits)
 {
     const psi_model *m = ctx->model;
     const hparams *hp = &m->hp;
@@ -425,15 +425,6 @@ psi_status llama_decode(psi_context *ctx, const int32_t *tokens, int32_t n, bool
     int32_t pos0 = ctx->n_past;
     psi_status rc = ensure_scratch(ctx, n);
     if (rc) return rc;
-    int32_t n_out = all_logits ? n : 1;
-    if (n_out > ctx->cap_logits) {
-        size_t bytes;
-        if (size_mul_ovf((size_t)n_out * sizeof(float), (size_t)hp->n_vocab, &bytes)) return PSI_ERR_NO_MEMORY;
-        float *p = mem_realloc(ctx->logits, bytes);
-        if (!p) return PSI_ERR_NO_MEMORY;
-        ctx->logits = p;
-        ctx->cap_logits = n_out;
-    }
 
     for (int32_t t = 0; t < n; t++) {
         const uint8_t *row = (const uint8_t *)m->tok_embd.data + (size_t)tokens[t] * m->tok_embd.row_size;
@@ -476,13 +467,11 @@ psi_status llama_decode(psi_context *ctx, const int32_t *tokens, int32_t n, bool
         for (size_t i = 0; i < (size_t)n * embd; i++) ctx->x[i] += ctx->xb2[i];
     }
 
+    ctx->n_past += n;
+    if (n_out == 0) return PSI_OK;
     int32_t first = n - n_out;
     for (int32_t t = first; t < n; t++)
         rmsnorm(ctx->xb + (size_t)(t - first) * embd, ctx->x + (size_t)t * embd, m->output_norm, embd,
                 hp->rms_eps);
-    if ((rc = matmul(ctx, &m->output, ctx->xb, n_out, ctx->logits, hp->n_vocab))) return rc;
-    ctx->n_past += n;
-    ctx->n_batch = n;
-    ctx->all_logits = all_logits;
-    return PSI_OK;
+    return matmul(ctx, &m->output, ctx->xb, n_out, logits, hp->n_vocab);
 }

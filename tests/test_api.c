@@ -132,6 +132,42 @@ static void test_context(void)
     psi_model_free(m);
 }
 
+/* A batch longer than the internal slice size gives the same logits as
+ * feeding the tokens one at a time, in both logits modes. */
+static void test_long_batch(void)
+{
+    psi_model *m = load("models/stories260K.gguf");
+    if (!m) return;
+    enum { N = 600 };
+    int32_t toks[N];
+    for (int i = 0; i < N; i++) toks[i] = i ? 3 + (int32_t)((i * 131u) % 509u) : 1;
+    psi_context_params cp = psi_context_default_params();
+    cp.n_ctx = N;
+    cp.n_threads = 2;
+    char err[256];
+    psi_context *a = NULL, *b = NULL;
+    CHECK(psi_context_new(m, &cp, &a, err, sizeof err) == PSI_OK);
+    CHECK(psi_context_new(m, &cp, &b, err, sizeof err) == PSI_OK);
+    if (a && b) {
+        CHECK(psi_context_decode(a, toks, N, true) == PSI_OK);
+        float maxd = 0;
+        for (int i = 0; i < N; i++) {
+            CHECK(psi_context_decode(b, &toks[i], 1, false) == PSI_OK);
+            const float *x = psi_context_logits(a, i), *y = psi_context_logits(b, -1);
+            for (int j = 0; x && y && j < 512; j++) maxd = fmaxf(maxd, fabsf(x[j] - y[j]));
+        }
+        CHECKF(maxd < 1e-4f, "600-token batch vs one at a time: max diff %g", maxd);
+        float last[512];
+        memcpy(last, psi_context_logits(a, N - 1), sizeof last);
+        CHECK(psi_context_truncate(a, 0) == PSI_OK);
+        CHECK(psi_context_decode(a, toks, N, false) == PSI_OK && psi_context_n_past(a) == N);
+        CHECK(!memcmp(psi_context_logits(a, -1), last, sizeof last));
+    }
+    psi_context_free(a);
+    psi_context_free(b);
+    psi_model_free(m);
+}
+
 static void test_tokenize_api(void)
 {
     psi_model *m = load("models/stories260K.gguf");
@@ -303,6 +339,7 @@ int main(void)
 {
     test_basics();
     test_context();
+    test_long_batch();
     test_tokenize_api();
     test_sampler();
     test_alloc_failures();

@@ -175,9 +175,12 @@ static int session_open(session *s, const opts *o, bool need_ctx, long extra_ctx
     cp.kv_type = o->kv_type;
     long n_ctx = o->n_ctx;
     if (!n_ctx) {
-        n_ctx = psi_model_n_ctx_train(s->model);
-        if (n_ctx > 4096) n_ctx = 4096;
-        if (n_ctx < s->n_prompt + extra_ctx) n_ctx = s->n_prompt + extra_ctx;
+        /* the model's context, at most 4096, grown to fit prompt + -n but not
+         * past the training context (then generation stops when it is full) */
+        long train = psi_model_n_ctx_train(s->model);
+        n_ctx = train < 4096 ? train : 4096;
+        long want = s->n_prompt + extra_ctx, cap = train > s->n_prompt ? train : s->n_prompt;
+        if (n_ctx < want) n_ctx = want < cap ? want : cap;
     }
     if (s->n_prompt > n_ctx)
         return cli_fail(o->cmd, "the prompt has %d tokens, more than the context size %ld (raise -c)",
