@@ -19,120 +19,35 @@
 
 #define MAGIC 0x46554747u /* "GGUF" */
 
-/* ------------------------------------------------------------ byte builder */
+/* ------------------------------------------------------------ GGUF pieces */
 
-typedef struct buf {
-    uint8_t *p;
-    size_t len, cap;
-} buf;
+/* On top of testutil.h's byte builder (tu_put_gguf_key and friends). */
 
-static void put(buf *b, const void *src, size_t n)
+static void put_hdr(tu_buf *b, uint32_t magic, uint32_t version, uint64_t n_tensors, uint64_t n_kv)
 {
-    if (b->len + n > b->cap) {
-        size_t cap = (b->len + n) * 2 + 64;
-        uint8_t *np = realloc(b->p, cap);
-        if (!np) {
-            fprintf(stderr, "out of memory\n");
-            exit(2);
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    if (n) memcpy(b->p + b->len, src, n);
-    b->len += n;
+    tu_put_u32(b, magic);
+    tu_put_u32(b, version);
+    tu_put_u64(b, n_tensors);
+    tu_put_u64(b, n_kv);
 }
 
-static void put_u8(buf *b, uint8_t v)
+static void put_kv_u32(tu_buf *b, const char *key, uint32_t v)
 {
-    put(b, &v, 1);
+    tu_put_gguf_key(b, key, GGUF_U32);
+    tu_put_u32(b, v);
 }
 
-static void put_le(buf *b, uint64_t v, int bytes)
+static void put_kv_str(tu_buf *b, const char *key, const char *v)
 {
-    for (int i = 0; i < bytes; i++)
-        put_u8(b, (uint8_t)(v >> (8 * i)));
-}
-static void put_u16(buf *b, uint16_t v)
-{
-    put_le(b, v, 2);
-}
-static void put_u32(buf *b, uint32_t v)
-{
-    put_le(b, v, 4);
-}
-static void put_u64(buf *b, uint64_t v)
-{
-    put_le(b, v, 8);
-}
-static void put_f32(buf *b, float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    put_u32(b, u);
-}
-static void put_f64(buf *b, double d)
-{
-    uint64_t u;
-    memcpy(&u, &d, 8);
-    put_u64(b, u);
+    tu_put_gguf_key(b, key, GGUF_STRING);
+    tu_put_gguf_str(b, v);
 }
 
-/* GGUF string: u64 length + bytes. */
-static void put_str(buf *b, const char *s)
+static void put_arr_hdr(tu_buf *b, const char *key, uint32_t elem_type, uint64_t n)
 {
-    put_u64(b, strlen(s));
-    put(b, s, strlen(s));
-}
-
-static void put_hdr(buf *b, uint32_t magic, uint32_t version, uint64_t n_tensors, uint64_t n_kv)
-{
-    put_u32(b, magic);
-    put_u32(b, version);
-    put_u64(b, n_tensors);
-    put_u64(b, n_kv);
-}
-
-/* Key and value type; the caller writes the value. */
-static void put_key(buf *b, const char *key, uint32_t type)
-{
-    put_str(b, key);
-    put_u32(b, type);
-}
-
-static void put_kv_u32(buf *b, const char *key, uint32_t v)
-{
-    put_key(b, key, GGUF_U32);
-    put_u32(b, v);
-}
-
-static void put_kv_str(buf *b, const char *key, const char *v)
-{
-    put_key(b, key, GGUF_STRING);
-    put_str(b, v);
-}
-
-static void put_arr_hdr(buf *b, const char *key, uint32_t elem_type, uint64_t n)
-{
-    put_key(b, key, GGUF_ARRAY);
-    put_u32(b, elem_type);
-    put_u64(b, n);
-}
-
-static void put_tinfo(buf *b, const char *name, uint32_t n_dims, const uint64_t *ne, uint32_t type,
-                      uint64_t offset)
-{
-    put_str(b, name);
-    put_u32(b, n_dims);
-    for (uint32_t d = 0; d < n_dims; d++)
-        put_u64(b, ne[d]);
-    put_u32(b, type);
-    put_u64(b, offset);
-}
-
-static void put_pad(buf *b, size_t align)
-{
-    while (b->len % align)
-        put_u8(b, 0);
+    tu_put_gguf_key(b, key, GGUF_ARRAY);
+    tu_put_u32(b, elem_type);
+    tu_put_u64(b, n);
 }
 
 /* ------------------------------------------------------------ the valid base */
@@ -142,50 +57,50 @@ static void put_pad(buf *b, size_t align)
 static const char *const base_tokens[] = {"<unk>", "<s>", "</s>", "hello"};
 
 /* alignment_kv: write general.alignment = 32 as u32 (the base does). */
-static void put_base_kvs(buf *b, bool alignment_kv)
+static void put_base_kvs(tu_buf *b, bool alignment_kv)
 {
     put_kv_str(b, "general.architecture", "llama");
     put_kv_str(b, "general.name", "corrupt-base");
     if (alignment_kv) put_kv_u32(b, "general.alignment", 32);
-    put_key(b, "test.u8", GGUF_U8);
-    put_u8(b, 7);
-    put_key(b, "test.i16", GGUF_I16);
-    put_u16(b, (uint16_t)-3);
-    put_key(b, "test.i32", GGUF_I32);
-    put_u32(b, (uint32_t)-100000);
-    put_key(b, "test.f32", GGUF_F32);
-    put_f32(b, 0.5f);
-    put_key(b, "test.bool", GGUF_BOOL);
-    put_u8(b, 1);
-    put_key(b, "test.u64", GGUF_U64);
-    put_u64(b, (uint64_t)1 << 40);
-    put_key(b, "test.f64", GGUF_F64);
-    put_f64(b, 2.25);
+    tu_put_gguf_key(b, "test.u8", GGUF_U8);
+    tu_put_u8(b, 7);
+    tu_put_gguf_key(b, "test.i16", GGUF_I16);
+    tu_put_u16(b, (uint16_t)-3);
+    tu_put_gguf_key(b, "test.i32", GGUF_I32);
+    tu_put_u32(b, (uint32_t)-100000);
+    tu_put_gguf_key(b, "test.f32", GGUF_F32);
+    tu_put_f32(b, 0.5f);
+    tu_put_gguf_key(b, "test.bool", GGUF_BOOL);
+    tu_put_u8(b, 1);
+    tu_put_gguf_key(b, "test.u64", GGUF_U64);
+    tu_put_u64(b, (uint64_t)1 << 40);
+    tu_put_gguf_key(b, "test.f64", GGUF_F64);
+    tu_put_f64(b, 2.25);
     put_arr_hdr(b, "tokenizer.ggml.tokens", GGUF_STRING, 4);
     for (int i = 0; i < 4; i++)
-        put_str(b, base_tokens[i]);
+        tu_put_gguf_str(b, base_tokens[i]);
     put_arr_hdr(b, "test.arr_i32", GGUF_I32, 3);
     for (int i = 1; i <= 3; i++)
-        put_u32(b, (uint32_t)i);
+        tu_put_u32(b, (uint32_t)i);
 }
 
 static const uint64_t ne_embd[2] = {4, 2}, ne_norm[1] = {4};
 
-static void put_base_tinfos(buf *b)
+static void put_base_tinfos(tu_buf *b)
 {
-    put_tinfo(b, "token_embd.weight", 2, ne_embd, PSI_TYPE_F32, 0);
-    put_tinfo(b, "output_norm.weight", 1, ne_norm, PSI_TYPE_F32, 32);
+    tu_put_gguf_tinfo(b, "token_embd.weight", 2, ne_embd, PSI_TYPE_F32, 0);
+    tu_put_gguf_tinfo(b, "output_norm.weight", 1, ne_norm, PSI_TYPE_F32, 32);
 }
 
 /* Padding to 32, then 32 bytes of token_embd and 16 of output_norm. */
-static void put_base_data(buf *b)
+static void put_base_data(tu_buf *b)
 {
-    put_pad(b, 32);
+    tu_put_pad(b, 32);
     for (int i = 0; i < 12; i++)
-        put_f32(b, (float)i * 0.25f);
+        tu_put_f32(b, (float)i * 0.25f);
 }
 
-static void mk_base(buf *b)
+static void mk_base(tu_buf *b)
 {
     put_hdr(b, MAGIC, 3, BASE_NT, BASE_NKV);
     put_base_kvs(b, true);
@@ -196,27 +111,27 @@ static void mk_base(buf *b)
 /* Byte offsets inside the base file, for the truncation cases. */
 static size_t base_kvs_end(void)
 {
-    buf b = {0};
+    tu_buf b = {0};
     put_hdr(&b, MAGIC, 3, BASE_NT, BASE_NKV);
     put_base_kvs(&b, true);
     size_t n = b.len;
-    free(b.p);
+    tu_buf_free(&b);
     return n;
 }
 
 static size_t base_tinfos_end(void)
 {
-    buf b = {0};
+    tu_buf b = {0};
     put_hdr(&b, MAGIC, 3, BASE_NT, BASE_NKV);
     put_base_kvs(&b, true);
     put_base_tinfos(&b);
     size_t n = b.len;
-    free(b.p);
+    tu_buf_free(&b);
     return n;
 }
 
 /* Base with one extra kv written by `extra` after the base kvs. */
-static void mk_with_kv(buf *b, void (*extra)(buf *))
+static void mk_with_kv(tu_buf *b, void (*extra)(tu_buf *))
 {
     put_hdr(b, MAGIC, 3, BASE_NT, BASE_NKV + 1);
     put_base_kvs(b, true);
@@ -226,7 +141,7 @@ static void mk_with_kv(buf *b, void (*extra)(buf *))
 }
 
 /* Base kvs (general.alignment replaced by `align_kv`) and tensors. */
-static void mk_with_alignment(buf *b, void (*align_kv)(buf *))
+static void mk_with_alignment(tu_buf *b, void (*align_kv)(tu_buf *))
 {
     put_hdr(b, MAGIC, 3, BASE_NT, BASE_NKV);
     put_base_kvs(b, false);
@@ -236,111 +151,111 @@ static void mk_with_alignment(buf *b, void (*align_kv)(buf *))
 }
 
 /* Base kvs, token_embd as usual, then `second` as the second tensor info. */
-static void mk_with_tensor(buf *b, const char *name, uint32_t n_dims, const uint64_t *ne, uint32_t type,
+static void mk_with_tensor(tu_buf *b, const char *name, uint32_t n_dims, const uint64_t *ne, uint32_t type,
                            uint64_t offset)
 {
     put_hdr(b, MAGIC, 3, BASE_NT, BASE_NKV);
     put_base_kvs(b, true);
-    put_tinfo(b, "token_embd.weight", 2, ne_embd, PSI_TYPE_F32, 0);
-    put_tinfo(b, name, n_dims, ne, type, offset);
+    tu_put_gguf_tinfo(b, "token_embd.weight", 2, ne_embd, PSI_TYPE_F32, 0);
+    tu_put_gguf_tinfo(b, name, n_dims, ne, type, offset);
     put_base_data(b);
 }
 
 /* ------------------------------------------------------------ broken files */
 
-static void c_empty(buf *b)
+static void c_empty(tu_buf *b)
 {
     (void)b;
 }
-static void c_7_bytes(buf *b)
+static void c_7_bytes(tu_buf *b)
 {
-    put_u32(b, MAGIC);
-    put_u8(b, 3);
-    put_u8(b, 0);
-    put_u8(b, 0);
+    tu_put_u32(b, MAGIC);
+    tu_put_u8(b, 3);
+    tu_put_u8(b, 0);
+    tu_put_u8(b, 0);
 }
-static void c_bad_magic(buf *b)
+static void c_bad_magic(tu_buf *b)
 {
     put_hdr(b, 0x4c4d4747u /* "GGML" */, 3, BASE_NT, BASE_NKV);
     put_base_kvs(b, true);
     put_base_tinfos(b);
     put_base_data(b);
 }
-static void c_version(buf *b, uint32_t v)
+static void c_version(tu_buf *b, uint32_t v)
 {
     put_hdr(b, MAGIC, v, BASE_NT, BASE_NKV);
     put_base_kvs(b, true);
     put_base_tinfos(b);
     put_base_data(b);
 }
-static void c_version_1(buf *b)
+static void c_version_1(tu_buf *b)
 {
     c_version(b, 1);
 }
-static void c_version_99(buf *b)
+static void c_version_99(tu_buf *b)
 {
     c_version(b, 99);
 }
-static void c_version_0(buf *b)
+static void c_version_0(tu_buf *b)
 {
     c_version(b, 0);
 }
 
-static void c_cut(buf *b, size_t at)
+static void c_cut(tu_buf *b, size_t at)
 {
     mk_base(b);
     if (at < b->len) b->len = at;
 }
-static void c_cut_12(buf *b)
+static void c_cut_12(tu_buf *b)
 {
     c_cut(b, 12);
 }
-static void c_cut_20(buf *b)
+static void c_cut_20(tu_buf *b)
 {
     c_cut(b, 20);
 }
 /* The last kv, test.arr_i32, is 48 bytes: u64 key length, 12 key bytes, u32
  * type, u32 element type, u64 count, 3 x i32. Cuts early in the file fail the
  * "count x smallest entry > bytes left" bound instead, so cut late. */
-static void c_cut_28(buf *b)
+static void c_cut_28(tu_buf *b)
 {
     c_cut(b, base_kvs_end() - 48 + 4);
 }
-static void c_cut_40(buf *b)
+static void c_cut_40(tu_buf *b)
 {
     c_cut(b, base_kvs_end() - 48 + 8 + 5);
 }
-static void c_cut_kvs_end_m9(buf *b)
+static void c_cut_kvs_end_m9(tu_buf *b)
 {
     c_cut(b, base_kvs_end() - 9);
 } /* inside test.arr_i32 */
 /* Tensor 0's info is 57 bytes; cut inside tensor 1's name. */
-static void c_cut_kvs_end_p70(buf *b)
+static void c_cut_kvs_end_p70(tu_buf *b)
 {
     c_cut(b, base_kvs_end() + 57 + 8 + 5);
 }
-static void c_cut_tinfos_end_m3(buf *b)
+static void c_cut_tinfos_end_m3(tu_buf *b)
 {
     c_cut(b, base_tinfos_end() - 3);
 } /* inside an offset */
-static void c_cut_tinfos_end(buf *b)
+static void c_cut_tinfos_end(tu_buf *b)
 {
     c_cut(b, base_tinfos_end());
 }
-static void c_cut_data_m1(buf *b)
+static void c_cut_data_m1(tu_buf *b)
 {
     mk_base(b);
     b->len--;
 }
 
-static void c_huge_kv_count(buf *b)
+static void c_huge_kv_count(tu_buf *b)
 {
     put_hdr(b, MAGIC, 3, BASE_NT, (uint64_t)1 << 63);
     put_base_kvs(b, true);
     put_base_tinfos(b);
     put_base_data(b);
 }
-static void c_huge_tensor_count(buf *b)
+static void c_huge_tensor_count(tu_buf *b)
 {
     put_hdr(b, MAGIC, 3, (uint64_t)1 << 62, BASE_NKV);
     put_base_kvs(b, true);
@@ -348,259 +263,259 @@ static void c_huge_tensor_count(buf *b)
     put_base_data(b);
 }
 
-static void kv_huge_key_len(buf *b)
+static void kv_huge_key_len(tu_buf *b)
 {
-    put_u64(b, (uint64_t)1 << 40);
-    put(b, "test.x", 6);
-    put_u32(b, GGUF_U32);
-    put_u32(b, 1);
+    tu_put_u64(b, (uint64_t)1 << 40);
+    tu_put(b, "test.x", 6);
+    tu_put_u32(b, GGUF_U32);
+    tu_put_u32(b, 1);
 }
-static void c_huge_key_len(buf *b)
+static void c_huge_key_len(tu_buf *b)
 {
     mk_with_kv(b, kv_huge_key_len);
 }
 
-static void kv_empty_key(buf *b)
+static void kv_empty_key(tu_buf *b)
 {
     put_kv_u32(b, "", 1);
 }
-static void c_empty_key(buf *b)
+static void c_empty_key(tu_buf *b)
 {
     mk_with_kv(b, kv_empty_key);
 }
 
-static void kv_huge_str(buf *b)
+static void kv_huge_str(tu_buf *b)
 {
-    put_key(b, "test.str", GGUF_STRING);
-    put_u64(b, (uint64_t)1 << 50);
-    put(b, "abc", 3);
+    tu_put_gguf_key(b, "test.str", GGUF_STRING);
+    tu_put_u64(b, (uint64_t)1 << 50);
+    tu_put(b, "abc", 3);
 }
-static void c_huge_str(buf *b)
+static void c_huge_str(tu_buf *b)
 {
     mk_with_kv(b, kv_huge_str);
 }
 
-static void kv_huge_str_arr(buf *b)
+static void kv_huge_str_arr(tu_buf *b)
 {
     put_arr_hdr(b, "test.strs", GGUF_STRING, (uint64_t)1 << 61);
-    put_str(b, "a");
+    tu_put_gguf_str(b, "a");
 }
-static void c_huge_str_arr(buf *b)
+static void c_huge_str_arr(tu_buf *b)
 {
     mk_with_kv(b, kv_huge_str_arr);
 }
 
-static void kv_huge_i32_arr(buf *b)
+static void kv_huge_i32_arr(tu_buf *b)
 {
     put_arr_hdr(b, "test.ints", GGUF_I32, (uint64_t)1 << 62); /* 2^64 bytes: overflows */
-    put_u32(b, 1);
+    tu_put_u32(b, 1);
 }
-static void c_huge_i32_arr(buf *b)
+static void c_huge_i32_arr(tu_buf *b)
 {
     mk_with_kv(b, kv_huge_i32_arr);
 }
 
-static void kv_long_u64_arr(buf *b)
+static void kv_long_u64_arr(tu_buf *b)
 {
     put_arr_hdr(b, "test.u64s", GGUF_U64, 1000); /* no overflow, just past the end */
-    put_u64(b, 1);
+    tu_put_u64(b, 1);
 }
-static void c_long_u64_arr(buf *b)
+static void c_long_u64_arr(tu_buf *b)
 {
     mk_with_kv(b, kv_long_u64_arr);
 }
 
-static void kv_bad_type(buf *b)
+static void kv_bad_type(tu_buf *b)
 {
-    put_key(b, "test.bad", GGUF_VTYPE_COUNT);
-    put_u32(b, 0);
+    tu_put_gguf_key(b, "test.bad", GGUF_VTYPE_COUNT);
+    tu_put_u32(b, 0);
 }
-static void c_bad_type(buf *b)
+static void c_bad_type(tu_buf *b)
 {
     mk_with_kv(b, kv_bad_type);
 }
 
-static void kv_bad_type_max(buf *b)
+static void kv_bad_type_max(tu_buf *b)
 {
-    put_key(b, "test.bad", 0xFFFFFFFFu);
-    put_u32(b, 0);
+    tu_put_gguf_key(b, "test.bad", 0xFFFFFFFFu);
+    tu_put_u32(b, 0);
 }
-static void c_bad_type_max(buf *b)
+static void c_bad_type_max(tu_buf *b)
 {
     mk_with_kv(b, kv_bad_type_max);
 }
 
-static void kv_bad_elem_type(buf *b)
+static void kv_bad_elem_type(tu_buf *b)
 {
     put_arr_hdr(b, "test.arr", GGUF_VTYPE_COUNT, 1);
-    put_u32(b, 0);
+    tu_put_u32(b, 0);
 }
-static void c_bad_elem_type(buf *b)
+static void c_bad_elem_type(tu_buf *b)
 {
     mk_with_kv(b, kv_bad_elem_type);
 }
 
-static void kv_nested_arr(buf *b)
+static void kv_nested_arr(tu_buf *b)
 {
     put_arr_hdr(b, "test.nested", GGUF_ARRAY, 1);
-    put_u32(b, GGUF_U32);
-    put_u64(b, 1);
-    put_u32(b, 5);
+    tu_put_u32(b, GGUF_U32);
+    tu_put_u64(b, 1);
+    tu_put_u32(b, 5);
 }
-static void c_nested_arr(buf *b)
+static void c_nested_arr(tu_buf *b)
 {
     mk_with_kv(b, kv_nested_arr);
 }
 
-static void kv_bool_2(buf *b)
+static void kv_bool_2(tu_buf *b)
 {
-    put_key(b, "test.bool2", GGUF_BOOL);
-    put_u8(b, 2);
+    tu_put_gguf_key(b, "test.bool2", GGUF_BOOL);
+    tu_put_u8(b, 2);
 }
-static void c_bool_2(buf *b)
+static void c_bool_2(tu_buf *b)
 {
     mk_with_kv(b, kv_bool_2);
 }
 
-static void kv_dup_key(buf *b)
+static void kv_dup_key(tu_buf *b)
 {
-    put_key(b, "test.u8", GGUF_U8);
-    put_u8(b, 8);
+    tu_put_gguf_key(b, "test.u8", GGUF_U8);
+    tu_put_u8(b, 8);
 }
-static void c_dup_key(buf *b)
+static void c_dup_key(tu_buf *b)
 {
     mk_with_kv(b, kv_dup_key);
 }
 
-static void c_dup_tensor(buf *b)
+static void c_dup_tensor(tu_buf *b)
 {
     mk_with_tensor(b, "token_embd.weight", 1, ne_norm, PSI_TYPE_F32, 32);
 }
-static void c_empty_tensor_name(buf *b)
+static void c_empty_tensor_name(tu_buf *b)
 {
     mk_with_tensor(b, "", 1, ne_norm, PSI_TYPE_F32, 32);
 }
-static void c_huge_tensor_name(buf *b)
+static void c_huge_tensor_name(tu_buf *b)
 {
     put_hdr(b, MAGIC, 3, BASE_NT, BASE_NKV);
     put_base_kvs(b, true);
-    put_tinfo(b, "token_embd.weight", 2, ne_embd, PSI_TYPE_F32, 0);
-    put_u64(b, (uint64_t)-1);
-    put(b, "output_norm.weight", 18);
-    put_u32(b, 1);
-    put_u64(b, 4);
-    put_u32(b, PSI_TYPE_F32);
-    put_u64(b, 32);
+    tu_put_gguf_tinfo(b, "token_embd.weight", 2, ne_embd, PSI_TYPE_F32, 0);
+    tu_put_u64(b, (uint64_t)-1);
+    tu_put(b, "output_norm.weight", 18);
+    tu_put_u32(b, 1);
+    tu_put_u64(b, 4);
+    tu_put_u32(b, PSI_TYPE_F32);
+    tu_put_u64(b, 32);
     put_base_data(b);
 }
-static void c_ndims_0(buf *b)
+static void c_ndims_0(tu_buf *b)
 {
     mk_with_tensor(b, "output_norm.weight", 0, ne_norm, PSI_TYPE_F32, 32);
 }
-static void c_ndims_5(buf *b)
+static void c_ndims_5(tu_buf *b)
 {
     static const uint64_t ne[5] = {4, 1, 1, 1, 1};
     mk_with_tensor(b, "output_norm.weight", 5, ne, PSI_TYPE_F32, 32);
 }
-static void c_dim_0(buf *b)
+static void c_dim_0(tu_buf *b)
 {
     static const uint64_t ne[2] = {4, 0};
     mk_with_tensor(b, "output_norm.weight", 2, ne, PSI_TYPE_F32, 32);
 }
-static void c_dim_2p63(buf *b)
+static void c_dim_2p63(tu_buf *b)
 {
     static const uint64_t ne[1] = {(uint64_t)1 << 63};
     mk_with_tensor(b, "output_norm.weight", 1, ne, PSI_TYPE_F32, 32);
 }
-static void c_shape_2p64(buf *b)
+static void c_shape_2p64(tu_buf *b)
 {
     static const uint64_t ne[2] = {(uint64_t)1 << 32, (uint64_t)1 << 32};
     mk_with_tensor(b, "output_norm.weight", 2, ne, PSI_TYPE_F32, 32);
 }
-static void c_shape_2p63(buf *b)
+static void c_shape_2p63(tu_buf *b)
 {
     static const uint64_t ne[3] = {(uint64_t)1 << 31, (uint64_t)1 << 16, (uint64_t)1 << 16};
     mk_with_tensor(b, "output_norm.weight", 3, ne, PSI_TYPE_F32, 32);
 }
-static void c_bytes_2p64(buf *b)
+static void c_bytes_2p64(tu_buf *b)
 {
     /* 2^62 elements is a valid count, but 2^62 f32 values are 2^64 bytes. */
     static const uint64_t ne[2] = {(uint64_t)1 << 31, (uint64_t)1 << 31};
     mk_with_tensor(b, "output_norm.weight", 2, ne, PSI_TYPE_F32, 32);
 }
-static void c_type_4(buf *b)
+static void c_type_4(tu_buf *b)
 {
     mk_with_tensor(b, "output_norm.weight", 1, ne_norm, 4, 32);
 }
-static void c_type_1000(buf *b)
+static void c_type_1000(tu_buf *b)
 {
     mk_with_tensor(b, "output_norm.weight", 1, ne_norm, 1000, 32);
 }
-static void c_type_max(buf *b)
+static void c_type_max(tu_buf *b)
 {
     mk_with_tensor(b, "output_norm.weight", 1, ne_norm, 0xFFFFFFFFu, 32);
 }
-static void c_q4_0_row_33(buf *b)
+static void c_q4_0_row_33(tu_buf *b)
 {
     static const uint64_t ne[1] = {33};
     mk_with_tensor(b, "output_norm.weight", 1, ne, PSI_TYPE_Q4_0, 32);
 }
-static void c_offset_unaligned(buf *b)
+static void c_offset_unaligned(tu_buf *b)
 {
     mk_with_tensor(b, "output_norm.weight", 1, ne_norm, PSI_TYPE_F32, 36);
 }
-static void c_offset_past_end(buf *b)
+static void c_offset_past_end(tu_buf *b)
 {
     mk_with_tensor(b, "output_norm.weight", 1, ne_norm, PSI_TYPE_F32, 4096);
 }
-static void c_offset_overflow(buf *b)
+static void c_offset_overflow(tu_buf *b)
 {
     mk_with_tensor(b, "output_norm.weight", 1, ne_norm, PSI_TYPE_F32, (uint64_t)0 - 32);
 }
-static void c_size_overflow(buf *b)
+static void c_size_overflow(tu_buf *b)
 {
     /* 2^62 bytes at offset 3 * 2^62: the start fits, the end wraps around 2^64. */
     static const uint64_t ne[1] = {(uint64_t)1 << 60};
     mk_with_tensor(b, "output_norm.weight", 1, ne, PSI_TYPE_F32, (uint64_t)3 << 62);
 }
 
-static void al_48(buf *b)
+static void al_48(tu_buf *b)
 {
     put_kv_u32(b, "general.alignment", 48);
 }
-static void al_0(buf *b)
+static void al_0(tu_buf *b)
 {
     put_kv_u32(b, "general.alignment", 0);
 }
-static void al_i32(buf *b)
+static void al_i32(tu_buf *b)
 {
-    put_key(b, "general.alignment", GGUF_I32);
-    put_u32(b, 32);
+    tu_put_gguf_key(b, "general.alignment", GGUF_I32);
+    tu_put_u32(b, 32);
 }
-static void al_str(buf *b)
+static void al_str(tu_buf *b)
 {
     put_kv_str(b, "general.alignment", "32");
 }
-static void c_align_48(buf *b)
+static void c_align_48(tu_buf *b)
 {
     mk_with_alignment(b, al_48);
 }
-static void c_align_0(buf *b)
+static void c_align_0(tu_buf *b)
 {
     mk_with_alignment(b, al_0);
 }
-static void c_align_i32(buf *b)
+static void c_align_i32(tu_buf *b)
 {
     mk_with_alignment(b, al_i32);
 }
-static void c_align_str(buf *b)
+static void c_align_str(tu_buf *b)
 {
     mk_with_alignment(b, al_str);
 }
 
 typedef struct corrupt_case {
     const char *name; /* also the file name */
-    void (*build)(buf *);
+    void (*build)(tu_buf *);
     const char *expect; /* a word gguf_parse's message must contain */
 } corrupt_case;
 
@@ -697,7 +612,7 @@ static void test_corrupt(const char *dir)
     CHECK(n >= 24);
     for (size_t i = 0; i < n; i++) {
         const corrupt_case *c = &cases[i];
-        buf b = {0};
+        tu_buf b = {0};
         c->build(&b);
         char path[4096];
         snprintf(path, sizeof path, "%s/%s.gguf", dir, c->name);
@@ -729,7 +644,7 @@ static void test_corrupt(const char *dir)
         check_cli_fails(c->name, inspect, path);
         const char *run[] = {tu_psi(), "run", "-m", path, "-n", "1", "--temp", "0", NULL};
         check_cli_fails(c->name, run, path);
-        free(b.p);
+        tu_buf_free(&b);
     }
     printf("%zu corrupt files rejected\n", n);
 }
@@ -738,7 +653,7 @@ static void test_corrupt(const char *dir)
 
 static void test_base(const char *dir)
 {
-    buf b = {0};
+    tu_buf b = {0};
     mk_base(&b);
     uint8_t *copy = malloc(b.len);
     memcpy(copy, b.p, b.len);
@@ -799,7 +714,7 @@ static void test_base(const char *dir)
            "psi inspect output lacks the tensor names: [%.300s]", out ? out : "");
     free(out);
     free(errs);
-    free(b.p);
+    tu_buf_free(&b);
 }
 
 /* ------------------------------------------------------------ writer round trip */

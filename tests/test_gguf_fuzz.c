@@ -40,103 +40,59 @@ static size_t rng_below(uint64_t *s, size_t n)
 
 /* ------------------------------------------------------------ a small seed file */
 
-typedef struct buf {
-    uint8_t *p;
-    size_t len, cap;
-} buf;
-
-static void put(buf *b, const void *src, size_t n)
-{
-    if (b->len + n > b->cap) {
-        b->cap = (b->len + n) * 2 + 64;
-        b->p = realloc(b->p, b->cap);
-        if (!b->p) exit(2);
-    }
-    if (n) memcpy(b->p + b->len, src, n);
-    b->len += n;
-}
-static void put_le(buf *b, uint64_t v, int bytes)
-{
-    for (int i = 0; i < bytes; i++) {
-        uint8_t c = (uint8_t)(v >> (8 * i));
-        put(b, &c, 1);
-    }
-}
-static void put_str(buf *b, const char *s)
-{
-    put_le(b, strlen(s), 8);
-    put(b, s, strlen(s));
-}
-static void put_key(buf *b, const char *key, uint32_t type)
-{
-    put_str(b, key);
-    put_le(b, type, 4);
-}
-static void put_tinfo(buf *b, const char *name, uint32_t n_dims, const uint64_t *ne, uint32_t type,
-                      uint64_t offset)
-{
-    put_str(b, name);
-    put_le(b, n_dims, 4);
-    for (uint32_t d = 0; d < n_dims; d++)
-        put_le(b, ne[d], 8);
-    put_le(b, type, 4);
-    put_le(b, offset, 8);
-}
-
 /* Every value type once, a string array, and three tensors (F32, F16, Q8_0). */
-static void build_small(buf *b)
+static void build_small(tu_buf *b)
 {
-    put_le(b, MAGIC, 4);
-    put_le(b, 3, 4);
-    put_le(b, 3, 8);  /* tensors */
-    put_le(b, 15, 8); /* kvs */
-    put_key(b, "general.architecture", GGUF_STRING);
-    put_str(b, "llama");
-    put_key(b, "general.alignment", GGUF_U32);
-    put_le(b, 32, 4);
-    put_key(b, "k.u8", GGUF_U8);
-    put_le(b, 200, 1);
-    put_key(b, "k.i8", GGUF_I8);
-    put_le(b, 0x80, 1);
-    put_key(b, "k.u16", GGUF_U16);
-    put_le(b, 65535, 2);
-    put_key(b, "k.i16", GGUF_I16);
-    put_le(b, 0x8000, 2);
-    put_key(b, "k.u32", GGUF_U32);
-    put_le(b, 123456, 4);
-    put_key(b, "k.i32", GGUF_I32);
-    put_le(b, 0xFFFFFFFFu, 4);
-    put_key(b, "k.f32", GGUF_F32);
-    put_le(b, 0x3f800000u, 4);
-    put_key(b, "k.bool", GGUF_BOOL);
-    put_le(b, 1, 1);
-    put_key(b, "k.u64", GGUF_U64);
-    put_le(b, UINT64_MAX, 8);
-    put_key(b, "k.i64", GGUF_I64);
-    put_le(b, (uint64_t)INT64_MIN, 8);
-    put_key(b, "k.f64", GGUF_F64);
-    put_le(b, 0x3ff8000000000000ull, 8);
-    put_key(b, "tokenizer.ggml.tokens", GGUF_ARRAY);
-    put_le(b, GGUF_STRING, 4);
-    put_le(b, 5, 8);
-    put_str(b, "<unk>");
-    put_str(b, "<s>");
-    put_str(b, "</s>");
-    put_str(b, "\xe2\x96\x81the");
-    put_str(b, "");
-    put_key(b, "tokenizer.ggml.scores", GGUF_ARRAY);
-    put_le(b, GGUF_F32, 4);
-    put_le(b, 5, 8);
+    tu_put_u32(b, MAGIC);
+    tu_put_u32(b, 3);
+    tu_put_u64(b, 3);  /* tensors */
+    tu_put_u64(b, 15); /* kvs */
+    tu_put_gguf_key(b, "general.architecture", GGUF_STRING);
+    tu_put_gguf_str(b, "llama");
+    tu_put_gguf_key(b, "general.alignment", GGUF_U32);
+    tu_put_u32(b, 32);
+    tu_put_gguf_key(b, "k.u8", GGUF_U8);
+    tu_put_u8(b, 200);
+    tu_put_gguf_key(b, "k.i8", GGUF_I8);
+    tu_put_u8(b, 0x80);
+    tu_put_gguf_key(b, "k.u16", GGUF_U16);
+    tu_put_u16(b, 65535);
+    tu_put_gguf_key(b, "k.i16", GGUF_I16);
+    tu_put_u16(b, 0x8000);
+    tu_put_gguf_key(b, "k.u32", GGUF_U32);
+    tu_put_u32(b, 123456);
+    tu_put_gguf_key(b, "k.i32", GGUF_I32);
+    tu_put_u32(b, 0xFFFFFFFFu);
+    tu_put_gguf_key(b, "k.f32", GGUF_F32);
+    tu_put_u32(b, 0x3f800000u); /* 1.0f */
+    tu_put_gguf_key(b, "k.bool", GGUF_BOOL);
+    tu_put_u8(b, 1);
+    tu_put_gguf_key(b, "k.u64", GGUF_U64);
+    tu_put_u64(b, UINT64_MAX);
+    tu_put_gguf_key(b, "k.i64", GGUF_I64);
+    tu_put_u64(b, (uint64_t)INT64_MIN);
+    tu_put_gguf_key(b, "k.f64", GGUF_F64);
+    tu_put_u64(b, 0x3ff8000000000000ull); /* 1.5 */
+    tu_put_gguf_key(b, "tokenizer.ggml.tokens", GGUF_ARRAY);
+    tu_put_u32(b, GGUF_STRING);
+    tu_put_u64(b, 5);
+    tu_put_gguf_str(b, "<unk>");
+    tu_put_gguf_str(b, "<s>");
+    tu_put_gguf_str(b, "</s>");
+    tu_put_gguf_str(b, "\xe2\x96\x81the");
+    tu_put_gguf_str(b, "");
+    tu_put_gguf_key(b, "tokenizer.ggml.scores", GGUF_ARRAY);
+    tu_put_u32(b, GGUF_F32);
+    tu_put_u64(b, 5);
     for (int i = 0; i < 5; i++)
-        put_le(b, 0xbf800000u, 4);
+        tu_put_u32(b, 0xbf800000u); /* -1.0f */
     static const uint64_t ne_a[2] = {4, 3}, ne_b[1] = {8}, ne_c[2] = {32, 2};
-    put_tinfo(b, "token_embd.weight", 2, ne_a, PSI_TYPE_F32, 0);   /* 48 bytes */
-    put_tinfo(b, "output_norm.weight", 1, ne_b, PSI_TYPE_F16, 64); /* 16 bytes */
-    put_tinfo(b, "output.weight", 2, ne_c, PSI_TYPE_Q8_0, 96);     /* 68 bytes */
-    while (b->len % 32)
-        put_le(b, 0, 1);
+    tu_put_gguf_tinfo(b, "token_embd.weight", 2, ne_a, PSI_TYPE_F32, 0);   /* 48 bytes */
+    tu_put_gguf_tinfo(b, "output_norm.weight", 1, ne_b, PSI_TYPE_F16, 64); /* 16 bytes */
+    tu_put_gguf_tinfo(b, "output.weight", 2, ne_c, PSI_TYPE_Q8_0, 96);     /* 68 bytes */
+    tu_put_pad(b, 32);
     for (int i = 0; i < 96 + 68; i++)
-        put_le(b, (uint64_t)(i * 37), 1);
+        tu_put_u8(b, (uint8_t)(i * 37));
 }
 
 /* ------------------------------------------------------------ field map */
@@ -467,7 +423,7 @@ int main(void)
     if (!devnull) return tu_finish("test_gguf_fuzz");
     tally tl = {0};
 
-    buf small = {0};
+    tu_buf small = {0};
     build_small(&small);
     seed s1 = {.name = "small", .bytes = small.p, .size = small.len};
     if (prepare(&s1)) fuzz_seed(&s1, iters, 0x5eed0001u, devnull, &tl);
@@ -483,7 +439,7 @@ int main(void)
     printf("total: %" PRIu64 " parsed, %" PRIu64 " rejected, %" PRIu64 " out of memory\n", tl.ok, tl.rejected,
            tl.nomem);
     free(stories);
-    free(small.p);
+    tu_buf_free(&small);
     free(s1.fs.f);
     fclose(devnull);
     return tu_finish("test_gguf_fuzz");

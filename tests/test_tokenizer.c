@@ -368,34 +368,6 @@ static void test_llama3_bpe(void)
 
 /* ------------------------------------------------- hand-made metadata */
 
-typedef struct wbuf {
-    uint8_t *p;
-    size_t n, cap;
-} wbuf;
-
-static void wb_put(wbuf *b, const void *d, size_t n)
-{
-    if (b->n + n > b->cap) {
-        b->cap = (b->n + n) * 2 + 64;
-        b->p = realloc(b->p, b->cap);
-    }
-    memcpy(b->p + b->n, d, n);
-    b->n += n;
-}
-static void wb_u32(wbuf *b, uint32_t v)
-{
-    wb_put(b, &v, 4);
-}
-static void wb_u64(wbuf *b, uint64_t v)
-{
-    wb_put(b, &v, 8);
-}
-static void wb_str(wbuf *b, const char *s)
-{
-    wb_u64(b, strlen(s));
-    wb_put(b, s, strlen(s));
-}
-
 /* What to put in the tiny vocabulary's metadata. */
 typedef struct spec {
     const char *model; /* NULL: key absent */
@@ -418,61 +390,55 @@ static const int32_t tiny_types[] = {2, 3, 3, 1, 1, 1, 1, 1, 1, 1};
 
 static uint8_t *build_gguf(const spec *s, size_t *size)
 {
-    wbuf b = {0};
+    tu_buf b = {0};
     uint64_t n_kv =
         (uint64_t)((s->model != NULL) + (s->n_tokens > 0) + (s->n_scores >= 0) + (s->n_types >= 0) + 1);
-    wb_put(&b, "GGUF", 4);
-    wb_u32(&b, 3);
-    wb_u64(&b, 0);
-    wb_u64(&b, n_kv);
+    tu_put(&b, "GGUF", 4);
+    tu_put_u32(&b, 3);
+    tu_put_u64(&b, 0);
+    tu_put_u64(&b, n_kv);
     if (s->model) {
-        wb_str(&b, "tokenizer.ggml.model");
-        wb_u32(&b, GGUF_STRING);
-        wb_str(&b, s->model);
+        tu_put_gguf_key(&b, "tokenizer.ggml.model", GGUF_STRING);
+        tu_put_gguf_str(&b, s->model);
     }
     if (s->n_tokens > 0) {
-        wb_str(&b, "tokenizer.ggml.tokens");
-        wb_u32(&b, GGUF_ARRAY);
-        wb_u32(&b, s->tokens_as_u32 ? GGUF_U32 : GGUF_STRING);
-        wb_u64(&b, (uint64_t)s->n_tokens);
+        tu_put_gguf_key(&b, "tokenizer.ggml.tokens", GGUF_ARRAY);
+        tu_put_u32(&b, s->tokens_as_u32 ? GGUF_U32 : GGUF_STRING);
+        tu_put_u64(&b, (uint64_t)s->n_tokens);
         for (int i = 0; i < s->n_tokens; i++) {
             if (s->tokens_as_u32)
-                wb_u32(&b, (uint32_t)i);
+                tu_put_u32(&b, (uint32_t)i);
             else if (i == 6 && s->byte_tok_bad)
-                wb_str(&b, "<0xZZ>");
+                tu_put_gguf_str(&b, "<0xZZ>");
             else
-                wb_str(&b, tiny_tokens[i % TINY_N]);
+                tu_put_gguf_str(&b, tiny_tokens[i % TINY_N]);
         }
     }
     if (s->n_scores >= 0) {
-        wb_str(&b, "tokenizer.ggml.scores");
-        wb_u32(&b, GGUF_ARRAY);
-        wb_u32(&b, GGUF_F32);
-        wb_u64(&b, (uint64_t)s->n_scores);
+        tu_put_gguf_key(&b, "tokenizer.ggml.scores", GGUF_ARRAY);
+        tu_put_u32(&b, GGUF_F32);
+        tu_put_u64(&b, (uint64_t)s->n_scores);
         for (int i = 0; i < s->n_scores; i++) {
             float f = tiny_scores[i % TINY_N];
             if (i == 4 && s->nan_score != 0) f = s->nan_score;
-            wb_put(&b, &f, 4);
+            tu_put_f32(&b, f);
         }
     }
     if (s->n_types >= 0) {
-        wb_str(&b, "tokenizer.ggml.token_type");
-        wb_u32(&b, GGUF_ARRAY);
-        wb_u32(&b, GGUF_I32);
-        wb_u64(&b, (uint64_t)s->n_types);
+        tu_put_gguf_key(&b, "tokenizer.ggml.token_type", GGUF_ARRAY);
+        tu_put_u32(&b, GGUF_I32);
+        tu_put_u64(&b, (uint64_t)s->n_types);
         for (int i = 0; i < s->n_types; i++) {
             int32_t t = tiny_types[i % TINY_N];
             if (i == 3 && s->bad_type) t = s->bad_type;
             if (i == 6 && s->byte_tok_bad) t = VOCAB_TT_BYTE;
-            wb_put(&b, &t, 4);
+            tu_put_i32(&b, t);
         }
     }
-    wb_str(&b, "tokenizer.ggml.bos_token_id");
-    wb_u32(&b, GGUF_U32);
-    wb_u32(&b, s->bos);
-    while (b.n % 32)
-        wb_put(&b, "", 1);
-    *size = b.n;
+    tu_put_gguf_key(&b, "tokenizer.ggml.bos_token_id", GGUF_U32);
+    tu_put_u32(&b, s->bos);
+    tu_put_pad(&b, 32);
+    *size = b.len;
     return b.p;
 }
 

@@ -129,3 +129,105 @@ int tu_run(const char *const argv[], char **out, char **err)
     if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
     return WEXITSTATUS(st);
 }
+
+/* ------------------------------------------------------------ byte builder */
+
+void tu_put(tu_buf *b, const void *src, size_t n)
+{
+    if (b->len + n > b->cap) {
+        size_t cap = (b->len + n) * 2 + 64;
+        uint8_t *np = realloc(b->p, cap);
+        if (!np) {
+            fprintf(stderr, "out of memory\n");
+            exit(2);
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+    if (n) memcpy(b->p + b->len, src, n);
+    b->len += n;
+}
+
+static void put_le(tu_buf *b, uint64_t v, int bytes)
+{
+    uint8_t le[8];
+    for (int i = 0; i < bytes; i++)
+        le[i] = (uint8_t)(v >> (8 * i));
+    tu_put(b, le, (size_t)bytes);
+}
+
+void tu_put_u8(tu_buf *b, uint8_t v)
+{
+    tu_put(b, &v, 1);
+}
+
+void tu_put_u16(tu_buf *b, uint16_t v)
+{
+    put_le(b, v, 2);
+}
+
+void tu_put_u32(tu_buf *b, uint32_t v)
+{
+    put_le(b, v, 4);
+}
+
+void tu_put_u64(tu_buf *b, uint64_t v)
+{
+    put_le(b, v, 8);
+}
+
+void tu_put_i32(tu_buf *b, int32_t v)
+{
+    put_le(b, (uint32_t)v, 4);
+}
+
+void tu_put_f32(tu_buf *b, float v)
+{
+    uint32_t u;
+    memcpy(&u, &v, 4);
+    put_le(b, u, 4);
+}
+
+void tu_put_f64(tu_buf *b, double v)
+{
+    uint64_t u;
+    memcpy(&u, &v, 8);
+    put_le(b, u, 8);
+}
+
+void tu_put_pad(tu_buf *b, size_t align)
+{
+    while (b->len % align)
+        tu_put_u8(b, 0);
+}
+
+void tu_put_gguf_str(tu_buf *b, const char *s)
+{
+    size_t n = strlen(s);
+    tu_put_u64(b, n);
+    tu_put(b, s, n);
+}
+
+void tu_put_gguf_key(tu_buf *b, const char *key, uint32_t type)
+{
+    tu_put_gguf_str(b, key);
+    tu_put_u32(b, type);
+}
+
+void tu_put_gguf_tinfo(tu_buf *b, const char *name, uint32_t n_dims, const uint64_t *ne, uint32_t type,
+                       uint64_t offset)
+{
+    tu_put_gguf_str(b, name);
+    tu_put_u32(b, n_dims);
+    for (uint32_t d = 0; d < n_dims; d++)
+        tu_put_u64(b, ne[d]);
+    tu_put_u32(b, type);
+    tu_put_u64(b, offset);
+}
+
+void tu_buf_free(tu_buf *b)
+{
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+}

@@ -1,7 +1,10 @@
-/* testutil.h — tiny assertion helpers for psi's C tests. */
+/* testutil.h — tiny assertion helpers for psi's C tests, and a byte builder
+ * for the binary files (GGUF, llama2.c) that tests make by hand. */
 #ifndef PSI_TESTUTIL_H
 #define PSI_TESTUTIL_H
 
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -46,5 +49,34 @@ int tu_finish(const char *name);
 int tu_run(const char *const argv[], char **out, char **err);
 /* Path of the psi program ($PSI, set by CTest). */
 const char *tu_psi(void);
+
+/* A growable byte buffer for hand-made files; zero-initialise it
+ * (`tu_buf b = {0};`) and free it with tu_buf_free. Numbers go out
+ * little-endian, the byte order of GGUF and of llama2.c checkpoints as
+ * written on x86 and ARM. Out of memory exits the test with status 2. */
+typedef struct tu_buf {
+    uint8_t *p;
+    size_t len, cap;
+} tu_buf;
+
+void tu_put(tu_buf *b, const void *src, size_t n);
+void tu_put_u8(tu_buf *b, uint8_t v);
+void tu_put_u16(tu_buf *b, uint16_t v);
+void tu_put_u32(tu_buf *b, uint32_t v);
+void tu_put_u64(tu_buf *b, uint64_t v);
+void tu_put_i32(tu_buf *b, int32_t v);
+void tu_put_f32(tu_buf *b, float v); /* the IEEE bits, unchanged (NaNs too) */
+void tu_put_f64(tu_buf *b, double v);
+/* Zero bytes until len is a multiple of align. */
+void tu_put_pad(tu_buf *b, size_t align);
+/* GGUF string: u64 length, then the bytes without a NUL. */
+void tu_put_gguf_str(tu_buf *b, const char *s);
+/* GGUF metadata key and value type; the caller writes the value. */
+void tu_put_gguf_key(tu_buf *b, const char *key, uint32_t type);
+/* GGUF tensor info: name, n_dims, ne[0..n_dims), type, offset. */
+void tu_put_gguf_tinfo(tu_buf *b, const char *name, uint32_t n_dims, const uint64_t *ne, uint32_t type,
+                       uint64_t offset);
+/* Frees b->p and zeroes *b, ready for reuse. */
+void tu_buf_free(tu_buf *b);
 
 #endif
