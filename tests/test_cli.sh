@@ -72,7 +72,16 @@ head -c 100000 "$DATA/models/stories260K.bin" >"$TMP/trunc.bin"
 expect_error "truncated llama2c" "implies" -- convert --from llama2c "$TMP/trunc.bin" "$DATA/models/tok512.bin" -o "$TMP/x.gguf"
 [ ! -e "$TMP/x.gguf" ] && ok || bad "failed convert left an output file"
 
+expect_error "detokenize without ids" "no token ids" -- detokenize -m "$M"
+expect_error "detokenize bad id" "out of range" -- detokenize -m "$M" 1 600
+
 # happy paths
+out=$("$PSI" detokenize -m "$M" 1 403 407 261 378 2>/dev/null)
+[ "$out" = "Once upon a time" ] && ok || bad "detokenize printed '$out'"
+out=$("$PSI" detokenize -m "$M" "1 403, 407" 2>/dev/null)
+[ "$out" = "Once upon" ] && ok || bad "detokenize of one list printed '$out'"
+out=$("$PSI" tokenize -m "$M" --pieces "a time" 2>/dev/null | tail -1)
+[ "$out" = "$(printf '378\t time')" ] && ok || bad "tokenize --pieces printed '$out'"
 out=$("$PSI" tokenize -m "$M" "Once upon a time" 2>/dev/null)
 [ "$out" = "1 403 407 261 378" ] && ok || bad "tokenize printed '$out'"
 out=$("$PSI" run -m "$M" -p "Once upon a time" -n 5 --temp 0 2>/dev/null)

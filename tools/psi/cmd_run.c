@@ -29,6 +29,8 @@ typedef struct opts {
     bool json;
     bool no_bos;
     bool ignore_eos;
+    bool pieces;
+    char *detok_ids; /* detokenize: the ids given as arguments, joined */
     bool verbose;
     psi_type kv_type;
 } opts;
@@ -96,11 +98,20 @@ static int parse_opts(opts *o, int argc, char **argv, const char *help)
             VAL();
             if (!cli_kv_type(o->cmd, v, &o->kv_type)) return 1;
         } else if (!strcmp(a, "--json")) o->json = true;
+        else if (!strcmp(a, "--pieces") && !strcmp(o->cmd, "tokenize")) o->pieces = true;
         else if (!strcmp(a, "--no-bos")) o->no_bos = true;
         else if (!strcmp(a, "--ignore-eos")) o->ignore_eos = true;
         else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) o->verbose = true;
         else if (a[0] == '-' && a[1]) return cli_fail(o->cmd, "unknown option '%s'", a);
         else if (!strcmp(o->cmd, "tokenize") && !o->prompt) o->prompt = a;
+        else if (!strcmp(o->cmd, "detokenize")) {
+            size_t len = o->detok_ids ? strlen(o->detok_ids) : 0, add = strlen(a);
+            char *ids = realloc(o->detok_ids, len + add + 2);
+            if (!ids) return cli_fail(o->cmd, "out of memory");
+            if (len) ids[len++] = ' ';
+            memcpy(ids + len, a, add + 1);
+            o->detok_ids = ids;
+        }
         else return cli_fail(o->cmd, "unexpected argument '%s'", a);
 #undef VAL
     }
@@ -391,15 +402,63 @@ int cmd_tokenize(int argc, char **argv)
 {
     opts o = {.cmd = "tokenize", .kv_type = PSI_TYPE_F32};
     int prc = parse_opts(&o, argc, argv,
-                         "usage: psi tokenize -m FILE [--no-bos] (TEXT | -f FILE)\n"
-                         "  prints the token ids, space-separated, on one line\n");
+                         "usage: psi tokenize -m FILE [--no-bos] [--pieces] (TEXT | -f FILE)\n"
+                         "  prints the token ids, space-separated, on one line;\n"
+                         "  --pieces prints one 'id<TAB>piece' line per token instead\n");
     if (prc) return prc < 0 ? 0 : prc;
     session s = {0};
     int rc = session_open(&s, &o, false, 0);
-    if (!rc) {
+    if (!rc && o.pieces) {
+        for (int32_t i = 0; i < s.n_prompt; i++) {
+            char piece[512];
+            /* shown as decoded on its own (no leading-space rule) */
+            int32_t len = psi_token_to_piece(s.model, s.prompt[i], s.prompt[i], piece, sizeof piece);
+            if (len > (int32_t)sizeof piece) len = (int32_t)sizeof piece;
+            printf("%d\t", s.prompt[i]);
+            for (int32_t k = 0; k < len; k++) {
+                unsigned char c = (unsigned char)piece[k];
+                if (c == '\n') fputs("\\n", stdout);
+                else if (c == '\t') fputs("\\t", stdout);
+                else if (c < 32 || c == 127) printf("\\x%02x", c);
+                else putchar(c);
+            }
+            putchar('\n');
+        }
+    } else if (!rc) {
         for (int32_t i = 0; i < s.n_prompt; i++) printf(i ? " %d" : "%d", s.prompt[i]);
         putchar('\n');
     }
     session_free(&s);
+    return rc;
+}
+
+int cmd_detokenize(int argc, char **argv)
+{
+    opts o = {.cmd = "detokenize", .kv_type = PSI_TYPE_F32};
+    int prc = parse_opts(&o, argc, argv,
+                         "usage: psi detokenize -m FILE ID...\n"
+                         "  prints the text of the token ids (also accepted as one \"1 2 3\" argument)\n");
+    if (prc) {
+        free(o.detok_ids);
+        return prc < 0 ? 0 : prc;
+    }
+    if (!o.detok_ids) return cli_fail(o.cmd, "no token ids given (usage: psi detokenize -m FILE ID...)");
+    o.tokens = o.detok_ids;
+    session s = {0};
+    int rc = session_open(&s, &o, false, 0);
+    if (!rc) {
+        size_t len = 0;
+        psi_status st = psi_detokenize(s.model, s.prompt, s.n_prompt, NULL, 0, &len);
+        char *text = (st == PSI_OK || st == PSI_ERR_BUFFER_SMALL) ? malloc(len + 1) : NULL;
+        if (text && psi_detokenize(s.model, s.prompt, s.n_prompt, text, len + 1, &len) == PSI_OK) {
+            fwrite(text, 1, len, stdout);
+            if (isatty(STDOUT_FILENO)) putchar('\n');
+        } else {
+            rc = cli_fail(o.cmd, "cannot decode the ids");
+        }
+        free(text);
+    }
+    session_free(&s);
+    free(o.detok_ids);
     return rc;
 }
