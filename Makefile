@@ -43,7 +43,7 @@ run: build
 	  ./build/psi run -m "$(MODEL)" -p "$(PROMPT)" -n 128; \
 	elif [ -f "$(PSI_TEST_DATA)/models/stories260K.gguf" ]; then \
 	  echo "MODEL not set: running the stories260K test model (make run MODEL=path/to/model.gguf for another)"; \
-	  ./build/psi run -m "$(PSI_TEST_DATA)/models/stories260K.gguf" -p "$(PROMPT)" -n 200 --temp 0; \
+	  ./build/psi run -m "$(PSI_TEST_DATA)/models/stories260K.gguf" -p "$(PROMPT)" -n 200 -c 512 --temp 0; \
 	else \
 	  echo "No model: set MODEL=path/to/model.gguf (a Llama-family GGUF file, e.g. from huggingface.co)"; \
 	fi
