@@ -6,7 +6,7 @@
 #   make deps       install missing Debian packages (as root), else list them
 
 # Debian packages the build and tests need.
-DEB_PACKAGES := build-essential cmake pkg-config libjansson-dev libsodium-dev
+DEB_PACKAGES := build-essential cmake pkg-config libjansson-dev libsodium-dev libpcre2-dev
 PSI_TEST_DATA ?= $(abspath ../shared/data)
 export PSI_TEST_DATA
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)

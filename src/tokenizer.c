@@ -1,8 +1,8 @@
 /*
  * tokenizer.c — vocabulary loading (GGUF tokenizer.ggml.* metadata), the
  * token-text hash table, and decoding of ids to text for both vocabulary
- * kinds. SentencePiece encoding lives in tokenizer_spm.c; Llama 3 BPE
- * encoding is not written yet.
+ * kinds. SentencePiece encoding lives in tokenizer_spm.c, Llama 3 BPE
+ * encoding (and its merges table) in tokenizer_bpe.c.
  *
  * Metadata keys and token types are those llama.cpp's converters write
  * (gguf-py constants.py: tokenizer.ggml.*; token types as llama_token_type).
@@ -309,6 +309,7 @@ static psi_status load(vocab *v, const gguf *g, char *err, size_t err_size)
         return rc;
 
     if ((rc = build_hash(v)) != PSI_OK) return rc;
+    if (!spm && (rc = bpe_load(v, g, err, err_size)) != PSI_OK) return rc;
 
     /* end of generation */
     add_eog(v, v->eos);
@@ -349,6 +350,7 @@ void vocab_free(vocab *v)
     mem_free(v->tokens);
     mem_free(v->text_pool);
     mem_free(v->hash);
+    bpe_free(v->bpe);
     mem_free(v);
 }
 
@@ -406,22 +408,20 @@ psi_status vocab_tokenize(const vocab *v, const char *text, size_t len, bool add
         err_setf(err, err_size, "tokenize: invalid argument");
         return PSI_ERR_INVALID_ARG;
     }
-    /* Every input byte gives at most one id (a space becomes one 3-byte
-     * symbol), plus the space prefix and BOS: the count fits an int32. */
+    /* SPM: every input byte gives at most one id (a space becomes one
+     * 3-byte symbol), plus the space prefix and BOS: the count fits an
+     * int32. BPE (where an invalid byte becomes U+FFFD) checks as it goes. */
     if (len > (size_t)INT32_MAX - 16) {
         err_setf(err, err_size, "tokenize: text of %zu bytes is too long", len);
         return PSI_ERR_INVALID_ARG;
-    }
-    if (v->kind != VOCAB_SPM) {
-        err_setf(err, err_size, "tokenize: Llama 3 BPE tokenization is not implemented yet");
-        return PSI_ERR_UNSUPPORTED;
     }
     spm_out o = {tokens, max_tokens, 0};
     if (add_bos && v->bos >= 0) {
         if (o.n < o.max_tokens) o.tokens[o.n] = v->bos;
         o.n++;
     }
-    psi_status rc = spm_tokenize(v, text, len, &o, err, err_size);
+    psi_status rc = v->kind == VOCAB_SPM ? spm_tokenize(v, text, len, &o, err, err_size)
+                                         : bpe_tokenize(v, text, len, &o, err, err_size);
     if (rc != PSI_OK) return rc;
     *n_tokens = o.n;
     if (o.n > max_tokens) {

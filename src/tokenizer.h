@@ -6,8 +6,11 @@
  *    Encoding follows SentencePiece's BPE model as llama.cpp implements it
  *    (space prefix, ' ' -> U+2581, score-ordered merges, byte fallback);
  *    see tokenizer_spm.c.
- *  - "gpt2": byte-level BPE (Llama 3). Loaded and decoded only; encoding
- *    (PCRE2 pre-tokenizer + ranked merges) is not written yet.
+ *  - "gpt2": byte-level BPE (Llama 3): tokenizer.ggml.pre must be
+ *    "llama-bpe" to tokenize (any other or a missing pre is an error at
+ *    tokenize time); Llama 3 regex pre-tokenizer (PCRE2), GPT-2 byte
+ *    mapping, ranked merges from tokenizer.ggml.merges; see tokenizer_bpe.c.
+ *    Invalid UTF-8 in the text is replaced by U+FFFD before encoding.
  *
  * Not here: parsing special tokens written as text ("<s>", "<|eot_id|>"),
  * chat templates, holding partial UTF-8 while streaming.
@@ -35,6 +38,8 @@ enum vocab_ttype {
     VOCAB_TT_UNUSED = 5,
     VOCAB_TT_BYTE = 6,
 };
+
+struct bpe_state; /* tokenizer_bpe.c */
 
 enum vocab_kind {
     VOCAB_SPM = 1, /* tokenizer.ggml.model = "llama" */
@@ -64,6 +69,7 @@ typedef struct vocab {
     /* token text -> id: open addressing, linear probing, -1 = empty slot */
     int32_t *hash;
     uint32_t hash_mask; /* capacity - 1 (capacity a power of two) */
+    struct bpe_state *bpe; /* gpt2: pre-tokenizer and merges (tokenizer_bpe.c); else NULL */
 } vocab;
 
 /* Load from GGUF metadata:
@@ -78,6 +84,9 @@ typedef struct vocab {
  *   tokenizer.ggml.add_bos_token     (default: true for "llama"; for "gpt2" true
  *                              when tokenizer.ggml.pre is "llama-bpe", else false)
  *   tokenizer.ggml.add_space_prefix  (default true for "llama", false for "gpt2")
+ *   tokenizer.ggml.merges      array of strings "left right" (gpt2; optional at
+ *                              load, required to tokenize)
+ *   tokenizer.ggml.pre         (gpt2) pre-tokenizer name; only "llama-bpe" tokenizes
  * Every array length must equal the number of tokens and every id must be in
  * range. On failure *out is NULL and err holds one line naming the file and
  * the key. The caller frees the vocab with vocab_free. */
@@ -107,7 +116,8 @@ int32_t vocab_find(const vocab *v, const char *text, size_t len);
  * Writes at most max_tokens ids to tokens (which may be NULL when
  * max_tokens is 0) and stores the number of ids the text needs in
  * *n_tokens. Returns PSI_ERR_BUFFER_SMALL when max_tokens was too small,
- * PSI_ERR_UNSUPPORTED for "gpt2" vocabularies (not implemented yet),
+ * PSI_ERR_UNSUPPORTED for "gpt2" vocabularies whose tokenizer.ggml.pre is
+ * missing or not "llama-bpe", PSI_ERR_FORMAT for "gpt2" without merges,
  * PSI_ERR_NO_MEMORY, or PSI_ERR_INVALID_ARG (text longer than INT32_MAX-16
  * bytes); err gets a one-line message. Empty text gives [BOS] with add_bos
  * (and BOS exists), else nothing. */
@@ -138,5 +148,10 @@ typedef struct spm_out {
     int32_t n; /* ids produced so far (may exceed max_tokens) */
 } spm_out;
 psi_status spm_tokenize(const vocab *v, const char *text, size_t len, spm_out *o, char *err, size_t err_size);
+/* Byte-level BPE (tokenizer_bpe.c): bpe_load sets v->bpe (also on failure,
+ * for bpe_free to release); bpe_tokenize appends ids to o. */
+psi_status bpe_load(vocab *v, const gguf *g, char *err, size_t err_size);
+void bpe_free(struct bpe_state *b);
+psi_status bpe_tokenize(const vocab *v, const char *text, size_t len, spm_out *o, char *err, size_t err_size);
 
 #endif

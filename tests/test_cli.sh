@@ -65,7 +65,6 @@ expect_error "convert missing model" "cannot open" -- convert --from llama2c "$T
 expect_error "convert wrong tokenizer" "implausible\|implies" -- convert --from llama2c "$DATA/models/tok512.bin" "$DATA/models/tok512.bin" -o "$TMP/x.gguf"
 expect_error "K-quant refused" "Q4_K" -- run -m "$DATA/reference/llama2-tiny-Q4_K_M.gguf" --tokens "1 2" -n 1
 expect_error "quantize unsupported type" "not supported" -- quantize "$M" "$TMP/q.gguf" q4_k_m
-expect_error "llama3 text tokenize not yet" "not implemented" -- tokenize -m "$DATA/reference/llama3-tiny-Q8_0.gguf" "hello"
 
 # truncated llama2.c checkpoint: size check names both numbers
 head -c 100000 "$DATA/models/stories260K.bin" >"$TMP/trunc.bin"
@@ -84,6 +83,8 @@ out=$("$PSI" tokenize -m "$M" --pieces "a time" 2>/dev/null | tail -1)
 [ "$out" = "$(printf '378\t time')" ] && ok || bad "tokenize --pieces printed '$out'"
 out=$("$PSI" tokenize -m "$M" "Once upon a time" 2>/dev/null)
 [ "$out" = "1 403 407 261 378" ] && ok || bad "tokenize printed '$out'"
+out=$("$PSI" tokenize -m "$DATA/reference/llama3-tiny-Q8_0.gguf" "Hello world" 2>/dev/null)
+[ "$out" = "128000 9906 1917" ] && ok || bad "llama3 tokenize printed '$out'"
 out=$("$PSI" run -m "$M" -p "Once upon a time" -n 5 --temp 0 2>/dev/null)
 [ "$out" = ", there was a little" ] && ok || bad "run printed '$out'"
 a=$("$PSI" run -m "$M" -p "The" -n 20 --temp 1 --seed 7 2>/dev/null)
