@@ -98,6 +98,7 @@ typedef struct psi_model psi_model;
 typedef struct psi_model_params {
     bool use_mmap;   /* map the file (default true); weights are borrowed from the mapping */
     bool verbose;    /* print load information to stderr (default false) */
+    bool vocab_only; /* load only the tokenizer (no tensors needed; no contexts) */
 } psi_model_params;
 
 psi_model_params psi_model_default_params(void);
@@ -132,8 +133,14 @@ bool psi_token_is_eog(const psi_model *m, int32_t token);
 /* Tokenize text[0..len). Writes at most max_tokens ids to tokens and stores
  * the number of ids the text needs in *n_tokens. Returns
  * PSI_ERR_BUFFER_SMALL when max_tokens was too small (call again with
- * *n_tokens room). add_bos prepends the BOS token. */
-psi_status psi_tokenize(const psi_model *m, const char *text, size_t len, bool add_bos,
+ * *n_tokens room). add_bos prepends the BOS token. With parse_special,
+ * control tokens spelled in the text ("<|eot_id|>", "<s>") become those
+ * tokens; without it they are tokenized as plain text (user-defined added
+ * tokens are always recognised, as llama.cpp does). Invalid UTF-8 is
+ * tokenized byte by byte (SentencePiece byte fallback) or replaced by
+ * U+FFFD (Llama 3 BPE); NUL bytes are ordinary bytes. The error message
+ * goes to psi_model_errmsg. */
+psi_status psi_tokenize(const psi_model *m, const char *text, size_t len, bool add_bos, bool parse_special,
                         int32_t *tokens, int32_t max_tokens, int32_t *n_tokens);
 
 /* Text of one token as it appears in output: byte tokens give their byte,
@@ -145,10 +152,67 @@ psi_status psi_tokenize(const psi_model *m, const char *text, size_t len, bool a
 int32_t psi_token_to_piece(const psi_model *m, int32_t prev, int32_t token, char *buf,
                            size_t buf_size);
 
-/* Detokenize ids into buf (NUL-terminated when buf_size > 0). Stores the full
- * length (without NUL) in *len; returns PSI_ERR_BUFFER_SMALL if it did not fit. */
+/* Detokenize ids into buf (NUL-terminated when buf_size > 0): the text the
+ * streaming detokenizer below gives for these ids, starting a text (prev
+ * -1), flushed at the end. Stores the full length (without NUL) in *len;
+ * returns PSI_ERR_BUFFER_SMALL if it did not fit, PSI_ERR_INVALID_ARG for
+ * an id out of range. */
 psi_status psi_detokenize(const psi_model *m, const int32_t *tokens, int32_t n_tokens,
                           char *buf, size_t buf_size, size_t *len);
+
+/* Streaming detokenizer: push ids one at a time, get back text that is
+ * always valid UTF-8. A character whose bytes span several tokens (byte
+ * fallback, split BPE bytes) is held until complete; bytes that cannot form
+ * a character become U+FFFD (one per maximal invalid subpart); a character
+ * still incomplete at the end becomes U+FFFD on flush. SentencePiece's
+ * leading space is dropped after BOS or at the start of text (prev = -1).
+ * One detokenizer per stream; it borrows the model. */
+typedef struct psi_detok psi_detok;
+/* prev: the token before the first one pushed (-1: start of text). */
+psi_status psi_detok_new(const psi_model *m, int32_t prev, psi_detok **out);
+void psi_detok_free(psi_detok *d);
+/* Add one token. *text and *len get the bytes now ready (possibly none),
+ * borrowed until the next call on d. PSI_ERR_INVALID_ARG for a bad id. */
+psi_status psi_detok_push(psi_detok *d, int32_t token, const char **text, size_t *len);
+/* End of stream: returns what is still held (as U+FFFD) and resets. */
+psi_status psi_detok_flush(psi_detok *d, const char **text, size_t *len);
+/* Bytes held back waiting for the rest of a character (0..3). */
+size_t psi_detok_pending(const psi_detok *d);
+
+/* ---------------------------------------------------------------------- chat */
+/* One message of a conversation. role: "system", "user", "assistant" (the
+ * llama3 templates also accept other roles, e.g. "ipython"). */
+typedef struct psi_chat_msg {
+    const char *role;
+    const char *content;
+} psi_chat_msg;
+
+/* Names of the chat templates psi knows, NULL-terminated: "llama3",
+ * "llama3.1", "llama3.2", "llama2", "plain". docs/chat.md describes each. */
+const char *const *psi_chat_templates(void);
+
+/* Which known template the model's tokenizer.chat_template is. A model
+ * without one gets "plain"; a template psi does not recognise gives
+ * PSI_ERR_UNSUPPORTED and a message in err (it is never guessed). */
+psi_status psi_chat_template_detect(const psi_model *m, const char **name, char *err, size_t err_size);
+
+/* The token ids of a conversation in template tmpl, ending with the
+ * assistant's header when add_generation_prompt. Special tokens come only
+ * from the template: message text is never parsed for them. Output as
+ * psi_tokenize (PSI_ERR_BUFFER_SMALL with *n_tokens = the count needed);
+ * PSI_ERR_INVALID_ARG for an unknown template or a conversation the
+ * template cannot express (llama2: roles must alternate). */
+psi_status psi_chat_tokenize(const psi_model *m, const char *tmpl, const psi_chat_msg *msgs, int32_t n_msgs,
+                             bool add_generation_prompt, int32_t *tokens, int32_t max_tokens, int32_t *n_tokens,
+                             char *err, size_t err_size);
+/* The same conversation as text, special tokens spelled out (for display
+ * and logs). NUL-terminated when buf_size > 0; *len = full length. */
+psi_status psi_chat_format(const psi_model *m, const char *tmpl, const psi_chat_msg *msgs, int32_t n_msgs,
+                           bool add_generation_prompt, char *buf, size_t buf_size, size_t *len, char *err,
+                           size_t err_size);
+/* Text that ends an answer in this template besides end-of-generation
+ * tokens ("\nUser:" for plain), or NULL. Static string. */
+const char *psi_chat_stop_text(const char *tmpl);
 
 /* -------------------------------------------------------------------- context */
 typedef struct psi_context psi_context;

@@ -76,14 +76,14 @@ int32_t psi_token_eos(const psi_model *m) { return vocab_eos(m->vocab); }
 bool psi_model_add_bos(const psi_model *m) { return vocab_add_bos(m->vocab); }
 bool psi_token_is_eog(const psi_model *m, int32_t token) { return vocab_is_eog(m->vocab, token); }
 
-psi_status psi_tokenize(const psi_model *m, const char *text, size_t len, bool add_bos,
+psi_status psi_tokenize(const psi_model *m, const char *text, size_t len, bool add_bos, bool parse_special,
                         int32_t *tokens, int32_t max_tokens, int32_t *n_tokens)
 {
     if (!m || (!text && len) || !n_tokens || max_tokens < 0 || (!tokens && max_tokens))
         return PSI_ERR_INVALID_ARG;
     /* the handle is const for callers; the message buffer is the model's own */
     char *err = ((psi_model *)m)->errmsg;
-    return vocab_tokenize(m->vocab, text ? text : "", len, add_bos, tokens, max_tokens, n_tokens, err,
+    return vocab_tokenize(m->vocab, text ? text : "", len, add_bos, parse_special, tokens, max_tokens, n_tokens, err,
                           PSI_ERRMSG_SIZE);
 }
 
@@ -96,24 +96,22 @@ int32_t psi_token_to_piece(const psi_model *m, int32_t prev, int32_t token, char
 psi_status psi_detokenize(const psi_model *m, const int32_t *tokens, int32_t n_tokens, char *buf,
                           size_t buf_size, size_t *len)
 {
+    if (len) *len = 0;
     if (!m || (!tokens && n_tokens) || n_tokens < 0 || (!buf && buf_size)) return PSI_ERR_INVALID_ARG;
+    psi_detok *d;
+    psi_status rc = psi_detok_new(m, -1, &d);
+    if (rc != PSI_OK) return rc;
     size_t total = 0;
-    char piece[256];
-    for (int32_t i = 0; i < n_tokens; i++) {
-        int32_t prev = i ? tokens[i - 1] : -1;
-        int32_t n = vocab_token_to_piece(m->vocab, prev, tokens[i], piece, sizeof piece);
-        if (n < 0) return PSI_ERR_INVALID_ARG;
-        if ((size_t)n > sizeof piece) { /* a very long piece: ask for exactly its size */
-            char *big = mem_alloc((size_t)n);
-            if (!big) return PSI_ERR_NO_MEMORY;
-            vocab_token_to_piece(m->vocab, prev, tokens[i], big, (size_t)n);
-            if (total + (size_t)n < buf_size) memcpy(buf + total, big, (size_t)n);
-            mem_free(big);
-        } else if (total + (size_t)n < buf_size) {
-            memcpy(buf + total, piece, (size_t)n);
-        }
-        total += (size_t)n;
+    for (int32_t i = 0; i <= n_tokens && rc == PSI_OK; i++) {
+        const char *t;
+        size_t n;
+        rc = i < n_tokens ? psi_detok_push(d, tokens[i], &t, &n) : psi_detok_flush(d, &t, &n);
+        if (rc != PSI_OK) break;
+        if (total < buf_size) memcpy(buf + total, t, n < buf_size - total ? n : buf_size - total);
+        total += n;
     }
+    psi_detok_free(d);
+    if (rc != PSI_OK) return rc;
     if (len) *len = total;
     if (buf_size) buf[total < buf_size ? total : buf_size - 1] = 0;
     return total < buf_size ? PSI_OK : PSI_ERR_BUFFER_SMALL;

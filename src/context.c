@@ -49,7 +49,13 @@ psi_status psi_model_load(const char *path, const psi_model_params *params, psi_
     }
     if ((rc = copy_meta_strs(m))) goto fail;
     if ((rc = vocab_load(&m->vocab, m->g, err, err_size))) goto fail;
-    if ((rc = llama_load(m, err, err_size))) goto fail;
+    if (params->vocab_only) {
+        m->vocab_only = true;
+        m->hp.n_vocab = vocab_n_tokens(m->vocab);
+        snprintf(m->desc, sizeof m->desc, "vocabulary only, %d tokens", m->hp.n_vocab);
+    } else if ((rc = llama_load(m, err, err_size))) {
+        goto fail;
+    }
     if (params->verbose) fprintf(stderr, "psi: loaded %s: %s\n", path, m->desc);
     *out = m;
     return PSI_OK;
@@ -115,6 +121,10 @@ psi_status psi_context_new(psi_model *model, const psi_context_params *params, p
         return PSI_ERR_INVALID_ARG;
     }
     *out = NULL;
+    if (model->vocab_only) {
+        err_setf(err, err_size, "the model was loaded for its vocabulary only: it cannot be evaluated");
+        return PSI_ERR_INVALID_ARG;
+    }
     if (params->n_ctx < 0 || params->n_threads < 0 || params->n_threads > 1024) {
         err_setf(err, err_size, "invalid context size %d or thread count %d", params->n_ctx,
                  params->n_threads);

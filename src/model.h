@@ -48,6 +48,7 @@ struct psi_model {
     float *output_norm;  /* [n_embd] */
     tensor output;       /* [n_embd] x [n_vocab]; == tok_embd when tied */
     bool tied;
+    bool vocab_only;     /* loaded with psi_model_params.vocab_only: no tensors */
     float *rope_freqs;   /* [n_rot/2] divisors, NULL = none */
     layer *layers;       /* [n_layer] */
     char **meta_strs;    /* [n_kv]: NUL-terminated copy of each string value, else NULL */

@@ -11,6 +11,7 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <stdlib.h>
 
 #include "util.h"
 
@@ -151,6 +152,61 @@ static void add_eog(vocab *v, int32_t id)
     for (int i = 0; i < v->n_eog; i++)
         if (v->eog[i] == id) return;
     if (v->n_eog < VOCAB_MAX_EOG) v->eog[v->n_eog++] = id;
+}
+
+static bool is_special_type(int type)
+{
+    return type == VOCAB_TT_CONTROL || type == VOCAB_TT_USER_DEFINED || type == VOCAB_TT_UNKNOWN;
+}
+
+typedef struct special_key {
+    uint8_t first;
+    uint32_t len;
+    int32_t id;
+} special_key;
+
+static int special_cmp(const void *pa, const void *pb)
+{
+    const special_key *a = pa, *b = pb;
+    if (a->first != b->first) return a->first < b->first ? -1 : 1;
+    if (a->len != b->len) return a->len > b->len ? -1 : 1; /* longest first */
+    return a->id < b->id ? -1 : a->id > b->id;
+}
+
+/* The table of tokens that text may spell out (see vocab.special). */
+static psi_status build_specials(vocab *v)
+{
+    int32_t n = 0;
+    for (int32_t i = 0; i < v->n_tokens; i++)
+        if (is_special_type(v->tokens[i].type) && v->tokens[i].len) n++;
+    special_key *keys = mem_alloc((size_t)n * sizeof *keys);
+    v->special = mem_alloc((size_t)n * sizeof *v->special);
+    if (!keys || !v->special) {
+        mem_free(keys);
+        return PSI_ERR_NO_MEMORY;
+    }
+    int32_t k = 0;
+    for (int32_t i = 0; i < v->n_tokens; i++) {
+        const vocab_token *t = &v->tokens[i];
+        if (!is_special_type(t->type) || !t->len) continue;
+        keys[k++] = (special_key){(uint8_t)t->text[0], t->len, i};
+        unsigned lo = (uint8_t)t->text[0];
+        for (unsigned hi = 0; hi < 256; hi++) { /* a one-byte token goes with any next byte */
+            if (t->len > 1 && hi != (uint8_t)t->text[1]) continue;
+            unsigned pair = lo | hi << 8;
+            v->special_pair[pair >> 3] |= (uint8_t)(1u << (pair & 7));
+        }
+    }
+    qsort(keys, (size_t)n, sizeof *keys, special_cmp);
+    memset(v->special_start, 0, sizeof v->special_start);
+    for (int32_t i = 0; i < n; i++) {
+        v->special[i] = keys[i].id;
+        v->special_start[keys[i].first + 1]++;
+    }
+    for (int b = 0; b < 256; b++)
+        v->special_start[b + 1] += v->special_start[b];
+    mem_free(keys);
+    return PSI_OK;
 }
 
 static psi_status load(vocab *v, const gguf *g, char *err, size_t err_size)
@@ -308,7 +364,7 @@ static psi_status load(vocab *v, const gguf *g, char *err, size_t err_size)
         (rc = get_flag(g, "tokenizer.ggml.add_space_prefix", &v->add_space_prefix, err, err_size)))
         return rc;
 
-    if ((rc = build_hash(v)) != PSI_OK) return rc;
+    if ((rc = build_hash(v)) != PSI_OK || (rc = build_specials(v)) != PSI_OK) return rc;
     if (!spm && (rc = bpe_load(v, g, err, err_size)) != PSI_OK) return rc;
 
     /* end of generation */
@@ -350,6 +406,7 @@ void vocab_free(vocab *v)
     mem_free(v->tokens);
     mem_free(v->text_pool);
     mem_free(v->hash);
+    mem_free(v->special);
     bpe_free(v->bpe);
     mem_free(v);
 }
@@ -400,36 +457,156 @@ int vocab_token_type(const vocab *v, int32_t tok)
 
 /* ----------------------------------------------------------------- encoding */
 
-psi_status vocab_tokenize(const vocab *v, const char *text, size_t len, bool add_bos, int32_t *tokens,
-                          int32_t max_tokens, int32_t *n_tokens, char *err, size_t err_size)
+static void out_push(spm_out *o, int32_t id)
 {
-    if (n_tokens) *n_tokens = 0;
-    if (!v || !n_tokens || (!text && len) || max_tokens < 0 || (!tokens && max_tokens > 0)) {
+    if (o->n < o->max_tokens) o->tokens[o->n] = id;
+    o->n++;
+}
+
+/* One piece of plain text; first: it starts the text or follows a token. */
+static psi_status tokenize_piece(const vocab *v, const char *text, size_t len, bool first, spm_out *o, char *err,
+                                 size_t err_size)
+{
+    if (v->kind == VOCAB_SPM) return spm_tokenize(v, text, len, first, o, err, err_size);
+    return bpe_tokenize(v, text, len, o, err, err_size);
+}
+
+/* Length of the special token spelled at s[0..n) (the longest), or 0. */
+static size_t match_special(const vocab *v, const char *s, size_t n, bool parse_special, int32_t *id)
+{
+    unsigned pair = (uint8_t)s[0] | (n > 1 ? (unsigned)(uint8_t)s[1] << 8 : 0);
+    if (n > 1 && !(v->special_pair[pair >> 3] & (1u << (pair & 7)))) return 0;
+    uint8_t b = (uint8_t)s[0];
+    for (int32_t k = v->special_start[b]; k < v->special_start[b + 1]; k++) {
+        const vocab_token *t = &v->tokens[v->special[k]];
+        if (t->len > n || (!parse_special && t->type != VOCAB_TT_USER_DEFINED)) continue;
+        if (memcmp(s, t->text, t->len) == 0) {
+            *id = v->special[k];
+            return t->len;
+        }
+    }
+    return 0;
+}
+
+static psi_status check_args(const vocab *v, const int32_t *tokens, int32_t max_tokens, const int32_t *n_tokens,
+                             char *err, size_t err_size)
+{
+    if (!v || !n_tokens || max_tokens < 0 || (!tokens && max_tokens > 0)) {
         err_setf(err, err_size, "tokenize: invalid argument");
         return PSI_ERR_INVALID_ARG;
     }
-    /* SPM: every input byte gives at most one id (a space becomes one
-     * 3-byte symbol), plus the space prefix and BOS: the count fits an
-     * int32. BPE (where an invalid byte becomes U+FFFD) checks as it goes. */
-    if (len > (size_t)INT32_MAX - 16) {
-        err_setf(err, err_size, "tokenize: text of %zu bytes is too long", len);
-        return PSI_ERR_INVALID_ARG;
-    }
-    spm_out o = {tokens, max_tokens, 0};
-    if (add_bos && v->bos >= 0) {
-        if (o.n < o.max_tokens) o.tokens[o.n] = v->bos;
-        o.n++;
-    }
-    psi_status rc = v->kind == VOCAB_SPM ? spm_tokenize(v, text, len, &o, err, err_size)
-                                         : bpe_tokenize(v, text, len, &o, err, err_size);
-    if (rc != PSI_OK) return rc;
-    *n_tokens = o.n;
-    if (o.n > max_tokens) {
-        err_setf(err, err_size, "tokenize: the text needs %" PRId32 " tokens, room for %" PRId32, o.n,
-                 max_tokens);
+    return PSI_OK;
+}
+
+static psi_status finish(const spm_out *o, int32_t *n_tokens, char *err, size_t err_size)
+{
+    *n_tokens = o->n;
+    if (o->n > o->max_tokens) {
+        err_setf(err, err_size, "tokenize: the text needs %" PRId32 " tokens, room for %" PRId32, o->n,
+                 o->max_tokens);
         return PSI_ERR_BUFFER_SMALL;
     }
     return PSI_OK;
+}
+
+/* SPM: every input byte gives at most one id (a space becomes one 3-byte
+ * symbol), plus a space prefix per piece and BOS: the count fits an int32
+ * while the text stays under INT32_MAX/2 bytes. BPE (where an invalid byte
+ * becomes U+FFFD) checks as it goes. */
+#define MAX_TEXT ((size_t)INT32_MAX / 2 - 16)
+
+psi_status vocab_tokenize(const vocab *v, const char *text, size_t len, bool add_bos, bool parse_special,
+                          int32_t *tokens, int32_t max_tokens, int32_t *n_tokens, char *err, size_t err_size)
+{
+    if (n_tokens) *n_tokens = 0;
+    psi_status rc = check_args(v, tokens, max_tokens, n_tokens, err, err_size);
+    if (rc != PSI_OK) return rc;
+    if (!text && len) {
+        err_setf(err, err_size, "tokenize: invalid argument");
+        return PSI_ERR_INVALID_ARG;
+    }
+    if (len > MAX_TEXT) {
+        err_setf(err, err_size, "tokenize: text of %zu bytes is too long (limit %zu)", len, MAX_TEXT);
+        return PSI_ERR_INVALID_ARG;
+    }
+    spm_out o = {tokens, max_tokens, 0};
+    if (add_bos && v->bos >= 0) out_push(&o, v->bos);
+    bool first = true;
+    size_t start = 0;
+    for (size_t i = 0; i < len;) {
+        int32_t id;
+        size_t m = match_special(v, text + i, len - i, parse_special, &id);
+        if (!m) {
+            i++;
+            continue;
+        }
+        if (i > start) {
+            if ((rc = tokenize_piece(v, text + start, i - start, first, &o, err, err_size)) != PSI_OK) return rc;
+        }
+        out_push(&o, id);
+        first = true;
+        i += m;
+        start = i;
+    }
+    if (len > start && (rc = tokenize_piece(v, text + start, len - start, first, &o, err, err_size)) != PSI_OK)
+        return rc;
+    return finish(&o, n_tokens, err, err_size);
+}
+
+psi_status vocab_tokenize_parts(const vocab *v, const vocab_part *parts, size_t n_parts, int32_t *tokens,
+                                int32_t max_tokens, int32_t *n_tokens, char *err, size_t err_size)
+{
+    if (n_tokens) *n_tokens = 0;
+    psi_status rc = check_args(v, tokens, max_tokens, n_tokens, err, err_size);
+    if (rc != PSI_OK) return rc;
+    size_t total = 0;
+    for (size_t i = 0; i < n_parts; i++) {
+        if (parts[i].id >= v->n_tokens || (parts[i].id < 0 && !parts[i].text && parts[i].len)) {
+            err_setf(err, err_size, "tokenize: invalid argument");
+            return PSI_ERR_INVALID_ARG;
+        }
+        if (parts[i].id < 0 && size_add_ovf(total, parts[i].len, &total)) total = SIZE_MAX;
+    }
+    if (total > MAX_TEXT) {
+        err_setf(err, err_size, "tokenize: text of %zu bytes is too long (limit %zu)", total, MAX_TEXT);
+        return PSI_ERR_INVALID_ARG;
+    }
+    spm_out o = {tokens, max_tokens, 0};
+    char *buf = NULL;
+    bool first = true;
+    rc = PSI_OK;
+    for (size_t i = 0; i < n_parts && rc == PSI_OK;) {
+        if (parts[i].id >= 0) {
+            out_push(&o, parts[i].id);
+            first = true;
+            i++;
+            continue;
+        }
+        size_t j = i, n = 0;
+        for (; j < n_parts && parts[j].id < 0; j++)
+            n += parts[j].len;
+        const char *text = parts[i].text;
+        if (j - i > 1) { /* join a run of text parts */
+            mem_free(buf);
+            if (!(buf = mem_alloc(n))) {
+                err_setf(err, err_size, "tokenize: out of memory");
+                return PSI_ERR_NO_MEMORY;
+            }
+            size_t p = 0;
+            for (size_t k = i; k < j; k++) {
+                if (parts[k].len) memcpy(buf + p, parts[k].text, parts[k].len);
+                p += parts[k].len;
+            }
+            text = buf;
+        }
+        if (n) {
+            rc = tokenize_piece(v, text, n, first, &o, err, err_size);
+            first = false;
+        }
+        i = j;
+    }
+    mem_free(buf);
+    return rc == PSI_OK ? finish(&o, n_tokens, err, err_size) : rc;
 }
 
 /* ----------------------------------------------------------------- decoding */

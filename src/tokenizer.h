@@ -12,8 +12,14 @@
  *    mapping, ranked merges from tokenizer.ggml.merges; see tokenizer_bpe.c.
  *    Invalid UTF-8 in the text is replaced by U+FFFD before encoding.
  *
- * Not here: parsing special tokens written as text ("<s>", "<|eot_id|>"),
- * chat templates, holding partial UTF-8 while streaming.
+ * Special tokens written in text ("<s>", "<|eot_id|>") are recognised as
+ * llama.cpp does: CONTROL and UNKNOWN tokens only when parse_special is
+ * asked for, USER_DEFINED tokens (added tokens) always; at each position
+ * the longest such token wins. The text between them is tokenized piece by
+ * piece; for SentencePiece each piece that starts the text or follows a
+ * special token gets the dummy-prefix space.
+ *
+ * Not here: chat templates (chat.c), streaming detokenization (detok.c).
  *
  * A vocab owns copies of every token text: it does not borrow from the GGUF
  * mapping and may outlive the gguf handle it was loaded from.
@@ -70,6 +76,12 @@ typedef struct vocab {
     int32_t *hash;
     uint32_t hash_mask; /* capacity - 1 (capacity a power of two) */
     struct bpe_state *bpe; /* gpt2: pre-tokenizer and merges (tokenizer_bpe.c); else NULL */
+    /* tokens that may be written in text (CONTROL, USER_DEFINED, UNKNOWN; not
+     * empty): special[special_start[b] .. special_start[b+1]) begin with byte
+     * b, longest first; special_pair marks the first two bytes of any */
+    int32_t *special;
+    int32_t special_start[257];
+    uint8_t special_pair[65536 / 8];
 } vocab;
 
 /* Load from GGUF metadata:
@@ -112,8 +124,8 @@ int vocab_token_type(const vocab *v, int32_t tok); /* enum vocab_ttype; -1 inval
 /* Id of the token whose text is exactly text[0..len), or -1. */
 int32_t vocab_find(const vocab *v, const char *text, size_t len);
 
-/* Tokenize text[0..len) (raw text: special-token names are not parsed).
- * Writes at most max_tokens ids to tokens (which may be NULL when
+/* Tokenize text[0..len). With parse_special, the text of CONTROL and
+ * UNKNOWN tokens becomes those tokens; USER_DEFINED ones always do. Writes at most max_tokens ids to tokens (which may be NULL when
  * max_tokens is 0) and stores the number of ids the text needs in
  * *n_tokens. Returns PSI_ERR_BUFFER_SMALL when max_tokens was too small,
  * PSI_ERR_UNSUPPORTED for "gpt2" vocabularies whose tokenizer.ggml.pre is
@@ -121,8 +133,20 @@ int32_t vocab_find(const vocab *v, const char *text, size_t len);
  * PSI_ERR_NO_MEMORY, or PSI_ERR_INVALID_ARG (text longer than INT32_MAX-16
  * bytes); err gets a one-line message. Empty text gives [BOS] with add_bos
  * (and BOS exists), else nothing. */
-psi_status vocab_tokenize(const vocab *v, const char *text, size_t len, bool add_bos, int32_t *tokens,
-                          int32_t max_tokens, int32_t *n_tokens, char *err, size_t err_size);
+psi_status vocab_tokenize(const vocab *v, const char *text, size_t len, bool add_bos, bool parse_special,
+                          int32_t *tokens, int32_t max_tokens, int32_t *n_tokens, char *err, size_t err_size);
+
+/* A prompt made of parts: a token (id >= 0) or text (id < 0), as chat
+ * templates build it. Text parts are never searched for special tokens;
+ * consecutive text parts are tokenized as one piece of text. Same output
+ * contract as vocab_tokenize (no BOS is added: put it in a part). */
+typedef struct vocab_part {
+    int32_t id;
+    const char *text;
+    size_t len;
+} vocab_part;
+psi_status vocab_tokenize_parts(const vocab *v, const vocab_part *parts, size_t n_parts, int32_t *tokens,
+                                int32_t max_tokens, int32_t *n_tokens, char *err, size_t err_size);
 
 /* Text of one token as it appears in output (psi_token_to_piece):
  *  - SPM: normal tokens with every U+2581 turned into ' '; byte tokens
@@ -147,7 +171,9 @@ typedef struct spm_out {
     int32_t max_tokens;
     int32_t n; /* ids produced so far (may exceed max_tokens) */
 } spm_out;
-psi_status spm_tokenize(const vocab *v, const char *text, size_t len, spm_out *o, char *err, size_t err_size);
+/* prefix: put the dummy-prefix space in front (when the vocab asks for it). */
+psi_status spm_tokenize(const vocab *v, const char *text, size_t len, bool prefix, spm_out *o, char *err,
+                        size_t err_size);
 /* Byte-level BPE (tokenizer_bpe.c): bpe_load sets v->bpe (also on failure,
  * for bpe_free to release); bpe_tokenize appends ids to o. */
 psi_status bpe_load(vocab *v, const gguf *g, char *err, size_t err_size);

@@ -168,35 +168,6 @@ static uint32_t byte_to_cp(uint8_t c)
     return 256u + 67; /* 173 */
 }
 
-/* Length of a valid UTF-8 sequence (as PCRE2 checks it) at s[0..n), or 0. */
-static size_t utf8_valid(const uint8_t *s, size_t n)
-{
-    uint8_t c = s[0];
-    if (c < 0x80) return 1;
-    size_t l;
-    uint32_t cp;
-    if (c >= 0xc2 && c <= 0xdf) {
-        l = 2;
-        cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-        l = 3;
-        cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        l = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (l > n) return 0;
-    for (size_t i = 1; i < l; i++) {
-        if ((s[i] & 0xc0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if ((l == 3 && cp < 0x800) || (l == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return l;
-}
-
 typedef struct bsym {
     int32_t start, n; /* bytes in the mapped text; n = 0 once merged away */
     int32_t prev, next;

@@ -4,7 +4,8 @@
  * The algorithm of SentencePiece's bpe_model.cc, as llama.cpp's SPM
  * tokenizer runs it on GGUF vocabularies:
  *  1. a space is put in front of non-empty text (add_space_prefix, the
- *     "dummy prefix") and every ' ' becomes U+2581 "▁";
+ *     "dummy prefix"; only for text at the start or after a special token)
+ *     and every ' ' becomes U+2581 "▁";
  *  2. the text is split into UTF-8 characters (a byte that does not start a
  *     valid sequence is a symbol of its own);
  *  3. while some adjacent pair of symbols concatenates to a vocabulary
@@ -120,7 +121,8 @@ static int32_t char_len(const uint8_t *s, size_t n)
     return (int32_t)len;
 }
 
-psi_status spm_tokenize(const vocab *v, const char *text, size_t len, spm_out *o, char *err, size_t err_size)
+psi_status spm_tokenize(const vocab *v, const char *text, size_t len, bool prefix, spm_out *o, char *err,
+                        size_t err_size)
 {
     if (len == 0) return PSI_OK;
     psi_status rc = PSI_ERR_NO_MEMORY;
@@ -133,7 +135,7 @@ psi_status spm_tokenize(const vocab *v, const char *text, size_t len, spm_out *o
     size_t cap = 3 * (len + 1), nn = 0;
     norm = mem_alloc(cap);
     if (!norm) goto out;
-    if (v->add_space_prefix) {
+    if (prefix && v->add_space_prefix) {
         memcpy(norm, "\xe2\x96\x81", 3);
         nn = 3;
     }

@@ -128,3 +128,43 @@ uint16_t f32_to_bf16(float f)
     if ((u & 0x7fffffff) > 0x7f800000) return (uint16_t)((u >> 16) | 64); /* quiet NaN */
     return (uint16_t)((u + (0x7fff + ((u >> 16) & 1))) >> 16);
 }
+
+/* Second-byte range per lead byte (Unicode Table 3-7, well-formed UTF-8). */
+static size_t utf8_lead(uint8_t c, uint8_t *lo, uint8_t *hi)
+{
+    *lo = 0x80;
+    *hi = 0xbf;
+    if (c < 0x80) return 1;
+    if (c >= 0xc2 && c <= 0xdf) return 2;
+    if (c >= 0xe0 && c <= 0xef) {
+        if (c == 0xe0) *lo = 0xa0;
+        if (c == 0xed) *hi = 0x9f;
+        return 3;
+    }
+    if (c >= 0xf0 && c <= 0xf4) {
+        if (c == 0xf0) *lo = 0x90;
+        if (c == 0xf4) *hi = 0x8f;
+        return 4;
+    }
+    return 0;
+}
+
+size_t utf8_prefix(const uint8_t *s, size_t n, size_t *need)
+{
+    uint8_t lo, hi;
+    size_t len = utf8_lead(s[0], &lo, &hi);
+    *need = len ? len : 1;
+    if (len <= 1) return 1;
+    size_t i = 1;
+    for (; i < len && i < n; i++) {
+        uint8_t b = s[i];
+        if (i == 1 ? (b < lo || b > hi) : (b & 0xc0) != 0x80) break;
+    }
+    return i;
+}
+
+size_t utf8_valid(const uint8_t *s, size_t n)
+{
+    size_t need, k = utf8_prefix(s, n, &need);
+    return k == need && (need > 1 || s[0] < 0x80) ? k : 0;
+}

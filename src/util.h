@@ -46,6 +46,18 @@ static inline float bf16_to_f32(uint16_t h)
 }
 uint16_t f32_to_bf16(float f);  /* round to nearest even; NaN stays NaN */
 
+/* ---- UTF-8 (RFC 3629: no overlongs, no surrogates, at most U+10FFFF). */
+/* Length (1..4) of the valid character at s[0..n), or 0 when s does not
+ * start with one (n > 0). */
+size_t utf8_valid(const uint8_t *s, size_t n);
+/* How many bytes at s[0..n) (n > 0) could begin a valid character: equals
+ * the character's length for a valid one; is n (< the length it needs) for
+ * a character cut by the end of the buffer; otherwise the length of the
+ * invalid prefix ("maximal subpart", at least 1) that a decoder replaces by
+ * one U+FFFD. *need gets the length the first byte announces (1 for a byte
+ * that cannot start a character). */
+size_t utf8_prefix(const uint8_t *s, size_t n, size_t *need);
+
 /* ---- unaligned little-endian loads (GGUF data is little-endian). */
 static inline uint16_t rd_u16(const void *p) { uint16_t v; memcpy(&v, p, sizeof v); return v; }
 static inline uint32_t rd_u32(const void *p) { uint32_t v; memcpy(&v, p, sizeof v); return v; }

@@ -173,8 +173,8 @@ static void test_tokenize_api(void)
     psi_model *m = load("models/stories260K.gguf");
     if (!m) return;
     int32_t ids[8], n = 0;
-    CHECK(psi_tokenize(m, "Once upon a time", 16, true, ids, 2, &n) == PSI_ERR_BUFFER_SMALL && n == 5);
-    CHECK(psi_tokenize(m, "Once upon a time", 16, true, ids, 8, &n) == PSI_OK && n == 5);
+    CHECK(psi_tokenize(m, "Once upon a time", 16, true, false, ids, 2, &n) == PSI_ERR_BUFFER_SMALL && n == 5);
+    CHECK(psi_tokenize(m, "Once upon a time", 16, true, false, ids, 8, &n) == PSI_OK && n == 5);
     CHECK(ids[0] == 1 && ids[1] == 403 && ids[4] == 378);
     char buf[64];
     size_t len = 0;

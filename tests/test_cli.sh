@@ -99,5 +99,67 @@ grep -qE "blk.4.ffn_up.weight +F32 +\[64 x 172\]" "$TMP/inspect" && ok || bad "i
 "$PSI" run --help | grep -q -- "--kv-type" && ok || bad "run --help"
 "$PSI" --version | grep -q "^psi " && ok || bad "--version"
 
+# ---- special tokens, vocabulary-only files
+L3="$DATA/reference/llama3-tiny-Q8_0.gguf"
+out=$("$PSI" tokenize -m "$L3" --no-bos --parse-special "<|start_header_id|>user<|end_header_id|>" 2>/dev/null)
+[ "$out" = "128006 882 128007" ] && ok || bad "tokenize --parse-special printed '$out'"
+out=$("$PSI" tokenize -m "$L3" --no-bos "<|eot_id|>" 2>/dev/null)
+[ "$out" != "128009" ] && [ -n "$out" ] && ok || bad "special token parsed without --parse-special: '$out'"
+out=$("$PSI" tokenize -m "$DATA/vocab/ggml-vocab-llama-spm.gguf" "Hello world" 2>/dev/null)
+[ "$out" = "1 15043 3186" ] && ok || bad "tokenize with a vocabulary-only file printed '$out'"
+expect_error "run on a vocabulary-only file" "token_embd.weight" -- run -m "$DATA/vocab/ggml-vocab-llama-spm.gguf" -p hi
+head -c 3000000 /dev/urandom | base64 -w 0 >"$TMP/big.txt"
+"$PSI" tokenize -m "$L3" -f "$TMP/big.txt" >"$TMP/big.ids" 2>"$TMP/err" && [ "$(wc -w <"$TMP/big.ids")" -gt 100000 ] && ok ||
+    bad "4 MB prompt to tokenize: $(head -c 200 "$TMP/err")"
+expect_error "4 MB prompt to run" "more than the context" -- run -m "$L3" -f "$TMP/big.txt" -c 512
+
+# ---- psi chat
+Q="What is the capital of France?"
+# the reference's greedy continuation of this question under the model's template (llama.cpp)
+want=$("$PSI" detokenize -m "$L3" 36896 45708 84815 75884 118645 27984 94246 126230 2>/dev/null)
+printf '%s\n/reset\n%s\n' "$Q" "$Q" | "$PSI" chat -m "$L3" --temp 0 -n 8 --kv-type f32 >"$TMP/chat" 2>"$TMP/err"
+st=$?
+[ "$st" -eq 0 ] && ok || bad "chat exit $st: $(cat "$TMP/err")"
+[ "$(sed -n 1p "$TMP/chat")" = "$want" ] && ok || bad "chat answer '$(sed -n 1p "$TMP/chat")' != reference '$want'"
+[ "$(sed -n 2p "$TMP/chat")" = "$want" ] && ok || bad "chat answer after /reset differs"
+grep -q "conversation cleared" "$TMP/err" && ok || bad "/reset not acknowledged"
+# the second turn sees the first: same as psi run on the whole conversation, spelled out
+a1=$(sed -n 1p "$TMP/chat")
+printf '%s\nAnd Spain?\n' "$Q" | "$PSI" chat -m "$L3" --temp 0 -n 8 >"$TMP/chat2" 2>/dev/null
+conv="<|begin_of_text|><|start_header_id|>user<|end_header_id|>
+
+$Q<|eot_id|><|start_header_id|>assistant<|end_header_id|>
+
+$a1<|eot_id|><|start_header_id|>user<|end_header_id|>
+
+And Spain?<|eot_id|><|start_header_id|>assistant<|end_header_id|>
+
+"
+printf '%s' "$conv" >"$TMP/conv.txt"
+want2=$("$PSI" run -m "$L3" -f "$TMP/conv.txt" --no-bos --parse-special --temp 0 -n 8 2>/dev/null)
+[ "$(sed -n 2p "$TMP/chat2")" = "$want2" ] && ok || bad "second turn '$(sed -n 2p "$TMP/chat2")' != psi run '$want2'"
+# a full context is reported and the conversation goes on
+printf '%s\n%s\n' "$(head -c 3000 "$TMP/big.txt")" "$Q" | "$PSI" chat -m "$L3" --temp 0 -n 8 -c 200 >"$TMP/chat3" 2>"$TMP/err"
+grep -q "context full" "$TMP/err" && ok || bad "context full not reported: $(cat "$TMP/err")"
+[ "$(sed -n 1p "$TMP/chat3")" = "$want" ] && ok || bad "chat after a refused message: '$(cat "$TMP/chat3")'"
+# Ctrl-C stops the answer, not the program
+mkfifo "$TMP/fifo"
+"$PSI" chat -m "$L3" --temp 0 --ignore-eos -c 4096 <"$TMP/fifo" >"$TMP/chat4" 2>"$TMP/err4" &
+pid=$!
+exec 3>"$TMP/fifo"
+echo "Tell me a long story" >&3
+for _ in $(seq 50); do [ -s "$TMP/chat4" ] && break; sleep 0.1; done
+kill -INT $pid
+sleep 0.3
+echo "/exit" >&3
+exec 3>&-
+wait $pid
+st=$?
+[ "$st" -eq 0 ] && grep -q "stopped" "$TMP/err4" && ok || bad "Ctrl-C in chat: exit $st, stderr '$(cat "$TMP/err4")'"
+rm -f "$TMP/fifo"
+expect_error "chat: unknown template" "unknown chat template" -- chat -m "$L3" --chat-template chatml
+expect_error "chat: llama3 template on a Llama 2 vocabulary" "lacks" -- chat -m "$M" --chat-template llama3 </dev/null
+expect_error "chat with -p" "stdin" -- chat -m "$L3" -p hi
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

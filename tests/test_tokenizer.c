@@ -37,13 +37,13 @@ static vocab *load_vocab(const char *rel, gguf **gout)
 static int32_t *tokenize(const vocab *v, const char *text, size_t len, bool bos, int32_t *n)
 {
     int32_t need = 0;
-    psi_status rc = vocab_tokenize(v, text, len, bos, NULL, 0, &need, err, sizeof err);
+    psi_status rc = vocab_tokenize(v, text, len, bos, false, NULL, 0, &need, err, sizeof err);
     if (rc != PSI_OK && rc != PSI_ERR_BUFFER_SMALL) {
         *n = -1;
         return NULL;
     }
     int32_t *ids = malloc(sizeof *ids * (size_t)(need + 1));
-    rc = vocab_tokenize(v, text, len, bos, ids, need, n, err, sizeof err);
+    rc = vocab_tokenize(v, text, len, bos, false, ids, need, n, err, sizeof err);
     CHECKF(rc == PSI_OK && *n == need, "second tokenize: %d (%s)", rc, err);
     return ids;
 }
@@ -129,13 +129,13 @@ static void test_stories(void)
 
     /* buffer too small: the needed count comes back, what fits is written */
     int32_t ids[8] = {0}, n = 0;
-    psi_status rc = vocab_tokenize(v, "Once upon a time", 16, true, ids, 2, &n, err, sizeof err);
+    psi_status rc = vocab_tokenize(v, "Once upon a time", 16, true, false, ids, 2, &n, err, sizeof err);
     CHECK(rc == PSI_ERR_BUFFER_SMALL && n == 5 && ids[0] == 1 && ids[1] == 403 && ids[2] == 0);
-    rc = vocab_tokenize(v, "Once", 4, true, NULL, 0, &n, err, sizeof err);
+    rc = vocab_tokenize(v, "Once", 4, true, false, NULL, 0, &n, err, sizeof err);
     CHECK(rc == PSI_ERR_BUFFER_SMALL && n == 2);
-    CHECK(vocab_tokenize(v, "x", 1, true, NULL, 3, &n, err, sizeof err) == PSI_ERR_INVALID_ARG);
-    CHECK(vocab_tokenize(v, NULL, 1, true, ids, 8, &n, err, sizeof err) == PSI_ERR_INVALID_ARG);
-    CHECK(vocab_tokenize(v, NULL, 0, true, ids, 8, &n, err, sizeof err) == PSI_OK && n == 1);
+    CHECK(vocab_tokenize(v, "x", 1, true, false, NULL, 3, &n, err, sizeof err) == PSI_ERR_INVALID_ARG);
+    CHECK(vocab_tokenize(v, NULL, 1, true, false, ids, 8, &n, err, sizeof err) == PSI_ERR_INVALID_ARG);
+    CHECK(vocab_tokenize(v, NULL, 0, true, false, ids, 8, &n, err, sizeof err) == PSI_OK && n == 1);
 
     /* pieces */
     char buf[16];
@@ -322,7 +322,7 @@ static void test_llama_spm(void)
     for (long k = 0; k < 8; k++) {
         int32_t m;
         psi__mem_fail_after(k);
-        psi_status rc = vocab_tokenize(v, "Hello world", 11, true, NULL, 0, &m, err, sizeof err);
+        psi_status rc = vocab_tokenize(v, "Hello world", 11, true, false, NULL, 0, &m, err, sizeof err);
         psi__mem_fail_after(-1);
         CHECKF(rc == PSI_ERR_NO_MEMORY || rc == PSI_ERR_BUFFER_SMALL, "fail after %ld: %d", k, rc);
     }
@@ -363,7 +363,7 @@ static void test_llama3_bpe(void)
 
     /* encoding: see test_tokenizer_bpe.c */
     int32_t n = 7, ids[4];
-    psi_status rc = vocab_tokenize(v, "Hello world", 11, true, ids, 4, &n, err, sizeof err);
+    psi_status rc = vocab_tokenize(v, "Hello world", 11, true, false, ids, 4, &n, err, sizeof err);
     CHECKF(rc == PSI_OK && n == 3 && ids[0] == 128000 && ids[1] == hello && ids[2] == 1917, "%d %s", rc, err);
     vocab_free(v);
 }

@@ -18,13 +18,13 @@ static char err[512];
 static int32_t *tokenize(const vocab *v, const char *text, size_t len, bool bos, int32_t *n)
 {
     int32_t need = 0;
-    psi_status rc = vocab_tokenize(v, text, len, bos, NULL, 0, &need, err, sizeof err);
+    psi_status rc = vocab_tokenize(v, text, len, bos, false, NULL, 0, &need, err, sizeof err);
     if (rc != PSI_OK && rc != PSI_ERR_BUFFER_SMALL) {
         *n = -1;
         return NULL;
     }
     int32_t *ids = malloc(sizeof *ids * (size_t)(need + 1));
-    rc = vocab_tokenize(v, text, len, bos, ids, need, n, err, sizeof err);
+    rc = vocab_tokenize(v, text, len, bos, false, ids, need, n, err, sizeof err);
     CHECKF(rc == PSI_OK && *n == need, "second tokenize: %d (%s)", rc, err);
     return ids;
 }
@@ -156,7 +156,7 @@ static void test_misc(const vocab *v)
 
     /* buffer too small */
     int32_t one[1];
-    psi_status rc = vocab_tokenize(v, "Hello world", 11, true, one, 1, &n, err, sizeof err);
+    psi_status rc = vocab_tokenize(v, "Hello world", 11, true, false, one, 1, &n, err, sizeof err);
     CHECK(rc == PSI_ERR_BUFFER_SMALL && n == 3 && one[0] == 128000);
 
     static const char *const rt[] = {
@@ -266,31 +266,31 @@ static void test_pre_errors(void)
     int32_t n = 5;
     vocab *v = tiny("xyz", true);
     if (v) {
-        psi_status rc = vocab_tokenize(v, "ab", 2, false, NULL, 0, &n, err, sizeof err);
+        psi_status rc = vocab_tokenize(v, "ab", 2, false, false, NULL, 0, &n, err, sizeof err);
         CHECKF(rc == PSI_ERR_UNSUPPORTED && strstr(err, "tokenizer.ggml.pre 'xyz' is not supported") && n == 0,
                "%d %s", rc, err);
     }
     vocab_free(v);
     v = tiny(NULL, true);
     if (v) {
-        psi_status rc = vocab_tokenize(v, "ab", 2, false, NULL, 0, &n, err, sizeof err);
+        psi_status rc = vocab_tokenize(v, "ab", 2, false, false, NULL, 0, &n, err, sizeof err);
         CHECKF(rc == PSI_ERR_UNSUPPORTED && strstr(err, "tokenizer.ggml.pre is missing"), "%d %s", rc, err);
     }
     vocab_free(v);
     v = tiny("llama-bpe", false);
     if (v) {
-        psi_status rc = vocab_tokenize(v, "ab", 2, false, NULL, 0, &n, err, sizeof err);
+        psi_status rc = vocab_tokenize(v, "ab", 2, false, false, NULL, 0, &n, err, sizeof err);
         CHECKF(rc != PSI_OK && strstr(err, "merges"), "%d %s", rc, err);
     }
     vocab_free(v);
     v = tiny("llama-bpe", true);
     if (v) {
         int32_t ids[4];
-        psi_status rc = vocab_tokenize(v, "abab", 4, false, ids, 4, &n, err, sizeof err);
+        psi_status rc = vocab_tokenize(v, "abab", 4, false, false, ids, 4, &n, err, sizeof err);
         CHECKF(rc == PSI_OK && n == 2 && ids[0] == 2 && ids[1] == 2, "%d %d %s", rc, n, err);
-        rc = vocab_tokenize(v, "ba", 2, false, ids, 4, &n, err, sizeof err);
+        rc = vocab_tokenize(v, "ba", 2, false, false, ids, 4, &n, err, sizeof err);
         CHECKF(rc == PSI_OK && n == 2 && ids[0] == 1 && ids[1] == 0, "%d %d %s", rc, n, err);
-        rc = vocab_tokenize(v, "c", 1, false, ids, 4, &n, err, sizeof err);
+        rc = vocab_tokenize(v, "c", 1, false, false, ids, 4, &n, err, sizeof err);
         CHECKF(rc != PSI_OK, "no token for 'c': %d", rc);
     }
     vocab_free(v);

@@ -34,6 +34,7 @@ int cmd_inspect(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 
 #endif

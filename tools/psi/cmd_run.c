@@ -11,29 +11,8 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "gen.h"
 
-typedef struct opts {
-    const char *cmd;
-    const char *model;
-    const char *prompt;
-    const char *prompt_file;
-    const char *tokens;
-    const char *out;
-    long n_predict;
-    long n_threads;
-    long n_ctx;
-    double temp, top_p, min_p;
-    long top_k;
-    uint64_t seed;
-    bool seed_set;
-    bool json;
-    bool no_bos;
-    bool ignore_eos;
-    bool pieces;
-    char *detok_ids; /* detokenize: the ids given as arguments, joined */
-    bool verbose;
-    psi_type kv_type;
-} opts;
 
 static const char *run_help =
     "usage: psi run -m FILE [-p PROMPT | -f FILE | --tokens \"IDS\"] [options]\n"
@@ -49,13 +28,14 @@ static const char *run_help =
     "  -c N             context size (default: the model's, at most 4096)\n"
     "  --kv-type T      KV cache type: f32 (default), f16\n"
     "  --no-bos         do not add BOS to a text prompt\n"
+    "  --parse-special  read special tokens written in the prompt (\"<|eot_id|>\") as tokens\n"
     "  --ignore-eos     keep generating past end-of-generation tokens\n"
     "  --json           print one JSON object instead of streaming text\n"
     "  -v               log model details and timings to stderr\n";
 
 /* Options shared by run / logits / tokenize. Returns 0 = parsed, 1 = error,
  * -1 = help printed. */
-static int parse_opts(opts *o, int argc, char **argv, const char *help)
+int gen_parse_opts(opts *o, int argc, char **argv, const char *help)
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -97,9 +77,16 @@ static int parse_opts(opts *o, int argc, char **argv, const char *help)
         } else if (!strcmp(a, "--kv-type")) {
             VAL();
             if (!cli_kv_type(o->cmd, v, &o->kv_type)) return 1;
+        } else if (!strcmp(a, "--system") && !strcmp(o->cmd, "chat")) {
+            VAL();
+            o->system = v;
+        } else if (!strcmp(a, "--chat-template") && !strcmp(o->cmd, "chat")) {
+            VAL();
+            o->chat_template = v;
         } else if (!strcmp(a, "--json")) o->json = true;
         else if (!strcmp(a, "--pieces") && !strcmp(o->cmd, "tokenize")) o->pieces = true;
         else if (!strcmp(a, "--no-bos")) o->no_bos = true;
+        else if (!strcmp(a, "--parse-special")) o->parse_special = true;
         else if (!strcmp(a, "--ignore-eos")) o->ignore_eos = true;
         else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) o->verbose = true;
         else if (a[0] == '-' && a[1]) return cli_fail(o->cmd, "unknown option '%s'", a);
@@ -121,21 +108,27 @@ static int parse_opts(opts *o, int argc, char **argv, const char *help)
     return 0;
 }
 
-static double now_ms(void)
+psi_sampler *gen_sampler(const opts *o)
+{
+    psi_sampler_params sp = psi_sampler_default_params();
+    sp.temperature = (float)o->temp;
+    sp.top_k = (int32_t)o->top_k;
+    sp.top_p = (float)o->top_p;
+    sp.min_p = (float)o->min_p;
+    sp.seed = o->seed;
+    psi_sampler *smp = NULL;
+    if (psi_sampler_new(&sp, &smp) != PSI_OK) cli_fail(o->cmd, "invalid sampler settings");
+    return smp;
+}
+
+double gen_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-typedef struct session {
-    psi_model *model;
-    psi_context *ctx;
-    int32_t *prompt;
-    int32_t n_prompt;
-} session;
-
-static void session_free(session *s)
+void gen_session_free(session *s)
 {
     psi_context_free(s->ctx);
     psi_model_free(s->model);
@@ -143,11 +136,12 @@ static void session_free(session *s)
 }
 
 /* Load the model and turn -p / -f / --tokens into prompt ids. */
-static int session_open(session *s, const opts *o, bool need_ctx, long extra_ctx)
+int gen_session_open(session *s, const opts *o, bool need_ctx, long extra_ctx)
 {
     char err[512];
     psi_model_params mp = psi_model_default_params();
     mp.verbose = o->verbose;
+    mp.vocab_only = !need_ctx; /* tokenize / detokenize need no weights */
     if (psi_model_load(o->model, &mp, &s->model, err, sizeof err) != PSI_OK)
         return cli_fail(o->cmd, "%s", err);
     if (o->tokens) {
@@ -169,10 +163,10 @@ static int session_open(session *s, const opts *o, bool need_ctx, long extra_ctx
         }
         bool bos = !o->no_bos && psi_model_add_bos(s->model) && psi_token_bos(s->model) >= 0;
         int32_t n = 0;
-        psi_status rc = psi_tokenize(s->model, text, len, bos, NULL, 0, &n);
+        psi_status rc = psi_tokenize(s->model, text, len, bos, o->parse_special, NULL, 0, &n);
         if (rc == PSI_ERR_BUFFER_SMALL || (rc == PSI_OK && n > 0)) {
             s->prompt = malloc((size_t)(n ? n : 1) * sizeof(int32_t));
-            rc = s->prompt ? psi_tokenize(s->model, text, len, bos, s->prompt, n, &n) : PSI_ERR_NO_MEMORY;
+            rc = s->prompt ? psi_tokenize(s->model, text, len, bos, o->parse_special, s->prompt, n, &n) : PSI_ERR_NO_MEMORY;
         }
         free(file_text);
         if (rc != PSI_OK) return cli_fail(o->cmd, "%s", psi_model_errmsg(s->model));
@@ -202,40 +196,29 @@ static int session_open(session *s, const opts *o, bool need_ctx, long extra_ctx
     return 0;
 }
 
-/* Replace invalid UTF-8 (possible when generation stops inside a
- * byte-fallback sequence) by U+FFFD so the JSON stays valid. */
-static char *utf8_sanitize(const char *s, size_t n, size_t *out_len)
+typedef struct text_buf {
+    char *text;
+    size_t len, cap;
+} text_buf;
+
+/* Generated text goes to stdout as it comes, or into t for --json. */
+static bool emit(const opts *o, text_buf *t, const char *s, size_t n)
 {
-    char *o = malloc(n * 3 + 1);
-    size_t k = 0;
-    if (!o) return NULL;
-    for (size_t i = 0; i < n;) {
-        unsigned char c = (unsigned char)s[i];
-        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        bool ok = len && i + len <= n;
-        for (size_t j = 1; ok && j < len; j++) ok = ((unsigned char)s[i + j] >> 6) == 2;
-        if (ok && len == 2 && c < 0xC2) ok = false;
-        if (ok && len == 3) {
-            unsigned cp = ((c & 15u) << 12) | (((unsigned char)s[i + 1] & 63u) << 6) | ((unsigned char)s[i + 2] & 63u);
-            ok = cp >= 0x800 && (cp < 0xD800 || cp > 0xDFFF);
-        }
-        if (ok && len == 4) {
-            unsigned cp = ((c & 7u) << 18) | (((unsigned char)s[i + 1] & 63u) << 12);
-            ok = cp >= 0x10000 && cp <= 0x10FFFF;
-        }
-        if (ok) {
-            memcpy(o + k, s + i, len);
-            k += len;
-            i += len;
-        } else {
-            memcpy(o + k, "\xEF\xBF\xBD", 3);
-            k += 3;
-            i++;
-        }
+    if (!o->json) {
+        fwrite(s, 1, n, stdout);
+        fflush(stdout);
+        return true;
     }
-    o[k] = 0;
-    *out_len = k;
-    return o;
+    if (t->len + n + 1 > t->cap) {
+        size_t cap = (t->len + n + 1) * 2;
+        char *p = realloc(t->text, cap);
+        if (!p) return false;
+        t->text = p;
+        t->cap = cap;
+    }
+    memcpy(t->text + t->len, s, n);
+    t->len += n;
+    return true;
 }
 
 static json_t *ids_json(const int32_t *ids, int32_t n)
@@ -249,25 +232,19 @@ int cmd_run(int argc, char **argv)
 {
     opts o = {.cmd = "run", .n_predict = 128, .temp = 0.8, .top_k = 40, .top_p = 0.95, .min_p = 0.05,
               .kv_type = PSI_TYPE_F32};
-    int prc = parse_opts(&o, argc, argv, run_help);
+    int prc = gen_parse_opts(&o, argc, argv, run_help);
     if (prc) return prc < 0 ? 0 : prc;
     if (!o.seed_set) o.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 
     session s = {0};
-    int rc = session_open(&s, &o, true, o.n_predict);
+    int rc = gen_session_open(&s, &o, true, o.n_predict);
     psi_sampler *smp = NULL;
+    psi_detok *detok = NULL;
     int32_t *gen = NULL;
-    char *text = NULL;
-    size_t text_len = 0, text_cap = 0;
+    text_buf out = {0};
     if (rc) goto done;
-    psi_sampler_params sp = psi_sampler_default_params();
-    sp.temperature = (float)o.temp;
-    sp.top_k = (int32_t)o.top_k;
-    sp.top_p = (float)o.top_p;
-    sp.min_p = (float)o.min_p;
-    sp.seed = o.seed;
-    if (psi_sampler_new(&sp, &smp) != PSI_OK) {
-        rc = cli_fail(o.cmd, "invalid sampler settings");
+    if (!(smp = gen_sampler(&o))) {
+        rc = 1;
         goto done;
     }
     if (o.verbose)
@@ -279,13 +256,17 @@ int cmd_run(int argc, char **argv)
         rc = cli_fail(o.cmd, "out of memory");
         goto done;
     }
-    double t0 = now_ms();
+    double t0 = gen_now_ms();
     if (psi_context_decode(s.ctx, s.prompt, s.n_prompt, false) != PSI_OK) {
         rc = cli_fail(o.cmd, "%s", psi_context_errmsg(s.ctx));
         goto done;
     }
-    double t1 = now_ms(), t2 = t1;
-    int32_t n_gen = 0, prev = s.prompt[s.n_prompt - 1];
+    double t1 = gen_now_ms(), t2 = t1;
+    int32_t n_gen = 0;
+    if (psi_detok_new(s.model, s.prompt[s.n_prompt - 1], &detok) != PSI_OK) {
+        rc = cli_fail(o.cmd, "out of memory");
+        goto done;
+    }
     int32_t n_vocab = psi_model_n_vocab(s.model);
     const char *stop = "length";
     while (n_gen < o.n_predict) {
@@ -295,28 +276,16 @@ int cmd_run(int argc, char **argv)
             break;
         }
         gen[n_gen++] = tok;
-        char piece[512];
-        int32_t len = psi_token_to_piece(s.model, prev, tok, piece, sizeof piece);
-        if (len > (int32_t)sizeof piece) len = (int32_t)sizeof piece;
-        if (len > 0) {
-            if (o.json) {
-                if (text_len + (size_t)len + 1 > text_cap) {
-                    text_cap = (text_len + (size_t)len + 1) * 2;
-                    char *nt = realloc(text, text_cap);
-                    if (!nt) {
-                        rc = cli_fail(o.cmd, "out of memory");
-                        goto done;
-                    }
-                    text = nt;
-                }
-                memcpy(text + text_len, piece, (size_t)len);
-                text_len += (size_t)len;
-            } else {
-                fwrite(piece, 1, (size_t)len, stdout);
-                fflush(stdout);
-            }
+        const char *piece;
+        size_t len;
+        if (psi_detok_push(detok, tok, &piece, &len) != PSI_OK) {
+            rc = cli_fail(o.cmd, "cannot decode token %d", tok);
+            goto done;
         }
-        prev = tok;
+        if (len && !emit(&o, &out, piece, len)) {
+            rc = cli_fail(o.cmd, "out of memory");
+            goto done;
+        }
         if (n_gen == o.n_predict) break;
         if (psi_context_n_past(s.ctx) >= psi_context_n_ctx(s.ctx)) {
             fprintf(stderr, "\npsi run: context full (%d tokens): stopping (raise -c)\n",
@@ -329,15 +298,18 @@ int cmd_run(int argc, char **argv)
             goto done;
         }
     }
-    t2 = now_ms();
+    t2 = gen_now_ms();
+    {
+        const char *tail;
+        size_t len;
+        if (psi_detok_flush(detok, &tail, &len) == PSI_OK && len) emit(&o, &out, tail, len);
+    }
     double pp_ms = t1 - t0, tg_ms = t2 - t1;
     if (o.json) {
-        size_t clean_len = 0;
-        char *clean = utf8_sanitize(text ? text : "", text_len, &clean_len);
         json_t *root = json_object();
         json_object_set_new(root, "prompt_tokens", ids_json(s.prompt, s.n_prompt));
         json_object_set_new(root, "tokens", ids_json(gen, n_gen));
-        json_object_set_new(root, "text", json_stringn(clean ? clean : "", clean_len));
+        json_object_set_new(root, "text", json_stringn(out.text ? out.text : "", out.len));
         json_object_set_new(root, "stop", json_string(stop));
         json_t *tm = json_object();
         json_object_set_new(tm, "prompt_ms", json_real(pp_ms));
@@ -348,7 +320,6 @@ int cmd_run(int argc, char **argv)
         json_dumpf(root, stdout, JSON_COMPACT | JSON_ENSURE_ASCII);
         fputc('\n', stdout);
         json_decref(root);
-        free(clean);
     } else if (isatty(STDOUT_FILENO)) {
         fputc('\n', stdout);
     }
@@ -358,23 +329,24 @@ int cmd_run(int argc, char **argv)
                 tg_ms > 0 ? n_gen * 1e3 / tg_ms : 0.0);
 done:
     free(gen);
-    free(text);
+    free(out.text);
+    psi_detok_free(detok);
     psi_sampler_free(smp);
-    session_free(&s);
+    gen_session_free(&s);
     return rc;
 }
 
 int cmd_logits(int argc, char **argv)
 {
     opts o = {.cmd = "logits", .kv_type = PSI_TYPE_F32};
-    int prc = parse_opts(&o, argc, argv,
+    int prc = gen_parse_opts(&o, argc, argv,
                          "usage: psi logits -m FILE (--tokens \"IDS\" | -p PROMPT) -o OUT.f32 [-t N] [-c N] [--kv-type T]\n"
                          "  evaluates the ids in one batch and writes little-endian float32 logits\n"
                          "  [n_tokens x n_vocab] to OUT.f32\n");
     if (prc) return prc < 0 ? 0 : prc;
     if (!o.out) return cli_fail(o.cmd, "-o OUT.f32 is required");
     session s = {0};
-    int rc = session_open(&s, &o, true, 0);
+    int rc = gen_session_open(&s, &o, true, 0);
     FILE *f = NULL;
     if (rc) goto done;
     if (psi_context_decode(s.ctx, s.prompt, s.n_prompt, true) != PSI_OK) {
@@ -394,20 +366,20 @@ int cmd_logits(int argc, char **argv)
     if (!rc && o.verbose)
         fprintf(stderr, "psi logits: wrote %d x %zu logits to %s\n", s.n_prompt, n_vocab, o.out);
 done:
-    session_free(&s);
+    gen_session_free(&s);
     return rc;
 }
 
 int cmd_tokenize(int argc, char **argv)
 {
     opts o = {.cmd = "tokenize", .kv_type = PSI_TYPE_F32};
-    int prc = parse_opts(&o, argc, argv,
-                         "usage: psi tokenize -m FILE [--no-bos] [--pieces] (TEXT | -f FILE)\n"
+    int prc = gen_parse_opts(&o, argc, argv,
+                         "usage: psi tokenize -m FILE [--no-bos] [--parse-special] [--pieces] (TEXT | -f FILE)\n"
                          "  prints the token ids, space-separated, on one line;\n"
                          "  --pieces prints one 'id<TAB>piece' line per token instead\n");
     if (prc) return prc < 0 ? 0 : prc;
     session s = {0};
-    int rc = session_open(&s, &o, false, 0);
+    int rc = gen_session_open(&s, &o, false, 0);
     if (!rc && o.pieces) {
         for (int32_t i = 0; i < s.n_prompt; i++) {
             char piece[512];
@@ -428,14 +400,14 @@ int cmd_tokenize(int argc, char **argv)
         for (int32_t i = 0; i < s.n_prompt; i++) printf(i ? " %d" : "%d", s.prompt[i]);
         putchar('\n');
     }
-    session_free(&s);
+    gen_session_free(&s);
     return rc;
 }
 
 int cmd_detokenize(int argc, char **argv)
 {
     opts o = {.cmd = "detokenize", .kv_type = PSI_TYPE_F32};
-    int prc = parse_opts(&o, argc, argv,
+    int prc = gen_parse_opts(&o, argc, argv,
                          "usage: psi detokenize -m FILE ID...\n"
                          "  prints the text of the token ids (also accepted as one \"1 2 3\" argument)\n");
     if (prc) {
@@ -445,7 +417,7 @@ int cmd_detokenize(int argc, char **argv)
     if (!o.detok_ids) return cli_fail(o.cmd, "no token ids given (usage: psi detokenize -m FILE ID...)");
     o.tokens = o.detok_ids;
     session s = {0};
-    int rc = session_open(&s, &o, false, 0);
+    int rc = gen_session_open(&s, &o, false, 0);
     if (!rc) {
         size_t len = 0;
         psi_status st = psi_detokenize(s.model, s.prompt, s.n_prompt, NULL, 0, &len);
@@ -458,7 +430,7 @@ int cmd_detokenize(int argc, char **argv)
         }
         free(text);
     }
-    session_free(&s);
+    gen_session_free(&s);
     free(o.detok_ids);
     return rc;
 }

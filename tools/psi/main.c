@@ -16,6 +16,7 @@ static const struct {
     {"logits", cmd_logits, "evaluate token ids in one batch and write the logits"},
     {"tokenize", cmd_tokenize, "print the token ids of a text"},
     {"detokenize", cmd_detokenize, "print the text of token ids"},
+    {"chat", cmd_chat, "talk with a chat model in the terminal"},
     {"inspect", cmd_inspect, "print a GGUF file's metadata and tensor table"},
     {"quantize", cmd_quantize, "rewrite a model's weight matrices as F16, BF16 or Q8_0"},
     {"convert", cmd_convert, "convert a llama2.c checkpoint to GGUF"},

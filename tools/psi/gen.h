@@ -1,0 +1,61 @@
+/*
+ * gen.h — what the generating sub-commands (run, logits, tokenize,
+ * detokenize, chat) share: their options, the option parser, and opening
+ * a model with a prompt and a context.
+ */
+#ifndef PSI_GEN_H
+#define PSI_GEN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "psi.h"
+
+typedef struct opts {
+    const char *cmd;
+    const char *model;
+    const char *prompt;
+    const char *prompt_file;
+    const char *tokens;
+    const char *out;
+    long n_predict;
+    long n_threads;
+    long n_ctx;
+    double temp, top_p, min_p;
+    long top_k;
+    uint64_t seed;
+    bool seed_set;
+    bool json;
+    bool no_bos;
+    bool ignore_eos;
+    bool pieces;
+    bool parse_special;
+    char *detok_ids; /* detokenize: the ids given as arguments, joined */
+    bool verbose;
+    psi_type kv_type;
+    const char *system;        /* chat: --system */
+    const char *chat_template; /* chat: --chat-template */
+} opts;
+
+/* Parse the options; 0 = parsed, 1 = error (printed), -1 = help printed. */
+int gen_parse_opts(opts *o, int argc, char **argv, const char *help);
+
+typedef struct session {
+    psi_model *model;
+    psi_context *ctx;
+    int32_t *prompt;
+    int32_t n_prompt;
+} session;
+
+/* Load the model and turn -p / -f / --tokens into prompt ids; with
+ * need_ctx also make a context with room for the prompt + extra_ctx. */
+int gen_session_open(session *s, const opts *o, bool need_ctx, long extra_ctx);
+void gen_session_free(session *s);
+
+/* The sampler the options describe; NULL (error printed) when invalid. */
+psi_sampler *gen_sampler(const opts *o);
+
+/* Monotonic clock in milliseconds. */
+double gen_now_ms(void);
+
+#endif
