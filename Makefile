@@ -3,6 +3,7 @@
 #   make run        set up, build, run psi on $MODEL (or the stories260K fixture)
 #   make test       set up, build, run every test
 #   make test-asan  the test suite built with AddressSanitizer + UBSan (build-asan/)
+#   make bench-tokenizer  tokenizer throughput (MB/s) on both Llama vocabularies
 #   make deps       install missing Debian packages (as root), else list them
 
 # Debian packages the build and tests need.
@@ -13,7 +14,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 MODEL ?=
 PROMPT ?= Once upon a time
 
-.PHONY: all build deps run test test-asan clean format
+.PHONY: all build deps run test test-asan bench-tokenizer clean format
 
 all: build
 
@@ -50,6 +51,9 @@ run: build
 
 test: build
 	cd build && ctest --output-on-failure -j $(JOBS)
+
+bench-tokenizer: build
+	./build/bench/bench_tokenizer
 
 build-asan/CMakeCache.txt:
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPSI_SANITIZE=ON

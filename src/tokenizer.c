@@ -365,6 +365,14 @@ static psi_status load(vocab *v, const gguf *g, char *err, size_t err_size)
         return rc;
 
     if ((rc = build_hash(v)) != PSI_OK || (rc = build_specials(v)) != PSI_OK) return rc;
+    v->spm_word_split = spm;
+    for (int32_t i = 0; spm && i < n; i++) {
+        const vocab_token *t = &v->tokens[i];
+        if (t->type != VOCAB_TT_NORMAL && t->type != VOCAB_TT_USER_DEFINED) continue;
+        for (uint32_t j = 1; j + 3 <= t->len; j++)
+            if (!memcmp(t->text + j, "\xe2\x96\x81", 3) && (j < 3 || memcmp(t->text + j - 3, "\xe2\x96\x81", 3)))
+                v->spm_word_split = false;
+    }
     if (!spm && (rc = bpe_load(v, g, err, err_size)) != PSI_OK) return rc;
 
     /* end of generation */

@@ -69,6 +69,8 @@ typedef struct vocab {
     int32_t bos, eos, unk;      /* -1 when the vocabulary has none */
     bool add_bos;               /* tokenizer.ggml.add_bos_token */
     bool add_space_prefix;      /* tokenizer.ggml.add_space_prefix (SPM) */
+    bool spm_word_split;        /* SPM: no token has U+2581 after another character, so
+                                 * no merge crosses a word start and words encode alone */
     int32_t byte_tok[256];      /* SPM: id of "<0xXX>" for each byte, -1 when missing */
     int32_t eog[VOCAB_MAX_EOG]; /* end-of-generation ids (eos first) */
     int n_eog;

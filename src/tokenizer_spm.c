@@ -121,6 +121,61 @@ static int32_t char_len(const uint8_t *s, size_t n)
     return (int32_t)len;
 }
 
+/* Steps 2-4 for the normalised text norm[w0..w1), symbols in s. */
+static psi_status spm_word(const vocab *v, const char *norm, size_t w0, size_t w1, sym *s, heap *hp, spm_out *o,
+                           char *err, size_t err_size)
+{
+    /* 2. characters */
+    int32_t ns = 0;
+    for (size_t i = w0; i < w1;) {
+        int32_t cl = char_len((const uint8_t *)norm + i, w1 - i);
+        s[ns] = (sym){(int32_t)i, cl, ns - 1, ns + 1};
+        ns++;
+        i += (size_t)cl;
+    }
+    s[ns - 1].next = -1;
+
+    /* 3. merges */
+    for (int32_t i = 0; i + 1 < ns; i++)
+        if (!try_pair(v, norm, s, hp, i, i + 1)) return PSI_ERR_NO_MEMORY;
+    while (hp->n) {
+        pair p = heap_pop(hp);
+        sym *l = &s[p.left], *r = &s[p.right];
+        if (l->n == 0 || r->n == 0 || l->n + r->n != p.size) continue; /* stale */
+        l->n += r->n;
+        r->n = 0;
+        l->next = r->next;
+        if (r->next >= 0) s[r->next].prev = p.left;
+        if (!try_pair(v, norm, s, hp, l->prev, p.left) || !try_pair(v, norm, s, hp, p.left, l->next))
+            return PSI_ERR_NO_MEMORY;
+    }
+
+    /* 4. output */
+    for (int32_t i = 0; i >= 0; i = s[i].next) {
+        const char *t = norm + s[i].start;
+        int32_t id = vocab_find(v, t, (size_t)s[i].n);
+        if (mergeable(v, id)) {
+            emit(o, id);
+            continue;
+        }
+        bool bytes = true;
+        for (int32_t j = 0; j < s[i].n; j++)
+            if (v->byte_tok[(uint8_t)t[j]] < 0) bytes = false;
+        if (bytes) {
+            for (int32_t j = 0; j < s[i].n; j++)
+                emit(o, v->byte_tok[(uint8_t)t[j]]);
+        } else if (v->unk >= 0) {
+            emit(o, v->unk); /* one per character, as SentencePiece does */
+        } else {
+            err_setf(err, err_size,
+                     "tokenize: a character has no token (the vocabulary has "
+                     "neither byte tokens for it nor an unknown token)");
+            return PSI_ERR_UNSUPPORTED;
+        }
+    }
+    return PSI_OK;
+}
+
 psi_status spm_tokenize(const vocab *v, const char *text, size_t len, bool prefix, spm_out *o, char *err,
                         size_t err_size)
 {
@@ -153,56 +208,22 @@ psi_status spm_tokenize(const vocab *v, const char *text, size_t len, bool prefi
         goto out;
     }
 
-    /* 2. characters */
     s = mem_alloc(nn * sizeof *s);
     if (!s) goto out;
-    int32_t ns = 0;
-    for (size_t i = 0; i < nn;) {
-        int32_t cl = char_len((const uint8_t *)norm + i, nn - i);
-        s[ns] = (sym){(int32_t)i, cl, ns - 1, ns + 1};
-        ns++;
-        i += (size_t)cl;
-    }
-    s[ns - 1].next = -1;
-
-    /* 3. merges */
-    for (int32_t i = 0; i + 1 < ns; i++)
-        if (!try_pair(v, norm, s, &h, i, i + 1)) goto out;
-    while (h.n) {
-        pair p = heap_pop(&h);
-        sym *l = &s[p.left], *r = &s[p.right];
-        if (l->n == 0 || r->n == 0 || l->n + r->n != p.size) continue; /* stale */
-        l->n += r->n;
-        r->n = 0;
-        l->next = r->next;
-        if (r->next >= 0) s[r->next].prev = p.left;
-        if (!try_pair(v, norm, s, &h, l->prev, p.left) || !try_pair(v, norm, s, &h, p.left, l->next))
-            goto out;
-    }
-
-    /* 4. output */
-    for (int32_t i = 0; i >= 0; i = s[i].next) {
-        const char *t = norm + s[i].start;
-        int32_t id = vocab_find(v, t, (size_t)s[i].n);
-        if (mergeable(v, id)) {
-            emit(o, id);
-            continue;
-        }
-        bool bytes = true;
-        for (int32_t j = 0; j < s[i].n; j++)
-            if (v->byte_tok[(uint8_t)t[j]] < 0) bytes = false;
-        if (bytes) {
-            for (int32_t j = 0; j < s[i].n; j++)
-                emit(o, v->byte_tok[(uint8_t)t[j]]);
-        } else if (v->unk >= 0) {
-            emit(o, v->unk); /* one per character, as SentencePiece does */
-        } else {
-            err_setf(err, err_size,
-                     "tokenize: a character has no token (the vocabulary has "
-                     "neither byte tokens for it nor an unknown token)");
-            rc = PSI_ERR_UNSUPPORTED;
-            goto out;
-        }
+    /* Steps 2-4 run word by word when no token can span a word start (see
+     * spm_word_split): the same merges happen, on small heaps. */
+    for (size_t w0 = 0; w0 < nn;) {
+        size_t w1 = nn;
+        if (v->spm_word_split)
+            for (size_t i = w0 + 1; i + 3 <= nn; i++)
+                if (!memcmp(norm + i, "\xe2\x96\x81", 3) && (i < 3 || memcmp(norm + i - 3, "\xe2\x96\x81", 3))) {
+                    w1 = i;
+                    break;
+                }
+        h.n = 0;
+        rc = spm_word(v, norm, w0, w1, s, &h, o, err, err_size);
+        if (rc != PSI_OK) goto out;
+        w0 = w1;
     }
     rc = PSI_OK;
 

@@ -566,9 +566,43 @@ static void test_corrupt(void)
     free(buf);
 }
 
+/* Word-by-word SentencePiece encoding (spm_word_split) gives exactly the
+ * ids of encoding the whole text at once, on text rich in spaces. */
+static void test_spm_word_split(void)
+{
+    vocab *v = load_vocab("vocab/ggml-vocab-llama-spm.gguf", NULL);
+    if (!v) return;
+    CHECK(v->spm_word_split);
+    static const char *const bits[] = {" ", "  ", "   ", "\t", "\n", "the", "Hello", "ab", "▁", "x▁y", "é", "中文",
+                                       "🦙", "1234", "--", "don't", " a", "def", "    return", "\xff"};
+    uint64_t r = 12345;
+    int same = 0;
+    char text[2048];
+    for (int k = 0; k < 300; k++) {
+        size_t n = 0;
+        while (n < 1500) {
+            r = r * 6364136223846793005ull + 1442695040888963407ull;
+            const char *b = bits[(r >> 33) % 20];
+            memcpy(text + n, b, strlen(b));
+            n += strlen(b);
+        }
+        int32_t na = 0, nb = 0;
+        int32_t *a = tokenize(v, text, n, k & 1, &na);
+        v->spm_word_split = false;
+        int32_t *b = tokenize(v, text, n, k & 1, &nb);
+        v->spm_word_split = true;
+        if (na == nb && na > 0 && !memcmp(a, b, (size_t)na * sizeof *a)) same++;
+        free(a);
+        free(b);
+    }
+    CHECKF(same == 300, "word split differs from whole-text encoding on %d of 300 texts", 300 - same);
+    vocab_free(v);
+}
+
 int main(void)
 {
     test_stories();
+    test_spm_word_split();
     test_llama_spm();
     test_llama3_bpe();
     test_corrupt();
