@@ -3,6 +3,7 @@
 #   make run        set up, build, run psi on $MODEL (or the stories260K fixture)
 #   make test       set up, build, run every test
 #   make test-asan  the test suite built with AddressSanitizer + UBSan (build-asan/)
+#   make bench      model speed on the Llama-3.2-1B shape (bench/run_bench.py; LLAMA_BENCH= compares)
 #   make bench-tokenizer  tokenizer throughput (MB/s) on both Llama vocabularies
 #   make deps       install missing Debian packages (as root), else list them
 
@@ -14,7 +15,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 MODEL ?=
 PROMPT ?= Once upon a time
 
-.PHONY: all build deps run test test-asan bench-tokenizer clean format
+.PHONY: all build deps run test test-asan bench bench-tokenizer clean format
 
 all: build
 
@@ -51,6 +52,9 @@ run: build
 
 test: build
 	cd build && ctest --output-on-failure -j $(JOBS)
+
+bench: build
+	python3 bench/run_bench.py
 
 bench-tokenizer: build
 	./build/bench/bench_tokenizer

@@ -121,6 +121,13 @@ int32_t psi_model_n_layer(const psi_model *m);
 const char *psi_model_desc(const psi_model *m);
 /* String metadata value for key, or NULL when absent or not a string. Borrowed. */
 const char *psi_model_meta_str(const psi_model *m, const char *key);
+/* Integer metadata value for key (any GGUF integer type that fits an
+ * int64, or a bool) in *out; false when absent or of another type. */
+bool psi_model_meta_int(const psi_model *m, const char *key, int64_t *out);
+/* Number of weights (elements of every tensor in the file). */
+uint64_t psi_model_n_params(const psi_model *m);
+/* Bytes of tensor data in the file (the weights a forward pass streams). */
+uint64_t psi_model_size(const psi_model *m);
 
 /* ------------------------------------------------------------------ tokenizer */
 int32_t psi_token_bos(const psi_model *m); /* -1 when the vocabulary has none */

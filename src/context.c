@@ -84,6 +84,46 @@ int32_t psi_model_n_embd(const psi_model *m) { return m->hp.n_embd; }
 int32_t psi_model_n_layer(const psi_model *m) { return m->hp.n_layer; }
 const char *psi_model_desc(const psi_model *m) { return m->desc; }
 
+bool psi_model_meta_int(const psi_model *m, const char *key, int64_t *out)
+{
+    int64_t i = m && key && out ? gguf_find_key(m->g, key) : -1;
+    if (i < 0) return false;
+    const gguf_kv *kv = &m->g->kv[i];
+    const uint8_t *p = kv->data;
+    switch (kv->type) {
+    case GGUF_U8: *out = p[0]; return true;
+    case GGUF_I8: *out = (int8_t)p[0]; return true;
+    case GGUF_BOOL: *out = p[0] != 0; return true;
+    case GGUF_U16: *out = rd_u16(p); return true;
+    case GGUF_I16: *out = (int16_t)rd_u16(p); return true;
+    case GGUF_U32: *out = rd_u32(p); return true;
+    case GGUF_I32: *out = (int32_t)rd_u32(p); return true;
+    case GGUF_I64: *out = (int64_t)rd_u64(p); return true;
+    case GGUF_U64:
+        if (rd_u64(p) > INT64_MAX) return false;
+        *out = (int64_t)rd_u64(p);
+        return true;
+    default: return false;
+    }
+}
+
+uint64_t psi_model_n_params(const psi_model *m)
+{
+    uint64_t n = 0;
+    for (uint64_t i = 0; m && i < m->g->n_tensors; i++) {
+        const gguf_tensor *t = &m->g->tensors[i];
+        n += t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
+    }
+    return n;
+}
+
+uint64_t psi_model_size(const psi_model *m)
+{
+    uint64_t n = 0;
+    for (uint64_t i = 0; m && i < m->g->n_tensors; i++) n += m->g->tensors[i].nbytes;
+    return n;
+}
+
 const char *psi_model_meta_str(const psi_model *m, const char *key)
 {
     int64_t i = m && key ? gguf_find_key(m->g, key) : -1;

@@ -161,5 +161,17 @@ expect_error "chat: unknown template" "unknown chat template" -- chat -m "$L3" -
 expect_error "chat: llama3 template on a Llama 2 vocabulary" "lacks" -- chat -m "$M" --chat-template llama3 </dev/null
 expect_error "chat with -p" "stdin" -- chat -m "$L3" -p hi
 
+# ---- psi bench
+"$PSI" bench -m "$M" -p 16 -n 4 -r 2 --json >"$TMP/bench.json" 2>"$TMP/err" && ok || bad "bench --json failed: $(cat "$TMP/err")"
+for f in model_filename model_type model_size model_n_params n_threads n_prompt n_gen avg_ns stddev_ns avg_ts stddev_ts samples_ts; do
+    [ "$(grep -c "\"$f\":" "$TMP/bench.json")" -eq 2 ] || { bad "bench --json lacks $f in both tests"; break; }
+done
+grep -q '"n_prompt": 16' "$TMP/bench.json" && grep -q '"n_gen": 4' "$TMP/bench.json" && ok || bad "bench --json tests"
+"$PSI" bench -m "$M" -p 8 -n 0 -r 1 | grep -q "| pp8 |" && ok || bad "bench table"
+expect_error "bench without model" "no model" -- bench -p 8
+expect_error "bench nothing to do" "nothing to measure" -- bench -m "$M" -p 0 -n 0
+expect_error "bench -r 0" "out of range" -- bench -m "$M" -r 0
+expect_error "bench missing file" "No such file" -- bench -m "$TMP/none.gguf"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

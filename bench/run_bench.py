@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""psi's model benchmark (make bench): speed on the Llama-3.2-1B shape.
+
+1. Creates once, in $PSI_BENCH_DIR (default ~/.cache/psi-bench, outside the
+   tree), a GGUF with seeded random weights in the exact shape of
+   Llama-3.2-1B in F16 (bench/gen_model), then Q8_0, Q4_0 and Q4_K_M
+   versions with `psi quantize` (a type psi cannot make yet is skipped and
+   said so).
+2. Measures the machine's memory read bandwidth (bench/membw).
+3. Runs `psi bench` (pp512, tg128) on every file; when $LLAMA_BENCH names a
+   llama.cpp llama-bench binary, runs it on the same files, interleaved
+   with psi run by run, and prints psi/llama.cpp per file and test.
+4. Writes bench/RESULTS.md (CPU, date, commit, figures).
+
+Figures are medians over the runs (-r, default 3); each run is one
+invocation with its own warm-up. Nothing here passes or fails on a timing.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.path.join(ROOT, "build")
+PSI = os.path.join(BUILD, "psi")
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run(cmd, **kw):
+    log("+ " + " ".join(cmd))
+    return subprocess.run(cmd, check=True, text=True, capture_output=True, **kw).stdout
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def make_models(cache, data, types):
+    os.makedirs(cache, exist_ok=True)
+    f16 = os.path.join(cache, "llama-3.2-1b-shape-F16.gguf")
+    if not os.path.exists(f16):
+        vocab = os.path.join(data, "vocab", "llama3-vocab.gguf")
+        run([os.path.join(BUILD, "bench", "gen_model"), "-o", f16, "--vocab", vocab])
+    files = [("F16", f16)]
+    for t in types:
+        out = os.path.join(cache, "llama-3.2-1b-shape-%s.gguf" % t.upper())
+        if not os.path.exists(out):
+            try:
+                run([PSI, "quantize", f16, out, t])
+            except subprocess.CalledProcessError as e:
+                log("skipping %s: psi quantize says: %s" % (t, e.stderr.strip()))
+                continue
+        files.append((t.upper(), out))
+    return files
+
+
+def psi_once(path, threads, n_prompt, n_gen):
+    out = run([PSI, "bench", "-m", path, "-p", str(n_prompt), "-n", str(n_gen), "-r", "1",
+               "-t", str(threads), "--json"])
+    return json.loads(out)
+
+
+def llama_once(binary, path, threads, n_prompt, n_gen):
+    out = run([binary, "-m", path, "-p", str(n_prompt), "-n", str(n_gen), "-r", "1", "-t", str(threads),
+               "-o", "json"])
+    return json.loads(out)
+
+
+def test_name(r):
+    return "pp%d" % r["n_prompt"] if r["n_prompt"] else "tg%d" % r["n_gen"]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-r", type=int, default=3, help="runs per file and test (default 3)")
+    ap.add_argument("-t", type=int, default=os.cpu_count() or 2, help="threads (default: all cores)")
+    ap.add_argument("-p", type=int, default=512)
+    ap.add_argument("-n", type=int, default=128)
+    ap.add_argument("--types", default="q8_0,q4_0,q4_k_m")
+    ap.add_argument("--no-results", action="store_true", help="do not write bench/RESULTS.md")
+    a = ap.parse_args()
+
+    data = os.environ.get("PSI_TEST_DATA", os.path.join(ROOT, "..", "shared", "data"))
+    cache = os.environ.get("PSI_BENCH_DIR", os.path.join(os.path.expanduser("~"), ".cache", "psi-bench"))
+    llama = os.environ.get("LLAMA_BENCH")
+    files = make_models(cache, data, [t for t in a.types.split(",") if t])
+
+    bw_line = run([os.path.join(BUILD, "bench", "membw"), "-t", str(a.t)]).strip()
+    bw = float(bw_line.split("GB/s best")[0].split()[-1])
+    log(bw_line)
+
+    # samples[(file label, engine, test)] = [tokens/s, ...]
+    samples, sizes, rss = {}, {}, {}
+    for rep in range(a.r):
+        for label, path in files:
+            for r in psi_once(path, a.t, a.p, a.n):
+                samples.setdefault((label, "psi", test_name(r)), []).append(r["avg_ts"])
+                sizes[label] = r["model_size"]
+                rss[label] = max(rss.get(label, 0), r.get("peak_rss_bytes", 0))
+            if llama:
+                for r in llama_once(llama, path, a.t, a.p, a.n):
+                    samples.setdefault((label, "llama.cpp", test_name(r)), []).append(r["avg_ts"])
+
+    tests = ["pp%d" % a.p, "tg%d" % a.n]
+    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], text=True,
+                            capture_output=True).stdout.strip() or "unknown"
+    lines = [
+        "# psi benchmark results",
+        "",
+        "- CPU: %s, %d threads" % (cpu_name(), a.t),
+        "- date: %s, psi commit %s" % (datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), commit),
+        "- model: random weights in the shape of Llama-3.2-1B (bench/gen_model), quantized by `psi quantize`",
+        "- %s" % bw_line,
+        "- %d runs per figure, interleaved%s; median tokens/s (min–max)" % (a.r, " with llama.cpp (%s)" % llama if llama else ""),
+        "",
+        "| file | size | test | psi t/s | weights GB/s (% of read bw) | llama.cpp t/s | psi / llama.cpp | psi peak RSS |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for label, _ in files:
+        for t in tests:
+            ps = samples.get((label, "psi", t))
+            if not ps:
+                continue
+            med = statistics.median(ps)
+            gbs = ""
+            if t.startswith("tg"):
+                g = sizes[label] * med / 1e9
+                gbs = "%.1f (%.0f%%)" % (g, 100 * g / bw)
+            ls = samples.get((label, "llama.cpp", t))
+            lt = "%.2f (%.2f–%.2f)" % (statistics.median(ls), min(ls), max(ls)) if ls else "—"
+            ratio = "%.2f" % (med / statistics.median(ls)) if ls else "—"
+            lines.append("| %s | %.2f GiB | %s | %.2f (%.2f–%.2f) | %s | %s | %s | %.2f GiB |" % (
+                label, sizes[label] / 2**30, t, med, min(ps), max(ps), gbs, lt, ratio, rss[label] / 2**30))
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if not a.no_results:
+        with open(os.path.join(ROOT, "bench", "RESULTS.md"), "w") as f:
+            f.write(text)
+
+
+if __name__ == "__main__":
+    main()
