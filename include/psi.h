@@ -225,9 +225,11 @@ const char *psi_chat_stop_text(const char *tmpl);
 typedef struct psi_context psi_context;
 
 typedef struct psi_context_params {
-    int32_t n_ctx;     /* KV cache length in tokens; 0 = the model's training context */
+    int32_t n_ctx;     /* KV cache length in tokens, per sequence; 0 = the model's training context */
     int32_t n_threads; /* 0 = psi_cpu_count() */
     psi_type kv_type;  /* PSI_TYPE_F32 (default) or PSI_TYPE_F16; others: PSI_ERR_UNSUPPORTED */
+    int32_t n_seq;     /* independent sequences sharing the context (default 1): each has
+                        * its own n_ctx-token region of the KV cache; see psi_context_decode_batch */
 } psi_context_params;
 
 psi_context_params psi_context_default_params(void);
@@ -254,6 +256,30 @@ psi_status psi_context_decode(psi_context *ctx, const int32_t *tokens, int32_t n
 /* Logits [n_vocab] of batch position i of the last decode (i = -1: the last
  * position). NULL when position i has no logits. Borrowed until the next decode. */
 const float *psi_context_logits(const psi_context *ctx, int32_t i);
+
+/* Several sequences at once (continuous batching). The functions above act
+ * on sequence 0; these name the sequence. */
+typedef struct psi_batch_token {
+    int32_t token;
+    int32_t seq;  /* 0 .. n_seq-1 */
+    bool logits;  /* keep this token's logits (psi_context_batch_logits) */
+} psi_batch_token;
+
+int32_t psi_context_n_seq(const psi_context *ctx);
+int32_t psi_context_seq_n_past(const psi_context *ctx, int32_t seq);
+/* Forget sequence seq from position n_past on (0 empties it). */
+psi_status psi_context_seq_truncate(psi_context *ctx, int32_t seq, int32_t n_past);
+/* Evaluate the tokens of several sequences in one forward pass (the weights
+ * are read once for the whole batch). Each sequence's tokens are appended
+ * in batch order at that sequence's positions; tokens of different
+ * sequences never attend to each other. The result for each sequence is
+ * the same as decoding its tokens alone. PSI_ERR_CONTEXT_FULL (nothing
+ * changed) when some sequence would pass n_ctx; PSI_ERR_INVALID_ARG for a
+ * bad token or sequence id. Any batch size (evaluated in slices). */
+psi_status psi_context_decode_batch(psi_context *ctx, const psi_batch_token *batch, int32_t n);
+/* Logits [n_vocab] of batch entry i of the last psi_context_decode_batch,
+ * NULL unless that entry asked for logits. Borrowed until the next decode. */
+const float *psi_context_batch_logits(const psi_context *ctx, int32_t i);
 
 /* -------------------------------------------------------------------- sampler
  * Chain: top-k → top-p → min-p → temperature → draw. temperature <= 0 is

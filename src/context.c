@@ -147,7 +147,7 @@ static psi_status copy_meta_strs(psi_model *m)
 
 psi_context_params psi_context_default_params(void)
 {
-    psi_context_params p = {.n_ctx = 0, .n_threads = 0, .kv_type = PSI_TYPE_F32};
+    psi_context_params p = {.n_ctx = 0, .n_threads = 0, .kv_type = PSI_TYPE_F32, .n_seq = 1};
     return p;
 }
 
@@ -165,9 +165,10 @@ psi_status psi_context_new(psi_model *model, const psi_context_params *params, p
         err_setf(err, err_size, "the model was loaded for its vocabulary only: it cannot be evaluated");
         return PSI_ERR_INVALID_ARG;
     }
-    if (params->n_ctx < 0 || params->n_threads < 0 || params->n_threads > 1024) {
-        err_setf(err, err_size, "invalid context size %d or thread count %d", params->n_ctx,
-                 params->n_threads);
+    if (params->n_ctx < 0 || params->n_threads < 0 || params->n_threads > 1024 || params->n_seq < 0 ||
+        params->n_seq > 4096) {
+        err_setf(err, err_size, "invalid context size %d, thread count %d or sequence count %d", params->n_ctx,
+                 params->n_threads, params->n_seq);
         return PSI_ERR_INVALID_ARG;
     }
     size_t elem;
@@ -185,21 +186,26 @@ psi_status psi_context_new(psi_model *model, const psi_context_params *params, p
     ctx->kv_type = params->kv_type;
     ctx->kv_elem = elem;
     ctx->n_ctx = params->n_ctx ? params->n_ctx : model->hp.n_ctx_train;
+    ctx->n_seq = params->n_seq ? params->n_seq : 1;
     const hparams *hp = &model->hp;
     size_t kv_bytes;
     if (size_mul_ovf((size_t)hp->n_layer * (size_t)ctx->n_ctx, (size_t)hp->n_head_kv * hp->head_dim * elem,
-                     &kv_bytes)) {
-        err_setf(err, err_size, "context of %d tokens is too large", ctx->n_ctx);
+                     &kv_bytes) ||
+        size_mul_ovf(kv_bytes, (size_t)ctx->n_seq, &kv_bytes)) {
+        err_setf(err, err_size, "context of %d x %d tokens is too large", ctx->n_seq, ctx->n_ctx);
         psi_context_free(ctx);
         return PSI_ERR_INVALID_ARG;
     }
+    ctx->seq_n_past = mem_calloc((size_t)ctx->n_seq, sizeof *ctx->seq_n_past);
+    ctx->seq_tmp = mem_calloc((size_t)ctx->n_seq, sizeof *ctx->seq_tmp);
+    if (!ctx->seq_n_past || !ctx->seq_tmp) goto oom;
     ctx->k_cache = mem_alloc(kv_bytes);
     ctx->v_cache = mem_alloc(kv_bytes);
     int n_threads = params->n_threads ? params->n_threads : psi_cpu_count();
     ctx->scores = mem_alloc((size_t)n_threads * (size_t)ctx->n_ctx * sizeof(float));
     if (!ctx->k_cache || !ctx->v_cache || !ctx->scores) {
-        err_setf(err, err_size, "cannot allocate a KV cache of 2 x %zu bytes for %d tokens", kv_bytes,
-                 ctx->n_ctx);
+        err_setf(err, err_size, "cannot allocate a KV cache of 2 x %zu bytes for %d x %d tokens", kv_bytes,
+                 ctx->n_seq, ctx->n_ctx);
         psi_context_free(ctx);
         return PSI_ERR_NO_MEMORY;
     }
@@ -220,6 +226,8 @@ void psi_context_free(psi_context *ctx)
                      ctx->hb, ctx->hb2, ctx->rope_cs, ctx->scores, ctx->logits};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) mem_free(bufs[i]);
     mem_free(ctx->act);
+    int32_t *ibufs[] = {ctx->seq_n_past, ctx->seq_tmp, ctx->b_tok, ctx->b_seq, ctx->b_pos, ctx->b_row, ctx->b_out};
+    for (size_t i = 0; i < sizeof ibufs / sizeof ibufs[0]; i++) mem_free(ibufs[i]);
     mem_free(ctx->k_cache);
     mem_free(ctx->v_cache);
     mem_free(ctx);
@@ -227,48 +235,79 @@ void psi_context_free(psi_context *ctx)
 
 const char *psi_context_errmsg(const psi_context *ctx) { return ctx ? ctx->errmsg : "no context"; }
 int32_t psi_context_n_ctx(const psi_context *ctx) { return ctx->n_ctx; }
-int32_t psi_context_n_past(const psi_context *ctx) { return ctx->n_past; }
+int32_t psi_context_n_past(const psi_context *ctx) { return ctx->seq_n_past[0]; }
+int32_t psi_context_n_seq(const psi_context *ctx) { return ctx->n_seq; }
 
-psi_status psi_context_truncate(psi_context *ctx, int32_t n_past)
+int32_t psi_context_seq_n_past(const psi_context *ctx, int32_t seq)
 {
-    if (n_past < 0 || n_past > ctx->n_past) {
-        err_setf(ctx->errmsg, sizeof ctx->errmsg, "cannot truncate to %d tokens (context holds %d)",
-                 n_past, ctx->n_past);
+    return seq >= 0 && seq < ctx->n_seq ? ctx->seq_n_past[seq] : -1;
+}
+
+psi_status psi_context_seq_truncate(psi_context *ctx, int32_t seq, int32_t n_past)
+{
+    if (seq < 0 || seq >= ctx->n_seq) {
+        err_setf(ctx->errmsg, sizeof ctx->errmsg, "sequence %d does not exist (the context has %d)", seq,
+                 ctx->n_seq);
         return PSI_ERR_INVALID_ARG;
     }
-    ctx->n_past = n_past;
+    if (n_past < 0 || n_past > ctx->seq_n_past[seq]) {
+        err_setf(ctx->errmsg, sizeof ctx->errmsg, "cannot truncate to %d tokens (context holds %d)",
+                 n_past, ctx->seq_n_past[seq]);
+        return PSI_ERR_INVALID_ARG;
+    }
+    ctx->seq_n_past[seq] = n_past;
     return PSI_OK;
 }
 
-psi_status psi_context_decode(psi_context *ctx, const int32_t *tokens, int32_t n_tokens,
-                              bool all_logits)
+psi_status psi_context_truncate(psi_context *ctx, int32_t n_past) { return psi_context_seq_truncate(ctx, 0, n_past); }
+
+static psi_status grow_batch(psi_context *ctx, int32_t n)
 {
-    if (!tokens || n_tokens <= 0) {
-        err_setf(ctx->errmsg, sizeof ctx->errmsg, "decode: empty batch");
-        return PSI_ERR_INVALID_ARG;
+    if (n <= ctx->cap_batch) return PSI_OK;
+    int32_t **bufs[] = {&ctx->b_tok, &ctx->b_seq, &ctx->b_pos, &ctx->b_row, &ctx->b_out};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
+        int32_t *p = mem_realloc(*bufs[i], (size_t)n * sizeof **bufs[i]);
+        if (!p) return PSI_ERR_NO_MEMORY;
+        *bufs[i] = p;
     }
+    ctx->cap_batch = n;
+    return PSI_OK;
+}
+
+/* Evaluate ctx->b_tok/b_seq[0..n) (positions are assigned here); entries
+ * with b_row[i] >= 0 get logits. Nothing changes when it fails. */
+static psi_status run_batch(psi_context *ctx, int32_t n, int32_t n_rows)
+{
     int32_t n_vocab = ctx->model->hp.n_vocab;
-    for (int32_t i = 0; i < n_tokens; i++)
-        if (tokens[i] < 0 || tokens[i] >= n_vocab) {
+    for (int32_t i = 0; i < n; i++)
+        if (ctx->b_tok[i] < 0 || ctx->b_tok[i] >= n_vocab) {
             err_setf(ctx->errmsg, sizeof ctx->errmsg,
                      "decode: token id %" PRId32 " at batch position %" PRId32
                      " is out of range (vocabulary has %" PRId32 " tokens)",
-                     tokens[i], i, n_vocab);
+                     ctx->b_tok[i], i, n_vocab);
+            ctx->n_batch = 0;
             return PSI_ERR_INVALID_ARG;
         }
-    if (n_tokens > ctx->n_ctx - ctx->n_past) {
-        err_setf(ctx->errmsg, sizeof ctx->errmsg,
-                 "context is full: %d tokens cached + %d new > context size %d (raise -c)",
-                 ctx->n_past, n_tokens, ctx->n_ctx);
-        return PSI_ERR_CONTEXT_FULL;
-    }
-    const hparams *hp = &ctx->model->hp;
-    int32_t n_rows = all_logits ? n_tokens : 1;
+    memcpy(ctx->seq_tmp, ctx->seq_n_past, (size_t)ctx->n_seq * sizeof *ctx->seq_tmp);
+    for (int32_t i = 0; i < n; i++) ctx->b_pos[i] = ctx->seq_tmp[ctx->b_seq[i]]++;
+    for (int32_t s = 0; s < ctx->n_seq; s++)
+        if (ctx->seq_tmp[s] > ctx->n_ctx) {
+            if (ctx->n_seq == 1)
+                err_setf(ctx->errmsg, sizeof ctx->errmsg,
+                         "context is full: %d tokens cached + %d new > context size %d (raise -c)",
+                         ctx->seq_n_past[s], ctx->seq_tmp[s] - ctx->seq_n_past[s], ctx->n_ctx);
+            else
+                err_setf(ctx->errmsg, sizeof ctx->errmsg,
+                         "context is full: sequence %d has %d tokens cached + %d new > context size %d", s,
+                         ctx->seq_n_past[s], ctx->seq_tmp[s] - ctx->seq_n_past[s], ctx->n_ctx);
+            ctx->n_batch = 0;
+            return PSI_ERR_CONTEXT_FULL;
+        }
     psi_status rc = PSI_OK;
     if (n_rows > ctx->cap_logits) {
         size_t bytes;
         float *p = NULL;
-        if (!size_mul_ovf((size_t)n_rows * sizeof(float), (size_t)hp->n_vocab, &bytes))
+        if (!size_mul_ovf((size_t)n_rows * sizeof(float), (size_t)n_vocab, &bytes))
             p = mem_realloc(ctx->logits, bytes);
         if (!p) rc = PSI_ERR_NO_MEMORY;
         else {
@@ -276,32 +315,75 @@ psi_status psi_context_decode(psi_context *ctx, const int32_t *tokens, int32_t n
             ctx->cap_logits = n_rows;
         }
     }
-    int32_t start = ctx->n_past;
-    for (int32_t off = 0; rc == PSI_OK && off < n_tokens; off += PSI_UBATCH) {
-        int32_t len = n_tokens - off < PSI_UBATCH ? n_tokens - off : PSI_UBATCH;
-        bool last = off + len == n_tokens;
-        int32_t n_out = all_logits ? len : last ? 1 : 0;
-        float *dst = ctx->logits + (all_logits ? (size_t)off * (size_t)hp->n_vocab : 0);
-        rc = llama_decode(ctx, tokens + off, len, n_out, dst);
+    for (int32_t off = 0, row = 0; rc == PSI_OK && off < n; off += PSI_UBATCH) {
+        int32_t len = n - off < PSI_UBATCH ? n - off : PSI_UBATCH, n_out = 0;
+        for (int32_t i = off; i < off + len; i++)
+            if (ctx->b_row[i] >= 0) ctx->b_out[n_out++] = i - off;
+        rc = llama_decode(ctx, ctx->b_tok + off, ctx->b_seq + off, ctx->b_pos + off, len, ctx->b_out, n_out,
+                          ctx->logits + (size_t)row * (size_t)n_vocab);
+        row += n_out;
     }
-    if (rc != PSI_OK) {
-        ctx->n_past = start; /* a failed batch leaves nothing behind */
+    if (rc != PSI_OK) { /* a failed batch leaves nothing behind */
         ctx->n_batch = 0;
-    } else {
-        ctx->n_batch = n_tokens;
-        ctx->all_logits = all_logits;
+        if (rc == PSI_ERR_NO_MEMORY)
+            err_setf(ctx->errmsg, sizeof ctx->errmsg, "decode: out of memory for a batch of %d tokens", n);
+        return rc;
     }
-    if (rc == PSI_ERR_NO_MEMORY)
-        err_setf(ctx->errmsg, sizeof ctx->errmsg, "decode: out of memory for a batch of %d tokens",
-                 n_tokens);
-    return rc;
+    memcpy(ctx->seq_n_past, ctx->seq_tmp, (size_t)ctx->n_seq * sizeof *ctx->seq_tmp);
+    ctx->n_batch = n;
+    return PSI_OK;
+}
+
+psi_status psi_context_decode(psi_context *ctx, const int32_t *tokens, int32_t n_tokens, bool all_logits)
+{
+    ctx->n_batch = 0;
+    if (!tokens || n_tokens <= 0) {
+        err_setf(ctx->errmsg, sizeof ctx->errmsg, "decode: empty batch");
+        return PSI_ERR_INVALID_ARG;
+    }
+    if (grow_batch(ctx, n_tokens) != PSI_OK) {
+        err_setf(ctx->errmsg, sizeof ctx->errmsg, "decode: out of memory for a batch of %d tokens", n_tokens);
+        return PSI_ERR_NO_MEMORY;
+    }
+    for (int32_t i = 0; i < n_tokens; i++) {
+        ctx->b_tok[i] = tokens[i];
+        ctx->b_seq[i] = 0;
+        ctx->b_row[i] = all_logits ? i : i == n_tokens - 1 ? 0 : -1;
+    }
+    return run_batch(ctx, n_tokens, all_logits ? n_tokens : 1);
+}
+
+psi_status psi_context_decode_batch(psi_context *ctx, const psi_batch_token *batch, int32_t n)
+{
+    ctx->n_batch = 0;
+    if (!batch || n <= 0) {
+        err_setf(ctx->errmsg, sizeof ctx->errmsg, "decode: empty batch");
+        return PSI_ERR_INVALID_ARG;
+    }
+    if (grow_batch(ctx, n) != PSI_OK) {
+        err_setf(ctx->errmsg, sizeof ctx->errmsg, "decode: out of memory for a batch of %d tokens", n);
+        return PSI_ERR_NO_MEMORY;
+    }
+    int32_t rows = 0;
+    for (int32_t i = 0; i < n; i++) {
+        if (batch[i].seq < 0 || batch[i].seq >= ctx->n_seq) {
+            err_setf(ctx->errmsg, sizeof ctx->errmsg,
+                     "decode: batch entry %d names sequence %d (the context has %d)", i, batch[i].seq, ctx->n_seq);
+            return PSI_ERR_INVALID_ARG;
+        }
+        ctx->b_tok[i] = batch[i].token;
+        ctx->b_seq[i] = batch[i].seq;
+        ctx->b_row[i] = batch[i].logits ? rows++ : -1;
+    }
+    return run_batch(ctx, n, rows);
 }
 
 const float *psi_context_logits(const psi_context *ctx, int32_t i)
 {
     if (ctx->n_batch == 0) return NULL;
     if (i < 0) i = ctx->n_batch - 1;
-    if (i >= ctx->n_batch) return NULL;
-    if (!ctx->all_logits) return i == ctx->n_batch - 1 ? ctx->logits : NULL;
-    return ctx->logits + (size_t)i * (size_t)ctx->model->hp.n_vocab;
+    if (i >= ctx->n_batch || ctx->b_row[i] < 0) return NULL;
+    return ctx->logits + (size_t)ctx->b_row[i] * (size_t)ctx->model->hp.n_vocab;
 }
+
+const float *psi_context_batch_logits(const psi_context *ctx, int32_t i) { return psi_context_logits(ctx, i); }

@@ -59,12 +59,17 @@ struct psi_model {
 struct psi_context {
     psi_model *model;
     threadpool *pool;
-    int32_t n_ctx;
-    int32_t n_past;
+    int32_t n_ctx;         /* tokens per sequence */
+    int32_t n_seq;
+    int32_t *seq_n_past;   /* [n_seq] tokens cached per sequence */
     psi_type kv_type;
     size_t kv_elem;        /* bytes per cached value */
-    void *k_cache;         /* [n_layer][n_ctx][n_head_kv*head_dim] of kv_type */
-    void *v_cache;
+    void *k_cache;         /* [n_layer][n_seq * n_ctx][n_head_kv*head_dim] of kv_type */
+    void *v_cache;         /*   (sequence s owns rows s*n_ctx … s*n_ctx + n_ctx-1) */
+    /* the last batch: token, sequence, position, logits row (-1: none) per entry */
+    int32_t *b_tok, *b_seq, *b_pos, *b_row, *b_out;
+    int32_t *seq_tmp;      /* [n_seq] */
+    int32_t cap_batch;
     /* scratch, grown on demand for the batch size */
     int32_t cap_tokens;
     float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2, *rope_cs;
@@ -75,15 +80,17 @@ struct psi_context {
     float *logits;         /* [n_logits][n_vocab] */
     int32_t cap_logits;
     int32_t n_batch;       /* size of the last batch */
-    bool all_logits;
     char errmsg[PSI_ERRMSG_SIZE];
 };
 
 psi_status llama_load(psi_model *m, char *err, size_t err_size);
 void llama_free_weights(psi_model *m);
-/* Evaluate tokens at positions n_past… (appending to the KV cache) and
- * write the logits of the last n_out of them (0 ≤ n_out ≤ n) to logits
- * [n_out][n_vocab]. n is at most PSI_UBATCH. */
-psi_status llama_decode(psi_context *ctx, const int32_t *tokens, int32_t n, int32_t n_out, float *logits);
+/* Evaluate n tokens (at most PSI_UBATCH): token t belongs to sequence
+ * seq[t] at position pos[t]; its K/V go to that row of the cache and it
+ * attends to positions 0..pos[t] of its own sequence. Writes the logits of
+ * the batch entries out[0..n_out) (ascending) to logits [n_out][n_vocab].
+ * The caller keeps the per-sequence counts. */
+psi_status llama_decode(psi_context *ctx, const int32_t *tokens, const int32_t *seq, const int32_t *pos, int32_t n,
+                        const int32_t *out, int32_t n_out, float *logits);
 
 #endif

@@ -349,7 +349,7 @@ typedef struct attn_job {
     psi_context *ctx;
     int32_t layer;
     int32_t n_tok;
-    int32_t pos0;
+    const int32_t *seq, *pos;
 } attn_job;
 
 static void attn_worker(void *arg, int ith, int nth)
@@ -359,7 +359,7 @@ static void attn_worker(void *arg, int ith, int nth)
     const hparams *hp = &ctx->model->hp;
     int32_t hd = hp->head_dim, kv_dim = hp->n_head_kv * hd, q_dim = hp->n_head * hd;
     int32_t group = hp->n_head / hp->n_head_kv;
-    size_t layer_off = (size_t)j->layer * (size_t)ctx->n_ctx * (size_t)kv_dim;
+    size_t layer_off = (size_t)j->layer * (size_t)ctx->n_seq * (size_t)ctx->n_ctx * (size_t)kv_dim;
     float *scores = ctx->scores + (size_t)ith * (size_t)ctx->n_ctx;
     float scale = 1.0f / sqrtf((float)hd);
     int64_t lo, hi;
@@ -367,11 +367,12 @@ static void attn_worker(void *arg, int ith, int nth)
     for (int64_t w = lo; w < hi; w++) {
         int32_t t = (int32_t)(w / hp->n_head), h = (int32_t)(w % hp->n_head);
         int32_t kvh = h / group;
-        int32_t n_keys = j->pos0 + t + 1;
+        int32_t n_keys = j->pos[t] + 1;
+        size_t seq_off = layer_off + (size_t)j->seq[t] * (size_t)ctx->n_ctx * (size_t)kv_dim;
         const float *q = ctx->q + (size_t)t * q_dim + (size_t)h * hd;
         float maxs = -INFINITY;
         for (int32_t p = 0; p < n_keys; p++) {
-            size_t base = layer_off + (size_t)p * kv_dim + (size_t)kvh * hd;
+            size_t base = seq_off + (size_t)p * kv_dim + (size_t)kvh * hd;
             float s = 0;
             for (int32_t d = 0; d < hd; d++) s += q[d] * kv_load(ctx, ctx->k_cache, base + d);
             s *= scale;
@@ -387,7 +388,7 @@ static void attn_worker(void *arg, int ith, int nth)
         float *out = ctx->att + (size_t)t * q_dim + (size_t)h * hd;
         memset(out, 0, (size_t)hd * sizeof(float));
         for (int32_t p = 0; p < n_keys; p++) {
-            size_t base = layer_off + (size_t)p * kv_dim + (size_t)kvh * hd;
+            size_t base = seq_off + (size_t)p * kv_dim + (size_t)kvh * hd;
             float a = scores[p] * inv;
             for (int32_t d = 0; d < hd; d++) out[d] += a * kv_load(ctx, ctx->v_cache, base + d);
         }
@@ -416,20 +417,20 @@ static psi_status ensure_scratch(psi_context *ctx, int32_t n)
     return PSI_OK;
 }
 
-psi_status llama_decode(psi_context *ctx, const int32_t *tokens, int32_t n, int32_t n_out, float *logits)
+psi_status llama_decode(psi_context *ctx, const int32_t *tokens, const int32_t *seq, const int32_t *pos, int32_t n,
+                        const int32_t *out, int32_t n_out, float *logits)
 {
     const psi_model *m = ctx->model;
     const hparams *hp = &m->hp;
     int32_t embd = hp->n_embd, hd = hp->head_dim;
     int32_t q_dim = hp->n_head * hd, kv_dim = hp->n_head_kv * hd;
-    int32_t pos0 = ctx->n_past;
     psi_status rc = ensure_scratch(ctx, n);
     if (rc) return rc;
 
     for (int32_t t = 0; t < n; t++) {
         const uint8_t *row = (const uint8_t *)m->tok_embd.data + (size_t)tokens[t] * m->tok_embd.row_size;
         m->tok_embd.tt->to_float(row, ctx->x + (size_t)t * embd, embd);
-        rope_table(m, pos0 + t, ctx->rope_cs + (size_t)t * hp->n_rot);
+        rope_table(m, pos[t], ctx->rope_cs + (size_t)t * hp->n_rot);
     }
 
     for (int32_t l = 0; l < hp->n_layer; l++) {
@@ -440,16 +441,16 @@ psi_status llama_decode(psi_context *ctx, const int32_t *tokens, int32_t n, int3
             (rc = matmul(ctx, &L->wk, ctx->xb, n, ctx->k, kv_dim)) ||
             (rc = matmul(ctx, &L->wv, ctx->xb, n, ctx->v, kv_dim)))
             return rc;
-        size_t layer_off = (size_t)l * (size_t)ctx->n_ctx * (size_t)kv_dim;
+        size_t layer_off = (size_t)l * (size_t)ctx->n_seq * (size_t)ctx->n_ctx * (size_t)kv_dim;
         for (int32_t t = 0; t < n; t++) {
             const float *cs = ctx->rope_cs + (size_t)t * hp->n_rot;
             rope_apply(ctx->q + (size_t)t * q_dim, hp->n_head, hd, hp->n_rot, cs);
             rope_apply(ctx->k + (size_t)t * kv_dim, hp->n_head_kv, hd, hp->n_rot, cs);
-            size_t at = layer_off + (size_t)(pos0 + t) * kv_dim;
+            size_t at = layer_off + ((size_t)seq[t] * (size_t)ctx->n_ctx + (size_t)pos[t]) * (size_t)kv_dim;
             kv_store(ctx, ctx->k_cache, at, ctx->k + (size_t)t * kv_dim, (size_t)kv_dim);
             kv_store(ctx, ctx->v_cache, at, ctx->v + (size_t)t * kv_dim, (size_t)kv_dim);
         }
-        attn_job aj = {ctx, l, n, pos0};
+        attn_job aj = {ctx, l, n, seq, pos};
         pool_run(ctx->pool, attn_worker, &aj);
         if ((rc = matmul(ctx, &L->wo, ctx->att, n, ctx->xb2, embd))) return rc;
         for (size_t i = 0; i < (size_t)n * embd; i++) ctx->x[i] += ctx->xb2[i];
@@ -467,11 +468,8 @@ psi_status llama_decode(psi_context *ctx, const int32_t *tokens, int32_t n, int3
         for (size_t i = 0; i < (size_t)n * embd; i++) ctx->x[i] += ctx->xb2[i];
     }
 
-    ctx->n_past += n;
     if (n_out == 0) return PSI_OK;
-    int32_t first = n - n_out;
-    for (int32_t t = first; t < n; t++)
-        rmsnorm(ctx->xb + (size_t)(t - first) * embd, ctx->x + (size_t)t * embd, m->output_norm, embd,
-                hp->rms_eps);
+    for (int32_t k = 0; k < n_out; k++)
+        rmsnorm(ctx->xb + (size_t)k * embd, ctx->x + (size_t)out[k] * embd, m->output_norm, embd, hp->rms_eps);
     return matmul(ctx, &m->output, ctx->xb, n_out, logits, hp->n_vocab);
 }

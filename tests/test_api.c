@@ -335,11 +335,142 @@ static void test_mmap_no_copy(void)
 #endif
 }
 
+
+static float max_abs_diff(const float *a, const float *b, int32_t n)
+{
+    float d = 0;
+    for (int32_t i = 0; i < n; i++) {
+        float e = fabsf(a[i] - b[i]);
+        if (e > d) d = e;
+    }
+    return d;
+}
+
+static int32_t argmax(const float *x, int32_t n)
+{
+    int32_t best = 0;
+    for (int32_t i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+/* Several sequences in one context give, each, what it gives alone: prompts
+ * of different lengths prefilled together, then greedy steps with one token
+ * per sequence, one sequence joining late (as a server's chunked prefill). */
+static void test_multi_seq(const char *rel)
+{
+    psi_model *m = load(rel);
+    if (!m) return;
+    enum { NS = 4, STEPS = 6, MAXP = 40 };
+    int32_t n_vocab = psi_model_n_vocab(m);
+    int32_t prompts[NS][MAXP], plen[NS] = {5, 17, 1, 33};
+    for (int s = 0; s < NS; s++)
+        for (int i = 0; i < plen[s]; i++) prompts[s][i] = (int32_t)((s * 7919 + i * 104729 + 3) % n_vocab);
+    float *want = malloc((size_t)NS * (STEPS + 1) * (size_t)n_vocab * sizeof(float));
+    int32_t want_ids[NS][STEPS + 1];
+    char err[256];
+    /* alone */
+    for (int s = 0; s < NS; s++) {
+        psi_context_params cp = psi_context_default_params();
+        cp.n_ctx = 64;
+        cp.n_threads = 2;
+        psi_context *c = NULL;
+        CHECK(psi_context_new(m, &cp, &c, err, sizeof err) == PSI_OK);
+        if (!c) return;
+        CHECK(psi_context_decode(c, prompts[s], plen[s], false) == PSI_OK);
+        for (int k = 0; k <= STEPS; k++) {
+            const float *l = psi_context_logits(c, -1);
+            memcpy(want + ((size_t)s * (STEPS + 1) + (size_t)k) * (size_t)n_vocab, l, (size_t)n_vocab * sizeof(float));
+            want_ids[s][k] = argmax(l, n_vocab);
+            if (k < STEPS) CHECK(psi_context_decode(c, &want_ids[s][k], 1, false) == PSI_OK);
+        }
+        psi_context_free(c);
+    }
+    /* together: sequences 0, 1, 3 prefill in one batch; 2 joins at step 2 */
+    psi_context_params cp = psi_context_default_params();
+    cp.n_ctx = 128;
+    cp.n_threads = 2;
+    cp.n_seq = NS;
+    psi_context *c = NULL;
+    CHECK(psi_context_new(m, &cp, &c, err, sizeof err) == PSI_OK && psi_context_n_seq(c) == NS);
+    if (!c) return;
+    psi_batch_token b[4 * MAXP];
+    int32_t n = 0, where[NS], step[NS] = {0}, next[NS];
+    bool started[NS] = {false};
+    float worst = 0;
+    int ids_ok = 0, ids_all = 0;
+    for (int round = 0; round <= STEPS + 2; round++) {
+        n = 0;
+        for (int s = 0; s < NS; s++) {
+            if (!started[s] && (s != 2 || round == 2)) {
+                for (int i = 0; i < plen[s]; i++) b[n++] = (psi_batch_token){prompts[s][i], s, i == plen[s] - 1};
+                where[s] = n - 1;
+                started[s] = true;
+            } else if (started[s] && step[s] < STEPS) {
+                b[n++] = (psi_batch_token){next[s], s, true};
+                where[s] = n - 1;
+                step[s]++;
+            } else {
+                where[s] = -1;
+            }
+        }
+        if (!n) break;
+        CHECK(psi_context_decode_batch(c, b, n) == PSI_OK);
+        for (int s = 0; s < NS; s++) {
+            if (where[s] < 0) continue;
+            const float *l = psi_context_batch_logits(c, where[s]);
+            CHECK(l != NULL);
+            if (!l) continue;
+            const float *w = want + ((size_t)s * (STEPS + 1) + (size_t)step[s]) * (size_t)n_vocab;
+            float d = max_abs_diff(l, w, n_vocab);
+            if (d > worst) worst = d;
+            next[s] = argmax(l, n_vocab);
+            ids_all++;
+            ids_ok += next[s] == want_ids[s][step[s]];
+        }
+    }
+    CHECKF(worst <= 1e-4f, "%s: batched logits differ from alone by %g", rel, worst);
+    CHECKF(ids_ok == ids_all && ids_all == NS * (STEPS + 1), "%s: %d of %d greedy ids equal", rel, ids_ok, ids_all);
+    printf("%s: %d sequences batched: max |logit diff| vs alone %.3g, %d/%d greedy ids equal\n", rel, NS, worst, ids_ok,
+           ids_all);
+    for (int s = 0; s < NS; s++) CHECK(psi_context_seq_n_past(c, s) == plen[s] + STEPS);
+    CHECK(psi_context_batch_logits(c, 0) == NULL || b[0].logits);
+
+    /* errors change nothing */
+    psi_batch_token bad[2] = {{1, 0, true}, {1, NS, true}};
+    CHECK(psi_context_decode_batch(c, bad, 2) == PSI_ERR_INVALID_ARG && psi_context_seq_n_past(c, 0) == plen[0] + STEPS);
+    bad[1] = (psi_batch_token){n_vocab, 1, false};
+    CHECK(psi_context_decode_batch(c, bad, 2) == PSI_ERR_INVALID_ARG && psi_context_seq_n_past(c, 0) == plen[0] + STEPS);
+    psi_batch_token many[130];
+    for (int i = 0; i < 130; i++) many[i] = (psi_batch_token){1, i < 2 ? 0 : 3, false};
+    CHECK(psi_context_decode_batch(c, many, 130) == PSI_ERR_CONTEXT_FULL);
+    CHECKF(strstr(psi_context_errmsg(c), "sequence 3"), "%s", psi_context_errmsg(c));
+    CHECK(psi_context_seq_n_past(c, 0) == plen[0] + STEPS && psi_context_seq_n_past(c, 3) == plen[3] + STEPS);
+    CHECK(psi_context_seq_truncate(c, 3, 0) == PSI_OK && psi_context_seq_n_past(c, 3) == 0);
+    CHECK(psi_context_seq_truncate(c, 3, 5) == PSI_ERR_INVALID_ARG);
+    CHECK(psi_context_seq_truncate(c, -1, 0) == PSI_ERR_INVALID_ARG && psi_context_seq_n_past(c, NS) == -1);
+    /* a batch larger than one internal slice (256): sequence 3 again, last */
+    psi_batch_token big[400];
+    int32_t nb = 0;
+    for (int s = 0; s < 3; s++) CHECK(psi_context_seq_truncate(c, s, 0) == PSI_OK);
+    for (int i = 0; i < 360; i++) big[nb++] = (psi_batch_token){(int32_t)(i % 50 + 2), i % 3, false};
+    int32_t at3 = nb + plen[3] - 1;
+    for (int i = 0; i < plen[3]; i++) big[nb++] = (psi_batch_token){prompts[3][i], 3, i == plen[3] - 1};
+    CHECK(psi_context_decode_batch(c, big, nb) == PSI_OK);
+    const float *l = psi_context_batch_logits(c, at3);
+    CHECK(l && max_abs_diff(l, want + (size_t)3 * (STEPS + 1) * (size_t)n_vocab, n_vocab) <= 1e-4f);
+    psi_context_free(c);
+    free(want);
+    psi_model_free(m);
+}
+
 int main(void)
 {
     test_basics();
     test_context();
     test_long_batch();
+    test_multi_seq("models/stories260K.gguf");
+    test_multi_seq("reference/llama3-tiny-Q8_0.gguf");
     test_tokenize_api();
     test_sampler();
     test_alloc_failures();
