@@ -231,14 +231,15 @@ typedef enum psi_ftype {
     PSI_FTYPE_BF16 = 32,
 } psi_ftype;
 
-/* Called after each tensor with the weights done so far and in all (both
- * counted in values), the tensor's name and the type it was written in. */
+/* Called on the calling thread after each tensor, in the input file's
+ * order, with the weights done so far and in all (both counted in values),
+ * the tensor's name (borrowed for the call) and the type it was written in. */
 typedef void (*psi_progress_fn)(void *user, const char *tensor, psi_type type, uint64_t done,
                                 uint64_t total);
 
 typedef struct psi_quantize_params {
     psi_ftype ftype;          /* default PSI_FTYPE_Q8_0 */
-    int32_t n_threads;        /* 0 = psi_cpu_count() */
+    int32_t n_threads;        /* threads quantizing rows; 0 = psi_cpu_count() */
     psi_progress_fn progress; /* may be NULL (default) */
     void *progress_user;
 } psi_quantize_params;
@@ -249,8 +250,11 @@ psi_quantize_params psi_quantize_default_params(void);
  * llama.cpp's llama-quantize (no importance matrix) picks for
  * params->ftype, with the same bytes; 1-D tensors (norms, rope_freqs) and
  * all metadata are kept, general.file_type and
- * general.quantization_version are set. Unknown ftype values:
- * PSI_ERR_INVALID_ARG. Written to a temporary file and renamed into place. */
+ * general.quantization_version are set. params NULL means the defaults.
+ * Unknown ftype values: PSI_ERR_INVALID_ARG; a tensor whose rows the chosen
+ * type cannot hold and that has no fallback: PSI_ERR_UNSUPPORTED. The
+ * converted tensors are held in memory until the file is written, to a
+ * temporary file renamed into place. */
 psi_status psi_quantize(const char *in_path, const char *out_path, const psi_quantize_params *params,
                         char *err, size_t err_size);
 

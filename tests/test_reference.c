@@ -6,7 +6,10 @@
  * Thresholds (issue 2): F32/F16 max|Δ| ≤ 2e-3·max|ref|; BF16 NMSE ≤ 1e-3;
  * quantized NMSE ≤ 5e-3. psi's argmax within llama.cpp's top-5 everywhere
  * and equal to its top-1 where llama.cpp's margin is ≥ 0.05 (float) or
- * ≥ 1.0 (quantized). Greedy ids equal up to the first low-margin step.
+ * ≥ 1.0 (quantized). Greedy ids equal up to the first low-margin step; where
+ * psi reproduces llama.cpp's logits (max|Δ| ≤ 1e-3: same weights, same
+ * activation rounding), "low" is < 0.01 instead, which asks for all 32 ids
+ * on every case but the Llama 3 ones.
  */
 #include <dirent.h>
 #include <stdbool.h>
@@ -83,6 +86,7 @@ static void run_case(const char *dir, const char *json_name, const char *model_o
     size_t n_bytes = 0, n_ref = 0;
     char ref_path[8192];
     snprintf(ref_path, sizeof ref_path, "%s/%s", dir, json_string_value(json_object_get(c, "last_logits_file")));
+    double last_maxd = INFINITY; /* max|d| at the last position, once measured */
     float *got = (float *)tu_read_file(out_path, &n_bytes);
     float *ref = (float *)tu_read_file(ref_path, &n_ref);
     size_t n_vocab = n_ref / 4;
@@ -99,6 +103,7 @@ static void run_case(const char *dir, const char *json_name, const char *model_o
             sref += (double)ref[i] * ref[i];
         }
         double nmse = se / sref;
+        last_maxd = maxd;
         /* 2. argmax at every prompt position against llama.cpp's top-5 */
         json_t *top5 = json_object_get(c, "prompt_top5"), *margin = json_object_get(c, "prompt_margin");
         int in_top5 = 0, top1_needed = 0, top1_equal = 0;
@@ -142,13 +147,14 @@ static void run_case(const char *dir, const char *json_name, const char *model_o
         json_t *gen = json_object_get(res, "tokens"), *want = json_object_get(c, "greedy_32"),
                *gm = json_object_get(c, "greedy_margin"), *gt5 = json_object_get(c, "greedy_top5");
         size_t k = 0, n = json_array_size(want);
-        while (k < n && json_real_value(json_array_get(gm, k)) >= thr) k++; /* first low-margin step */
+        const double gthr = last_maxd <= 1e-3 ? 0.01 : thr;
+        while (k < n && json_real_value(json_array_get(gm, k)) >= gthr) k++; /* first low-margin step */
         size_t same = 0;
         while (same < json_array_size(gen) && same < n &&
                json_integer_value(json_array_get(gen, same)) == json_integer_value(json_array_get(want, same)))
             same++;
         printf("%-28s greedy: %zu/%zu ids equal llama.cpp's; first step with margin < %.2f: %zu\n", json_name, same,
-               n, thr, k);
+               n, gthr, k);
         CHECKF(json_array_size(gen) == 32, "%s: generated %zu tokens", json_name, json_array_size(gen));
         CHECKF(same >= k, "%s: greedy ids differ at step %zu, before the first low-margin step %zu", json_name,
                same, k);
