@@ -22,6 +22,13 @@
 #include "types.h"
 #include "util.h"
 
+/* The quantizers' bytes depend on every rounding step: no fused
+ * multiply-adds (CMakeLists.txt also passes -ffp-contract=off; clang
+ * contracts by default where the target has FMA). */
+#ifdef __clang__
+#pragma clang fp contract(off)
+#endif
+
 /* ggml's GROUP_MAX_EPS: below this a group counts as all zero. */
 #define GROUP_EPS 1e-15f
 

@@ -22,6 +22,13 @@
 
 #include "util.h"
 
+/* The quantizers' bytes depend on every rounding step: no fused
+ * multiply-adds (CMakeLists.txt also passes -ffp-contract=off; clang
+ * contracts by default where the target has FMA). */
+#ifdef __clang__
+#pragma clang fp contract(off)
+#endif
+
 /* Round to nearest, ties to even, for |v| <= 2^22 (the default rounding mode
  * does the work: adding 1.5·2^23 leaves no fraction bits). Every input, NaN
  * and inf included, gives some int without undefined behaviour; callers
