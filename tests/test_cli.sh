@@ -102,6 +102,21 @@ c=$("$PSI" run -m "$M" -p "The" -n 20 --temp 1 --seed 8 2>/dev/null)
 grep -q "tokenizer.ggml.tokens = \[string × 512\]" "$TMP/inspect" && ok || bad "inspect: token array line"
 grep -q "more\]" "$TMP/inspect" && ok || bad "inspect: long arrays not abbreviated"
 grep -qE "blk.4.ffn_up.weight +F32 +\[64 x 172\]" "$TMP/inspect" && ok || bad "inspect: tensor table"
+# quantize: stories260K's rows (64, 172) are no multiple of 256, so q4_k_m
+# takes llama.cpp's fallbacks: Q5_0 for Q4_K, Q8_0 for Q6_K (attn_v of layer
+# 2 of 5) and for the output matrix, F16 where 32 does not divide the row
+"$PSI" quantize "$M" "$TMP/q4km.gguf" q4_k_m >"$TMP/out" 2>"$TMP/err" && ok || bad "quantize q4_k_m: $(cat "$TMP/err")"
+grep -q "100%" "$TMP/err" && ok || bad "quantize: no progress lines: $(cat "$TMP/err")"
+"$PSI" inspect "$TMP/q4km.gguf" >"$TMP/inspect" 2>&1
+grep -qE "blk.0.attn_q.weight +Q5_0" "$TMP/inspect" && ok || bad "quantize: attn_q not Q5_0"
+grep -qE "blk.2.attn_v.weight +Q8_0" "$TMP/inspect" && ok || bad "quantize: blk.2.attn_v not Q8_0"
+grep -qE "blk.1.attn_v.weight +Q5_0" "$TMP/inspect" && ok || bad "quantize: blk.1.attn_v not Q5_0"
+grep -qE "blk.0.ffn_down.weight +F16" "$TMP/inspect" && ok || bad "quantize: ffn_down not F16"
+grep -qE "token_embd.weight +Q5_0" "$TMP/inspect" && ok || bad "quantize: token_embd not Q5_0"
+grep -qE "^  output.weight +Q8_0" "$TMP/inspect" && ok || bad "quantize: output not Q8_0"
+grep -qE "general.file_type \(u32\) = 15" "$TMP/inspect" && ok || bad "quantize: file type"
+out=$("$PSI" run -m "$TMP/q4km.gguf" -p "Once upon a time" -n 5 --temp 0 2>/dev/null)
+[ -n "$out" ] && ok || bad "run on the q4_k_m file printed nothing"
 "$PSI" run --help | grep -q -- "--kv-type" && ok || bad "run --help"
 "$PSI" --version | grep -q "^psi " && ok || bad "--version"
 
