@@ -307,13 +307,53 @@ int32_t psi_sampler_sample(psi_sampler *s, const float *logits, int32_t n_vocab)
 psi_status psi_convert_llama2c(const char *model_path, const char *tokenizer_path,
                                const char *out_path, char *err, size_t err_size);
 
-/* Rewrite a GGUF model with its weight matrices (2-D "*.weight" tensors) in
- * `type`, as llama.cpp's llama-quantize does; other tensors and all
- * metadata are kept. PSI_TYPE_F16, PSI_TYPE_BF16 and PSI_TYPE_Q8_0 so far
- * (others: PSI_ERR_UNSUPPORTED).
- * Written to a temporary file and renamed into place. */
-psi_status psi_quantize(const char *in_path, const char *out_path, psi_type type, char *err,
-                        size_t err_size);
+/* ------------------------------------------------------------------ quantize
+ * File types: llama.cpp's llama_ftype values, as stored in
+ * general.file_type. A file type names a default tensor type and, for the
+ * quantized ones, llama.cpp's per-tensor choices around it (output matrix
+ * Q6_K, more bits for some attn_v/ffn_down layers in the _M mixes, fallbacks
+ * for row lengths the type cannot hold). */
+typedef enum psi_ftype {
+    PSI_FTYPE_F16 = 1,
+    PSI_FTYPE_Q4_0 = 2,
+    PSI_FTYPE_Q4_1 = 3,
+    PSI_FTYPE_Q8_0 = 7,
+    PSI_FTYPE_Q5_0 = 8,
+    PSI_FTYPE_Q5_1 = 9,
+    PSI_FTYPE_Q4_K_S = 14,
+    PSI_FTYPE_Q4_K_M = 15,
+    PSI_FTYPE_Q5_K_S = 16,
+    PSI_FTYPE_Q5_K_M = 17,
+    PSI_FTYPE_Q6_K = 18,
+    PSI_FTYPE_BF16 = 32,
+} psi_ftype;
+
+/* Called on the calling thread after each tensor, in the input file's
+ * order, with the weights done so far and in all (both counted in values),
+ * the tensor's name (borrowed for the call) and the type it was written in. */
+typedef void (*psi_progress_fn)(void *user, const char *tensor, psi_type type, uint64_t done,
+                                uint64_t total);
+
+typedef struct psi_quantize_params {
+    psi_ftype ftype;          /* default PSI_FTYPE_Q8_0 */
+    int32_t n_threads;        /* threads quantizing rows; 0 = psi_cpu_count() */
+    psi_progress_fn progress; /* may be NULL (default) */
+    void *progress_user;
+} psi_quantize_params;
+
+psi_quantize_params psi_quantize_default_params(void);
+
+/* Rewrite a GGUF model with its weight matrices in the tensor types that
+ * llama.cpp's llama-quantize (no importance matrix) picks for
+ * params->ftype, with the same bytes; 1-D tensors (norms, rope_freqs) and
+ * all metadata are kept, general.file_type and
+ * general.quantization_version are set. params NULL means the defaults.
+ * Unknown ftype values: PSI_ERR_INVALID_ARG; a tensor whose rows the chosen
+ * type cannot hold and that has no fallback: PSI_ERR_UNSUPPORTED. The
+ * converted tensors are held in memory until the file is written, to a
+ * temporary file renamed into place. */
+psi_status psi_quantize(const char *in_path, const char *out_path, const psi_quantize_params *params,
+                        char *err, size_t err_size);
 
 #ifdef __cplusplus
 }

@@ -6,11 +6,14 @@
  * Block layouts, sizes and quantization rules are ggml's (ggml-common.h,
  * ggml-quants.c), so files and results match llama.cpp's. The activation
  * quantizers and dot products follow what llama.cpp does on x86 CPUs
- * (see ../shared/data/reference/REFERENCE.md): Q8_0 activations round half
- * to even, Q8_K activations scale by -127/m. These kernels are the
- * reference that SIMD kernels are tested against; they are written for
- * clarity first, with a few independent accumulators where it costs nothing.
- * Not here: K-quant / IQ weight quantizers, SIMD, threading.
+ * (see ../shared/data/reference/REFERENCE.md): Q8_0 and Q8_1 activations
+ * round half to even, Q8_K activations scale by -127/m. Which activation
+ * type goes with which weight type is ggml's vec_dot_type: Q8_0 for
+ * Q4_0/Q5_0/Q8_0, Q8_1 for Q4_1/Q5_1, Q8_K for the K-quants. These kernels
+ * are the reference that SIMD kernels are tested against; they are written
+ * for clarity first, with a few independent accumulators where it costs
+ * nothing. Not here: the other weight quantizers (quantize_ref.c), IQ
+ * types, SIMD, threading.
  */
 #include "types.h"
 
@@ -18,6 +21,13 @@
 #include <string.h>
 
 #include "util.h"
+
+/* The quantizers' bytes depend on every rounding step: no fused
+ * multiply-adds (CMakeLists.txt also passes -ffp-contract=off; clang
+ * contracts by default where the target has FMA). */
+#ifdef __clang__
+#pragma clang fp contract(off)
+#endif
 
 /* Round to nearest, ties to even, for |v| <= 2^22 (the default rounding mode
  * does the work: adding 1.5·2^23 leaves no fraction bits). Every input, NaN
@@ -281,6 +291,258 @@ static void vec_dot_q4_0_q8_0(int64_t n, float *out, const void *vx, const void 
     *out = sumf;
 }
 
+/* ---------------------------------------------------------------- Q4_1 */
+
+/* Like Q4_0 but unsigned nibbles with an offset: x = q·d + m. */
+static void q4_1_to_f32(const void *src, float *dst, int64_t n)
+{
+    const block_q4_1 *x = src;
+    const int64_t nb = n / QK4_1;
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = half_to_f32(x[i].d), m = half_to_f32(x[i].m);
+        float *y = dst + i * QK4_1;
+        for (int j = 0; j < QK4_1 / 2; j++) {
+            y[j] = (float)(x[i].qs[j] & 0x0f) * d + m;
+            y[j + QK4_1 / 2] = (float)(x[i].qs[j] >> 4) * d + m;
+        }
+    }
+}
+
+/* Σ (q·d_w + m)·d_x·q8 = d_w·d_x·Σ q·q8 + m·(d_x·Σ q8), the last factor
+ * being the Q8_1 block's s. */
+static void vec_dot_q4_1_q8_1(int64_t n, float *out, const void *vx, const void *vy)
+{
+    const block_q4_1 *x = vx;
+    const block_q8_1 *y = vy;
+    const int64_t nb = n / QK4_1;
+    float sumf = 0.0f;
+    for (int64_t i = 0; i < nb; i++) {
+        int32_t s0 = 0, s1 = 0;
+        for (int j = 0; j < QK4_1 / 2; j++) {
+            s0 += (x[i].qs[j] & 0x0f) * y[i].qs[j];
+            s1 += (x[i].qs[j] >> 4) * y[i].qs[j + QK4_1 / 2];
+        }
+        sumf += half_to_f32(x[i].d) * half_to_f32(y[i].d) * (float)(s0 + s1) +
+                half_to_f32(x[i].m) * half_to_f32(y[i].s);
+    }
+    *out = sumf;
+}
+
+/* ---------------------------------------------------------------- Q5_0 */
+
+/* The 32 5-bit quants of a Q5_0/Q5_1 block: quant j < 16 is the low nibble
+ * of qs[j], quant j + 16 its high nibble; bit j of qh is the fifth bit. */
+static inline void q5_unpack(const uint8_t qh[4], const uint8_t qs[16], int q[32])
+{
+    const uint32_t h = (uint32_t)qh[0] | (uint32_t)qh[1] << 8 | (uint32_t)qh[2] << 16 | (uint32_t)qh[3] << 24;
+    for (int j = 0; j < 16; j++) {
+        q[j] = (int)((qs[j] & 0x0f) | (((h >> j) & 1) << 4));
+        q[j + 16] = (int)((qs[j] >> 4) | (((h >> (j + 16)) & 1) << 4));
+    }
+}
+
+static void q5_0_to_f32(const void *src, float *dst, int64_t n)
+{
+    const block_q5_0 *x = src;
+    const int64_t nb = n / QK5_0;
+    int q[QK5_0];
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = half_to_f32(x[i].d);
+        q5_unpack(x[i].qh, x[i].qs, q);
+        for (int j = 0; j < QK5_0; j++) dst[i * QK5_0 + j] = (float)(q[j] - 16) * d;
+    }
+}
+
+static void vec_dot_q5_0_q8_0(int64_t n, float *out, const void *vx, const void *vy)
+{
+    const block_q5_0 *x = vx;
+    const block_q8_0 *y = vy;
+    const int64_t nb = n / QK5_0;
+    int q[QK5_0];
+    float sumf = 0.0f;
+    for (int64_t i = 0; i < nb; i++) {
+        q5_unpack(x[i].qh, x[i].qs, q);
+        int32_t s = 0;
+        for (int j = 0; j < QK5_0; j++) s += (q[j] - 16) * y[i].qs[j];
+        sumf += half_to_f32(x[i].d) * half_to_f32(y[i].d) * (float)s;
+    }
+    *out = sumf;
+}
+
+/* ---------------------------------------------------------------- Q5_1 */
+
+static void q5_1_to_f32(const void *src, float *dst, int64_t n)
+{
+    const block_q5_1 *x = src;
+    const int64_t nb = n / QK5_1;
+    int q[QK5_1];
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = half_to_f32(x[i].d), m = half_to_f32(x[i].m);
+        q5_unpack(x[i].qh, x[i].qs, q);
+        for (int j = 0; j < QK5_1; j++) dst[i * QK5_1 + j] = (float)q[j] * d + m;
+    }
+}
+
+static void vec_dot_q5_1_q8_1(int64_t n, float *out, const void *vx, const void *vy)
+{
+    const block_q5_1 *x = vx;
+    const block_q8_1 *y = vy;
+    const int64_t nb = n / QK5_1;
+    int q[QK5_1];
+    float sumf = 0.0f;
+    for (int64_t i = 0; i < nb; i++) {
+        q5_unpack(x[i].qh, x[i].qs, q);
+        int32_t s = 0;
+        for (int j = 0; j < QK5_1; j++) s += q[j] * y[i].qs[j];
+        sumf += half_to_f32(x[i].d) * half_to_f32(y[i].d) * (float)s +
+                half_to_f32(x[i].m) * half_to_f32(y[i].s);
+    }
+    *out = sumf;
+}
+
+/* ---------------------------------------------------------------- Q8_1 */
+
+static void q8_1_to_f32(const void *src, float *dst, int64_t n)
+{
+    const block_q8_1 *x = src;
+    const int64_t nb = n / QK8_1;
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = half_to_f32(x[i].d);
+        for (int j = 0; j < QK8_1; j++) dst[i * QK8_1 + j] = (float)x[i].qs[j] * d;
+    }
+}
+
+/* Activation quantizer for Q4_1/Q5_1 weights (llama.cpp's x86
+ * quantize_row_q8_1): as Q8_0's (127/amax, half to even), plus
+ * s = fp16(d · Σ q) with the f32 d, before d is rounded to fp16. */
+static void q8_1_from_f32(const float *src, void *dst, int64_t n)
+{
+    block_q8_1 *y = dst;
+    const int64_t nb = n / QK8_1;
+    for (int64_t i = 0; i < nb; i++) {
+        const float *x = src + i * QK8_1;
+        float amax = 0.0f;
+        for (int j = 0; j < QK8_1; j++) {
+            const float a = fabsf(x[j]);
+            if (a > amax) amax = a;
+        }
+        const float d = amax / 127.0f;
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        int sum = 0;
+        for (int j = 0; j < QK8_1; j++) {
+            y[i].qs[j] = clamp_i8(round_even(x[j] * id));
+            sum += y[i].qs[j];
+        }
+        y[i].d = f32_to_fp16(d);
+        y[i].s = f32_to_fp16(d * (float)sum);
+    }
+}
+
+/* ---------------------------------------------------------------- Q4_K */
+
+/* The 256 quants of a Q4_K block in value order: each 64 values take 32
+ * bytes of qs, the first 32 in the low nibbles, the next 32 in the high. */
+static inline void q4_K_unpack(const block_q4_K *b, uint8_t q[QK_K])
+{
+    for (int c = 0; c < QK_K / 64; c++)
+        for (int l = 0; l < 32; l++) {
+            q[64 * c + l] = b->qs[32 * c + l] & 0x0f;
+            q[64 * c + 32 + l] = b->qs[32 * c + l] >> 4;
+        }
+}
+
+/* Q5_K: as Q4_K, plus the fifth bit of value 64·c + l at bit 2c of qh[l]
+ * and of value 64·c + 32 + l at bit 2c + 1. */
+static inline void q5_K_unpack(const block_q5_K *b, uint8_t q[QK_K])
+{
+    for (int c = 0; c < QK_K / 64; c++)
+        for (int l = 0; l < 32; l++) {
+            q[64 * c + l] = (uint8_t)((b->qs[32 * c + l] & 0x0f) | (((b->qh[l] >> (2 * c)) & 1) << 4));
+            q[64 * c + 32 + l] = (uint8_t)((b->qs[32 * c + l] >> 4) | (((b->qh[l] >> (2 * c + 1)) & 1) << 4));
+        }
+}
+
+/* x = d·sc_j·q - dmin·m_j for value v in sub-block j = v / 32. */
+static void kq_to_f32(uint16_t dh, uint16_t dminh, const uint8_t *scales, const uint8_t q[QK_K], float *y)
+{
+    const float d = half_to_f32(dh), dmin = half_to_f32(dminh);
+    for (int j = 0; j < QK_K / 32; j++) {
+        uint8_t sc, m;
+        get_scale_min_k4(j, scales, &sc, &m);
+        const float d1 = d * (float)sc, m1 = dmin * (float)m;
+        for (int l = 0; l < 32; l++) y[32 * j + l] = d1 * (float)q[32 * j + l] - m1;
+    }
+}
+
+static void q4_K_to_f32(const void *src, float *dst, int64_t n)
+{
+    const block_q4_K *x = src;
+    uint8_t q[QK_K];
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        q4_K_unpack(&x[i], q);
+        kq_to_f32(x[i].d, x[i].dmin, x[i].scales, q, dst + i * QK_K);
+    }
+}
+
+static void q5_K_to_f32(const void *src, float *dst, int64_t n)
+{
+    const block_q5_K *x = src;
+    uint8_t q[QK_K];
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        q5_K_unpack(&x[i], q);
+        kq_to_f32(x[i].d, x[i].dmin, x[i].scales, q, dst + i * QK_K);
+    }
+}
+
+/* One super-block of Q4_K/Q5_K · Q8_K, as ggml's x86 kernel: exact integer
+ * sums Σ_j sc_j·Σ q·q8 and Σ_j m_j·(bsums of sub-block j), then
+ * d_x·d·isum - d_x·dmin·msum in float. */
+static inline float kq_dot_block(uint16_t dh, uint16_t dminh, const uint8_t *scales, const uint8_t q[QK_K],
+                                 const block_q8_K *y)
+{
+    int32_t isum = 0, msum = 0;
+    for (int j = 0; j < QK_K / 32; j++) {
+        uint8_t sc, m;
+        get_scale_min_k4(j, scales, &sc, &m);
+        int32_t s0 = 0, s1 = 0;
+        for (int l = 0; l < 32; l += 2) {
+            s0 += q[32 * j + l] * y->qs[32 * j + l];
+            s1 += q[32 * j + l + 1] * y->qs[32 * j + l + 1];
+        }
+        isum += sc * (s0 + s1);
+        msum += m * (y->bsums[2 * j] + y->bsums[2 * j + 1]);
+    }
+    const float d = y->d * half_to_f32(dh);
+    const float dmin = y->d * half_to_f32(dminh);
+    return d * (float)isum - dmin * (float)msum;
+}
+
+static void vec_dot_q4_K_q8_K(int64_t n, float *out, const void *vx, const void *vy)
+{
+    const block_q4_K *x = vx;
+    const block_q8_K *y = vy;
+    uint8_t q[QK_K];
+    float sumf = 0.0f;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        q4_K_unpack(&x[i], q);
+        sumf += kq_dot_block(x[i].d, x[i].dmin, x[i].scales, q, &y[i]);
+    }
+    *out = sumf;
+}
+
+static void vec_dot_q5_K_q8_K(int64_t n, float *out, const void *vx, const void *vy)
+{
+    const block_q5_K *x = vx;
+    const block_q8_K *y = vy;
+    uint8_t q[QK_K];
+    float sumf = 0.0f;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        q5_K_unpack(&x[i], q);
+        sumf += kq_dot_block(x[i].d, x[i].dmin, x[i].scales, q, &y[i]);
+    }
+    *out = sumf;
+}
+
 /* ---------------------------------------------------------------- Q6_K */
 
 /* The 256 6-bit quants of a Q6_K block, minus 32, in value order. Each half
@@ -405,17 +667,24 @@ static const type_traits traits[T_COUNT] = {
     [PSI_TYPE_F16] = {"F16", 1, 2, true, f16_to_f32, f16_from_f32, PSI_TYPE_F32, vec_dot_f16_f32},
     [PSI_TYPE_Q4_0] = {"Q4_0", 32, 18, true, q4_0_to_f32, quantize_row_q4_0_ref, PSI_TYPE_Q8_0,
                        vec_dot_q4_0_q8_0},
-    [PSI_TYPE_Q4_1] = {"Q4_1", 32, 20, false, NULL, NULL, PSI_TYPE_F32, NULL},
-    [PSI_TYPE_Q5_0] = {"Q5_0", 32, 22, false, NULL, NULL, PSI_TYPE_F32, NULL},
-    [PSI_TYPE_Q5_1] = {"Q5_1", 32, 24, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    [PSI_TYPE_Q4_1] = {"Q4_1", 32, 20, true, q4_1_to_f32, quantize_row_q4_1_ref, PSI_TYPE_Q8_1,
+                       vec_dot_q4_1_q8_1},
+    [PSI_TYPE_Q5_0] = {"Q5_0", 32, 22, true, q5_0_to_f32, quantize_row_q5_0_ref, PSI_TYPE_Q8_0,
+                       vec_dot_q5_0_q8_0},
+    [PSI_TYPE_Q5_1] = {"Q5_1", 32, 24, true, q5_1_to_f32, quantize_row_q5_1_ref, PSI_TYPE_Q8_1,
+                       vec_dot_q5_1_q8_1},
     [PSI_TYPE_Q8_0] = {"Q8_0", 32, 34, true, q8_0_to_f32, q8_0_from_f32, PSI_TYPE_Q8_0,
                        vec_dot_q8_0_q8_0},
-    [PSI_TYPE_Q8_1] = {"Q8_1", 32, 36, false, NULL, NULL, PSI_TYPE_F32, NULL},
+    /* Q8_1 exists only as the activation type of Q4_1 and Q5_1. */
+    [PSI_TYPE_Q8_1] = {"Q8_1", 32, 36, false, q8_1_to_f32, q8_1_from_f32, PSI_TYPE_F32, NULL},
     [PSI_TYPE_Q2_K] = {"Q2_K", 256, 84, false, NULL, NULL, PSI_TYPE_F32, NULL},
     [PSI_TYPE_Q3_K] = {"Q3_K", 256, 110, false, NULL, NULL, PSI_TYPE_F32, NULL},
-    [PSI_TYPE_Q4_K] = {"Q4_K", 256, 144, false, NULL, NULL, PSI_TYPE_F32, NULL},
-    [PSI_TYPE_Q5_K] = {"Q5_K", 256, 176, false, NULL, NULL, PSI_TYPE_F32, NULL},
-    [PSI_TYPE_Q6_K] = {"Q6_K", 256, 210, true, q6_K_to_f32, NULL, PSI_TYPE_Q8_K, vec_dot_q6_K_q8_K},
+    [PSI_TYPE_Q4_K] = {"Q4_K", 256, 144, true, q4_K_to_f32, quantize_row_q4_K_ref, PSI_TYPE_Q8_K,
+                       vec_dot_q4_K_q8_K},
+    [PSI_TYPE_Q5_K] = {"Q5_K", 256, 176, true, q5_K_to_f32, quantize_row_q5_K_ref, PSI_TYPE_Q8_K,
+                       vec_dot_q5_K_q8_K},
+    [PSI_TYPE_Q6_K] = {"Q6_K", 256, 210, true, q6_K_to_f32, quantize_row_q6_K_ref, PSI_TYPE_Q8_K,
+                       vec_dot_q6_K_q8_K},
     /* Q8_K exists only as the activation type of the K-quants. */
     [PSI_TYPE_Q8_K] = {"Q8_K", 256, 292, false, q8_K_to_f32, q8_K_from_f32, PSI_TYPE_F32, NULL},
     [T_IQ2_XXS] = {"IQ2_XXS", 256, 66, false, NULL, NULL, PSI_TYPE_F32, NULL},

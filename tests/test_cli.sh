@@ -63,8 +63,14 @@ expect_error "convert bad from" "not supported" -- convert --from hf a b -o x
 expect_error "convert missing args" "need MODEL.bin" -- convert --from llama2c a -o x
 expect_error "convert missing model" "cannot open" -- convert --from llama2c "$TMP/none.bin" "$DATA/models/tok512.bin" -o "$TMP/x.gguf"
 expect_error "convert wrong tokenizer" "implausible\|implies" -- convert --from llama2c "$DATA/models/tok512.bin" "$DATA/models/tok512.bin" -o "$TMP/x.gguf"
-expect_error "K-quant refused" "Q4_K" -- run -m "$DATA/reference/llama2-tiny-Q4_K_M.gguf" --tokens "1 2" -n 1
-expect_error "quantize unsupported type" "not supported" -- quantize "$M" "$TMP/q.gguf" q4_k_m
+# a type psi cannot compute: blk.0.attn_k.weight of the Q4_K_M file relabelled
+# Q2_K (ggml type 10; its data is smaller, so the file stays well-formed)
+Q=$DATA/reference/llama2-tiny-Q4_K_M.gguf
+name_at=$(grep -obUa "blk.0.attn_k.weight" "$Q" | head -n 1 | cut -d: -f1)
+cp "$Q" "$TMP/q2k.gguf" && chmod u+w "$TMP/q2k.gguf"
+printf '\012' | dd of="$TMP/q2k.gguf" bs=1 seek=$((name_at + 19 + 4 + 16)) conv=notrunc 2>/dev/null
+expect_error "unsupported type refused" "Q2_K" -- run -m "$TMP/q2k.gguf" --tokens "1 2" -n 1
+expect_error "quantize unsupported type" "not supported" -- quantize "$M" "$TMP/q.gguf" q2_k
 
 # truncated llama2.c checkpoint: size check names both numbers
 head -c 100000 "$DATA/models/stories260K.bin" >"$TMP/trunc.bin"
@@ -96,6 +102,21 @@ c=$("$PSI" run -m "$M" -p "The" -n 20 --temp 1 --seed 8 2>/dev/null)
 grep -q "tokenizer.ggml.tokens = \[string × 512\]" "$TMP/inspect" && ok || bad "inspect: token array line"
 grep -q "more\]" "$TMP/inspect" && ok || bad "inspect: long arrays not abbreviated"
 grep -qE "blk.4.ffn_up.weight +F32 +\[64 x 172\]" "$TMP/inspect" && ok || bad "inspect: tensor table"
+# quantize: stories260K's rows (64, 172) are no multiple of 256, so q4_k_m
+# takes llama.cpp's fallbacks: Q5_0 for Q4_K, Q8_0 for Q6_K (attn_v of layer
+# 2 of 5) and for the output matrix, F16 where 32 does not divide the row
+"$PSI" quantize "$M" "$TMP/q4km.gguf" q4_k_m >"$TMP/out" 2>"$TMP/err" && ok || bad "quantize q4_k_m: $(cat "$TMP/err")"
+grep -q "100%" "$TMP/err" && ok || bad "quantize: no progress lines: $(cat "$TMP/err")"
+"$PSI" inspect "$TMP/q4km.gguf" >"$TMP/inspect" 2>&1
+grep -qE "blk.0.attn_q.weight +Q5_0" "$TMP/inspect" && ok || bad "quantize: attn_q not Q5_0"
+grep -qE "blk.2.attn_v.weight +Q8_0" "$TMP/inspect" && ok || bad "quantize: blk.2.attn_v not Q8_0"
+grep -qE "blk.1.attn_v.weight +Q5_0" "$TMP/inspect" && ok || bad "quantize: blk.1.attn_v not Q5_0"
+grep -qE "blk.0.ffn_down.weight +F16" "$TMP/inspect" && ok || bad "quantize: ffn_down not F16"
+grep -qE "token_embd.weight +Q5_0" "$TMP/inspect" && ok || bad "quantize: token_embd not Q5_0"
+grep -qE "^  output.weight +Q8_0" "$TMP/inspect" && ok || bad "quantize: output not Q8_0"
+grep -qE "general.file_type \(u32\) = 15" "$TMP/inspect" && ok || bad "quantize: file type"
+out=$("$PSI" run -m "$TMP/q4km.gguf" -p "Once upon a time" -n 5 --temp 0 2>/dev/null)
+[ -n "$out" ] && ok || bad "run on the q4_k_m file printed nothing"
 "$PSI" run --help | grep -q -- "--kv-type" && ok || bad "run --help"
 "$PSI" --version | grep -q "^psi " && ok || bad "--version"
 

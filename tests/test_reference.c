@@ -6,7 +6,10 @@
  * Thresholds (issue 2): F32/F16 max|Δ| ≤ 2e-3·max|ref|; BF16 NMSE ≤ 1e-3;
  * quantized NMSE ≤ 5e-3. psi's argmax within llama.cpp's top-5 everywhere
  * and equal to its top-1 where llama.cpp's margin is ≥ 0.05 (float) or
- * ≥ 1.0 (quantized). Greedy ids equal up to the first low-margin step.
+ * ≥ 1.0 (quantized). Greedy ids equal up to the first low-margin step; where
+ * psi reproduces llama.cpp's logits (max|Δ| ≤ 1e-3: same weights, same
+ * activation rounding), "low" is < 0.01 instead, which asks for all 32 ids
+ * on every case but the Llama 3 ones.
  */
 #include <dirent.h>
 #include <stdbool.h>
@@ -83,6 +86,7 @@ static void run_case(const char *dir, const char *json_name, const char *model_o
     size_t n_bytes = 0, n_ref = 0;
     char ref_path[8192];
     snprintf(ref_path, sizeof ref_path, "%s/%s", dir, json_string_value(json_object_get(c, "last_logits_file")));
+    double last_maxd = INFINITY; /* max|d| at the last position, once measured */
     float *got = (float *)tu_read_file(out_path, &n_bytes);
     float *ref = (float *)tu_read_file(ref_path, &n_ref);
     size_t n_vocab = n_ref / 4;
@@ -99,6 +103,7 @@ static void run_case(const char *dir, const char *json_name, const char *model_o
             sref += (double)ref[i] * ref[i];
         }
         double nmse = se / sref;
+        last_maxd = maxd;
         /* 2. argmax at every prompt position against llama.cpp's top-5 */
         json_t *top5 = json_object_get(c, "prompt_top5"), *margin = json_object_get(c, "prompt_margin");
         int in_top5 = 0, top1_needed = 0, top1_equal = 0;
@@ -142,13 +147,14 @@ static void run_case(const char *dir, const char *json_name, const char *model_o
         json_t *gen = json_object_get(res, "tokens"), *want = json_object_get(c, "greedy_32"),
                *gm = json_object_get(c, "greedy_margin"), *gt5 = json_object_get(c, "greedy_top5");
         size_t k = 0, n = json_array_size(want);
-        while (k < n && json_real_value(json_array_get(gm, k)) >= thr) k++; /* first low-margin step */
+        const double gthr = last_maxd <= 1e-3 ? 0.01 : thr;
+        while (k < n && json_real_value(json_array_get(gm, k)) >= gthr) k++; /* first low-margin step */
         size_t same = 0;
         while (same < json_array_size(gen) && same < n &&
                json_integer_value(json_array_get(gen, same)) == json_integer_value(json_array_get(want, same)))
             same++;
         printf("%-28s greedy: %zu/%zu ids equal llama.cpp's; first step with margin < %.2f: %zu\n", json_name, same,
-               n, thr, k);
+               n, gthr, k);
         CHECKF(json_array_size(gen) == 32, "%s: generated %zu tokens", json_name, json_array_size(gen));
         CHECKF(same >= k, "%s: greedy ids differ at step %zu, before the first low-margin step %zu", json_name,
                same, k);
@@ -182,22 +188,24 @@ static const char *make_converted(const char *dir, const char *type)
     return st == 0 ? out : NULL;
 }
 
-/* psi quantize llama2-tiny-F32 → Q8_0; every tensor's bytes must hash to
- * what llama.cpp's llama-quantize wrote (llama2-tiny-quantized-tensors.json). */
-static const char *make_q8_0(const char *dir)
+/* psi quantize llama2-tiny-F32 → `type`; every tensor's bytes must hash to
+ * what llama.cpp's llama-quantize wrote for `file`
+ * (llama2-tiny-quantized-tensors.json). Returns the path of psi's file. */
+static const char *make_hashed(const char *dir, const char *type, const char *file)
 {
     static char out[8192];
     char in[8192], sums[8192];
     snprintf(in, sizeof in, "%s/llama2-tiny-F32.gguf", dir);
     snprintf(sums, sizeof sums, "%s/llama2-tiny-quantized-tensors.json", dir);
-    snprintf(out, sizeof out, "%s/llama2-tiny-Q8_0.gguf", tu_tmpdir("reference"));
-    const char *argv[] = {tu_psi(), "quantize", in, out, "q8_0", NULL};
+    snprintf(out, sizeof out, "%s/psi-%s", tu_tmpdir("reference"), file);
+    const char *argv[] = {tu_psi(), "quantize", in, out, type, NULL};
     char *err = NULL;
     int st = tu_run(argv, NULL, &err);
-    CHECKF(st == 0, "psi quantize exit %d: %s", st, err);
+    CHECKF(st == 0, "psi quantize %s exit %d: %s", type, st, err);
     free(err);
     json_t *j = json_load_file(sums, 0, NULL);
-    json_t *want = json_object_get(json_object_get(j, "files"), "llama2-tiny-Q8_0.gguf");
+    json_t *want = json_object_get(json_object_get(j, "files"), file);
+    CHECKF(json_object_size(want) > 0, "%s: no digests for %s", sums, file);
     gguf *g = NULL;
     char msg[512];
     CHECKF(gguf_open(out, &g, msg, sizeof msg) == PSI_OK, "%s", msg);
@@ -210,16 +218,125 @@ static const char *make_q8_0(const char *dir)
         snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.ptr);
         crypto_hash_sha256(h, t->data, t->nbytes);
         sodium_bin2hex(hex, sizeof hex, h, sizeof h);
-        const char *ref = json_string_value(json_object_get(json_object_get(want, name), "sha256"));
-        CHECKF(ref && !strcmp(ref, hex), "Q8_0 tensor %s differs from llama-quantize's", name);
+        json_t *e = json_object_get(want, name);
+        const char *ref = json_string_value(json_object_get(e, "sha256"));
+        const char *rtype = json_string_value(json_object_get(e, "type"));
+        const char *tn = psi_type_name(t->type);
+        CHECKF(rtype && tn && !strcmp(rtype, tn), "%s tensor %s: type %s, llama-quantize wrote %s", type, name,
+               tn ? tn : "?", rtype ? rtype : "?");
+        CHECKF(ref && !strcmp(ref, hex), "%s tensor %s differs from llama-quantize's", type, name);
         same += ref && !strcmp(ref, hex);
     }
-    printf("psi quantize q8_0: %d/%zu tensors byte-identical to llama.cpp's llama-quantize output\n", same,
+    printf("psi quantize %s: %d/%zu tensors byte-identical to llama.cpp's llama-quantize output\n", type, same,
            json_object_size(want));
     CHECK(g && g->n_tensors == json_object_size(want));
     gguf_close(g);
     json_decref(j);
     return st == 0 ? out : NULL;
+}
+
+/* psi quantize llama2-tiny-F32 → Q4_K_M against llama-quantize's own file
+ * (shipped): the same type for every tensor, the same bytes, compared
+ * tensor by tensor. Prints how many match, per type. */
+static void check_q4_k_m(const char *dir)
+{
+    char in[8192], ref_path[8192], out[8192], msg[512];
+    snprintf(in, sizeof in, "%s/llama2-tiny-F32.gguf", dir);
+    snprintf(ref_path, sizeof ref_path, "%s/llama2-tiny-Q4_K_M.gguf", dir);
+    snprintf(out, sizeof out, "%s/psi-llama2-tiny-Q4_K_M.gguf", tu_tmpdir("reference"));
+    const char *argv[] = {tu_psi(), "quantize", in, out, "q4_k_m", NULL};
+    char *err = NULL;
+    int st = tu_run(argv, NULL, &err);
+    CHECKF(st == 0, "psi quantize q4_k_m exit %d: %s", st, err);
+    free(err);
+    gguf *ours = NULL, *ref = NULL;
+    CHECKF(gguf_open(out, &ours, msg, sizeof msg) == PSI_OK, "%s", msg);
+    CHECKF(gguf_open(ref_path, &ref, msg, sizeof msg) == PSI_OK, "%s", msg);
+    if (!ours || !ref) {
+        gguf_close(ours);
+        gguf_close(ref);
+        return;
+    }
+    static const uint32_t kinds[] = {PSI_TYPE_F32, PSI_TYPE_Q4_K, PSI_TYPE_Q6_K};
+    int same = 0, same_kind[3] = {0}, n_kind[3] = {0};
+    for (uint64_t i = 0; i < ref->n_tensors; i++) {
+        const gguf_tensor *r = &ref->tensors[i];
+        char name[256];
+        snprintf(name, sizeof name, "%.*s", (int)r->name.len, r->name.ptr);
+        int64_t k = gguf_find_tensor(ours, name);
+        CHECKF(k >= 0, "q4_k_m: psi's file has no tensor %s", name);
+        if (k < 0) continue;
+        const gguf_tensor *t = &ours->tensors[k];
+        CHECKF(t->type == r->type, "q4_k_m tensor %s: type %s, llama-quantize wrote %s", name,
+               psi_type_name(t->type), psi_type_name(r->type));
+        bool eq = t->type == r->type && t->nbytes == r->nbytes && !memcmp(t->data, r->data, r->nbytes);
+        CHECKF(eq, "q4_k_m tensor %s (%s) differs from llama-quantize's", name, psi_type_name(r->type));
+        same += eq;
+        for (int c = 0; c < 3; c++)
+            if (r->type == kinds[c]) {
+                n_kind[c]++;
+                same_kind[c] += eq;
+            }
+    }
+    printf("psi quantize q4_k_m: %d/%llu tensors byte-identical to llama-quantize's (F32 %d/%d, Q4_K %d/%d, "
+           "Q6_K %d/%d)\n",
+           same, (unsigned long long)ref->n_tensors, same_kind[0], n_kind[0], same_kind[1], n_kind[1],
+           same_kind[2], n_kind[2]);
+    CHECK(ours->n_tensors == ref->n_tensors);
+    int64_t ft = gguf_find_key(ours, "general.file_type");
+    uint32_t v = 0;
+    CHECK(ft >= 0 && gguf_get_u32(ours, "general.file_type", &v, NULL, 0) == PSI_OK && v == 15);
+    gguf_close(ours);
+    gguf_close(ref);
+}
+
+/* The types no llama.cpp reference file covers (Q4_1, Q5_0, Q5_1, Q5_K,
+ * Q6_K as the main type), end to end: psi quantize the F32 model, run the
+ * story prompt, and compare the last-position logits with llama.cpp's F32
+ * ones. The model is random and touchy (llama.cpp's own Q4_K_M is at NMSE
+ * 0.045, Q4_0 at 0.11), so the bound only catches a broken kernel or
+ * layout, which lands near NMSE 1. */
+static void check_other_types(const char *dir)
+{
+    static const char *const kinds[] = {"q4_1", "q5_0", "q5_1", "q5_k_m", "q6_k"};
+    char path[8192];
+    snprintf(path, sizeof path, "%s/llama2-tiny-F32.story.json", dir);
+    json_t *c = json_load_file(path, 0, NULL);
+    CHECKF(c != NULL, "%s", path);
+    if (!c) return;
+    snprintf(path, sizeof path, "%s/%s", dir, json_string_value(json_object_get(c, "last_logits_file")));
+    size_t n_ref = 0;
+    float *ref = (float *)tu_read_file(path, &n_ref);
+    size_t n_vocab = n_ref / 4;
+    char *ids = ids_arg(json_object_get(c, "tokens"));
+    for (size_t k = 0; ref && k < sizeof kinds / sizeof kinds[0]; k++) {
+        const char *model = make_converted(dir, kinds[k]);
+        if (!model) continue;
+        char out_path[8192];
+        snprintf(out_path, sizeof out_path, "%s/other-%s.f32", tu_tmpdir("reference"), kinds[k]);
+        const char *argv[] = {tu_psi(), "logits", "-m", model, "--tokens", ids, "-o", out_path, "--kv-type", "f32", NULL};
+        char *err = NULL;
+        int st = tu_run(argv, NULL, &err);
+        CHECKF(st == 0, "%s: psi logits exit %d: %s", kinds[k], st, err);
+        free(err);
+        size_t n_bytes = 0;
+        float *got = (float *)tu_read_file(out_path, &n_bytes);
+        CHECKF(got && n_bytes >= n_ref && n_bytes % n_ref == 0, "%s: %zu bytes of logits", kinds[k], n_bytes);
+        if (got && n_bytes >= n_ref && n_bytes % n_ref == 0) {
+            const float *last = got + (n_bytes - n_ref) / 4;
+            double se = 0, sr = 0;
+            for (size_t i = 0; i < n_vocab; i++) {
+                se += ((double)last[i] - ref[i]) * ((double)last[i] - ref[i]);
+                sr += (double)ref[i] * ref[i];
+            }
+            printf("psi quantize %-6s: last-position NMSE vs llama.cpp's F32 logits %.3g\n", kinds[k], se / sr);
+            CHECKF(se / sr <= 0.15, "%s: NMSE %g vs F32", kinds[k], se / sr);
+        }
+        free(got);
+    }
+    free(ids);
+    free(ref);
+    json_decref(c);
 }
 
 int main(void)
@@ -241,10 +358,6 @@ int main(void)
     qsort(names, (size_t)n, sizeof names[0], (int (*)(const void *, const void *))strcmp);
     int ran = 0;
     for (int i = 0; i < n; i++) {
-        if (strstr(names[i], "Q4_K")) {
-            printf("%-28s skipped: Q4_K comes with the fast-CPU issue\n", names[i]);
-            continue;
-        }
         char model[8192];
         json_t *c = json_load_file((snprintf(model, sizeof model, "%s/%s", dir, names[i]), model), 0, NULL);
         char mf_buf[256] = "";
@@ -255,7 +368,7 @@ int main(void)
         snprintf(model, sizeof model, "%s/%s", dir, mf_buf);
         if (mf && !file_exists(model) && !strcmp(mf, "llama2-tiny-Q8_0.gguf")) {
             /* not shipped: made by psi's bit-exact Q8_0 quantizer from the F32 file */
-            const char *q8 = make_q8_0(dir);
+            const char *q8 = make_hashed(dir, "q8_0", "llama2-tiny-Q8_0.gguf");
             if (q8) {
                 run_case(dir, names[i], q8, NULL);
                 ran++;
@@ -275,6 +388,10 @@ int main(void)
             }
         }
     }
-    CHECKF(ran >= 5, "only %d reference cases ran", ran);
+    /* psi's Q4_0 and Q4_K_M quantizations of the F32 file, byte for byte */
+    make_hashed(dir, "q4_0", "llama2-tiny-Q4_0.gguf");
+    check_q4_k_m(dir);
+    check_other_types(dir);
+    CHECKF(ran >= 6, "only %d reference cases ran", ran);
     return tu_finish("test_reference");
 }

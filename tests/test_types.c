@@ -68,6 +68,8 @@ static void test_table(void)
     /* Block structs match the sizes in the table. */
     CHECK(sizeof(block_q4_0) == 18 && sizeof(block_q8_0) == 34);
     CHECK(sizeof(block_q6_K) == 210 && sizeof(block_q8_K) == 292);
+    CHECK(sizeof(block_q4_1) == 20 && sizeof(block_q5_0) == 22 && sizeof(block_q5_1) == 24);
+    CHECK(sizeof(block_q8_1) == 36 && sizeof(block_q4_K) == 144 && sizeof(block_q5_K) == 176);
 
     static const uint32_t unknown[] = {4, 5, 31, 32, 33, 36, 37, 38, 41, 64, 1000, UINT32_MAX};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++)
@@ -79,7 +81,9 @@ static void test_table(void)
         if (!t) continue;
         CHECKF(t->blck_size > 0 && t->type_size > 0 && t->name[0], "type %" PRIu32, id);
         bool want_compute = id == PSI_TYPE_F32 || id == PSI_TYPE_F16 || id == PSI_TYPE_BF16 ||
-                            id == PSI_TYPE_Q8_0 || id == PSI_TYPE_Q4_0 || id == PSI_TYPE_Q6_K;
+                            id == PSI_TYPE_Q8_0 || id == PSI_TYPE_Q4_0 || id == PSI_TYPE_Q4_1 ||
+                            id == PSI_TYPE_Q5_0 || id == PSI_TYPE_Q5_1 || id == PSI_TYPE_Q4_K ||
+                            id == PSI_TYPE_Q5_K || id == PSI_TYPE_Q6_K;
         CHECKF(t->can_compute == want_compute, "%s: can_compute %d", t->name, t->can_compute);
         if (!t->can_compute) {
             CHECKF(t->vec_dot == NULL, "%s has a vec_dot", t->name);
@@ -95,7 +99,21 @@ static void test_table(void)
     CHECK(type_get(PSI_TYPE_Q8_0)->vec_dot_type == PSI_TYPE_Q8_0);
     CHECK(type_get(PSI_TYPE_Q4_0)->vec_dot_type == PSI_TYPE_Q8_0);
     CHECK(type_get(PSI_TYPE_Q6_K)->vec_dot_type == PSI_TYPE_Q8_K);
+    /* llama.cpp's vec_dot_type on x86 */
+    CHECK(type_get(PSI_TYPE_Q4_1)->vec_dot_type == PSI_TYPE_Q8_1);
+    CHECK(type_get(PSI_TYPE_Q5_0)->vec_dot_type == PSI_TYPE_Q8_0);
+    CHECK(type_get(PSI_TYPE_Q5_1)->vec_dot_type == PSI_TYPE_Q8_1);
+    CHECK(type_get(PSI_TYPE_Q4_K)->vec_dot_type == PSI_TYPE_Q8_K);
+    CHECK(type_get(PSI_TYPE_Q5_K)->vec_dot_type == PSI_TYPE_Q8_K);
     CHECK(type_get(PSI_TYPE_Q8_K)->from_float && type_get(PSI_TYPE_Q8_K)->to_float);
+    CHECK(type_get(PSI_TYPE_Q8_1)->from_float && type_get(PSI_TYPE_Q8_1)->to_float);
+    /* the weight types' from_float are the reference weight quantizers */
+    CHECK(type_get(PSI_TYPE_Q4_K)->from_float == quantize_row_q4_K_ref);
+    CHECK(type_get(PSI_TYPE_Q5_K)->from_float == quantize_row_q5_K_ref);
+    CHECK(type_get(PSI_TYPE_Q6_K)->from_float == quantize_row_q6_K_ref);
+    CHECK(type_get(PSI_TYPE_Q4_1)->from_float == quantize_row_q4_1_ref);
+    CHECK(type_get(PSI_TYPE_Q5_0)->from_float == quantize_row_q5_0_ref);
+    CHECK(type_get(PSI_TYPE_Q5_1)->from_float == quantize_row_q5_1_ref);
     CHECK(!strcmp(psi_type_name(PSI_TYPE_Q6_K), "Q6_K") && psi_type_name(4) == NULL);
 }
 
@@ -112,6 +130,13 @@ static void test_row_size(void)
     CHECK(type_row_size(PSI_TYPE_Q4_0, 0) == 0);
     CHECK(type_row_size(PSI_TYPE_Q4_0, 48) == 0);   /* not a multiple of 32 */
     CHECK(type_row_size(PSI_TYPE_Q6_K, 128) == 0);  /* not a multiple of 256 */
+    CHECK(type_row_size(PSI_TYPE_Q4_1, 64) == 40 && type_row_size(PSI_TYPE_Q5_0, 64) == 44);
+    CHECK(type_row_size(PSI_TYPE_Q5_1, 96) == 72 && type_row_size(PSI_TYPE_Q8_1, 32) == 36);
+    CHECK(type_row_size(PSI_TYPE_Q4_K, 512) == 288 && type_row_size(PSI_TYPE_Q5_K, 256) == 176);
+    /* odd sizes are refused */
+    CHECK(type_row_size(PSI_TYPE_Q4_1, 16) == 0 && type_row_size(PSI_TYPE_Q5_0, 33) == 0);
+    CHECK(type_row_size(PSI_TYPE_Q5_1, 48) == 0 && type_row_size(PSI_TYPE_Q8_1, 31) == 0);
+    CHECK(type_row_size(PSI_TYPE_Q4_K, 128) == 0 && type_row_size(PSI_TYPE_Q5_K, 384) == 0);
     CHECK(type_row_size(PSI_TYPE_Q4_0, -32) == 0);
     CHECK(type_row_size(PSI_TYPE_F32, -1) == 0);
     CHECK(type_row_size(PSI_TYPE_F32, INT64_MIN) == 0);
@@ -350,6 +375,180 @@ static void test_dequant_q6_K(void)
     CHECKF(bad == 0, "%d Q6_K values differ", bad);
 }
 
+/* Quant v (0..31) of a Q5_0/Q5_1 block read from the layout in
+ * ggml-common.h: low 4 bits in qs[v % 16] (low nibble for v < 16), fifth
+ * bit at bit v of qh read as a little-endian u32. */
+static int q5_quant(const uint8_t qh[4], const uint8_t qs[16], int v)
+{
+    int low = v < 16 ? qs[v] & 15 : qs[v - 16] >> 4;
+    int high = (qh[v / 8] >> (v % 8)) & 1;
+    return low | high << 4;
+}
+
+static void test_dequant_legacy(void)
+{
+    float y[64];
+    block_q4_1 a;
+    a.d = 0x3800; /* 0.5 */
+    a.m = 0xbc00; /* -1 */
+    for (int j = 0; j < 16; j++) a.qs[j] = (uint8_t)(j | ((15 - j) << 4));
+    type_get(PSI_TYPE_Q4_1)->to_float(&a, y, 32);
+    CHECK(y[0] == -1.0f && y[15] == 6.5f && y[16] == 6.5f && y[31] == -1.0f && y[3] == 0.5f);
+
+    block_q5_0 b;
+    memset(&b, 0, sizeof b);
+    b.d = 0x3c00;
+    b.qh[0] = 0x01; /* quant 0 */
+    b.qh[2] = 0x01; /* quant 16 */
+    b.qh[3] = 0x80; /* quant 31 */
+    b.qs[0] = 0x3f; /* quant 0 low 15, quant 16 low 3 */
+    b.qs[15] = 0x20; /* quant 31 low 2 */
+    type_get(PSI_TYPE_Q5_0)->to_float(&b, y, 32);
+    CHECK(y[0] == 15.0f && y[16] == 3.0f && y[31] == 2.0f && y[1] == -16.0f && y[15] == -16.0f);
+
+    block_q5_1 c;
+    c.d = 0x3400; /* 0.25 */
+    c.m = 0x3800; /* 0.5 */
+    memcpy(c.qh, b.qh, 4);
+    memcpy(c.qs, b.qs, 16);
+    type_get(PSI_TYPE_Q5_1)->to_float(&c, y, 32);
+    CHECK(y[0] == 8.25f && y[16] == 5.25f && y[31] == 5.0f && y[1] == 0.5f);
+
+    /* Random blocks against the independent reading. */
+    block_q5_0 rb[2];
+    block_q5_1 rc[2];
+    block_q4_1 ra[2];
+    for (int k = 0; k < 2; k++) {
+        for (int j = 0; j < 16; j++) {
+            rb[k].qs[j] = rc[k].qs[j] = ra[k].qs[j] = (uint8_t)rng_u64();
+        }
+        for (int j = 0; j < 4; j++) rb[k].qh[j] = rc[k].qh[j] = (uint8_t)rng_u64();
+        rb[k].d = rc[k].d = ra[k].d = f32_to_fp16(0.01f * (float)(k + 1));
+        rc[k].m = ra[k].m = f32_to_fp16(-0.3f * (float)(k + 1));
+    }
+    int bad = 0;
+    type_get(PSI_TYPE_Q5_0)->to_float(rb, y, 64);
+    for (int v = 0; v < 64; v++)
+        bad += y[v] != (float)(q5_quant(rb[v / 32].qh, rb[v / 32].qs, v % 32) - 16) * fp16_to_f32(rb[v / 32].d);
+    type_get(PSI_TYPE_Q5_1)->to_float(rc, y, 64);
+    for (int v = 0; v < 64; v++)
+        bad += y[v] != (float)q5_quant(rc[v / 32].qh, rc[v / 32].qs, v % 32) * fp16_to_f32(rc[v / 32].d) +
+                           fp16_to_f32(rc[v / 32].m);
+    type_get(PSI_TYPE_Q4_1)->to_float(ra, y, 64);
+    for (int v = 0; v < 64; v++) {
+        const block_q4_1 *p = &ra[v / 32];
+        int j = v % 32, q = j < 16 ? p->qs[j] & 15 : p->qs[j - 16] >> 4;
+        bad += y[v] != (float)q * fp16_to_f32(p->d) + fp16_to_f32(p->m);
+    }
+    CHECKF(bad == 0, "%d values differ", bad);
+
+    /* Q8_1 stores d and d·Σq */
+    block_q8_1 e;
+    memset(&e, 0, sizeof e);
+    e.d = 0x3400; /* 0.25 */
+    e.s = 0x7bff; /* not read by to_float */
+    e.qs[0] = -128;
+    e.qs[31] = 127;
+    type_get(PSI_TYPE_Q8_1)->to_float(&e, y, 32);
+    CHECK(y[0] == -32.0f && y[31] == 31.75f && y[5] == 0.0f);
+}
+
+/* The 6-bit scale and min of sub-block j of a Q4_K/Q5_K block, from the
+ * layout in ggml-common.h: 12 bytes hold 8 scales and 8 mins; bytes 0-3 and
+ * 4-7 carry scales 0-3 and mins 0-3 in their low 6 bits and, in their top 2
+ * bits, bits 4-5 of scales 4-7 and mins 4-7, whose low 4 bits are the low
+ * and high nibbles of bytes 8-11. */
+static void k_scale_min(const uint8_t s[12], int j, int *sc, int *m)
+{
+    if (j < 4) {
+        *sc = s[j] % 64;
+        *m = s[4 + j] % 64;
+    } else {
+        *sc = s[8 + j - 4] % 16 + 16 * (s[j - 4] / 64);
+        *m = s[8 + j - 4] / 16 + 16 * (s[j] / 64);
+    }
+}
+
+/* The inverse, to build blocks by hand. */
+static void k_pack(const int sc[8], const int m[8], uint8_t s[12])
+{
+    for (int j = 0; j < 4; j++) {
+        s[j] = (uint8_t)(sc[j] + 64 * (sc[j + 4] / 16));
+        s[4 + j] = (uint8_t)(m[j] + 64 * (m[j + 4] / 16));
+        s[8 + j] = (uint8_t)(sc[j + 4] % 16 + 16 * (m[j + 4] % 16));
+    }
+}
+
+/* Value v of a Q4_K (qh NULL) or Q5_K block: values 64c..64c+31 are the low
+ * nibbles of qs[32c..32c+31], the next 32 the high nibbles; the fifth bit of
+ * value 64c + 32h + l is bit 2c + h of qh[l]. */
+static float k_value(uint16_t d, uint16_t dmin, const uint8_t s[12], const uint8_t *qs, const uint8_t *qh, int v)
+{
+    int c = v / 64, h = (v % 64) / 32, l = v % 32, sc, m;
+    int q = h ? qs[32 * c + l] >> 4 : qs[32 * c + l] & 15;
+    if (qh) q += 16 * ((qh[l] >> (2 * c + h)) & 1);
+    k_scale_min(s, v / 32, &sc, &m);
+    return fp16_to_f32(d) * (float)sc * (float)q - fp16_to_f32(dmin) * (float)m;
+}
+
+static void test_dequant_kquants(void)
+{
+    static const int sc[8] = {1, 2, 3, 4, 17, 33, 50, 63}, mn[8] = {0, 5, 10, 63, 16, 32, 47, 1};
+    uint8_t s[12];
+    k_pack(sc, mn, s);
+    for (int j = 0; j < 8; j++) {
+        int a, b;
+        k_scale_min(s, j, &a, &b);
+        CHECKF(a == sc[j] && b == mn[j], "sub-block %d", j);
+    }
+    block_q4_K a;
+    a.d = 0x3c00;    /* 1 */
+    a.dmin = 0x3800; /* 0.5 */
+    memcpy(a.scales, s, 12);
+    for (int i = 0; i < 128; i++) a.qs[i] = (uint8_t)(i * 7 + 3);
+    float y[512];
+    type_get(PSI_TYPE_Q4_K)->to_float(&a, y, 256);
+    CHECK(y[0] == 3.0f);      /* sc 1 · low nibble of qs[0] (3) - 0.5 · 0 */
+    CHECK(y[32] == -2.5f);    /* sc 2 · high nibble of qs[0] (0) - 0.5 · 5 */
+    CHECK(y[133] == 94.0f);   /* sc 17 · low nibble of qs[69] (0xE6 → 6) - 0.5 · 16 */
+    CHECK(y[255] == 440.5f);  /* sc 63 · high nibble of qs[127] (0x7C → 7) - 0.5 · 1 */
+
+    block_q5_K b;
+    b.d = a.d;
+    b.dmin = a.dmin;
+    memcpy(b.scales, s, 12);
+    memcpy(b.qs, a.qs, 128);
+    for (int l = 0; l < 32; l++) b.qh[l] = (uint8_t)(l * 37 + 11);
+    type_get(PSI_TYPE_Q5_K)->to_float(&b, y, 256);
+    CHECK(y[0] == 19.0f);     /* bit 0 of qh[0] (0x0B) set: 3 + 16 */
+    CHECK(y[32] == 29.5f);    /* bit 1 of qh[0] set: 2 · 16 - 2.5 */
+    CHECK(y[133] == 94.0f);   /* bit 4 of qh[5] (0xC4) clear */
+    CHECK(y[255] == 1448.5f); /* bit 7 of qh[31] (0x86) set: 63 · 23 - 0.5 */
+
+    /* Random blocks against the independent reading. */
+    block_q4_K r4[2];
+    block_q5_K r5[2];
+    for (int k = 0; k < 2; k++) {
+        for (int i = 0; i < 12; i++) r4[k].scales[i] = r5[k].scales[i] = (uint8_t)rng_u64();
+        for (int i = 0; i < 128; i++) r4[k].qs[i] = r5[k].qs[i] = (uint8_t)rng_u64();
+        for (int i = 0; i < 32; i++) r5[k].qh[i] = (uint8_t)rng_u64();
+        r4[k].d = r5[k].d = f32_to_fp16(0.003f * (float)(k + 1));
+        r4[k].dmin = r5[k].dmin = f32_to_fp16(0.001f * (float)(k + 2));
+    }
+    int bad = 0;
+    type_get(PSI_TYPE_Q4_K)->to_float(r4, y, 512);
+    for (int v = 0; v < 512; v++) {
+        const block_q4_K *p = &r4[v / 256];
+        bad += y[v] != k_value(p->d, p->dmin, p->scales, p->qs, NULL, v % 256);
+    }
+    type_get(PSI_TYPE_Q5_K)->to_float(r5, y, 512);
+    for (int v = 0; v < 512; v++) {
+        const block_q5_K *p = &r5[v / 256];
+        bad += y[v] != k_value(p->d, p->dmin, p->scales, p->qs, p->qh, v % 256);
+    }
+    CHECKF(bad == 0, "%d K-quant values differ", bad);
+}
+
 static void test_dequant_q8_K(void)
 {
     block_q8_K b;
@@ -536,6 +735,123 @@ static void test_q8_K_quantizer(void)
     CHECKF(bad == 0, "%d", bad);
 }
 
+static void test_q8_1_quantizer(void)
+{
+    /* amax = 127: d = 1, x·127/amax = x; halves to even. */
+    float x[64] = {127.0f, 2.5f, -2.5f, 0.5f, -0.5f, 1.5f, 3.5f, -126.5f};
+    x[31] = 10.0f;
+    for (int j = 32; j < 64; j++) x[j] = 1.0f; /* amax 1: every quant 127 */
+    block_q8_1 b[2];
+    type_get(PSI_TYPE_Q8_1)->from_float(x, b, 64);
+    CHECK(b[0].d == 0x3c00);
+    CHECK(b[0].qs[0] == 127 && b[0].qs[1] == 2 && b[0].qs[2] == -2 && b[0].qs[3] == 0 && b[0].qs[4] == 0);
+    CHECK(b[0].qs[5] == 2 && b[0].qs[6] == 4 && b[0].qs[7] == -126 && b[0].qs[31] == 10 && b[0].qs[8] == 0);
+    CHECK(b[0].s == f32_to_fp16(127 + 2 - 2 + 2 + 4 - 126 + 10)); /* d = 1 */
+    CHECK(b[1].d == f32_to_fp16(1.0f / 127.0f));
+    int n127 = 0;
+    for (int j = 0; j < 32; j++) n127 += b[1].qs[j] == 127;
+    CHECK(n127 == 32);
+    /* s is the f32 d (before fp16 rounding) times Σq */
+    CHECK(b[1].s == f32_to_fp16(1.0f / 127.0f * 4064.0f));
+    float z[32] = {0};
+    memset(b, 0x55, sizeof b);
+    type_get(PSI_TYPE_Q8_1)->from_float(z, b, 32);
+    CHECK(b[0].d == 0 && b[0].s == 0 && b[0].qs[0] == 0 && b[0].qs[31] == 0);
+}
+
+/* Weight quantizers of the legacy 32-blocks, on values whose results can be
+ * worked out by hand (d = 1, so x/d is x and the halves are real ties). */
+static void test_legacy_quantizers(void)
+{
+    /* Q4_1: min 0, max 15 → d = 1, m = 0; q = trunc(x + 0.5), halves up. */
+    float x[32] = {0.0f, 15.0f, 7.5f, 7.49f, 3.0f, 0.5f, 14.6f};
+    block_q4_1 a;
+    quantize_row_q4_1_ref(x, &a, 32);
+    CHECK(a.d == 0x3c00 && a.m == 0x0000);
+    CHECK(a.qs[0] == 0x00 && a.qs[1] == 0x0f && a.qs[2] == 0x08 && a.qs[3] == 0x07);
+    CHECK(a.qs[4] == 0x03 && a.qs[5] == 0x01 && a.qs[6] == 0x0f && a.qs[15] == 0x00);
+    /* min -2, max 13 → d = 1, m = -2: x = 1 → q 3 in the high nibble of qs[0] */
+    float xm[32] = {-2.0f, 13.0f};
+    for (int j = 2; j < 32; j++) xm[j] = 1.0f;
+    quantize_row_q4_1_ref(xm, &a, 32);
+    CHECK(a.d == 0x3c00 && a.m == 0xc000);
+    CHECK(a.qs[0] == (0 | 3 << 4) && a.qs[1] == (15 | 3 << 4) && a.qs[2] == 0x33);
+
+    /* Q5_0: m = -16 → d = 1; q = trunc(x + 16.5) capped at 31. */
+    float y[32] = {-16.0f, 15.5f, 0.5f, -0.5f, 3.0f, -3.0f, 15.0f};
+    y[16] = 1.0f;
+    y[31] = 15.4f;
+    block_q5_0 b;
+    quantize_row_q5_0_ref(y, &b, 32);
+    int q[32];
+    for (int v = 0; v < 32; v++) q[v] = q5_quant(b.qh, b.qs, v);
+    CHECK(b.d == 0x3c00);
+    CHECK(q[0] == 0 && q[1] == 31 && q[2] == 17 && q[3] == 16 && q[4] == 19 && q[5] == 13);
+    CHECK(q[6] == 31 && q[16] == 17 && q[31] == 31 && q[7] == 16);
+
+    /* Q5_1: min 0, max 31 → d = 1; x + 0.5 truncated. */
+    float w[32] = {0.0f, 31.0f, 30.5f, 16.0f, 15.49f, 0.5f};
+    block_q5_1 c;
+    quantize_row_q5_1_ref(w, &c, 32);
+    for (int v = 0; v < 32; v++) q[v] = q5_quant(c.qh, c.qs, v);
+    CHECK(c.d == 0x3c00 && c.m == 0);
+    CHECK(q[0] == 0 && q[1] == 31 && q[2] == 31 && q[3] == 16 && q[4] == 15 && q[5] == 1 && q[31] == 0);
+
+    /* All-equal blocks: d = 0, every value is m (Q4_1/Q5_1) or 0 (Q5_0). */
+    float e[32];
+    for (int j = 0; j < 32; j++) e[j] = 0.75f;
+    float back[32];
+    quantize_row_q4_1_ref(e, &a, 32);
+    type_get(PSI_TYPE_Q4_1)->to_float(&a, back, 32);
+    CHECK(a.d == 0 && back[0] == 0.75f && back[31] == 0.75f);
+    quantize_row_q5_1_ref(e, &c, 32);
+    type_get(PSI_TYPE_Q5_1)->to_float(&c, back, 32);
+    CHECK(c.d == 0 && back[0] == 0.75f && back[31] == 0.75f);
+    memset(e, 0, sizeof e);
+    quantize_row_q5_0_ref(e, &b, 32);
+    type_get(PSI_TYPE_Q5_0)->to_float(&b, back, 32);
+    CHECK(back[0] == 0.0f && back[31] == 0.0f);
+}
+
+/* Every weight quantizer on random rows: the dequantized row stays within
+ * a type-specific error of the input (NMSE), all-zero blocks come back as
+ * zeros, and quantizing is deterministic. */
+static void test_weight_quantizers_roundtrip(void)
+{
+    static const struct { uint32_t type; double nmse; } cases[] = {
+        {PSI_TYPE_Q4_0, 8e-3}, {PSI_TYPE_Q4_1, 7e-3}, {PSI_TYPE_Q5_0, 2e-3},   {PSI_TYPE_Q5_1, 2e-3},
+        {PSI_TYPE_Q8_0, 3e-5}, {PSI_TYPE_Q4_K, 5e-3}, {PSI_TYPE_Q5_K, 1.5e-3}, {PSI_TYPE_Q6_K, 4e-4},
+    };
+    enum { N = 256 * 8 };
+    static float x[N], back[N];
+    static uint8_t q[N * 2], q2[N * 2];
+    for (int i = 0; i < N; i++) x[i] = rng_f32() * (float)(1 + i / 256) * 0.02f;
+    for (int i = 256; i < 512; i++) x[i] = 0.0f; /* one all-zero super-block */
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const uint32_t t = cases[c].type;
+        from_float_fn qf = t == PSI_TYPE_Q8_0 ? quantize_row_q8_0_ref : type_get(t)->from_float;
+        memset(q, 0xA5, sizeof q);
+        qf(x, q, N);
+        memset(q2, 0x5A, sizeof q2);
+        qf(x, q2, N);
+        CHECKF(!memcmp(q, q2, type_row_size(t, N)), "%s: not deterministic", type_get(t)->name);
+        type_get(t)->to_float(q, back, N);
+        double se = 0, sx = 0;
+        int zero_bad = 0;
+        for (int i = 0; i < N; i++) {
+            if (i >= 256 && i < 512) {
+                zero_bad += back[i] != 0.0f;
+                continue;
+            }
+            se += ((double)back[i] - x[i]) * ((double)back[i] - x[i]);
+            sx += (double)x[i] * x[i];
+        }
+        printf("test_types: %-5s weight quantizer round trip NMSE %.3g\n", type_get(t)->name, se / sx);
+        CHECKF(se / sx <= cases[c].nmse, "%s: NMSE %g", type_get(t)->name, se / sx);
+        CHECKF(zero_bad == 0, "%s: %d zero inputs came back non-zero", type_get(t)->name, zero_bad);
+    }
+}
+
 /* ------------------------------------------------------------ dot products */
 
 static void test_dot_exact(void)
@@ -599,6 +915,70 @@ static void test_dot_exact(void)
     type_get(PSI_TYPE_Q6_K)->vec_dot(256, &out, &w6, &x6);
     /* (15·1 + 2) · 16 · (-32) · 1 · 0.5 */
     CHECK(out == -4352.0f);
+
+    /* Q4_1 · Q8_1: nibbles 1 (low) and 2 (high), d 0.5, m -1 → values -0.5
+     * and 0; activations all 1 (d 1, s = 32): 16 · -0.5 = -8 */
+    block_q4_1 w41;
+    w41.d = 0x3800;
+    w41.m = 0xbc00;
+    memset(w41.qs, 0x21, 16);
+    block_q8_1 x81;
+    x81.d = 0x3c00;
+    x81.s = 0x5000; /* 32 */
+    memset(x81.qs, 1, 32);
+    type_get(PSI_TYPE_Q4_1)->vec_dot(32, &out, &w41, &x81);
+    CHECK(out == -8.0f);
+
+    /* Q5_0 · Q8_0: quants 0 → 31 (15), 16 → 19 (3), 31 → 18 (2), the rest
+     * 0 (-16), d 1; activations all 1: 15 + 3 + 2 - 29·16 = -444 */
+    block_q5_0 w50;
+    memset(&w50, 0, sizeof w50);
+    w50.d = 0x3c00;
+    w50.qh[0] = 0x01;
+    w50.qh[2] = 0x01;
+    w50.qh[3] = 0x80;
+    w50.qs[0] = 0x3f;
+    w50.qs[15] = 0x20;
+    block_q8_0 x80;
+    x80.d = 0x3c00;
+    memset(x80.qs, 1, 32);
+    type_get(PSI_TYPE_Q5_0)->vec_dot(32, &out, &w50, &x80);
+    CHECK(out == -444.0f);
+
+    /* Q5_1 · Q8_1, the same quants with d 0.25, m 0.5:
+     * 0.25 · (31 + 19 + 18) + 0.5 · 32 = 33 */
+    block_q5_1 w51;
+    w51.d = 0x3400;
+    w51.m = 0x3800;
+    memcpy(w51.qh, w50.qh, 4);
+    memcpy(w51.qs, w50.qs, 16);
+    type_get(PSI_TYPE_Q5_1)->vec_dot(32, &out, &w51, &x81);
+    CHECK(out == 33.0f);
+
+    /* Q4_K / Q5_K · Q8_K against the dequantized block (values are halves
+     * below 2^12, so every sum is exact): activations 1 with d 0.5 */
+    static const int sc[8] = {1, 2, 3, 4, 17, 33, 50, 63}, mn[8] = {0, 5, 10, 63, 16, 32, 47, 1};
+    block_q4_K w4k;
+    block_q5_K w5k;
+    w4k.d = w5k.d = 0x3c00;
+    w4k.dmin = w5k.dmin = 0x3800;
+    k_pack(sc, mn, w4k.scales);
+    memcpy(w5k.scales, w4k.scales, 12);
+    for (int i = 0; i < 128; i++) w4k.qs[i] = w5k.qs[i] = (uint8_t)(i * 7 + 3);
+    for (int l = 0; l < 32; l++) w5k.qh[l] = (uint8_t)(l * 37 + 11);
+    block_q8_K xk;
+    xk.d = 0.5f;
+    memset(xk.qs, 1, sizeof xk.qs);
+    for (int g = 0; g < 16; g++) xk.bsums[g] = 16;
+    float wv[256], want4 = 0, want5 = 0;
+    type_get(PSI_TYPE_Q4_K)->to_float(&w4k, wv, 256);
+    for (int v = 0; v < 256; v++) want4 += wv[v] * 0.5f;
+    type_get(PSI_TYPE_Q5_K)->to_float(&w5k, wv, 256);
+    for (int v = 0; v < 256; v++) want5 += wv[v] * 0.5f;
+    type_get(PSI_TYPE_Q4_K)->vec_dot(256, &out, &w4k, &xk);
+    CHECKF(out == want4, "Q4_K: %g, want %g", (double)out, (double)want4);
+    type_get(PSI_TYPE_Q5_K)->vec_dot(256, &out, &w5k, &xk);
+    CHECKF(out == want5, "Q5_K: %g, want %g", (double)out, (double)want5);
 }
 
 /* Builds n weights of type t from random data. */
@@ -621,8 +1001,9 @@ static void make_weights(uint32_t t, const float *w, void *dst, int64_t n)
 
 static void test_dot_consistency(void)
 {
-    static const uint32_t types[] = {PSI_TYPE_F32, PSI_TYPE_F16, PSI_TYPE_BF16,
-                                      PSI_TYPE_Q8_0, PSI_TYPE_Q4_0, PSI_TYPE_Q6_K};
+    static const uint32_t types[] = {PSI_TYPE_F32,  PSI_TYPE_F16,  PSI_TYPE_BF16, PSI_TYPE_Q8_0,
+                                      PSI_TYPE_Q4_0, PSI_TYPE_Q4_1, PSI_TYPE_Q5_0, PSI_TYPE_Q5_1,
+                                      PSI_TYPE_Q4_K, PSI_TYPE_Q5_K, PSI_TYPE_Q6_K};
     static const int64_t sizes[] = {1, 7, 32, 256, 1024, 4096, 11008};
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         const type_traits *t = type_get(types[ti]);
@@ -653,6 +1034,21 @@ static void test_dot_consistency(void)
                 for (int64_t i = 0; i < n; i++) {
                     ref += (double)wf[i] * xf[i];
                     mag += fabs((double)wf[i] * xf[i]);
+                }
+                if (t->vec_dot_type == PSI_TYPE_Q8_1) {
+                    /* Q4_1/Q5_1 · Q8_1 use the block's s = fp16(d·Σq) for
+                     * Σx, not the dequantized x: Σ(w - m)·x + m·s per block.
+                     * m is the second fp16 of both weight blocks. */
+                    ref = mag = 0;
+                    const block_q8_1 *xb = xq;
+                    for (int64_t b = 0; b < n / 32; b++) {
+                        const float m = fp16_to_f32(rd_u16((const uint8_t *)wq + b * t->type_size + 2));
+                        for (int64_t i = 32 * b; i < 32 * b + 32; i++) {
+                            ref += ((double)wf[i] - m) * xf[i];
+                            mag += fabs(((double)wf[i] - m) * xf[i]) + fabs((double)m * xf[i]);
+                        }
+                        ref += (double)m * fp16_to_f32(xb[b].s);
+                    }
                 }
                 float got = NAN;
                 t->vec_dot(n, &got, wq, xq);
@@ -756,6 +1152,15 @@ static void test_against_llama_cpp(void)
                 }
                 CHECKF(num <= 1e-3 * den, "%s: Q6_K NMSE %g", name, num / den);
                 q6++;
+                /* and quantize_row_q6_K_ref makes exactly those bytes */
+                void *mine = mem_alloc(q4->tensors[k].nbytes);
+                CHECK(mine != NULL);
+                if (mine) {
+                    quantize_row_q6_K_ref(f, mine, n);
+                    CHECKF(!memcmp(mine, q4->tensors[k].data, q4->tensors[k].nbytes),
+                           "%s: Q6_K bytes differ from llama.cpp's", name);
+                }
+                mem_free(mine);
             }
             mem_free(g);
         }
@@ -769,6 +1174,53 @@ static void test_against_llama_cpp(void)
     json_decref(json);
 }
 
+/* llama.cpp's Q4_K_M file of the same model: each Q4_K and Q6_K tensor is
+ * what quantize_row_q4_K_ref / quantize_row_q6_K_ref make of the F32
+ * original, byte for byte. */
+static void test_kquants_against_llama_cpp(void)
+{
+    char err[512];
+    gguf *src = NULL, *km = NULL;
+    if (gguf_open(tu_data("reference/llama2-tiny-F32.gguf"), &src, err, sizeof err) ||
+        gguf_open(tu_data("reference/llama2-tiny-Q4_K_M.gguf"), &km, err, sizeof err)) {
+        printf("test_types: reference files not found under %s, skipping K-quant checks\n", tu_data_dir());
+        gguf_close(src);
+        return;
+    }
+    int same[2] = {0}, seen[2] = {0};
+    for (uint64_t i = 0; i < km->n_tensors; i++) {
+        const gguf_tensor *t = &km->tensors[i];
+        int c = t->type == PSI_TYPE_Q4_K ? 0 : t->type == PSI_TYPE_Q6_K ? 1 : -1;
+        if (c < 0) continue;
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.ptr);
+        int64_t k = gguf_find_tensor(src, name);
+        CHECKF(k >= 0, "%s missing from the F32 file", name);
+        if (k < 0) continue;
+        const gguf_tensor *o = &src->tensors[k];
+        int64_t n = (int64_t)(o->ne[0] * o->ne[1]);
+        float *f = mem_alloc((size_t)n * sizeof(float));
+        void *q = mem_alloc(t->nbytes);
+        CHECK(f && q && type_row_size(t->type, n) == t->nbytes);
+        if (f && q && type_row_size(t->type, n) == t->nbytes) {
+            type_get(o->type)->to_float(o->data, f, n);
+            if (c == 0) quantize_row_q4_K_ref(f, q, n);
+            else quantize_row_q6_K_ref(f, q, n);
+            bool eq = !memcmp(q, t->data, t->nbytes);
+            CHECKF(eq, "%s (%s): bytes differ from llama.cpp's", name, type_get(t->type)->name);
+            same[c] += eq;
+            seen[c]++;
+        }
+        mem_free(f);
+        mem_free(q);
+    }
+    printf("test_types: llama.cpp's Q4_K_M file: Q4_K %d/%d, Q6_K %d/%d tensors reproduced byte for byte\n",
+           same[0], seen[0], same[1], seen[1]);
+    CHECK(seen[0] >= 10 && seen[1] >= 1);
+    gguf_close(src);
+    gguf_close(km);
+}
+
 int main(void)
 {
     test_table();
@@ -780,11 +1232,17 @@ int main(void)
     test_dequant_q8_0();
     test_dequant_q6_K();
     test_dequant_q8_K();
+    test_dequant_legacy();
+    test_dequant_kquants();
     test_q8_0_quantizers();
     test_q4_0_quantizer();
     test_q8_K_quantizer();
+    test_q8_1_quantizer();
+    test_legacy_quantizers();
+    test_weight_quantizers_roundtrip();
     test_dot_exact();
     test_dot_consistency();
     test_against_llama_cpp();
+    test_kquants_against_llama_cpp();
     return tu_finish("test_types");
 }
