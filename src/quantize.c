@@ -206,8 +206,9 @@ static void read_model_info(const gguf *g, qstate *qs)
     qs->is_70b = gguf_str_eq(arch, "llama") && n_expert != 8 && n_layer == 80 && n_head != n_head_kv;
 }
 
-/* Rows of one tensor, quantized in parallel: row r of src (type src_type)
- * becomes row r of dst. */
+/* Rows of one tensor, quantized in parallel: row r of `in` (type `src`) is
+ * converted to f32 in the thread's scratch row, then quantized into row r
+ * of `out`. */
 typedef struct qjob {
     const type_traits *src;
     const void *in;

@@ -308,6 +308,33 @@ static void test_errors(const char *dir)
     gguf_close(g);
 }
 
+/* Every allocation psi_quantize makes fails in turn: each must come back as
+ * PSI_ERR_NO_MEMORY with nothing leaked (ASan checks) and no output file. */
+static void test_alloc_failures(const char *dir)
+{
+    char in[4096], out[4096], err[512];
+    snprintf(in, sizeof in, "%s/odd-f32.gguf", dir);
+    snprintf(out, sizeof out, "%s/oom.gguf", dir);
+    psi_quantize_params p = psi_quantize_default_params();
+    p.ftype = PSI_FTYPE_Q4_K_M;
+    p.n_threads = 2;
+    int seen = 0, k;
+    for (k = 0; k < 2000; k++) {
+        remove(out);
+        psi__mem_fail_after(k);
+        psi_status rc = psi_quantize(in, out, &p, err, sizeof err);
+        psi__mem_fail_after(-1);
+        if (rc == PSI_OK) break;
+        CHECKF(rc == PSI_ERR_NO_MEMORY, "allocation %d failing gave %s: %s", k, psi_status_str(rc), err);
+        FILE *f = fopen(out, "rb");
+        CHECKF(f == NULL, "allocation %d failing left an output file", k);
+        if (f) fclose(f);
+        seen++;
+    }
+    printf("test_quantize: %d allocation failure points, all reported as out of memory\n", seen);
+    CHECK(seen > 10 && k < 2000);
+}
+
 int main(void)
 {
     const char *dir = tu_tmpdir("quantize");
@@ -315,5 +342,6 @@ int main(void)
     test_fallbacks(dir);
     test_tied(dir);
     test_errors(dir);
+    test_alloc_failures(dir);
     return tu_finish("test_quantize");
 }
