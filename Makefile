@@ -7,8 +7,10 @@
 #   make bench-tokenizer  tokenizer throughput (MB/s) on both Llama vocabularies
 #   make deps       install missing Debian packages (as root), else list them
 
-# Debian packages the build and tests need.
-DEB_PACKAGES := build-essential cmake pkg-config libjansson-dev libsodium-dev libpcre2-dev
+# Debian packages the build and tests need. npm counts as present when an npm
+# command exists (NodeSource's nodejs package ships its own and conflicts with Debian's npm).
+DEB_PACKAGES := build-essential cmake pkg-config libjansson-dev libsodium-dev libpcre2-dev libmicrohttpd-dev \
+                curl nodejs npm
 PSI_TEST_DATA ?= $(abspath ../shared/data)
 export PSI_TEST_DATA
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
@@ -22,6 +24,7 @@ all: build
 deps:
 	@missing=""; \
 	for p in $(DEB_PACKAGES); do \
+	  if [ "$$p" = npm ] && command -v npm >/dev/null; then continue; fi; \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \

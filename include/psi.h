@@ -282,8 +282,9 @@ psi_status psi_context_decode_batch(psi_context *ctx, const psi_batch_token *bat
 const float *psi_context_batch_logits(const psi_context *ctx, int32_t i);
 
 /* -------------------------------------------------------------------- sampler
- * Chain: top-k → top-p → min-p → temperature → draw. temperature <= 0 is
- * greedy (argmax, lowest id on ties) and ignores the other settings. */
+ * Chain: penalties → top-k → top-p → min-p → temperature → draw.
+ * temperature <= 0 is greedy (argmax, lowest id on ties, after the
+ * penalties) and ignores the other settings. */
 typedef struct psi_sampler psi_sampler;
 
 typedef struct psi_sampler_params {
@@ -292,6 +293,11 @@ typedef struct psi_sampler_params {
     float top_p;       /* default 0.95; >= 1 disables */
     float min_p;       /* default 0.05; <= 0 disables */
     uint64_t seed;     /* default 0xC0FFEE; same seed and inputs give the same draws */
+    /* OpenAI's penalties over the tokens passed to psi_sampler_accept:
+     * logit[t] -= count[t] * frequency_penalty + (count[t] > 0) * presence_penalty.
+     * Default 0 (off). */
+    float presence_penalty;
+    float frequency_penalty;
 } psi_sampler_params;
 
 psi_sampler_params psi_sampler_default_params(void);
@@ -299,6 +305,22 @@ psi_status psi_sampler_new(const psi_sampler_params *params, psi_sampler **out);
 void psi_sampler_free(psi_sampler *s);
 /* Pick a token from logits[0..n_vocab). Returns -1 on invalid arguments. */
 int32_t psi_sampler_sample(psi_sampler *s, const float *logits, int32_t n_vocab);
+/* Count token as generated, for the penalties (a no-op when both are 0).
+ * PSI_ERR_NO_MEMORY when the history cannot grow (nothing counted). */
+psi_status psi_sampler_accept(psi_sampler *s, int32_t token);
+
+typedef struct psi_token_logprob {
+    int32_t token;
+    float logprob; /* natural log of the token's probability */
+} psi_token_logprob;
+
+/* Log-softmax of logits[0..n_vocab) at token (temperature 1, no
+ * penalties: the model's own distribution) into *logprob, and the n_top
+ * most likely tokens (most likely first, lower id first on ties) into
+ * top[0..n_top). n_top may be 0 (top unused). PSI_ERR_INVALID_ARG for a
+ * token out of range or n_top outside 0..n_vocab. */
+psi_status psi_logprobs(const float *logits, int32_t n_vocab, int32_t token, float *logprob,
+                        psi_token_logprob *top, int32_t n_top);
 
 /* ----------------------------------------------------------------- conversion */
 /* Convert a llama2.c checkpoint (model .bin + tokenizer .bin, as written by

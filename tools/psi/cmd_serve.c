@@ -1,0 +1,148 @@
+/*
+ * cmd_serve.c — `psi serve`: options, start-up and shutdown of the
+ * OpenAI-compatible server (serve.h describes its parts, docs/server.md
+ * its API). The HTTP side starts first so /health can say 503 while the
+ * model loads; SIGINT/SIGTERM cancel what is in flight and free everything.
+ */
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "serve.h"
+
+static const char *serve_help =
+    "usage: psi serve -m FILE [options]\n"
+    "  -m FILE               GGUF model\n"
+    "  --host ADDR           address to listen on (default 127.0.0.1)\n"
+    "  --port N              port (default 8080; 0 picks a free one, printed on stderr)\n"
+    "  --parallel N          slots: conversations evaluated together (default 4)\n"
+    "  -c N                  context size per slot in tokens (default: the model's, at most 4096)\n"
+    "  -t N                  threads (default: every core)\n"
+    "  --kv-type f32|f16     KV cache type (default f32)\n"
+    "  --alias NAME          model id clients use (default: the file's name)\n"
+    "  --chat-template NAME  llama3, llama3.1, llama3.2, llama2 or plain (default: from the model)\n"
+    "  --api-key-file FILE   require one of these keys (one per line) as Authorization: Bearer KEY\n"
+    "  --queue N             requests that may wait for a slot (default 64; beyond: 503)\n"
+    "  --max-body BYTES      largest request body (default 4194304; beyond: 413)\n"
+    "  --timeout S           close connections idle this long (default 60)\n"
+    "  --prefill-chunk N     prompt tokens evaluated per step (default 256)\n"
+    "  --max-connections N   simultaneous connections (default 256)\n"
+    "  -v                    log details\n";
+
+static int parse(srv_config *c, int argc, char **argv)
+{
+    const char *cmd = "serve";
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        long *num = NULL, lo = 0, hi = 0;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(serve_help, stdout);
+            return -1;
+        } else if (!strcmp(a, "-v")) {
+            c->verbose = true;
+            continue;
+        }
+        if (!(v = cli_value(cmd, argc, argv, &i))) return 1;
+        if (!strcmp(a, "-m")) c->model_path = v;
+        else if (!strcmp(a, "--host")) c->host = v;
+        else if (!strcmp(a, "--alias")) c->alias = v;
+        else if (!strcmp(a, "--chat-template")) c->chat_template = v;
+        else if (!strcmp(a, "--api-key-file")) c->api_key_file = v;
+        else if (!strcmp(a, "--kv-type")) {
+            if (!cli_kv_type(cmd, v, &c->kv_type)) return 1;
+        } else if (!strcmp(a, "--port")) num = &c->port, hi = 65535;
+        else if (!strcmp(a, "--parallel")) num = &c->parallel, lo = 1, hi = 256;
+        else if (!strcmp(a, "-c")) num = &c->n_ctx, lo = 1, hi = 1L << 20;
+        else if (!strcmp(a, "-t")) num = &c->n_threads, lo = 1, hi = 1024;
+        else if (!strcmp(a, "--queue")) num = &c->queue_max, lo = 1, hi = 100000;
+        else if (!strcmp(a, "--max-body")) num = &c->max_body, lo = 1024, hi = 1L << 30;
+        else if (!strcmp(a, "--timeout")) num = &c->timeout_s, lo = 1, hi = 86400;
+        else if (!strcmp(a, "--prefill-chunk")) num = &c->prefill_chunk, lo = 1, hi = 65536;
+        else if (!strcmp(a, "--max-connections")) num = &c->max_connections, lo = 1, hi = 10000;
+        else return cli_fail(cmd, "unknown option '%s' (see psi serve --help)", a);
+        if (num && !cli_int(cmd, a, v, lo, hi, num)) return 1;
+    }
+    if (!c->model_path) return cli_fail(cmd, "no model: give -m FILE");
+    return 0;
+}
+
+static int load(srv *s)
+{
+    char err[512];
+    psi_model_params mp = psi_model_default_params();
+    mp.verbose = s->cfg.verbose;
+    if (psi_model_load(s->cfg.model_path, &mp, &s->model, err, sizeof err) != PSI_OK)
+        return cli_fail("serve", "%s", err);
+    psi_context_params cp = psi_context_default_params();
+    long n_ctx = s->cfg.n_ctx, train = psi_model_n_ctx_train(s->model);
+    if (!n_ctx) n_ctx = train > 0 && train < 4096 ? train : 4096;
+    cp.n_ctx = (int32_t)n_ctx;
+    cp.n_threads = (int32_t)s->cfg.n_threads;
+    cp.kv_type = s->cfg.kv_type;
+    cp.n_seq = (int32_t)s->cfg.parallel;
+    if (psi_context_new(s->model, &cp, &s->ctx, err, sizeof err) != PSI_OK) return cli_fail("serve", "%s", err);
+    const char *name = s->cfg.chat_template;
+    if (name) {
+        for (const char *const *t = psi_chat_templates(); *t; t++)
+            if (!strcmp(*t, name)) s->tmpl = *t;
+        if (!s->tmpl) return cli_fail("serve", "unknown chat template '%s' (known: llama3, llama3.1, llama3.2, llama2, plain)", name);
+    } else if (psi_chat_template_detect(s->model, &s->tmpl, err, sizeof err) != PSI_OK) {
+        return cli_fail("serve", "%s (choose one with --chat-template)", err);
+    }
+    s->tmpl_stop = psi_chat_stop_text(s->tmpl);
+    fprintf(stderr, "psi serve: %s as '%s'; %ld slots of %d tokens; chat template %s\n", psi_model_desc(s->model),
+            s->model_id, s->cfg.parallel, psi_context_n_ctx(s->ctx), s->tmpl);
+    return 0;
+}
+
+int cmd_serve(int argc, char **argv)
+{
+    srv s = {.cfg = {.host = "127.0.0.1", .port = 8080, .parallel = 4, .queue_max = 64, .timeout_s = 60,
+                     .max_body = 4 << 20, .prefill_chunk = 256, .max_connections = 256, .kv_type = PSI_TYPE_F32}};
+    int rc = parse(&s.cfg, argc, argv);
+    if (rc) return rc < 0 ? 0 : rc;
+    if (sodium_init() < 0) return cli_fail("serve", "libsodium failed to start");
+    const char *base = strrchr(s.cfg.model_path, '/');
+    s.model_id = s.cfg.alias ? s.cfg.alias : base ? base + 1 : s.cfg.model_path;
+    if (http_load_keys(&s)) return 1;
+
+    /* Signals are taken by sigwait below, never by a handler: every thread
+     * started from here on inherits the blocked mask. */
+    sigset_t stop_sigs, old;
+    sigemptyset(&stop_sigs);
+    sigaddset(&stop_sigs, SIGINT);
+    sigaddset(&stop_sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_sigs, &old);
+    signal(SIGPIPE, SIG_IGN);
+    pthread_mutex_init(&s.lock, NULL);
+    pthread_mutex_init(&s.tok_lock, NULL);
+    pthread_cond_init(&s.work, NULL);
+    pthread_cond_init(&s.progress, NULL);
+
+    rc = 1;
+    if (engine_init(&s) || http_start(&s) || load(&s) || engine_start(&s)) goto done;
+    pthread_mutex_lock(&s.lock);
+    s.ready = true;
+    pthread_mutex_unlock(&s.lock);
+    fprintf(stderr, "psi serve: ready\n");
+    int sig = 0;
+    sigwait(&stop_sigs, &sig);
+    fprintf(stderr, "psi serve: %s: shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    rc = 0;
+done:
+    engine_stop(&s); /* cancels every request: their connections end */
+    http_stop(&s);
+    engine_free(&s);
+    psi_context_free(s.ctx);
+    psi_model_free(s.model);
+    free(s.keys);
+    pthread_cond_destroy(&s.work);
+    pthread_cond_destroy(&s.progress);
+    pthread_mutex_destroy(&s.lock);
+    pthread_mutex_destroy(&s.tok_lock);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}

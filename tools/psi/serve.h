@@ -1,0 +1,164 @@
+/*
+ * serve.h — `psi serve`, the OpenAI-compatible HTTP server, in three parts
+ * that share this header:
+ *   serve_http.c    libmicrohttpd: routing, auth, bodies, SSE streaming
+ *   serve_api.c     OpenAI JSON → srv_request, results → OpenAI JSON
+ *   serve_engine.c  the scheduler: slots, FIFO queue, continuous batching
+ * cmd_serve.c parses the options and runs start-up and shutdown.
+ *
+ * Threads: libmicrohttpd runs one thread per connection; one engine thread
+ * owns the psi_context, the samplers and detokenizers. They meet in the
+ * server lock (srv.lock): the queue, the requests' results and the metrics
+ * are read and written only under it.
+ */
+#ifndef PSI_SERVE_H
+#define PSI_SERVE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "psi.h"
+
+#define SRV_MAX_STOP 4       /* stop strings per request (OpenAI's limit) */
+#define SRV_MAX_TOP_LOGPROBS 20
+
+typedef struct srv_config {
+    const char *model_path;
+    const char *alias;         /* model id; default: the file's basename */
+    const char *host;
+    const char *api_key_file;
+    const char *chat_template; /* NULL: recognised from the model */
+    long port;
+    long parallel;             /* slots = sequences of the context */
+    long n_ctx;                /* per slot */
+    long n_threads;
+    long queue_max;            /* waiting requests beyond the slots */
+    long timeout_s;            /* idle connection timeout */
+    long max_body;             /* bytes */
+    long prefill_chunk;        /* prompt tokens per engine step */
+    long max_connections;
+    psi_type kv_type;
+    bool verbose;
+} srv_config;
+
+/* One generated token's probabilities (logprobs requests). */
+typedef struct srv_logprob {
+    int32_t token;
+    float logprob;
+    int32_t n_top;
+    psi_token_logprob top[SRV_MAX_TOP_LOGPROBS];
+} srv_logprob;
+
+/* A completion request. The HTTP thread fills the first part, then hands it
+ * to the engine (engine_submit); everything after `refs` is guarded by the
+ * server lock. Freed when both sides have let go (srv_request_unref). */
+typedef struct srv_request {
+    bool chat;
+    bool stream;
+    bool include_usage;
+    int32_t *prompt;
+    int32_t n_prompt;
+    int32_t detok_prev;  /* token before the first generated one (-1: start of text) */
+    int64_t max_tokens;  /* <= 0: until the context is full */
+    psi_sampler_params sp;
+    char *stop[SRV_MAX_STOP];
+    int n_stop;
+    int n_logprobs;      /* -1: none; else top alternatives per token (0..20) */
+    char id[48];
+    long long created;
+
+    int refs;
+    char *text;          /* released text, whole UTF-8 characters */
+    size_t text_len, text_cap;
+    srv_logprob *lp;     /* [n_lp] one per generated token (logprobs requests) */
+    size_t n_lp, lp_cap;
+    int32_t n_gen;
+    const char *finish;  /* "stop" | "length" once done */
+    bool done;           /* the engine has let go; finish or error set */
+    bool cancelled;      /* the client went away */
+    char error[256];     /* non-empty: failed (engine error, shutdown) */
+    double t_submit, t_first_token;
+} srv_request;
+
+typedef struct srv_slot srv_slot;
+
+typedef struct srv_metrics {
+    uint64_t http_requests, completions, errors, rejected_busy;
+    uint64_t prompt_tokens, gen_tokens;
+    double prompt_seconds, gen_seconds; /* engine time, split by tokens */
+    uint64_t steps;
+} srv_metrics;
+
+typedef struct srv {
+    srv_config cfg;
+    const char *model_id;
+    psi_model *model;
+    psi_context *ctx;
+    const char *tmpl;       /* chat template */
+    const char *tmpl_stop;  /* its stop text, or NULL */
+    unsigned char (*keys)[32]; /* SHA-256 of each API key */
+    size_t n_keys;
+    struct MHD_Daemon *daemon;
+
+    pthread_mutex_t lock;
+    pthread_cond_t work;    /* engine: a request arrived or was cancelled */
+    pthread_cond_t progress; /* readers: some request has new output */
+    pthread_mutex_t tok_lock; /* tokenizer calls (psi_tokenize writes the model's errmsg) */
+    bool ready;             /* model loaded, engine running */
+    bool stopping;
+    srv_request **queue;    /* FIFO ring of waiting requests */
+    long q_head, q_len;
+    srv_slot *slots;
+    int n_slots, n_active;
+    srv_metrics m;
+    uint64_t next_id;
+    pthread_t engine;
+    bool engine_started;
+} srv;
+
+/* serve_engine.c */
+int engine_init(srv *s);   /* slots, queue; 0 or -1 (message printed) */
+int engine_start(srv *s);
+/* Under no lock. Takes a reference. 0 = queued, 1 = queue full, 2 = stopping. */
+int engine_submit(srv *s, srv_request *r);
+void engine_stop(srv *s);  /* cancel everything, join the thread */
+void engine_free(srv *s);
+void srv_request_unref(srv *s, srv_request *r); /* under the lock */
+void srv_request_free(srv_request *r);
+
+/* serve_api.c */
+typedef struct api_error {
+    int status;
+    const char *type;     /* "invalid_request_error", … */
+    const char *code;     /* or NULL */
+    char param[64];       /* or empty */
+    char message[512];
+} api_error;
+
+/* Fill r from a request body; tokenizes the prompt (under tok_lock). false
+ * with e set on any error. */
+bool api_parse(srv *s, const char *body, size_t len, bool chat, srv_request *r, api_error *e);
+void api_errorf(api_error *e, int status, const char *type, const char *param, const char *code,
+                const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+/* JSON body texts, malloc'd (NULL when out of memory). */
+char *api_error_json(const api_error *e);
+char *api_final_json(srv *s, const srv_request *r);  /* non-streaming answer; under the lock */
+/* The next SSE event(s) of a stream (text/logprobs from *text_off, *lp_off);
+ * under the lock. first: add the role chunk; end: add the finish, usage
+ * and [DONE]. Appends to *buf. */
+bool api_stream_events(srv *s, const srv_request *r, bool first, size_t *text_off, size_t *lp_off, bool end,
+                       char **buf, size_t *len, size_t *cap);
+char *api_models_json(srv *s);
+char *api_metrics_text(srv *s);
+
+/* serve_http.c */
+int http_start(srv *s);    /* 0 or -1 (message printed) */
+void http_stop(srv *s);
+int http_load_keys(srv *s); /* --api-key-file */
+
+double srv_now(void);      /* monotonic seconds */
+bool buf_append(char **buf, size_t *len, size_t *cap, const char *data, size_t n);
+
+#endif

@@ -1,0 +1,590 @@
+/*
+ * serve_api.c — OpenAI's JSON for `psi serve`: request bodies of
+ * /v1/chat/completions and /v1/completions into srv_request (validated
+ * field by field, unknown fields ignored, prompts tokenized and measured
+ * against the context), and results back into OpenAI's response, chunk,
+ * error, model-list shapes, plus the Prometheus text of /metrics.
+ * Shapes follow OpenAI's API reference (chat.completion,
+ * chat.completion.chunk, text_completion, error objects).
+ */
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "serve.h"
+
+void api_errorf(api_error *e, int status, const char *type, const char *param, const char *code,
+                const char *fmt, ...)
+{
+    e->status = status;
+    e->type = type;
+    e->code = code;
+    snprintf(e->param, sizeof e->param, "%s", param ? param : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->message, sizeof e->message, fmt, ap);
+    va_end(ap);
+}
+
+#define BAD(param, ...) (api_errorf(e, 400, "invalid_request_error", param, NULL, __VA_ARGS__), false)
+
+char *api_error_json(const api_error *e)
+{
+    json_t *o = json_pack("{s:{s:s,s:s,s:o,s:o}}", "error", "message", e->message, "type", e->type, "param",
+                          e->param[0] ? json_string(e->param) : json_null(), "code",
+                          e->code ? json_string(e->code) : json_null());
+    char *txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return txt;
+}
+
+/* ------------------------------------------------------------------ fields */
+
+/* A field, NULL when absent or null (OpenAI clients send null for "unset"). */
+static json_t *field(json_t *o, const char *name)
+{
+    json_t *v = json_object_get(o, name);
+    return json_is_null(v) ? NULL : v;
+}
+
+static bool opt_number(json_t *o, const char *name, double lo, double hi, float *out, api_error *e)
+{
+    json_t *v = field(o, name);
+    if (!v) return true;
+    if (!json_is_number(v)) return BAD(name, "'%s' must be a number", name);
+    double x = json_number_value(v);
+    if (!(x >= lo && x <= hi)) return BAD(name, "'%s' is %g; it must be between %g and %g", name, x, lo, hi);
+    *out = (float)x;
+    return true;
+}
+
+static bool opt_int(json_t *o, const char *name, long long lo, long long hi, long long *out, api_error *e)
+{
+    json_t *v = field(o, name);
+    if (!v) return true;
+    if (!json_is_integer(v)) return BAD(name, "'%s' must be an integer", name);
+    long long x = json_integer_value(v);
+    if (x < lo || x > hi) return BAD(name, "'%s' is %lld; it must be between %lld and %lld", name, x, lo, hi);
+    *out = x;
+    return true;
+}
+
+static bool opt_bool(json_t *o, const char *name, bool *out, api_error *e)
+{
+    json_t *v = field(o, name);
+    if (!v) return true;
+    if (!json_is_boolean(v)) return BAD(name, "'%s' must be true or false", name);
+    *out = json_is_true(v);
+    return true;
+}
+
+static bool parse_stop(json_t *o, srv_request *r, api_error *e)
+{
+    json_t *v = field(o, "stop");
+    if (!v) return true;
+    json_t *one[1] = {v};
+    json_t **items = one;
+    size_t n = 1;
+    if (json_is_array(v)) {
+        n = json_array_size(v);
+        if (n > SRV_MAX_STOP) return BAD("stop", "'stop' has %zu strings; at most %d are allowed", n, SRV_MAX_STOP);
+        items = NULL;
+    } else if (!json_is_string(v)) {
+        return BAD("stop", "'stop' must be a string or an array of strings");
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *s = items ? items[i] : json_array_get(v, i);
+        if (!json_is_string(s)) return BAD("stop", "'stop' must be a string or an array of strings");
+        size_t len = json_string_length(s);
+        if (!len) continue; /* an empty stop string would end every answer before it starts */
+        if (memchr(json_string_value(s), 0, len)) return BAD("stop", "'stop' strings must not contain NUL");
+        if (!(r->stop[r->n_stop] = strdup(json_string_value(s))))
+            return api_errorf(e, 500, "server_error", NULL, NULL, "out of memory"), false;
+        r->n_stop++;
+    }
+    return true;
+}
+
+/* The fields both endpoints share. */
+static bool parse_common(srv *s, json_t *o, bool chat, srv_request *r, api_error *e)
+{
+    json_t *v = field(o, "model");
+    if (v && !json_is_string(v)) return BAD("model", "'model' must be a string");
+    if (v && strcmp(json_string_value(v), s->model_id)) {
+        api_errorf(e, 404, "invalid_request_error", "model", "model_not_found",
+                   "The model '%.200s' does not exist; this server serves '%.200s'", json_string_value(v),
+                   s->model_id);
+        return false;
+    }
+    long long n = 1;
+    if (!opt_int(o, "n", LLONG_MIN, LLONG_MAX, &n, e)) return false;
+    if (n != 1) return BAD("n", "'n' is %lld: psi serve returns exactly one choice per request (n must be 1)", n);
+    long long best_of = 1;
+    if (!chat && !opt_int(o, "best_of", LLONG_MIN, LLONG_MAX, &best_of, e)) return false;
+    if (best_of != 1) return BAD("best_of", "'best_of' must be 1: psi serve returns exactly one choice");
+    bool echo = false;
+    if (!chat && !opt_bool(o, "echo", &echo, e)) return false;
+    if (echo) return BAD("echo", "'echo' is not supported");
+    if (field(o, "user") && !json_is_string(field(o, "user"))) return BAD("user", "'user' must be a string");
+
+    long long max = -1;
+    if (!opt_int(o, "max_tokens", 1, LLONG_MAX, &max, e)) return false;
+    if (chat && !opt_int(o, "max_completion_tokens", 1, LLONG_MAX, &max, e)) return false;
+    r->max_tokens = max > 0 ? max : (chat ? -1 : 16); /* OpenAI's completions default is 16 */
+
+    psi_sampler_params *sp = &r->sp;
+    *sp = psi_sampler_default_params();
+    sp->temperature = 1.0f; /* OpenAI's defaults: plain sampling at temperature 1 */
+    sp->top_k = 0;
+    sp->top_p = 1.0f;
+    sp->min_p = 0.0f;
+    long long top_k = 0, seed;
+    if (!opt_number(o, "temperature", 0, 2, &sp->temperature, e) || !opt_number(o, "top_p", 0, 1, &sp->top_p, e) ||
+        !opt_number(o, "min_p", 0, 1, &sp->min_p, e) || !opt_int(o, "top_k", 0, INT32_MAX, &top_k, e) ||
+        !opt_number(o, "presence_penalty", -2, 2, &sp->presence_penalty, e) ||
+        !opt_number(o, "frequency_penalty", -2, 2, &sp->frequency_penalty, e))
+        return false;
+    sp->top_k = (int32_t)top_k;
+    uint64_t id = 0;
+    pthread_mutex_lock(&s->lock);
+    id = ++s->next_id;
+    pthread_mutex_unlock(&s->lock);
+    seed = (long long)((uint64_t)time(NULL) * 0x9E3779B97F4A7C15ull ^ id);
+    if (!opt_int(o, "seed", LLONG_MIN, LLONG_MAX, &seed, e)) return false;
+    sp->seed = (uint64_t)seed;
+    if (!parse_stop(o, r, e)) return false;
+
+    r->n_logprobs = -1;
+    if (chat) {
+        bool lp = false;
+        long long top = 0;
+        if (!opt_bool(o, "logprobs", &lp, e) || !opt_int(o, "top_logprobs", 0, SRV_MAX_TOP_LOGPROBS, &top, e))
+            return false;
+        if (field(o, "top_logprobs") && !lp) return BAD("top_logprobs", "'top_logprobs' needs 'logprobs': true");
+        if (lp) r->n_logprobs = (int)top;
+    } else {
+        long long lp = -1;
+        if (!opt_int(o, "logprobs", 0, 5, &lp, e)) return false;
+        r->n_logprobs = (int)lp;
+    }
+    if (!opt_bool(o, "stream", &r->stream, e)) return false;
+    json_t *so = field(o, "stream_options");
+    if (so && !json_is_object(so)) return BAD("stream_options", "'stream_options' must be an object");
+    if (so && !opt_bool(so, "include_usage", &r->include_usage, e)) return false;
+    snprintf(r->id, sizeof r->id, "%s-%016llx%08llx", chat ? "chatcmpl" : "cmpl", (unsigned long long)id,
+             (unsigned long long)(sp->seed & 0xffffffffu));
+    r->created = (long long)time(NULL);
+    return true;
+}
+
+/* ------------------------------------------------------------------ prompts */
+
+static bool oom(api_error *e) { return api_errorf(e, 500, "server_error", NULL, NULL, "out of memory"), false; }
+
+static bool tokenize_text(srv *s, const char *text, size_t len, srv_request *r, api_error *e)
+{
+    bool bos = psi_model_add_bos(s->model);
+    int32_t n = 0;
+    pthread_mutex_lock(&s->tok_lock);
+    psi_status rc = psi_tokenize(s->model, text, len, bos, true, NULL, 0, &n);
+    if (rc == PSI_ERR_BUFFER_SMALL && n > 0 && (r->prompt = malloc((size_t)n * sizeof *r->prompt)))
+        rc = psi_tokenize(s->model, text, len, bos, true, r->prompt, n, &n);
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s", psi_model_errmsg(s->model));
+    pthread_mutex_unlock(&s->tok_lock);
+    if (rc != PSI_OK && !(rc == PSI_ERR_BUFFER_SMALL && n == 0)) {
+        if (rc == PSI_ERR_BUFFER_SMALL || rc == PSI_ERR_NO_MEMORY) return oom(e);
+        return BAD("prompt", "cannot tokenize the prompt: %s", msg);
+    }
+    r->n_prompt = n;
+    return true;
+}
+
+static bool parse_prompt(srv *s, json_t *o, srv_request *r, api_error *e)
+{
+    json_t *p = field(o, "prompt");
+    if (!p) return BAD("prompt", "'prompt' is required");
+    if (json_is_array(p) && json_array_size(p) == 1 &&
+        (json_is_string(json_array_get(p, 0)) || json_is_array(json_array_get(p, 0))))
+        p = json_array_get(p, 0); /* one prompt in a list */
+    if (json_is_string(p)) return tokenize_text(s, json_string_value(p), json_string_length(p), r, e);
+    if (!json_is_array(p)) return BAD("prompt", "'prompt' must be a string or an array of token ids");
+    size_t n = json_array_size(p);
+    if (n && json_is_string(json_array_get(p, 0)))
+        return BAD("prompt", "'prompt' holds %zu prompts: psi serve takes one prompt per request", n);
+    if (n > (size_t)INT32_MAX / 2) return BAD("prompt", "'prompt' is too long");
+    if (n && !(r->prompt = malloc(n * sizeof *r->prompt))) return oom(e);
+    int32_t n_vocab = psi_model_n_vocab(s->model);
+    for (size_t i = 0; i < n; i++) {
+        json_t *t = json_array_get(p, i);
+        if (!json_is_integer(t)) return BAD("prompt", "'prompt' must be a string or an array of token ids");
+        long long id = json_integer_value(t);
+        if (id < 0 || id >= n_vocab)
+            return BAD("prompt", "token id %lld at prompt position %zu is out of range (vocabulary has %d tokens)",
+                       id, i, n_vocab);
+        r->prompt[i] = (int32_t)id;
+    }
+    r->n_prompt = (int32_t)n;
+    return true;
+}
+
+/* Message content: a string, or an array of text parts (joined). */
+static bool message_text(json_t *m, size_t i, char **own, const char **text, api_error *e)
+{
+    json_t *c = field(m, "content");
+    *own = NULL;
+    if (!c) {
+        *text = "";
+        return true;
+    }
+    if (json_is_string(c)) {
+        if (memchr(json_string_value(c), 0, json_string_length(c)))
+            return BAD("messages", "messages[%zu].content contains a NUL character", i);
+        *text = json_string_value(c);
+        return true;
+    }
+    if (!json_is_array(c)) return BAD("messages", "messages[%zu].content must be a string or an array of parts", i);
+    size_t len = 0, cap = 0;
+    char *buf = NULL;
+    for (size_t k = 0; k < json_array_size(c); k++) {
+        json_t *part = json_array_get(c, k), *ty = json_object_get(part, "type"), *tx = json_object_get(part, "text");
+        if (!json_is_string(ty) || strcmp(json_string_value(ty), "text") || !json_is_string(tx)) {
+            free(buf);
+            return BAD("messages", "messages[%zu].content[%zu]: only parts {\"type\":\"text\",\"text\":\"…\"} are supported", i, k);
+        }
+        if (memchr(json_string_value(tx), 0, json_string_length(tx)) ||
+            !buf_append(&buf, &len, &cap, json_string_value(tx), json_string_length(tx))) {
+            free(buf);
+            return BAD("messages", "messages[%zu].content[%zu] cannot be used", i, k);
+        }
+    }
+    *own = buf;
+    *text = buf ? buf : "";
+    return true;
+}
+
+static bool parse_messages(srv *s, json_t *o, srv_request *r, api_error *e)
+{
+    json_t *ms = field(o, "messages");
+    if (!ms) return BAD("messages", "'messages' is required");
+    if (!json_is_array(ms) || !json_array_size(ms)) return BAD("messages", "'messages' must be a non-empty array");
+    size_t n = json_array_size(ms);
+    if (n > 100000) return BAD("messages", "too many messages (%zu)", n);
+    psi_chat_msg *msgs = calloc(n, sizeof *msgs);
+    char **own = calloc(n, sizeof *own);
+    bool ok = msgs && own;
+    if (!ok) oom(e);
+    static const char *const roles[] = {"system", "user", "assistant", "tool", "ipython", "developer"};
+    for (size_t i = 0; ok && i < n; i++) {
+        json_t *m = json_array_get(ms, i), *role = field(m, "role");
+        if (!json_is_object(m)) {
+            ok = BAD("messages", "messages[%zu] must be an object", i);
+            break;
+        }
+        if (!json_is_string(role)) {
+            ok = BAD("messages", "messages[%zu].role must be a string", i);
+            break;
+        }
+        const char *rs = NULL;
+        for (size_t k = 0; k < sizeof roles / sizeof roles[0]; k++)
+            if (!strcmp(json_string_value(role), roles[k])) rs = roles[k];
+        if (!rs) {
+            ok = BAD("messages", "messages[%zu].role '%.40s' is not one of system, developer, user, assistant, tool", i,
+                     json_string_value(role));
+            break;
+        }
+        msgs[i].role = strcmp(rs, "developer") ? rs : "system";
+        ok = message_text(m, i, &own[i], &msgs[i].content, e);
+    }
+    if (ok) {
+        char err[256] = "";
+        int32_t cnt = 0;
+        pthread_mutex_lock(&s->tok_lock);
+        psi_status rc = psi_chat_tokenize(s->model, s->tmpl, msgs, (int32_t)n, true, NULL, 0, &cnt, err, sizeof err);
+        if (rc == PSI_ERR_BUFFER_SMALL && (r->prompt = malloc((size_t)(cnt ? cnt : 1) * sizeof *r->prompt)))
+            rc = psi_chat_tokenize(s->model, s->tmpl, msgs, (int32_t)n, true, r->prompt, cnt, &cnt, err, sizeof err);
+        pthread_mutex_unlock(&s->tok_lock);
+        if (rc == PSI_OK) r->n_prompt = cnt;
+        else if (rc == PSI_ERR_INVALID_ARG) ok = BAD("messages", "%s", err);
+        else ok = oom(e);
+    }
+    for (size_t i = 0; own && i < n; i++) free(own[i]);
+    free(own);
+    free(msgs);
+    return ok;
+}
+
+bool api_parse(srv *s, const char *body, size_t len, bool chat, srv_request *r, api_error *e)
+{
+    json_error_t je;
+    json_t *o = json_loadb(body, len, 0, &je);
+    if (!o)
+        return BAD(NULL, "the body is not valid JSON: %s (line %d, column %d)", je.text, je.line, je.column);
+    bool ok = json_is_object(o) ? true : BAD(NULL, "the body must be a JSON object");
+    ok = ok && parse_common(s, o, chat, r, e);
+    ok = ok && (chat ? parse_messages(s, o, r, e) : parse_prompt(s, o, r, e));
+    json_decref(o);
+    if (!ok) return false;
+    if (chat && s->tmpl_stop && r->n_stop < SRV_MAX_STOP) {
+        if (!(r->stop[r->n_stop] = strdup(s->tmpl_stop))) return oom(e);
+        r->n_stop++;
+    }
+    int32_t n_ctx = psi_context_n_ctx(s->ctx);
+    if (r->n_prompt == 0) return BAD(chat ? "messages" : "prompt", "the prompt is empty (0 tokens)");
+    if (r->n_prompt > n_ctx) {
+        api_errorf(e, 400, "invalid_request_error", chat ? "messages" : "prompt", "context_length_exceeded",
+                   "This model's maximum context length is %d tokens, but the prompt has %d tokens", n_ctx,
+                   r->n_prompt);
+        return false;
+    }
+    r->detok_prev = chat ? -1 : r->prompt[r->n_prompt - 1];
+    return true;
+}
+
+/* ---------------------------------------------------------------- responses */
+
+/* Text as a JSON string; bytes that are not UTF-8 become U+FFFD (a token's
+ * piece may be part of a character). */
+static json_t *json_text(const char *t, size_t n)
+{
+    json_t *j = json_stringn(t, n);
+    if (j) return j;
+    char *buf = malloc(n * 3 + 1);
+    size_t k = 0;
+    if (!buf) return json_string("");
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)t[i];
+        size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+        json_t *probe = len && i + len <= n ? json_stringn(t + i, len) : NULL;
+        if (probe) {
+            memcpy(buf + k, t + i, len);
+            k += len;
+            i += len;
+            json_decref(probe);
+        } else {
+            memcpy(buf + k, "\xEF\xBF\xBD", 3);
+            k += 3;
+            i++;
+        }
+    }
+    j = json_stringn(buf, k);
+    free(buf);
+    return j ? j : json_string("");
+}
+
+static json_t *token_json(srv *s, int32_t prev, int32_t tok, json_t **bytes)
+{
+    char piece[256];
+    int32_t n = psi_token_to_piece(s->model, prev, tok, piece, sizeof piece);
+    if (n < 0) n = 0;
+    if (n > (int32_t)sizeof piece) n = (int32_t)sizeof piece;
+    if (bytes) {
+        *bytes = json_array();
+        for (int32_t i = 0; i < n; i++) json_array_append_new(*bytes, json_integer((unsigned char)piece[i]));
+    }
+    return json_text(piece, (size_t)n);
+}
+
+static double lp_value(float x) { return isfinite(x) ? (double)x : -9999.0; }
+
+/* Chat logprobs entries [from, to). */
+static json_t *chat_logprobs(srv *s, const srv_request *r, size_t from, size_t to)
+{
+    json_t *content = json_array();
+    for (size_t i = from; i < to; i++) {
+        const srv_logprob *l = &r->lp[i];
+        int32_t prev = i ? r->lp[i - 1].token : r->detok_prev;
+        json_t *bytes, *top = json_array();
+        json_t *tok = token_json(s, prev, l->token, &bytes);
+        for (int k = 0; k < l->n_top; k++) {
+            if (l->top[k].token < 0) break;
+            json_t *tb, *tt = token_json(s, prev, l->top[k].token, &tb);
+            json_array_append_new(top, json_pack("{s:o,s:f,s:o}", "token", tt, "logprob", lp_value(l->top[k].logprob),
+                                                 "bytes", tb));
+        }
+        json_array_append_new(content, json_pack("{s:o,s:f,s:o,s:o}", "token", tok, "logprob", lp_value(l->logprob),
+                                                 "bytes", bytes, "top_logprobs", top));
+    }
+    return json_pack("{s:o}", "content", content);
+}
+
+/* Legacy completions logprobs entries [from, to). */
+static json_t *text_logprobs(srv *s, const srv_request *r, size_t from, size_t to, size_t text_off)
+{
+    json_t *tokens = json_array(), *lps = json_array(), *tops = json_array(), *offs = json_array();
+    for (size_t i = from; i < to; i++) {
+        const srv_logprob *l = &r->lp[i];
+        int32_t prev = i ? r->lp[i - 1].token : r->detok_prev;
+        json_t *tok = token_json(s, prev, l->token, NULL);
+        size_t plen = json_string_length(tok);
+        json_array_append_new(tokens, tok);
+        json_array_append_new(lps, json_real(lp_value(l->logprob)));
+        json_array_append_new(offs, json_integer((json_int_t)text_off));
+        text_off += plen;
+        json_t *top = json_object();
+        for (int k = 0; k < l->n_top && l->top[k].token >= 0; k++) {
+            json_t *tt = token_json(s, prev, l->top[k].token, NULL);
+            json_object_set_new(top, json_string_value(tt), json_real(lp_value(l->top[k].logprob)));
+            json_decref(tt);
+        }
+        json_array_append_new(tops, top);
+    }
+    return json_pack("{s:o,s:o,s:o,s:o}", "tokens", tokens, "token_logprobs", lps, "top_logprobs", tops, "text_offset",
+                     offs);
+}
+
+static json_t *usage_json(const srv_request *r)
+{
+    return json_pack("{s:i,s:i,s:i}", "prompt_tokens", (json_int_t)r->n_prompt, "completion_tokens",
+                     (json_int_t)r->n_gen, "total_tokens", (json_int_t)(r->n_prompt + r->n_gen));
+}
+
+static json_t *envelope(srv *s, const srv_request *r, bool chunk)
+{
+    const char *object = r->chat ? (chunk ? "chat.completion.chunk" : "chat.completion") : "text_completion";
+    char fp[64];
+    snprintf(fp, sizeof fp, "psi-%s", psi_version());
+    return json_pack("{s:s,s:s,s:I,s:s,s:s}", "id", r->id, "object", object, "created", (json_int_t)r->created,
+                     "model", s->model_id, "system_fingerprint", fp);
+}
+
+char *api_final_json(srv *s, const srv_request *r)
+{
+    json_t *o = envelope(s, r, false), *choice;
+    json_t *text = json_text(r->text ? r->text : "", r->text_len);
+    json_t *lp = r->n_logprobs < 0 ? json_null()
+                 : r->chat         ? chat_logprobs(s, r, 0, r->n_lp)
+                                   : text_logprobs(s, r, 0, r->n_lp, 0);
+    if (r->chat)
+        choice = json_pack("{s:i,s:{s:s,s:o},s:o,s:s}", "index", 0, "message", "role", "assistant", "content", text,
+                           "logprobs", lp, "finish_reason", r->finish ? r->finish : "stop");
+    else
+        choice = json_pack("{s:i,s:o,s:o,s:s}", "index", 0, "text", text, "logprobs", lp, "finish_reason",
+                           r->finish ? r->finish : "stop");
+    json_object_set_new(o, "choices", json_pack("[o]", choice));
+    json_object_set_new(o, "usage", usage_json(r));
+    char *txt = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return txt;
+}
+
+static bool sse(json_t *o, char **buf, size_t *len, size_t *cap)
+{
+    char *txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    bool ok = txt && buf_append(buf, len, cap, "data: ", 6) && buf_append(buf, len, cap, txt, strlen(txt)) &&
+              buf_append(buf, len, cap, "\n\n", 2);
+    free(txt);
+    return ok;
+}
+
+/* One chunk: delta text (may be NULL), logprobs, finish reason (may be NULL). */
+static json_t *chunk_json(srv *s, const srv_request *r, bool role, json_t *text, json_t *lp, const char *finish)
+{
+    json_t *o = envelope(s, r, true), *choice;
+    if (!lp) lp = json_null();
+    if (r->chat) {
+        json_t *delta = json_object();
+        if (role) json_object_set_new(delta, "role", json_string("assistant"));
+        if (text) json_object_set_new(delta, "content", text);
+        choice = json_pack("{s:i,s:o,s:o,s:o}", "index", 0, "delta", delta, "logprobs", lp, "finish_reason",
+                           finish ? json_string(finish) : json_null());
+    } else {
+        choice = json_pack("{s:i,s:o,s:o,s:o}", "index", 0, "text", text ? text : json_string(""), "logprobs", lp,
+                           "finish_reason", finish ? json_string(finish) : json_null());
+    }
+    json_object_set_new(o, "choices", json_pack("[o]", choice));
+    if (r->include_usage) json_object_set_new(o, "usage", json_null());
+    return o;
+}
+
+bool api_stream_events(srv *s, const srv_request *r, bool first, size_t *text_off, size_t *lp_off, bool end,
+                       char **buf, size_t *len, size_t *cap)
+{
+    bool ok = true;
+    if (first && r->chat) ok = sse(chunk_json(s, r, true, json_string(""), NULL, NULL), buf, len, cap);
+    if (r->error[0]) {
+        api_error e;
+        api_errorf(&e, 500, "server_error", NULL, NULL, "%s", r->error);
+        char *txt = api_error_json(&e);
+        ok = ok && txt && buf_append(buf, len, cap, "data: ", 6) && buf_append(buf, len, cap, txt, strlen(txt)) &&
+             buf_append(buf, len, cap, "\n\n", 2);
+        free(txt);
+        return ok;
+    }
+    if (*text_off < r->text_len || *lp_off < r->n_lp) {
+        json_t *lp = NULL;
+        if (r->n_logprobs >= 0)
+            lp = r->chat ? chat_logprobs(s, r, *lp_off, r->n_lp) : text_logprobs(s, r, *lp_off, r->n_lp, *text_off);
+        ok = ok && sse(chunk_json(s, r, false, json_text(r->text + *text_off, r->text_len - *text_off), lp, NULL),
+                       buf, len, cap);
+        *text_off = r->text_len;
+        *lp_off = r->n_lp;
+    }
+    if (end) {
+        ok = ok && sse(chunk_json(s, r, false, NULL, NULL, r->finish ? r->finish : "stop"), buf, len, cap);
+        if (r->include_usage) {
+            json_t *o = envelope(s, r, true);
+            json_object_set_new(o, "choices", json_array());
+            json_object_set_new(o, "usage", usage_json(r));
+            ok = ok && sse(o, buf, len, cap);
+        }
+        ok = ok && buf_append(buf, len, cap, "data: [DONE]\n\n", 14);
+    }
+    return ok;
+}
+
+char *api_models_json(srv *s)
+{
+    json_t *o = json_pack("{s:s,s:[{s:s,s:s,s:I,s:s}]}", "object", "list", "data", "id", s->model_id, "object", "model",
+                          "created", (json_int_t)0, "owned_by", "psi");
+    char *txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return txt;
+}
+
+char *api_metrics_text(srv *s)
+{
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    char line[512];
+    pthread_mutex_lock(&s->lock);
+    srv_metrics m = s->m;
+    long q = s->q_len;
+    int active = s->n_active, slots = s->n_slots;
+    pthread_mutex_unlock(&s->lock);
+    struct {
+        const char *name, *type, *help;
+        double v;
+    } rows[] = {
+        {"psi_http_requests_total", "counter", "HTTP requests received", (double)m.http_requests},
+        {"psi_completions_total", "counter", "completion requests accepted", (double)m.completions},
+        {"psi_request_errors_total", "counter", "requests answered with an error status", (double)m.errors},
+        {"psi_requests_rejected_busy_total", "counter", "requests refused because the queue was full",
+         (double)m.rejected_busy},
+        {"psi_prompt_tokens_total", "counter", "prompt tokens evaluated (tokens in)", (double)m.prompt_tokens},
+        {"psi_generation_tokens_total", "counter", "tokens generated (tokens out)", (double)m.gen_tokens},
+        {"psi_engine_steps_total", "counter", "batched forward passes", (double)m.steps},
+        {"psi_queue_depth", "gauge", "requests waiting for a slot", (double)q},
+        {"psi_slots_active", "gauge", "slots serving a request", (double)active},
+        {"psi_slots_total", "gauge", "slots (--parallel)", (double)slots},
+        {"psi_prompt_tokens_per_second", "gauge", "prompt throughput over the engine's busy time",
+         m.prompt_seconds > 0 ? (double)m.prompt_tokens / m.prompt_seconds : 0},
+        {"psi_generation_tokens_per_second", "gauge", "generation throughput over the engine's busy time",
+         m.gen_seconds > 0 ? (double)m.gen_tokens / m.gen_seconds : 0},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        int n = snprintf(line, sizeof line, "# HELP %s %s.\n# TYPE %s %s\n%s %.17g\n", rows[i].name, rows[i].help,
+                         rows[i].name, rows[i].type, rows[i].name, rows[i].v);
+        if (n < 0 || !buf_append(&buf, &len, &cap, line, (size_t)n)) {
+            free(buf);
+            return NULL;
+        }
+    }
+    return buf;
+}

@@ -1,0 +1,422 @@
+/*
+ * serve_http.c — the HTTP side of `psi serve` on libmicrohttpd: one thread
+ * per connection, routing (404 unknown path, 405 wrong method), Bearer
+ * authentication against --api-key-file, request bodies up to --max-body
+ * (413 beyond), OpenAI errors, and answers: whole JSON documents, or
+ * Server-Sent Events streamed from the engine's output as it comes.
+ *
+ * A client that goes away is noticed while its thread waits for the engine
+ * (poll for POLLRDHUP every 50 ms): the request is cancelled and the engine
+ * gives its slot back at the start of its next step.
+ */
+#define _GNU_SOURCE /* POLLRDHUP */
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "serve.h"
+
+enum route { R_HEALTH, R_METRICS, R_MODELS, R_CHAT, R_COMPLETIONS, R_MODEL_ONE };
+
+static const struct {
+    const char *path;
+    const char *method;
+    enum route route;
+} routes[] = {
+    {"/health", "GET", R_HEALTH},
+    {"/metrics", "GET", R_METRICS},
+    {"/v1/models", "GET", R_MODELS},
+    {"/v1/chat/completions", "POST", R_CHAT},
+    {"/v1/completions", "POST", R_COMPLETIONS},
+};
+
+typedef struct conn {
+    enum route route;
+    char *body;
+    size_t len, cap;
+    bool too_big;
+} conn;
+
+/* ------------------------------------------------------------------ answers */
+
+static enum MHD_Result respond(srv *s, struct MHD_Connection *c, unsigned status, const char *type, char *body,
+                               const char *retry_after)
+{
+    if (!body) {
+        status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+        type = "application/json";
+        body = strdup("{\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\",\"param\":null,\"code\":null}}");
+        if (!body) return MHD_NO;
+    }
+    struct MHD_Response *rsp = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+    if (!rsp) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(rsp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    if (retry_after) MHD_add_response_header(rsp, MHD_HTTP_HEADER_RETRY_AFTER, retry_after);
+    if (status == MHD_HTTP_UNAUTHORIZED) MHD_add_response_header(rsp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    if (status >= 400) {
+        pthread_mutex_lock(&s->lock);
+        s->m.errors++;
+        pthread_mutex_unlock(&s->lock);
+    }
+    enum MHD_Result rc = MHD_queue_response(c, status, rsp);
+    MHD_destroy_response(rsp);
+    return rc;
+}
+
+static enum MHD_Result respond_error(srv *s, struct MHD_Connection *c, const api_error *e, const char *retry_after)
+{
+    return respond(s, c, (unsigned)e->status, "application/json", api_error_json(e), retry_after);
+}
+
+static enum MHD_Result fail(srv *s, struct MHD_Connection *c, int status, const char *type, const char *code,
+                            const char *msg, const char *retry_after)
+{
+    api_error e;
+    api_errorf(&e, status, type, NULL, code, "%s", msg);
+    return respond_error(s, c, &e, retry_after);
+}
+
+/* ---------------------------------------------------------------- auth */
+
+int http_load_keys(srv *s)
+{
+    if (!s->cfg.api_key_file) return 0;
+    FILE *f = fopen(s->cfg.api_key_file, "r");
+    if (!f) {
+        fprintf(stderr, "psi serve: %s: %s\n", s->cfg.api_key_file, strerror(errno));
+        return -1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    while ((n = getline(&line, &cap, f)) >= 0) {
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
+            line[--n] = 0;
+        if (n == 0 || line[0] == '#') continue;
+        unsigned char(*k)[32] = realloc(s->keys, (s->n_keys + 1) * sizeof *k);
+        if (!k) break;
+        s->keys = k;
+        crypto_hash_sha256(s->keys[s->n_keys++], (const unsigned char *)line, (unsigned long long)n);
+    }
+    free(line);
+    fclose(f);
+    if (!s->n_keys) {
+        fprintf(stderr, "psi serve: %s holds no API key (one per line)\n", s->cfg.api_key_file);
+        return -1;
+    }
+    return 0;
+}
+
+/* Constant time in the key: every stored key is compared (hashes of equal
+ * length, sodium_memcmp), whatever matched before. */
+static bool authorized(srv *s, struct MHD_Connection *c)
+{
+    if (!s->n_keys) return true;
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!h || strncasecmp(h, "Bearer ", 7)) return false;
+    h += 7;
+    while (*h == ' ') h++;
+    unsigned char hash[32];
+    crypto_hash_sha256(hash, (const unsigned char *)h, strlen(h));
+    int ok = 0;
+    for (size_t i = 0; i < s->n_keys; i++) ok |= sodium_memcmp(hash, s->keys[i], sizeof hash) == 0;
+    return ok;
+}
+
+/* ---------------------------------------------------------------- streaming */
+
+static bool client_gone(int fd)
+{
+    if (fd < 0) return false;
+    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+    return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
+
+static int conn_fd(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    return ci ? ci->connect_fd : -1;
+}
+
+/* Wait (under the lock) up to 50 ms for news; false when the client left
+ * (the request is then cancelled). */
+static bool wait_news(srv *s, srv_request *r, int fd)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 50 * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&s->progress, &s->lock, &ts);
+    if (!r->done && client_gone(fd)) {
+        r->cancelled = true;
+        pthread_cond_signal(&s->work);
+        return false;
+    }
+    return true;
+}
+
+typedef struct stream {
+    srv *s;
+    srv_request *r;
+    int fd;
+    char *buf;
+    size_t len, cap, off;
+    size_t text_off, lp_off;
+    bool first, finished;
+} stream;
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+    (void)pos;
+    stream *st = cls;
+    srv *s = st->s;
+    if (st->off == st->len) {
+        if (st->finished) return MHD_CONTENT_READER_END_OF_STREAM;
+        st->off = st->len = 0;
+        srv_request *r = st->r;
+        pthread_mutex_lock(&s->lock);
+        while (!st->first && !r->done && r->text_len == st->text_off && r->n_lp == st->lp_off)
+            if (!wait_news(s, r, st->fd)) {
+                pthread_mutex_unlock(&s->lock);
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+            }
+        bool end = r->done;
+        bool ok = api_stream_events(s, r, st->first, &st->text_off, &st->lp_off, end, &st->buf, &st->len, &st->cap);
+        pthread_mutex_unlock(&s->lock);
+        st->first = false;
+        if (!ok) return MHD_CONTENT_READER_END_WITH_ERROR;
+        if (end) st->finished = true;
+        if (st->len == 0) return st->finished ? MHD_CONTENT_READER_END_OF_STREAM : 0;
+    }
+    size_t n = st->len - st->off < max ? st->len - st->off : max;
+    memcpy(out, st->buf + st->off, n);
+    st->off += n;
+    return (ssize_t)n;
+}
+
+static void stream_free(void *cls)
+{
+    stream *st = cls;
+    srv *s = st->s;
+    pthread_mutex_lock(&s->lock);
+    if (!st->r->done) {
+        st->r->cancelled = true;
+        pthread_cond_signal(&s->work);
+    }
+    srv_request_unref(s, st->r);
+    pthread_mutex_unlock(&s->lock);
+    free(st->buf);
+    free(st);
+}
+
+/* ---------------------------------------------------------------- completions */
+
+static enum MHD_Result completion(srv *s, struct MHD_Connection *c, conn *cn)
+{
+    pthread_mutex_lock(&s->lock);
+    bool ready = s->ready;
+    pthread_mutex_unlock(&s->lock);
+    if (!ready) return fail(s, c, 503, "server_error", "model_loading", "the model is still loading", "1");
+    srv_request *r = calloc(1, sizeof *r);
+    if (!r) return fail(s, c, 500, "server_error", NULL, "out of memory", NULL);
+    r->refs = 1;
+    r->chat = cn->route == R_CHAT;
+    api_error e;
+    if (!api_parse(s, cn->body ? cn->body : "", cn->len, r->chat, r, &e)) {
+        srv_request_free(r);
+        return respond_error(s, c, &e, NULL);
+    }
+    int sub = engine_submit(s, r);
+    if (sub) {
+        srv_request_free(r);
+        return sub == 1 ? fail(s, c, 503, "server_error", "server_overloaded",
+                               "the server is busy: every slot is in use and the queue is full; retry later", "1")
+                        : fail(s, c, 503, "server_error", "shutting_down", "the server is shutting down", NULL);
+    }
+    pthread_mutex_lock(&s->lock);
+    s->m.completions++;
+    pthread_mutex_unlock(&s->lock);
+    int fd = conn_fd(c);
+    if (r->stream) {
+        stream *st = calloc(1, sizeof *st);
+        struct MHD_Response *rsp =
+            st ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, st, stream_free) : NULL;
+        if (!rsp) {
+            free(st);
+            pthread_mutex_lock(&s->lock);
+            r->cancelled = true;
+            pthread_cond_signal(&s->work);
+            srv_request_unref(s, r);
+            pthread_mutex_unlock(&s->lock);
+            return MHD_NO;
+        }
+        *st = (stream){.s = s, .r = r, .fd = fd, .first = true};
+        MHD_add_response_header(rsp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+        MHD_add_response_header(rsp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+        enum MHD_Result rc = MHD_queue_response(c, MHD_HTTP_OK, rsp);
+        MHD_destroy_response(rsp);
+        return rc;
+    }
+    pthread_mutex_lock(&s->lock);
+    bool here = true;
+    while (!r->done && (here = wait_news(s, r, fd))) {}
+    char *body = NULL;
+    api_error err = {0};
+    if (here && r->error[0]) api_errorf(&err, 500, "server_error", NULL, NULL, "%s", r->error);
+    else if (here) body = api_final_json(s, r);
+    srv_request_unref(s, r);
+    pthread_mutex_unlock(&s->lock);
+    if (!here) return MHD_NO; /* nobody to answer */
+    if (err.status) return respond_error(s, c, &err, NULL);
+    return respond(s, c, MHD_HTTP_OK, "application/json", body, NULL);
+}
+
+/* ---------------------------------------------------------------- dispatch */
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                  const char *version, const char *upload, size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    srv *s = cls;
+    conn *cn = *con_cls;
+    if (!cn) {
+        pthread_mutex_lock(&s->lock);
+        s->m.http_requests++;
+        pthread_mutex_unlock(&s->lock);
+        int found = -1;
+        bool path_known = false;
+        for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+            if (!strcmp(url, routes[i].path)) {
+                path_known = true;
+                if (!strcmp(method, routes[i].method) || (!strcmp(method, "HEAD") && !strcmp(routes[i].method, "GET")))
+                    found = (int)i;
+            }
+        bool model_one = !strncmp(url, "/v1/models/", 11) && (!strcmp(method, "GET") || !strcmp(method, "HEAD"));
+        if (found < 0 && !model_one) {
+            if (!path_known && strncmp(url, "/v1/models/", 11))
+                return fail(s, c, 404, "invalid_request_error", "not_found", "no such endpoint", NULL);
+            char msg[128];
+            snprintf(msg, sizeof msg, "method %.20s is not allowed here", method);
+            return fail(s, c, 405, "invalid_request_error", "method_not_allowed", msg, NULL);
+        }
+        enum route rt = model_one ? R_MODEL_ONE : routes[found].route;
+        if (rt != R_HEALTH && !authorized(s, c))
+            return fail(s, c, 401, "invalid_request_error", "invalid_api_key",
+                        "a valid API key is required (Authorization: Bearer KEY)", NULL);
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > (unsigned long long)s->cfg.max_body) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "the request body is larger than %ld bytes", s->cfg.max_body);
+            return fail(s, c, 413, "invalid_request_error", "request_too_large", msg, NULL);
+        }
+        if (!(cn = calloc(1, sizeof *cn))) return MHD_NO;
+        cn->route = rt;
+        *con_cls = cn;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (!cn->too_big && cn->len + *upload_size > (size_t)s->cfg.max_body) {
+            cn->too_big = true;
+            free(cn->body);
+            cn->body = NULL;
+            cn->len = cn->cap = 0;
+        }
+        if (!cn->too_big && !buf_append(&cn->body, &cn->len, &cn->cap, upload, *upload_size)) return MHD_NO;
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (cn->too_big) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "the request body is larger than %ld bytes", s->cfg.max_body);
+        return fail(s, c, 413, "invalid_request_error", "request_too_large", msg, NULL);
+    }
+    switch (cn->route) {
+    case R_HEALTH: {
+        pthread_mutex_lock(&s->lock);
+        bool ready = s->ready;
+        pthread_mutex_unlock(&s->lock);
+        return ready ? respond(s, c, 200, "application/json", strdup("{\"status\":\"ok\"}"), NULL)
+                     : fail(s, c, 503, "server_error", "model_loading", "the model is still loading", "1");
+    }
+    case R_METRICS: return respond(s, c, 200, "text/plain; version=0.0.4", api_metrics_text(s), NULL);
+    case R_MODELS: return respond(s, c, 200, "application/json", api_models_json(s), NULL);
+    case R_MODEL_ONE:
+        if (strcmp(url + 11, s->model_id)) {
+            api_error e;
+            api_errorf(&e, 404, "invalid_request_error", "model", "model_not_found", "The model '%.200s' does not exist",
+                       url + 11);
+            return respond_error(s, c, &e, NULL);
+        } else {
+            char *list = api_models_json(s), *one = list ? strstr(list, "[{") : NULL;
+            if (one) {
+                memmove(list, one + 1, strlen(one + 1) + 1);
+                list[strlen(list) - 2] = 0; /* drop "]}" */
+            }
+            return respond(s, c, 200, "application/json", list, NULL);
+        }
+    case R_CHAT:
+    case R_COMPLETIONS: return completion(s, c, cn);
+    }
+    return MHD_NO;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode why)
+{
+    (void)cls;
+    (void)c;
+    (void)why;
+    conn *cn = *con_cls;
+    if (cn) free(cn->body);
+    free(cn);
+    *con_cls = NULL;
+}
+
+int http_start(srv *s)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai = NULL;
+    char port[16];
+    snprintf(port, sizeof port, "%ld", s->cfg.port);
+    int gai = getaddrinfo(s->cfg.host, port, &hints, &ai);
+    if (gai) {
+        fprintf(stderr, "psi serve: --host %s: %s\n", s->cfg.host, gai_strerror(gai));
+        return -1;
+    }
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
+    if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
+    if (s->cfg.verbose) flags |= MHD_USE_ERROR_LOG;
+    s->daemon = MHD_start_daemon(flags, (uint16_t)s->cfg.port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
+                                 ai->ai_addr, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->cfg.timeout_s,
+                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->cfg.max_connections,
+                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+    int family = ai->ai_family;
+    freeaddrinfo(ai);
+    if (!s->daemon) {
+        fprintf(stderr, "psi serve: cannot listen on %s port %ld (in use, or not an address of this machine)\n",
+                s->cfg.host, s->cfg.port);
+        return -1;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    fprintf(stderr, "psi serve: listening on http://%s%s%s:%u\n", family == AF_INET6 ? "[" : "", s->cfg.host,
+            family == AF_INET6 ? "]" : "", di ? di->port : (unsigned)s->cfg.port);
+    return 0;
+}
+
+void http_stop(srv *s)
+{
+    if (s->daemon) MHD_stop_daemon(s->daemon);
+    s->daemon = NULL;
+}
