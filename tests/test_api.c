@@ -198,6 +198,52 @@ static int32_t sample_n(const psi_sampler_params *p, const float *logits, int32_
     return last;
 }
 
+/* OpenAI's penalties over accepted tokens, and psi_logprobs. */
+static void test_sampler_penalties_logprobs(void)
+{
+    float logits[5] = {2.0f, 1.9f, 0.0f, -1.0f, 1.0f};
+    psi_sampler_params p = psi_sampler_default_params();
+    p.temperature = 0;
+    p.frequency_penalty = 0.5f;
+    psi_sampler *s = NULL;
+    CHECK(psi_sampler_new(&p, &s) == PSI_OK);
+    CHECK(psi_sampler_sample(s, logits, 5) == 0);
+    CHECK(psi_sampler_accept(s, 0) == PSI_OK);
+    CHECK(psi_sampler_sample(s, logits, 5) == 1); /* 2.0 - 0.5 < 1.9 */
+    CHECK(psi_sampler_accept(s, 1) == PSI_OK && psi_sampler_accept(s, 1) == PSI_OK);
+    CHECK(psi_sampler_sample(s, logits, 5) == 0); /* 1.5 > 1.9 - 1.0 */
+    CHECK(psi_sampler_accept(s, 99) == PSI_OK);   /* ids past the vocabulary are ignored by sample */
+    CHECK(psi_sampler_sample(s, logits, 5) == 0);
+    CHECK(logits[0] == 2.0f);                     /* the caller's logits are untouched */
+    psi_sampler_free(s);
+    p.frequency_penalty = 0;
+    p.presence_penalty = 1.0f;
+    CHECK(psi_sampler_new(&p, &s) == PSI_OK);
+    for (int i = 0; i < 5; i++) psi_sampler_accept(s, 0);
+    CHECK(psi_sampler_sample(s, logits, 5) == 1); /* presence counts once: 1.0 < 1.9 */
+    psi_sampler_accept(s, 1);
+    CHECK(psi_sampler_sample(s, logits, 5) == 0); /* 1.0 vs 0.9 */
+    psi_sampler_free(s);
+    p.presence_penalty = NAN;
+    CHECK(psi_sampler_new(&p, &s) == PSI_ERR_INVALID_ARG && !s);
+    CHECK(psi_sampler_accept(NULL, 1) == PSI_ERR_INVALID_ARG);
+
+    float lp;
+    psi_token_logprob top[3];
+    CHECK(psi_logprobs(logits, 5, 2, &lp, top, 3) == PSI_OK);
+    double sum = 0;
+    for (int i = 0; i < 5; i++) sum += exp((double)logits[i]);
+    CHECKF(fabs(lp - (0.0 - log(sum))) < 1e-5, "logprob %g", (double)lp);
+    CHECK(top[0].token == 0 && top[1].token == 1 && top[2].token == 4);
+    CHECK(fabs(top[0].logprob - (2.0 - log(sum))) < 1e-5 && top[0].logprob >= top[1].logprob);
+    float tie[4] = {1, 3, 3, 0};
+    CHECK(psi_logprobs(tie, 4, 0, &lp, top, 2) == PSI_OK && top[0].token == 1 && top[1].token == 2);
+    CHECK(fabs(exp(top[0].logprob) + exp(top[1].logprob) + exp(lp) + exp(-3.0 + top[0].logprob) - 1.0) < 1e-5);
+    CHECK(psi_logprobs(logits, 5, 5, &lp, top, 1) == PSI_ERR_INVALID_ARG);
+    CHECK(psi_logprobs(logits, 5, 0, &lp, top, 6) == PSI_ERR_INVALID_ARG);
+    CHECK(psi_logprobs(logits, 5, 0, &lp, NULL, 0) == PSI_OK);
+}
+
 static void test_sampler(void)
 {
     float logits[8] = {1.0f, 3.0f, 3.0f, 2.0f, 0.5f, -1.0f, 2.9f, NAN};
@@ -473,6 +519,7 @@ int main(void)
     test_multi_seq("reference/llama3-tiny-Q8_0.gguf");
     test_tokenize_api();
     test_sampler();
+    test_sampler_penalties_logprobs();
     test_alloc_failures();
     test_mmap_no_copy();
     return tu_finish("test_api");

@@ -58,6 +58,7 @@ typedef struct srv_request {
     bool chat;
     bool stream;
     bool include_usage;
+    bool ignore_eos;     /* psi extension: generate past end-of-generation tokens */
     int32_t *prompt;
     int32_t n_prompt;
     int32_t detok_prev;  /* token before the first generated one (-1: start of text) */

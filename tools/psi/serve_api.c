@@ -172,7 +172,7 @@ static bool parse_common(srv *s, json_t *o, bool chat, srv_request *r, api_error
         if (!opt_int(o, "logprobs", 0, 5, &lp, e)) return false;
         r->n_logprobs = (int)lp;
     }
-    if (!opt_bool(o, "stream", &r->stream, e)) return false;
+    if (!opt_bool(o, "stream", &r->stream, e) || !opt_bool(o, "ignore_eos", &r->ignore_eos, e)) return false;
     json_t *so = field(o, "stream_options");
     if (so && !json_is_object(so)) return BAD("stream_options", "'stream_options' must be an object");
     if (so && !opt_bool(so, "include_usage", &r->include_usage, e)) return false;
@@ -322,7 +322,7 @@ static bool parse_messages(srv *s, json_t *o, srv_request *r, api_error *e)
 bool api_parse(srv *s, const char *body, size_t len, bool chat, srv_request *r, api_error *e)
 {
     json_error_t je;
-    json_t *o = json_loadb(body, len, 0, &je);
+    json_t *o = json_loadb(body, len, JSON_ALLOW_NUL, &je); /* NUL in text: refused with its field */
     if (!o)
         return BAD(NULL, "the body is not valid JSON: %s (line %d, column %d)", je.text, je.line, je.column);
     bool ok = json_is_object(o) ? true : BAD(NULL, "the body must be a JSON object");

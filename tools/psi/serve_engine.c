@@ -225,7 +225,7 @@ static void slot_token(srv *s, srv_slot *sl, const float *logits)
             psi_logprobs(logits, n_vocab, tok, &e->logprob, e->top, e->n_top);
         }
     }
-    if (psi_token_is_eog(s->model, tok)) {
+    if (!r->ignore_eos && psi_token_is_eog(s->model, tok)) {
         slot_finish(sl, "stop");
         return;
     }

@@ -43,6 +43,7 @@ typedef struct conn {
     char *body;
     size_t len, cap;
     bool too_big;
+    size_t dropped; /* body bytes read and thrown away once too_big */
 } conn;
 
 /* ------------------------------------------------------------------ answers */
@@ -317,8 +318,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (rt != R_HEALTH && !authorized(s, c))
             return fail(s, c, 401, "invalid_request_error", "invalid_api_key",
                         "a valid API key is required (Authorization: Bearer KEY)", NULL);
+        /* A body announced too large is refused at once when the client waits
+         * for "100 Continue" or the body is absurd; otherwise it is read and
+         * dropped so that the client, still sending, gets to read the 413. */
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > (unsigned long long)s->cfg.max_body) {
+        const char *expect = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+        unsigned long long announced = cl ? strtoull(cl, NULL, 10) : 0;
+        if (announced > (unsigned long long)s->cfg.max_body &&
+            ((expect && strcasestr(expect, "100-continue")) || announced / 16 > (unsigned long long)s->cfg.max_body)) {
             char msg[128];
             snprintf(msg, sizeof msg, "the request body is larger than %ld bytes", s->cfg.max_body);
             return fail(s, c, 413, "invalid_request_error", "request_too_large", msg, NULL);
@@ -329,6 +336,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     if (*upload_size) {
+        if (cn->too_big && (cn->dropped += *upload_size) / 16 > (size_t)s->cfg.max_body) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "the request body is larger than %ld bytes", s->cfg.max_body);
+            return fail(s, c, 413, "invalid_request_error", "request_too_large", msg, NULL);
+        }
         if (!cn->too_big && cn->len + *upload_size > (size_t)s->cfg.max_body) {
             cn->too_big = true;
             free(cn->body);

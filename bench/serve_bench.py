@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""serve_bench.py — continuous-batching throughput of `psi serve`.
+
+Starts psi serve on MODEL (127.0.0.1, a free port, --parallel = the largest
+stream count), then for each stream count N runs N concurrent streamed
+completions (different prompts, -n tokens each, ignore_eos) and prints the
+aggregate generation tokens/s and the time to first token (median and
+worst) under that load. Prints figures; passes or fails on nothing.
+
+  python3 bench/serve_bench.py [-m MODEL] [--streams 1,4,8] [-n 64] [-t THREADS]
+Default model: the Llama-3.2-1B-shape Q8_0 file `make bench` builds in
+$PSI_BENCH_DIR (~/.cache/psi-bench), else the llama3-tiny reference model.
+"""
+import argparse
+import concurrent.futures
+import glob
+import http.client
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def default_model():
+    cache = os.environ.get("PSI_BENCH_DIR", os.path.expanduser("~/.cache/psi-bench"))
+    for pat in ("*1B*q8_0*.gguf", "*1B*Q8_0*.gguf", "*.gguf"):
+        hits = sorted(glob.glob(os.path.join(cache, pat)))
+        if hits:
+            return hits[0]
+    data = os.environ.get("PSI_TEST_DATA", os.path.join(ROOT, "..", "shared", "data"))
+    return os.path.join(data, "reference", "llama3-tiny-Q8_0.gguf")
+
+
+def one_stream(port, prompt, n):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    body = {"prompt": prompt, "max_tokens": n, "temperature": 0, "ignore_eos": True, "stream": True,
+            "stream_options": {"include_usage": True}}
+    t0 = time.time()
+    c.request("POST", "/v1/completions", json.dumps(body), {"Content-Type": "application/json"})
+    r = c.getresponse()
+    first, tokens, buf = None, 0, b""
+    while True:
+        chunk = r.read1(65536)
+        if not chunk:
+            break
+        buf += chunk
+        while b"\n\n" in buf:
+            ev, buf = buf.split(b"\n\n", 1)
+            if ev == b"data: [DONE]":
+                continue
+            e = json.loads(ev[6:])
+            if first is None and e["choices"] and e["choices"][0].get("text"):
+                first = time.time() - t0
+            if e.get("usage"):
+                tokens = e["usage"]["completion_tokens"]
+    c.close()
+    return first or 0.0, tokens, time.time() - t0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("-m", "--model", default=default_model())
+    ap.add_argument("--psi", default=os.path.join(ROOT, "build", "psi"))
+    ap.add_argument("--streams", default="1,4,8")
+    ap.add_argument("-n", type=int, default=64)
+    ap.add_argument("-t", "--threads", type=int, default=0)
+    ap.add_argument("-c", "--ctx", type=int, default=512)
+    a = ap.parse_args()
+    counts = [int(x) for x in a.streams.split(",")]
+    args = [a.psi, "serve", "-m", a.model, "--port", "0", "--parallel", str(max(counts)), "-c", str(a.ctx)]
+    if a.threads:
+        args += ["-t", str(a.threads)]
+    srv = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+    port = None
+    for line in srv.stderr:
+        if "listening on" in line:
+            port = int(line.rsplit(":", 1)[1])
+        if "ready" in line or "psi serve:" not in line:
+            if "ready" in line:
+                break
+    if not port:
+        sys.exit("psi serve did not start")
+    print(f"model {os.path.basename(a.model)}; {a.n} tokens per stream; psi serve --parallel {max(counts)}")
+    print(f"{'streams':>8} {'gen tok/s':>10} {'x one':>6} {'TTFT med':>9} {'TTFT max':>9} {'wall s':>7}")
+    base = None
+    try:
+        one_stream(port, "warm up", 4)
+        for n in counts:
+            prompts = [f"Stream {i} of {n}: once upon a time there was" for i in range(n)]
+            t0 = time.time()
+            with concurrent.futures.ThreadPoolExecutor(n) as ex:
+                res = list(ex.map(lambda p: one_stream(port, p, a.n), prompts))
+            wall = time.time() - t0
+            tps = sum(r[1] for r in res) / wall
+            base = base or tps
+            ttft = [r[0] for r in res]
+            print(f"{n:>8} {tps:>10.1f} {tps / base:>6.2f} {statistics.median(ttft) * 1e3:>7.0f}ms "
+                  f"{max(ttft) * 1e3:>7.0f}ms {wall:>7.2f}")
+    finally:
+        srv.terminate()
+        srv.wait(60)
+
+
+if __name__ == "__main__":
+    main()
