@@ -184,10 +184,26 @@ while b"data: " not in got:
     if not more:
         break
     got += more
-t.check(b"data: " in got, "stream started")
+t.check(b"data: " in got, f"stream started: {got[:300]!r}")
 s.close()
 t.check(srv.slots_freed(), "slots freed after clients left")
 still_up("departed clients")
+# a stream that waits longer than --timeout (2 s) for its first token, queued behind
+# two long requests, is not cut by the idle timeout
+hog_status = []
+hogs = [threading.Thread(target=lambda: hog_status.append(
+    srv.request("POST", P, {"prompt": "Once", "max_tokens": 80, "ignore_eos": True})[0])) for _ in range(2)]
+for h in hogs:
+    h.start()
+time.sleep(0.3)
+t0 = time.time()
+st, ev, done, _ = srv.stream(P, {"prompt": "Hi", "max_tokens": 2})
+waited = time.time() - t0
+for h in hogs:
+    h.join(300)
+t.check(st == 200 and done and ev, f"a stream queued for {waited:.1f} s: status {st}, [DONE] {done}")
+t.check(hog_status == [200, 200], f"answers that take longer than the idle timeout: {hog_status}")
+print(f"stream queued behind two long requests answered after {waited:.1f} s (idle timeout 2 s)")
 
 # ---- the queue: 1 slot, 1 waiting place; the third concurrent request gets 503 + Retry-After
 rc, log = srv.stop(signal.SIGINT)

@@ -84,6 +84,7 @@ static int load(srv *s)
     cp.kv_type = s->cfg.kv_type;
     cp.n_seq = (int32_t)s->cfg.parallel;
     if (psi_context_new(s->model, &cp, &s->ctx, err, sizeof err) != PSI_OK) return cli_fail("serve", "%s", err);
+    s->n_ctx = psi_context_n_ctx(s->ctx);
     const char *name = s->cfg.chat_template;
     if (name) {
         for (const char *const *t = psi_chat_templates(); *t; t++)

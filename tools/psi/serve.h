@@ -97,6 +97,7 @@ typedef struct srv {
     const char *model_id;
     psi_model *model;
     psi_context *ctx;
+    int32_t n_ctx;          /* per slot (read by the HTTP threads; the context is the engine's) */
     const char *tmpl;       /* chat template */
     const char *tmpl_stop;  /* its stop text, or NULL */
     unsigned char (*keys)[32]; /* SHA-256 of each API key */

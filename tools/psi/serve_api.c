@@ -334,7 +334,7 @@ bool api_parse(srv *s, const char *body, size_t len, bool chat, srv_request *r, 
         if (!(r->stop[r->n_stop] = strdup(s->tmpl_stop))) return oom(e);
         r->n_stop++;
     }
-    int32_t n_ctx = psi_context_n_ctx(s->ctx);
+    int32_t n_ctx = s->n_ctx;
     if (r->n_prompt == 0) return BAD(chat ? "messages" : "prompt", "the prompt is empty (0 tokens)");
     if (r->n_prompt > n_ctx) {
         api_errorf(e, 400, "invalid_request_error", chat ? "messages" : "prompt", "context_length_exceeded",

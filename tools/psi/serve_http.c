@@ -173,6 +173,7 @@ static bool wait_news(srv *s, srv_request *r, int fd)
 typedef struct stream {
     srv *s;
     srv_request *r;
+    struct MHD_Connection *c;
     int fd;
     char *buf;
     size_t len, cap, off;
@@ -180,28 +181,39 @@ typedef struct stream {
     bool first, finished;
 } stream;
 
+/* While the engine works on a request the connection's idle timeout is
+ * off (a long prompt or a queue may take longer than --timeout); it is back
+ * on, counted from now, while the answer is being sent. */
+static void idle_timeout(srv *s, struct MHD_Connection *c, bool on)
+{
+    MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, on ? (unsigned)s->cfg.timeout_s : 0u);
+}
+
+/* Blocks until there is something to send (returning 0, "nothing yet",
+ * would spin). */
 static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
 {
     (void)pos;
     stream *st = cls;
     srv *s = st->s;
-    if (st->off == st->len) {
+    srv_request *r = st->r;
+    while (st->off == st->len) {
         if (st->finished) return MHD_CONTENT_READER_END_OF_STREAM;
         st->off = st->len = 0;
-        srv_request *r = st->r;
+        idle_timeout(s, st->c, false);
         pthread_mutex_lock(&s->lock);
-        while (!st->first && !r->done && r->text_len == st->text_off && r->n_lp == st->lp_off)
+        while (!(st->first && r->chat) && !r->done && r->text_len == st->text_off && r->n_lp == st->lp_off)
             if (!wait_news(s, r, st->fd)) {
                 pthread_mutex_unlock(&s->lock);
                 return MHD_CONTENT_READER_END_WITH_ERROR;
             }
+        idle_timeout(s, st->c, true);
         bool end = r->done;
         bool ok = api_stream_events(s, r, st->first, &st->text_off, &st->lp_off, end, &st->buf, &st->len, &st->cap);
         pthread_mutex_unlock(&s->lock);
         st->first = false;
         if (!ok) return MHD_CONTENT_READER_END_WITH_ERROR;
         if (end) st->finished = true;
-        if (st->len == 0) return st->finished ? MHD_CONTENT_READER_END_OF_STREAM : 0;
     }
     size_t n = st->len - st->off < max ? st->len - st->off : max;
     memcpy(out, st->buf + st->off, n);
@@ -265,13 +277,14 @@ static enum MHD_Result completion(srv *s, struct MHD_Connection *c, conn *cn)
             pthread_mutex_unlock(&s->lock);
             return MHD_NO;
         }
-        *st = (stream){.s = s, .r = r, .fd = fd, .first = true};
+        *st = (stream){.s = s, .r = r, .c = c, .fd = fd, .first = true};
         MHD_add_response_header(rsp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
         MHD_add_response_header(rsp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
         enum MHD_Result rc = MHD_queue_response(c, MHD_HTTP_OK, rsp);
         MHD_destroy_response(rsp);
         return rc;
     }
+    idle_timeout(s, c, false);
     pthread_mutex_lock(&s->lock);
     bool here = true;
     while (!r->done && (here = wait_news(s, r, fd))) {}
@@ -282,6 +295,7 @@ static enum MHD_Result completion(srv *s, struct MHD_Connection *c, conn *cn)
     srv_request_unref(s, r);
     pthread_mutex_unlock(&s->lock);
     if (!here) return MHD_NO; /* nobody to answer */
+    idle_timeout(s, c, true);
     if (err.status) return respond_error(s, c, &err, NULL);
     return respond(s, c, MHD_HTTP_OK, "application/json", body, NULL);
 }
