@@ -396,6 +396,8 @@ static void attn_worker(void *arg, int ith, int nth)
     size_t layer_off = (size_t)j->layer * (size_t)ctx->n_ctx * (size_t)kv_dim;
     float *scores = ctx->scores + (size_t)ith * (size_t)ctx->n_ctx;
     float scale = 1.0f / sqrtf((float)hd);
+    /* q·k through the kernel table: F32 and F16 caches both dot with f32 */
+    vec_dot_fn k_dot = kernels_type(kernels_get(), ctx->kv_type)->vec_dot;
     int64_t lo, hi;
     pool_split((int64_t)j->n_tok * hp->n_head, ith, nth, &lo, &hi);
     for (int64_t w = lo; w < hi; w++) {
@@ -406,8 +408,8 @@ static void attn_worker(void *arg, int ith, int nth)
         float maxs = -INFINITY;
         for (int32_t p = 0; p < n_keys; p++) {
             size_t base = layer_off + (size_t)p * kv_dim + (size_t)kvh * hd;
-            float s = 0;
-            for (int32_t d = 0; d < hd; d++) s += q[d] * kv_load(ctx, ctx->k_cache, base + d);
+            float s;
+            k_dot(hd, &s, (const uint8_t *)ctx->k_cache + base * ctx->kv_elem, q);
             s *= scale;
             scores[p] = s;
             if (s > maxs) maxs = s;
@@ -423,7 +425,12 @@ static void attn_worker(void *arg, int ith, int nth)
         for (int32_t p = 0; p < n_keys; p++) {
             size_t base = layer_off + (size_t)p * kv_dim + (size_t)kvh * hd;
             float a = scores[p] * inv;
-            for (int32_t d = 0; d < hd; d++) out[d] += a * kv_load(ctx, ctx->v_cache, base + d);
+            if (ctx->kv_type == PSI_TYPE_F32) {
+                const float *v = (const float *)ctx->v_cache + base;
+                for (int32_t d = 0; d < hd; d++) out[d] += a * v[d];
+            } else {
+                for (int32_t d = 0; d < hd; d++) out[d] += a * kv_load(ctx, ctx->v_cache, base + d);
+            }
         }
     }
 }
