@@ -6,14 +6,15 @@
  * A forward pass runs dozens of short jobs per token, and a futex sleep and
  * wake-up per job cost about as much as a small job itself. So a worker
  * that has just finished a job, and a caller waiting for its workers, first
- * poll the shared counters for a short, bounded time (POOL_SPIN_NS) and only
- * then sleep on the condition variables, as OpenMP runtimes do with their
- * spin-then-block wait policy. An idle pool (between tokens, between
+ * poll the shared counters for a short, bounded time (POOL_SPIN_NS, yielding
+ * the core between polls) and only then sleep on the condition variables,
+ * as OpenMP runtimes do with their spin-then-block wait policy. An idle pool (between tokens, between
  * requests) is asleep within that time: nothing busy-waits for longer.
  */
 #include "threadpool.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <time.h>
 
@@ -39,12 +40,11 @@ typedef struct worker_arg {
     int ith;
 } worker_arg;
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-}
+/* Give the core away while polling when other threads want it: on a
+ * machine with more runnable threads than cores (other programs, -t above
+ * the core count) a thread that only spins would hold up the very thread
+ * it waits for. */
+static inline void cpu_relax(void) { sched_yield(); }
 
 static int64_t now_ns(void)
 {
@@ -57,31 +57,23 @@ static int64_t now_ns(void)
  * POOL_SPIN_NS; true if one came. */
 static bool spin_until_new(threadpool *p, uint64_t seen)
 {
-    int64_t deadline = 0;
+    const int64_t deadline = now_ns() + POOL_SPIN_NS;
     for (unsigned i = 1;; i++) {
         if (atomic_load_explicit(&p->generation, memory_order_acquire) != seen ||
             atomic_load_explicit(&p->quit, memory_order_relaxed))
             return true;
         cpu_relax();
-        if ((i & 255) == 0) {
-            int64_t t = now_ns();
-            if (!deadline) deadline = t + POOL_SPIN_NS;
-            else if (t > deadline) return false;
-        }
+        if ((i & 15) == 0 && now_ns() > deadline) return false;
     }
 }
 
 static bool spin_until_done(threadpool *p)
 {
-    int64_t deadline = 0;
+    const int64_t deadline = now_ns() + POOL_SPIN_NS;
     for (unsigned i = 1;; i++) {
         if (atomic_load_explicit(&p->pending, memory_order_acquire) == 0) return true;
         cpu_relax();
-        if ((i & 255) == 0) {
-            int64_t t = now_ns();
-            if (!deadline) deadline = t + POOL_SPIN_NS;
-            else if (t > deadline) return false;
-        }
+        if ((i & 15) == 0 && now_ns() > deadline) return false;
     }
 }
 
