@@ -37,55 +37,26 @@ static inline int32_t hsum_epi32(__m256i v)
     return _mm_cvtsi128_si32(s);
 }
 
+/* The multi-token kernels are written once with ny as a parameter and
+ * compiled for each ny in 1..KERN_NY, so their per-token accumulators are
+ * registers (a loop over a run-time ny keeps them in memory). */
+#define PSI_UNROLL _Pragma("GCC unroll 4")
+#define NY_DISPATCH(name)                                                                                 \
+    static void name(int64_t n, float *out, int64_t os, const void *vx, const void *vy, size_t ys, int ny) \
+    {                                                                                                     \
+        switch (ny) {                                                                                     \
+        case 1: name##_body(n, out, os, vx, vy, ys, 1); break;                                            \
+        case 2: name##_body(n, out, os, vx, vy, ys, 2); break;                                            \
+        case 3: name##_body(n, out, os, vx, vy, ys, 3); break;                                            \
+        default: name##_body(n, out, os, vx, vy, ys, 4); break;                                           \
+        }                                                                                                 \
+    }
+
 static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
 /* ---------------------------------------------------------------- F32, F16, BF16 */
 
-static void vec_dot_f32(int64_t n, float *out, const void *vx, const void *vy)
-{
-    const float *x = vx, *y = vy;
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
-        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), a1);
-        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 16), _mm256_loadu_ps(y + i + 16), a2);
-        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 24), _mm256_loadu_ps(y + i + 24), a3);
-    }
-    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
-    if (i < n) {
-        float tx[8] = {0}, ty[8] = {0};
-        memcpy(tx, x + i, (size_t)(n - i) * sizeof(float));
-        memcpy(ty, y + i, (size_t)(n - i) * sizeof(float));
-        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(tx), _mm256_loadu_ps(ty), a1);
-    }
-    *out = hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-}
-
 static inline __m256 load_f16(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
-
-static void vec_dot_f16_f32(int64_t n, float *out, const void *vx, const void *vy)
-{
-    const uint16_t *x = vx;
-    const float *y = vy;
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        a0 = _mm256_fmadd_ps(load_f16(x + i), _mm256_loadu_ps(y + i), a0);
-        a1 = _mm256_fmadd_ps(load_f16(x + i + 8), _mm256_loadu_ps(y + i + 8), a1);
-        a2 = _mm256_fmadd_ps(load_f16(x + i + 16), _mm256_loadu_ps(y + i + 16), a2);
-        a3 = _mm256_fmadd_ps(load_f16(x + i + 24), _mm256_loadu_ps(y + i + 24), a3);
-    }
-    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(load_f16(x + i), _mm256_loadu_ps(y + i), a0);
-    if (i < n) {
-        uint16_t tx[8] = {0};
-        float ty[8] = {0};
-        memcpy(tx, x + i, (size_t)(n - i) * sizeof(uint16_t));
-        memcpy(ty, y + i, (size_t)(n - i) * sizeof(float));
-        a1 = _mm256_fmadd_ps(load_f16(tx), _mm256_loadu_ps(ty), a1);
-    }
-    *out = hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-}
 
 /* bf16 → f32 is a 16-bit shift. */
 static inline __m256 load_bf16(const uint16_t *p)
@@ -94,26 +65,59 @@ static inline __m256 load_bf16(const uint16_t *p)
     return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
 }
 
-static void vec_dot_bf16(int64_t n, float *out, const void *vx, const void *vy)
-{
-    const uint16_t *x = vx, *y = vy;
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        a0 = _mm256_fmadd_ps(load_bf16(x + i), load_bf16(y + i), a0);
-        a1 = _mm256_fmadd_ps(load_bf16(x + i + 8), load_bf16(y + i + 8), a1);
-        a2 = _mm256_fmadd_ps(load_bf16(x + i + 16), load_bf16(y + i + 16), a2);
-        a3 = _mm256_fmadd_ps(load_bf16(x + i + 24), load_bf16(y + i + 24), a3);
+/* One float-type weight row against up to KERN_NY f32/bf16 activation
+ * rows: each 8 weights are loaded and converted once for all the tokens,
+ * which turns the load-bound single dot product into an FMA-bound one.
+ * Two accumulators per token (alternate groups of 8); the tail (n % 8)
+ * goes through zero-padded copies. The single-token vec_dot is this with
+ * ny = 1, so a token's result does not depend on the batch. */
+#define FLOAT_DOT_NY(NAME, WT, LOADW, AT, LOADA)                                                           \
+    static inline __attribute__((always_inline)) void NAME##_body(int64_t n, float *out, int64_t os,        \
+                                                                  const void *vx, const void *vy,          \
+                                                                  size_t ys, const int ny)                 \
+    {                                                                                                      \
+        const WT *x = vx;                                                                                  \
+        const AT *y[KERN_NY];                                                                              \
+        __m256 a0[KERN_NY], a1[KERN_NY];                                                                   \
+        PSI_UNROLL for (int t = 0; t < ny; t++) {                                                          \
+            y[t] = (const AT *)((const uint8_t *)vy + (size_t)t * ys);                                     \
+            a0[t] = a1[t] = _mm256_setzero_ps();                                                           \
+        }                                                                                                  \
+        int64_t i = 0;                                                                                     \
+        for (; i + 16 <= n; i += 16) {                                                                     \
+            const __m256 w0 = LOADW(x + i), w1 = LOADW(x + i + 8);                                         \
+            PSI_UNROLL for (int t = 0; t < ny; t++) {                                                      \
+                a0[t] = _mm256_fmadd_ps(w0, LOADA(y[t] + i), a0[t]);                                       \
+                a1[t] = _mm256_fmadd_ps(w1, LOADA(y[t] + i + 8), a1[t]);                                   \
+            }                                                                                              \
+        }                                                                                                  \
+        if (i + 8 <= n) {                                                                                  \
+            const __m256 w = LOADW(x + i);                                                                 \
+            PSI_UNROLL for (int t = 0; t < ny; t++) a0[t] = _mm256_fmadd_ps(w, LOADA(y[t] + i), a0[t]);    \
+            i += 8;                                                                                        \
+        }                                                                                                  \
+        if (i < n) {                                                                                       \
+            WT tx[8] = {0};                                                                                \
+            memcpy(tx, x + i, (size_t)(n - i) * sizeof(WT));                                               \
+            const __m256 w = LOADW(tx);                                                                    \
+            for (int t = 0; t < ny; t++) {                                                                 \
+                AT ty[8] = {0};                                                                            \
+                memcpy(ty, y[t] + i, (size_t)(n - i) * sizeof(AT));                                        \
+                a1[t] = _mm256_fmadd_ps(w, LOADA(ty), a1[t]);                                              \
+            }                                                                                              \
+        }                                                                                                  \
+        PSI_UNROLL for (int t = 0; t < ny; t++) out[t * os] = hsum_ps(_mm256_add_ps(a0[t], a1[t]));        \
+    }                                                                                                      \
+    NY_DISPATCH(NAME)                                                                                      \
+    static void NAME##_1(int64_t n, float *out, const void *vx, const void *vy)                           \
+    {                                                                                                      \
+        NAME##_body(n, out, 1, vx, vy, 0, 1);                                                              \
     }
-    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(load_bf16(x + i), load_bf16(y + i), a0);
-    if (i < n) {
-        uint16_t tx[8] = {0}, ty[8] = {0};
-        memcpy(tx, x + i, (size_t)(n - i) * sizeof(uint16_t));
-        memcpy(ty, y + i, (size_t)(n - i) * sizeof(uint16_t));
-        a1 = _mm256_fmadd_ps(load_bf16(tx), load_bf16(ty), a1);
-    }
-    *out = hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-}
+
+FLOAT_DOT_NY(vec_dot_ny_f32, float, _mm256_loadu_ps, float, _mm256_loadu_ps)
+FLOAT_DOT_NY(vec_dot_ny_f16_f32, uint16_t, load_f16, float, _mm256_loadu_ps)
+FLOAT_DOT_NY(vec_dot_ny_bf16, uint16_t, load_bf16, uint16_t, load_bf16)
+#undef FLOAT_DOT_NY
 
 /* f32 → bf16, round to nearest even, NaN kept quiet: util's f32_to_bf16
  * on 16 values at a time. */
@@ -141,13 +145,6 @@ static void bf16_from_f32(const float *src, void *dst, int64_t n)
 }
 
 /* ---------------------------------------------------------------- int8 helpers */
-
-/* 8 int32 lanes of Σ x·y over byte quadruples (x, y signed, |y| <= 127). */
-static inline __m256i dot_i8(__m256i x, __m256i y)
-{
-    const __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
-    return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
-}
 
 /* Rounds 32 floats (already scaled) half to even and saturates to int8, in
  * order. _mm256_cvtps_epi32 rounds in the current mode (nearest even). */
@@ -199,52 +196,7 @@ static void q8_0_from_f32(const float *src, void *dst, int64_t n)
     }
 }
 
-static void vec_dot_q8_0_q8_0(int64_t n, float *out, const void *vx, const void *vy)
-{
-    const block_q8_0 *x = vx, *y = vy;
-    const int64_t nb = n / QK8_0;
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
-    int64_t i = 0;
-    for (; i + 2 <= nb; i += 2) {
-        __m256i p0 = dot_i8(_mm256_loadu_si256((const __m256i *)x[i].qs), _mm256_loadu_si256((const __m256i *)y[i].qs));
-        __m256i p1 = dot_i8(_mm256_loadu_si256((const __m256i *)x[i + 1].qs),
-                            _mm256_loadu_si256((const __m256i *)y[i + 1].qs));
-        a0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p0), a0);
-        a1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i + 1].d) * h2f(y[i + 1].d)), _mm256_cvtepi32_ps(p1), a1);
-    }
-    for (; i < nb; i++) {
-        __m256i p = dot_i8(_mm256_loadu_si256((const __m256i *)x[i].qs), _mm256_loadu_si256((const __m256i *)y[i].qs));
-        a0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p), a0);
-    }
-    *out = hsum_ps(_mm256_add_ps(a0, a1));
-}
-
-/* One Q8_0 weight row against up to KERN_NY activation rows: each weight
- * block is loaded and made |x| once. */
-static void vec_dot_ny_q8_0_q8_0(int64_t n, float *out, int64_t os, const void *vx, const void *vy, size_t ys, int ny)
-{
-    const block_q8_0 *x = vx;
-    const block_q8_0 *y[KERN_NY];
-    __m256 acc[KERN_NY];
-    for (int t = 0; t < ny; t++) {
-        y[t] = (const block_q8_0 *)((const uint8_t *)vy + (size_t)t * ys);
-        acc[t] = _mm256_setzero_ps();
-    }
-    const int64_t nb = n / QK8_0;
-    for (int64_t i = 0; i < nb; i++) {
-        const __m256i xq = _mm256_loadu_si256((const __m256i *)x[i].qs);
-        const __m256i ax = _mm256_sign_epi8(xq, xq);
-        const float dx = h2f(x[i].d);
-        for (int t = 0; t < ny; t++) {
-            const __m256i yq = _mm256_loadu_si256((const __m256i *)y[t][i].qs);
-            const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(yq, xq)), _mm256_set1_epi16(1));
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dx * h2f(y[t][i].d)), _mm256_cvtepi32_ps(p), acc[t]);
-        }
-    }
-    for (int t = 0; t < ny; t++) out[t * os] = hsum_ps(acc[t]);
-}
-
-/* ---------------------------------------------------------------- Q4_0 */
+static inline __m256i q8_0_load(const int8_t *qs) { return _mm256_loadu_si256((const __m256i *)qs); }
 
 /* 32 quants of a Q4_0 block as signed bytes in value order: low nibbles
  * are values 0..15, high nibbles 16..31. */
@@ -255,47 +207,55 @@ static inline __m256i q4_0_unpack(const uint8_t *qs)
     return _mm256_sub_epi8(_mm256_and_si256(v, _mm256_set1_epi8(0x0f)), _mm256_set1_epi8(8));
 }
 
-static void vec_dot_q4_0_q8_0(int64_t n, float *out, const void *vx, const void *vy)
+/* One weight row (blocks of 32 that UNPACK turns into signed bytes) against
+ * up to KERN_NY Q8_0 activation rows: each weight block is loaded, unpacked
+ * and made |x| once for all the tokens. Even blocks go to one accumulator
+ * per token and odd blocks to another (two dependency chains), and the
+ * single-token vec_dot is this with ny = 1, so a token's result is the same
+ * bit for bit whatever the batch. */
+#define Q8_DOT_NY(NAME, BT, UNPACK)                                                                         \
+    static inline __attribute__((always_inline)) void NAME##_body(int64_t n, float *out, int64_t os,       \
+                                                                  const void *vx, const void *vy,           \
+                                                                  size_t ys, const int ny)                  \
+    {                                                                                                       \
+        const BT *x = vx;                                                                                   \
+        const block_q8_0 *y[KERN_NY];                                                                       \
+        __m256 acc[2][KERN_NY];                                                                             \
+        PSI_UNROLL for (int t = 0; t < ny; t++) {                                                           \
+            y[t] = (const block_q8_0 *)((const uint8_t *)vy + (size_t)t * ys);                              \
+            acc[0][t] = acc[1][t] = _mm256_setzero_ps();                                                    \
+        }                                                                                                   \
+        const int64_t nb = n / QK8_0;                                                                       \
+        for (int64_t i = 0; i < nb; i++) {                                                                  \
+            const int k = (int)(i & 1);                                                                     \
+            const __m256i xq = UNPACK(x[i].qs);                                                             \
+            const __m256i ax = _mm256_sign_epi8(xq, xq);                                                    \
+            const float dx = h2f(x[i].d);                                                                   \
+            PSI_UNROLL for (int t = 0; t < ny; t++) {                                                       \
+                const __m256i yq = _mm256_loadu_si256((const __m256i *)y[t][i].qs);                         \
+                const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(yq, xq)),     \
+                                                    _mm256_set1_epi16(1));                                  \
+                const __m256 d = _mm256_set1_ps(dx * h2f(y[t][i].d));                                       \
+                if (k) acc[1][t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc[1][t]);                    \
+                else acc[0][t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc[0][t]);                      \
+            }                                                                                               \
+        }                                                                                                   \
+        PSI_UNROLL for (int t = 0; t < ny; t++) out[t * os] = hsum_ps(_mm256_add_ps(acc[0][t], acc[1][t])); \
+    }                                                                                                       \
+    NY_DISPATCH(NAME)
+
+Q8_DOT_NY(vec_dot_ny_q8_0_q8_0, block_q8_0, q8_0_load)
+Q8_DOT_NY(vec_dot_ny_q4_0_q8_0, block_q4_0, q4_0_unpack)
+#undef Q8_DOT_NY
+
+static void vec_dot_q8_0_q8_0(int64_t n, float *out, const void *vx, const void *vy)
 {
-    const block_q4_0 *x = vx;
-    const block_q8_0 *y = vy;
-    const int64_t nb = n / QK4_0;
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
-    int64_t i = 0;
-    for (; i + 2 <= nb; i += 2) {
-        __m256i p0 = dot_i8(q4_0_unpack(x[i].qs), _mm256_loadu_si256((const __m256i *)y[i].qs));
-        __m256i p1 = dot_i8(q4_0_unpack(x[i + 1].qs), _mm256_loadu_si256((const __m256i *)y[i + 1].qs));
-        a0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p0), a0);
-        a1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i + 1].d) * h2f(y[i + 1].d)), _mm256_cvtepi32_ps(p1), a1);
-    }
-    for (; i < nb; i++) {
-        __m256i p = dot_i8(q4_0_unpack(x[i].qs), _mm256_loadu_si256((const __m256i *)y[i].qs));
-        a0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p), a0);
-    }
-    *out = hsum_ps(_mm256_add_ps(a0, a1));
+    vec_dot_ny_q8_0_q8_0_body(n, out, 1, vx, vy, 0, 1);
 }
 
-static void vec_dot_ny_q4_0_q8_0(int64_t n, float *out, int64_t os, const void *vx, const void *vy, size_t ys, int ny)
+static void vec_dot_q4_0_q8_0(int64_t n, float *out, const void *vx, const void *vy)
 {
-    const block_q4_0 *x = vx;
-    const block_q8_0 *y[KERN_NY];
-    __m256 acc[KERN_NY];
-    for (int t = 0; t < ny; t++) {
-        y[t] = (const block_q8_0 *)((const uint8_t *)vy + (size_t)t * ys);
-        acc[t] = _mm256_setzero_ps();
-    }
-    const int64_t nb = n / QK4_0;
-    for (int64_t i = 0; i < nb; i++) {
-        const __m256i xq = q4_0_unpack(x[i].qs);
-        const __m256i ax = _mm256_sign_epi8(xq, xq);
-        const float dx = h2f(x[i].d);
-        for (int t = 0; t < ny; t++) {
-            const __m256i yq = _mm256_loadu_si256((const __m256i *)y[t][i].qs);
-            const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(yq, xq)), _mm256_set1_epi16(1));
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dx * h2f(y[t][i].d)), _mm256_cvtepi32_ps(p), acc[t]);
-        }
-    }
-    for (int t = 0; t < ny; t++) out[t * os] = hsum_ps(acc[t]);
+    vec_dot_ny_q4_0_q8_0_body(n, out, 1, vx, vy, 0, 1);
 }
 
 /* ---------------------------------------------------------------- Q6_K, Q8_K */
@@ -336,7 +296,8 @@ static inline int32_t q6_K_isum(const __m256i q[8], const __m256i sc[8], __m256i
     return hsum_epi32(acc) - 32 * hsum_epi32(bs);
 }
 
-static void vec_dot_ny_q6_K_q8_K(int64_t n, float *out, int64_t os, const void *vx, const void *vy, size_t ys, int ny)
+static inline __attribute__((always_inline)) void vec_dot_ny_q6_K_q8_K_body(int64_t n, float *out, int64_t os, const void *vx,
+                                                              const void *vy, size_t ys, const int ny)
 {
     const block_q6_K *x = vx;
     const block_q8_K *y[KERN_NY];
@@ -351,17 +312,18 @@ static void vec_dot_ny_q6_K_q8_K(int64_t n, float *out, int64_t os, const void *
         q6_K_unpack(&x[i], q, sc);
         const __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
         const float dx = h2f(x[i].d);
-        for (int t = 0; t < ny; t++) {
+        PSI_UNROLL for (int t = 0; t < ny; t++) {
             const int32_t isum = q6_K_isum(q, sc, s16, &y[t][i]);
             sumf[t] += y[t][i].d * dx * (float)isum;
         }
     }
     for (int t = 0; t < ny; t++) out[t * os] = sumf[t];
 }
+NY_DISPATCH(vec_dot_ny_q6_K_q8_K)
 
 static void vec_dot_q6_K_q8_K(int64_t n, float *out, const void *vx, const void *vy)
 {
-    vec_dot_ny_q6_K_q8_K(n, out, 1, vx, vy, 0, 1);
+    vec_dot_ny_q6_K_q8_K_body(n, out, 1, vx, vy, 0, 1);
 }
 
 /* Index of the first of 256 values whose |x| equals amax (> 0, so found). */
@@ -414,9 +376,12 @@ static void q8_K_from_f32(const float *src, void *dst, int64_t n)
 
 void kernels_fill_avx2(kernels *k)
 {
-    k->t[PSI_TYPE_F32].vec_dot = vec_dot_f32;
-    k->t[PSI_TYPE_F16].vec_dot = vec_dot_f16_f32;
-    k->t[PSI_TYPE_BF16].vec_dot = vec_dot_bf16;
+    k->t[PSI_TYPE_F32].vec_dot = vec_dot_ny_f32_1;
+    k->t[PSI_TYPE_F32].vec_dot_ny = vec_dot_ny_f32;
+    k->t[PSI_TYPE_F16].vec_dot = vec_dot_ny_f16_f32_1;
+    k->t[PSI_TYPE_F16].vec_dot_ny = vec_dot_ny_f16_f32;
+    k->t[PSI_TYPE_BF16].vec_dot = vec_dot_ny_bf16_1;
+    k->t[PSI_TYPE_BF16].vec_dot_ny = vec_dot_ny_bf16;
     k->t[PSI_TYPE_BF16].from_float = bf16_from_f32;
     k->t[PSI_TYPE_Q8_0].vec_dot = vec_dot_q8_0_q8_0;
     k->t[PSI_TYPE_Q8_0].vec_dot_ny = vec_dot_ny_q8_0_q8_0;

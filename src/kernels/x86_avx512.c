@@ -5,9 +5,13 @@
  * when the CPU has them and the OS saves the ZMM and opmask state.
  *
  * The int8 products use VNNI's vpdpbusd on 256-bit vectors (one Q8_0 block
- * each; u8 × s8 quadruples summed into int32, no int16 saturation step);
- * float products use 512-bit FMA with masked tails. Same results as the
- * reference up to float reassociation; Q6_K×Q8_K bit for bit.
+ * each; u8 × s8 quadruples summed into int32, no int16 saturation step).
+ * Same results as the reference up to float reassociation; Q6_K×Q8_K bit
+ * for bit. The float types (F32, F16, BF16) keep the AVX2 kernels: their
+ * single-token products are bound by memory bandwidth, and their
+ * multi-token ones by FMA throughput, which 512-bit vectors do not double
+ * on every AVX-512 CPU. As on AVX2, vec_dot is vec_dot_ny with one token,
+ * so results do not depend on the batch.
  */
 #include "kernels.h"
 
@@ -31,79 +35,22 @@ static inline int32_t hsum_epi32(__m256i v)
     return _mm_cvtsi128_si32(s);
 }
 
+/* The multi-token kernels are written once with ny as a parameter and
+ * compiled for each ny in 1..KERN_NY, so their per-token accumulators are
+ * registers (a loop over a run-time ny keeps them in memory). */
+#define PSI_UNROLL _Pragma("GCC unroll 4")
+#define NY_DISPATCH(name)                                                                                 \
+    static void name(int64_t n, float *out, int64_t os, const void *vx, const void *vy, size_t ys, int ny) \
+    {                                                                                                     \
+        switch (ny) {                                                                                     \
+        case 1: name##_body(n, out, os, vx, vy, ys, 1); break;                                            \
+        case 2: name##_body(n, out, os, vx, vy, ys, 2); break;                                            \
+        case 3: name##_body(n, out, os, vx, vy, ys, 3); break;                                            \
+        default: name##_body(n, out, os, vx, vy, ys, 4); break;                                           \
+        }                                                                                                 \
+    }
+
 static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
-
-static inline __mmask16 tail_mask(int64_t rem) { return (__mmask16)((1u << rem) - 1u); }
-
-/* ---------------------------------------------------------------- F32, F16, BF16 */
-
-static void vec_dot_f32(int64_t n, float *out, const void *vx, const void *vy)
-{
-    const float *x = vx, *y = vy;
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    int64_t i = 0;
-    for (; i + 64 <= n; i += 64) {
-        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i), a0);
-        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(y + i + 16), a1);
-        a2 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 32), _mm512_loadu_ps(y + i + 32), a2);
-        a3 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 48), _mm512_loadu_ps(y + i + 48), a3);
-    }
-    for (; i + 16 <= n; i += 16) a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i), a0);
-    if (i < n) {
-        const __mmask16 m = tail_mask(n - i);
-        a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i), a1);
-    }
-    *out = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
-}
-
-static inline __m512 load_f16(__mmask16 m, const uint16_t *p) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)); }
-
-static void vec_dot_f16_f32(int64_t n, float *out, const void *vx, const void *vy)
-{
-    const uint16_t *x = vx;
-    const float *y = vy;
-    const __mmask16 all = 0xffff;
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    int64_t i = 0;
-    for (; i + 64 <= n; i += 64) {
-        a0 = _mm512_fmadd_ps(load_f16(all, x + i), _mm512_loadu_ps(y + i), a0);
-        a1 = _mm512_fmadd_ps(load_f16(all, x + i + 16), _mm512_loadu_ps(y + i + 16), a1);
-        a2 = _mm512_fmadd_ps(load_f16(all, x + i + 32), _mm512_loadu_ps(y + i + 32), a2);
-        a3 = _mm512_fmadd_ps(load_f16(all, x + i + 48), _mm512_loadu_ps(y + i + 48), a3);
-    }
-    for (; i + 16 <= n; i += 16) a0 = _mm512_fmadd_ps(load_f16(all, x + i), _mm512_loadu_ps(y + i), a0);
-    if (i < n) {
-        const __mmask16 m = tail_mask(n - i);
-        a1 = _mm512_fmadd_ps(load_f16(m, x + i), _mm512_maskz_loadu_ps(m, y + i), a1);
-    }
-    *out = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
-}
-
-static inline __m512 load_bf16(__mmask16 m, const uint16_t *p)
-{
-    const __m512i v = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p));
-    return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
-}
-
-static void vec_dot_bf16(int64_t n, float *out, const void *vx, const void *vy)
-{
-    const uint16_t *x = vx, *y = vy;
-    const __mmask16 all = 0xffff;
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    int64_t i = 0;
-    for (; i + 64 <= n; i += 64) {
-        a0 = _mm512_fmadd_ps(load_bf16(all, x + i), load_bf16(all, y + i), a0);
-        a1 = _mm512_fmadd_ps(load_bf16(all, x + i + 16), load_bf16(all, y + i + 16), a1);
-        a2 = _mm512_fmadd_ps(load_bf16(all, x + i + 32), load_bf16(all, y + i + 32), a2);
-        a3 = _mm512_fmadd_ps(load_bf16(all, x + i + 48), load_bf16(all, y + i + 48), a3);
-    }
-    for (; i + 16 <= n; i += 16) a0 = _mm512_fmadd_ps(load_bf16(all, x + i), load_bf16(all, y + i), a0);
-    if (i < n) {
-        const __mmask16 m = tail_mask(n - i);
-        a1 = _mm512_fmadd_ps(load_bf16(m, x + i), load_bf16(m, y + i), a1);
-    }
-    *out = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
-}
 
 /* ---------------------------------------------------------------- Q8_0, Q4_0 */
 
@@ -121,7 +68,8 @@ static inline __m256i q4_0_unpack(const uint8_t *qs)
     return _mm256_sub_epi8(_mm256_and_si256(v, _mm256_set1_epi8(0x0f)), _mm256_set1_epi8(8));
 }
 
-static void vec_dot_ny_q8_0_q8_0(int64_t n, float *out, int64_t os, const void *vx, const void *vy, size_t ys, int ny)
+static inline __attribute__((always_inline)) void vec_dot_ny_q8_0_q8_0_body(int64_t n, float *out, int64_t os, const void *vx,
+                                                              const void *vy, size_t ys, const int ny)
 {
     const block_q8_0 *x = vx;
     const block_q8_0 *y[KERN_NY];
@@ -134,35 +82,22 @@ static void vec_dot_ny_q8_0_q8_0(int64_t n, float *out, int64_t os, const void *
     for (int64_t i = 0; i < nb; i++) {
         const __m256i xq = _mm256_loadu_si256((const __m256i *)x[i].qs);
         const float dx = h2f(x[i].d);
-        for (int t = 0; t < ny; t++) {
+        PSI_UNROLL for (int t = 0; t < ny; t++) {
             const __m256i p = dot_i8(xq, _mm256_loadu_si256((const __m256i *)y[t][i].qs));
             acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dx * h2f(y[t][i].d)), _mm256_cvtepi32_ps(p), acc[t]);
         }
     }
     for (int t = 0; t < ny; t++) out[t * os] = hsum_ps256(acc[t]);
 }
+NY_DISPATCH(vec_dot_ny_q8_0_q8_0)
 
 static void vec_dot_q8_0_q8_0(int64_t n, float *out, const void *vx, const void *vy)
 {
-    const block_q8_0 *x = vx, *y = vy;
-    const int64_t nb = n / QK8_0;
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
-    int64_t i = 0;
-    for (; i + 2 <= nb; i += 2) {
-        __m256i p0 = dot_i8(_mm256_loadu_si256((const __m256i *)x[i].qs), _mm256_loadu_si256((const __m256i *)y[i].qs));
-        __m256i p1 = dot_i8(_mm256_loadu_si256((const __m256i *)x[i + 1].qs),
-                            _mm256_loadu_si256((const __m256i *)y[i + 1].qs));
-        a0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p0), a0);
-        a1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i + 1].d) * h2f(y[i + 1].d)), _mm256_cvtepi32_ps(p1), a1);
-    }
-    for (; i < nb; i++) {
-        __m256i p = dot_i8(_mm256_loadu_si256((const __m256i *)x[i].qs), _mm256_loadu_si256((const __m256i *)y[i].qs));
-        a0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p), a0);
-    }
-    *out = hsum_ps256(_mm256_add_ps(a0, a1));
+    vec_dot_ny_q8_0_q8_0_body(n, out, 1, vx, vy, 0, 1);
 }
 
-static void vec_dot_ny_q4_0_q8_0(int64_t n, float *out, int64_t os, const void *vx, const void *vy, size_t ys, int ny)
+static inline __attribute__((always_inline)) void vec_dot_ny_q4_0_q8_0_body(int64_t n, float *out, int64_t os, const void *vx,
+                                                              const void *vy, size_t ys, const int ny)
 {
     const block_q4_0 *x = vx;
     const block_q8_0 *y[KERN_NY];
@@ -175,17 +110,18 @@ static void vec_dot_ny_q4_0_q8_0(int64_t n, float *out, int64_t os, const void *
     for (int64_t i = 0; i < nb; i++) {
         const __m256i xq = q4_0_unpack(x[i].qs);
         const float dx = h2f(x[i].d);
-        for (int t = 0; t < ny; t++) {
+        PSI_UNROLL for (int t = 0; t < ny; t++) {
             const __m256i p = dot_i8(xq, _mm256_loadu_si256((const __m256i *)y[t][i].qs));
             acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dx * h2f(y[t][i].d)), _mm256_cvtepi32_ps(p), acc[t]);
         }
     }
     for (int t = 0; t < ny; t++) out[t * os] = hsum_ps256(acc[t]);
 }
+NY_DISPATCH(vec_dot_ny_q4_0_q8_0)
 
 static void vec_dot_q4_0_q8_0(int64_t n, float *out, const void *vx, const void *vy)
 {
-    vec_dot_ny_q4_0_q8_0(n, out, 1, vx, vy, 0, 1);
+    vec_dot_ny_q4_0_q8_0_body(n, out, 1, vx, vy, 0, 1);
 }
 
 /* ---------------------------------------------------------------- Q6_K */
@@ -214,7 +150,8 @@ static inline void q6_K_unpack(const block_q6_K *b, __m256i q[8], __m256i sc[8])
         sc[c] = _mm256_set_m128i(_mm_set1_epi32(b->scales[2 * c + 1]), _mm_set1_epi32(b->scales[2 * c]));
 }
 
-static void vec_dot_ny_q6_K_q8_K(int64_t n, float *out, int64_t os, const void *vx, const void *vy, size_t ys, int ny)
+static inline __attribute__((always_inline)) void vec_dot_ny_q6_K_q8_K_body(int64_t n, float *out, int64_t os, const void *vx,
+                                                              const void *vy, size_t ys, const int ny)
 {
     const block_q6_K *x = vx;
     const block_q8_K *y[KERN_NY];
@@ -229,7 +166,7 @@ static void vec_dot_ny_q6_K_q8_K(int64_t n, float *out, int64_t os, const void *
         q6_K_unpack(&x[i], q, sc);
         const __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
         const float dx = h2f(x[i].d);
-        for (int t = 0; t < ny; t++) {
+        PSI_UNROLL for (int t = 0; t < ny; t++) {
             const block_q8_K *yb = &y[t][i];
             __m256i acc = _mm256_setzero_si256();
             for (int c = 0; c < 8; c++) {
@@ -244,19 +181,17 @@ static void vec_dot_ny_q6_K_q8_K(int64_t n, float *out, int64_t os, const void *
     }
     for (int t = 0; t < ny; t++) out[t * os] = sumf[t];
 }
+NY_DISPATCH(vec_dot_ny_q6_K_q8_K)
 
 static void vec_dot_q6_K_q8_K(int64_t n, float *out, const void *vx, const void *vy)
 {
-    vec_dot_ny_q6_K_q8_K(n, out, 1, vx, vy, 0, 1);
+    vec_dot_ny_q6_K_q8_K_body(n, out, 1, vx, vy, 0, 1);
 }
 
 /* ---------------------------------------------------------------- table */
 
 void kernels_fill_avx512(kernels *k)
 {
-    k->t[PSI_TYPE_F32].vec_dot = vec_dot_f32;
-    k->t[PSI_TYPE_F16].vec_dot = vec_dot_f16_f32;
-    k->t[PSI_TYPE_BF16].vec_dot = vec_dot_bf16;
     k->t[PSI_TYPE_Q8_0].vec_dot = vec_dot_q8_0_q8_0;
     k->t[PSI_TYPE_Q8_0].vec_dot_ny = vec_dot_ny_q8_0_q8_0;
     k->t[PSI_TYPE_Q4_0].vec_dot = vec_dot_q4_0_q8_0;
