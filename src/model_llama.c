@@ -311,7 +311,7 @@ static psi_status matmul(psi_context *ctx, const tensor *w, const float *x, int3
     const kern_type *k = kernels_type(ks, w->type);
     /* a type the reference computes but the table lacks (cannot happen with
      * today's tables: they start as a copy of the traits) */
-    kern_type fallback = {w->tt->vec_dot, NULL, NULL};
+    kern_type fallback = {w->tt->vec_dot, NULL, NULL, NULL};
     if (!k->vec_dot) k = &fallback;
     const void *act = x;
     size_t act_row = (size_t)w->ne0 * sizeof(float);
@@ -362,12 +362,6 @@ static void rope_apply(float *v, int32_t n_heads, int32_t head_dim, int32_t n_ro
     }
 }
 
-static inline float kv_load(const psi_context *ctx, const void *base, size_t i)
-{
-    if (ctx->kv_type == PSI_TYPE_F16) return fp16_to_f32(((const uint16_t *)base)[i]);
-    return ((const float *)base)[i];
-}
-
 static void kv_store(const psi_context *ctx, void *base, size_t i, const float *src, size_t n)
 {
     if (ctx->kv_type == PSI_TYPE_F16) {
@@ -396,8 +390,11 @@ static void attn_worker(void *arg, int ith, int nth)
     size_t layer_off = (size_t)j->layer * (size_t)ctx->n_ctx * (size_t)kv_dim;
     float *scores = ctx->scores + (size_t)ith * (size_t)ctx->n_ctx;
     float scale = 1.0f / sqrtf((float)hd);
-    /* q·k through the kernel table: F32 and F16 caches both dot with f32 */
-    vec_dot_fn k_dot = kernels_type(kernels_get(), ctx->kv_type)->vec_dot;
+    /* q·k and the value sum through the kernel table: F32 and F16 caches
+     * both dot with f32 (the context accepts no other cache type) */
+    const kern_type *kt = kernels_type(kernels_get(), ctx->kv_type);
+    vec_dot_fn k_dot = kt->vec_dot;
+    axpy_fn v_axpy = kt->axpy;
     int64_t lo, hi;
     pool_split((int64_t)j->n_tok * hp->n_head, ith, nth, &lo, &hi);
     for (int64_t w = lo; w < hi; w++) {
@@ -425,12 +422,7 @@ static void attn_worker(void *arg, int ith, int nth)
         for (int32_t p = 0; p < n_keys; p++) {
             size_t base = layer_off + (size_t)p * kv_dim + (size_t)kvh * hd;
             float a = scores[p] * inv;
-            if (ctx->kv_type == PSI_TYPE_F32) {
-                const float *v = (const float *)ctx->v_cache + base;
-                for (int32_t d = 0; d < hd; d++) out[d] += a * v[d];
-            } else {
-                for (int32_t d = 0; d < hd; d++) out[d] += a * kv_load(ctx, ctx->v_cache, base + d);
-            }
+            v_axpy(hd, out, a, (const uint8_t *)ctx->v_cache + base * ctx->kv_elem);
         }
     }
 }

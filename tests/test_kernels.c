@@ -204,6 +204,36 @@ static void test_dots(const kernels *k)
     }
 }
 
+/* axpy (attention's value sum) for the KV cache types, against the
+ * generic table's: y += a·x over many lengths, with untouched guard
+ * values after y[n-1]. */
+static void test_axpy(const kernels *k)
+{
+    const kernels *g = kernels_for(KERN_GENERIC);
+    static const uint32_t types[] = {PSI_TYPE_F32, PSI_TYPE_F16};
+    for (size_t ti = 0; ti < 2; ti++) {
+        uint32_t type = types[ti];
+        axpy_fn ref = kernels_type(g, type)->axpy, got = kernels_type(k, type)->axpy;
+        CHECKF(ref && got, "%s: type %u has no axpy", k->name, type);
+        if (!ref || !got) continue;
+        for (int64_t n = 1; n <= 300; n += (n < 40 ? 1 : 37)) {
+            uint8_t x[300 * 4];
+            float y0[304], y1[304];
+            fill_weights(type, x, n);
+            for (int i = 0; i < 304; i++) y0[i] = y1[i] = i < n ? rng_f32() : 777.0f;
+            float a = rng_f32();
+            ref(n, y0, a, x);
+            got(n, y1, a, x);
+            bool ok = true;
+            for (int i = 0; i < 304; i++) {
+                float tol = i < n ? 1e-6f * (fabsf(y0[i]) + fabsf(a)) : 0.0f;
+                if (!(fabsf(y0[i] - y1[i]) <= tol)) ok = false;
+            }
+            CHECKF(ok, "%s: axpy of type %u, n %lld differs or writes past n", k->name, type, (long long)n);
+        }
+    }
+}
+
 /* PSI_CPU reaches the library: the path psi -v reports, and the warning
  * when the CPU lacks the path asked for. */
 static void test_env(void)
@@ -258,6 +288,7 @@ int main(void)
         CHECKF(kernels_type(k, PSI_TYPE_Q8_0)->vec_dot != type_get(PSI_TYPE_Q8_0)->vec_dot, "%s", k->name);
         test_quantizers(k);
         test_dots(k);
+        test_axpy(k);
         ran++;
     }
     printf("%d SIMD path(s) checked; in use: %s\n", ran, kernels_get()->name);

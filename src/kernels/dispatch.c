@@ -94,6 +94,7 @@ static void init(void)
         tables[l].level = (kern_level)l;
         tables[l].name = level_names[l];
         fill_generic(&tables[l]);
+        kernels_fill_generic(&tables[l]);
     }
     supported[KERN_GENERIC] = true;
 #ifdef PSI_X86
@@ -130,6 +131,6 @@ const kernels *kernels_for(kern_level level)
 
 const kern_type *kernels_type(const kernels *k, uint32_t type)
 {
-    static const kern_type none = {NULL, NULL, NULL};
+    static const kern_type none = {NULL, NULL, NULL, NULL};
     return type < KERN_TYPES ? &k->t[type] : &none;
 }

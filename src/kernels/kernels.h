@@ -33,10 +33,15 @@ typedef enum kern_level { KERN_GENERIC = 0, KERN_AVX2 = 1, KERN_AVX512 = 2, KERN
 typedef void (*vec_dot_ny_fn)(int64_t n, float *out, int64_t out_stride, const void *x, const void *y,
                               size_t y_stride, int ny);
 
+/* y[i] += a · x[i] for i < n, x of the entry's type (attention's weighted
+ * sum of value-cache rows). */
+typedef void (*axpy_fn)(int64_t n, float *y, float a, const void *x);
+
 typedef struct kern_type {
     vec_dot_fn vec_dot;        /* weight of this type · its vec_dot_type; NULL = none */
     vec_dot_ny_fn vec_dot_ny;  /* NULL: call vec_dot once per token */
     from_float_fn from_float;  /* f32 → this type (the activation quantizer); NULL = none */
+    axpy_fn axpy;              /* F32 and F16 (the KV cache types); NULL = none */
 } kern_type;
 
 #define KERN_TYPES 64 /* > every ggml type id */
@@ -58,6 +63,8 @@ const kern_type *kernels_type(const kernels *k, uint32_t type);
 /* "generic", "avx2", "avx512"; NULL for an unknown level. */
 const char *kernels_level_name(kern_level level);
 
+/* Kernels with no reference in types.c (kernels/generic.c). */
+void kernels_fill_generic(kernels *k);
 /* Filled in by the instruction-set files (no-ops where not built). */
 void kernels_fill_avx2(kernels *k);
 void kernels_fill_avx512(kernels *k);
