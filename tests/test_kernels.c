@@ -5,9 +5,10 @@
  * reassociation tolerance (Q6_K×Q8_K bit for bit: its sums are integers up
  * to one float multiply-add per super-block, as in the reference), the
  * multi-token dot products bit for bit against the single ones (batching
- * must not change a token's result), on random data and many lengths. Then PSI_CPU through the psi program: the path it reports, and
- * the warning for a path the CPU lacks. End-to-end logits per path are
- * test_reference's job (registered once per PSI_CPU value).
+ * must not change a token's result), and attention's axpy, on random data
+ * and many lengths. Then PSI_CPU through the psi program: the path it
+ * reports, and the warning for a path the CPU lacks. End-to-end logits per
+ * path are test_reference's job (registered once per PSI_CPU value).
  */
 #include <math.h>
 #include <stdbool.h>
