@@ -279,7 +279,8 @@ static void matmul_worker(void *arg, int ith, int nth)
                     k->vec_dot_ny(w->ne0, o + r, j->out_stride, row, a, j->act_row, ny);
                 } else {
                     for (int t = 0; t < ny; t++)
-                        k->vec_dot(w->ne0, o + (size_t)t * (size_t)j->out_stride + r, row, a + (size_t)t * j->act_row);
+                        k->vec_dot(w->ne0, o + (size_t)t * (size_t)j->out_stride + r, row,
+                                   a + (size_t)t * j->act_row);
                 }
             }
         }

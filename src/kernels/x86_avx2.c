@@ -56,7 +56,10 @@ static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
 /* ---------------------------------------------------------------- F32, F16, BF16 */
 
-static inline __m256 load_f16(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+static inline __m256 load_f16(const uint16_t *p)
+{
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
 
 /* bf16 → f32 is a 16-bit shift. */
 static inline __m256 load_bf16(const uint16_t *p)
@@ -147,7 +150,8 @@ static inline __m256i bf16_round8(__m256 f)
 {
     const __m256i u = _mm256_castps_si256(f);
     const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
-    const __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff))), 16);
+    const __m256i bias = _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff));
+    const __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(u, bias), 16);
     const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff)),
                                            _mm256_set1_epi32(0x7f800000));
     const __m256i quiet = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(64));
@@ -318,8 +322,8 @@ static inline int32_t q6_K_isum(const __m256i q[8], const __m256i sc[8], __m256i
     return hsum_epi32(acc) - 32 * hsum_epi32(bs);
 }
 
-static inline __attribute__((always_inline)) void vec_dot_ny_q6_K_q8_K_body(int64_t n, float *out, int64_t os, const void *vx,
-                                                              const void *vy, size_t ys, const int ny)
+static inline __attribute__((always_inline)) void
+vec_dot_ny_q6_K_q8_K_body(int64_t n, float *out, int64_t os, const void *vx, const void *vy, size_t ys, const int ny)
 {
     const block_q6_K *x = vx;
     const block_q8_K *y[KERN_NY];
@@ -385,8 +389,9 @@ static void q8_K_from_f32(const float *src, void *dst, int64_t n)
                                            _mm256_mul_ps(_mm256_loadu_ps(x + j + 24), s));
             _mm256_storeu_si256((__m256i *)(y[i].qs + j), q);
             /* group sums: 16 int16 → pairs → 4 int32 per group */
-            const __m256i lo = _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm256_castsi256_si128(q)), _mm256_set1_epi16(1));
-            const __m256i hi = _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm256_extracti128_si256(q, 1)), _mm256_set1_epi16(1));
+            const __m256i one = _mm256_set1_epi16(1);
+            const __m256i lo = _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm256_castsi256_si128(q)), one);
+            const __m256i hi = _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm256_extracti128_si256(q, 1)), one);
             y[i].bsums[j / 16] = (int16_t)hsum_epi32(lo);
             y[i].bsums[j / 16 + 1] = (int16_t)hsum_epi32(hi);
         }

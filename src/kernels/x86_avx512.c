@@ -68,8 +68,8 @@ static inline __m256i q4_0_unpack(const uint8_t *qs)
     return _mm256_sub_epi8(_mm256_and_si256(v, _mm256_set1_epi8(0x0f)), _mm256_set1_epi8(8));
 }
 
-static inline __attribute__((always_inline)) void vec_dot_ny_q8_0_q8_0_body(int64_t n, float *out, int64_t os, const void *vx,
-                                                              const void *vy, size_t ys, const int ny)
+static inline __attribute__((always_inline)) void
+vec_dot_ny_q8_0_q8_0_body(int64_t n, float *out, int64_t os, const void *vx, const void *vy, size_t ys, const int ny)
 {
     const block_q8_0 *x = vx;
     const block_q8_0 *y[KERN_NY];
@@ -96,8 +96,8 @@ static void vec_dot_q8_0_q8_0(int64_t n, float *out, const void *vx, const void 
     vec_dot_ny_q8_0_q8_0_body(n, out, 1, vx, vy, 0, 1);
 }
 
-static inline __attribute__((always_inline)) void vec_dot_ny_q4_0_q8_0_body(int64_t n, float *out, int64_t os, const void *vx,
-                                                              const void *vy, size_t ys, const int ny)
+static inline __attribute__((always_inline)) void
+vec_dot_ny_q4_0_q8_0_body(int64_t n, float *out, int64_t os, const void *vx, const void *vy, size_t ys, const int ny)
 {
     const block_q4_0 *x = vx;
     const block_q8_0 *y[KERN_NY];
@@ -150,8 +150,8 @@ static inline void q6_K_unpack(const block_q6_K *b, __m256i q[8], __m256i sc[8])
         sc[c] = _mm256_set_m128i(_mm_set1_epi32(b->scales[2 * c + 1]), _mm_set1_epi32(b->scales[2 * c]));
 }
 
-static inline __attribute__((always_inline)) void vec_dot_ny_q6_K_q8_K_body(int64_t n, float *out, int64_t os, const void *vx,
-                                                              const void *vy, size_t ys, const int ny)
+static inline __attribute__((always_inline)) void
+vec_dot_ny_q6_K_q8_K_body(int64_t n, float *out, int64_t os, const void *vx, const void *vy, size_t ys, const int ny)
 {
     const block_q6_K *x = vx;
     const block_q8_K *y[KERN_NY];
