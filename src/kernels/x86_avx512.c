@@ -19,38 +19,8 @@
 
 #include <immintrin.h>
 
-static inline float hsum_ps256(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
+#include "x86_common.h"
 
-static inline int32_t hsum_epi32(__m256i v)
-{
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
-    return _mm_cvtsi128_si32(s);
-}
-
-/* The multi-token kernels are written once with ny as a parameter and
- * compiled for each ny in 1..KERN_NY, so their per-token accumulators are
- * registers (a loop over a run-time ny keeps them in memory). */
-#define PSI_UNROLL _Pragma("GCC unroll 4")
-#define NY_DISPATCH(name)                                                                                 \
-    static void name(int64_t n, float *out, int64_t os, const void *vx, const void *vy, size_t ys, int ny) \
-    {                                                                                                     \
-        switch (ny) {                                                                                     \
-        case 1: name##_body(n, out, os, vx, vy, ys, 1); break;                                            \
-        case 2: name##_body(n, out, os, vx, vy, ys, 2); break;                                            \
-        case 3: name##_body(n, out, os, vx, vy, ys, 3); break;                                            \
-        default: name##_body(n, out, os, vx, vy, ys, 4); break;                                           \
-        }                                                                                                 \
-    }
-
-static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
 /* ---------------------------------------------------------------- Q8_0, Q4_0 */
 
@@ -87,7 +57,7 @@ vec_dot_ny_q8_0_q8_0_body(int64_t n, float *out, int64_t os, const void *vx, con
             acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dx * h2f(y[t][i].d)), _mm256_cvtepi32_ps(p), acc[t]);
         }
     }
-    for (int t = 0; t < ny; t++) out[t * os] = hsum_ps256(acc[t]);
+    for (int t = 0; t < ny; t++) out[t * os] = hsum_ps(acc[t]);
 }
 NY_DISPATCH(vec_dot_ny_q8_0_q8_0)
 
@@ -115,7 +85,7 @@ vec_dot_ny_q4_0_q8_0_body(int64_t n, float *out, int64_t os, const void *vx, con
             acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dx * h2f(y[t][i].d)), _mm256_cvtepi32_ps(p), acc[t]);
         }
     }
-    for (int t = 0; t < ny; t++) out[t * os] = hsum_ps256(acc[t]);
+    for (int t = 0; t < ny; t++) out[t * os] = hsum_ps(acc[t]);
 }
 NY_DISPATCH(vec_dot_ny_q4_0_q8_0)
 
