@@ -54,6 +54,11 @@ const char *psi_version(void);
 /* Number of online CPU cores (at least 1). */
 int psi_cpu_count(void);
 
+/* The CPU kernel path in use: "generic", "avx2" or "avx512" (chosen once
+ * from the CPU, or forced by PSI_CPU). The SIMD paths differ from the
+ * generic one only by the order of float additions. Static string. */
+const char *psi_cpu_kernels(void);
+
 /* ---------------------------------------------------------------- tensor types
  * Values are ggml's type ids, as stored in GGUF files. */
 typedef enum psi_type {

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "kernels/kernels.h"
 #include "model.h"
 #include "util.h"
 
@@ -29,6 +30,8 @@ const char *psi_version(void)
 {
     return PSI_STR(PSI_VERSION_MAJOR) "." PSI_STR(PSI_VERSION_MINOR) "." PSI_STR(PSI_VERSION_PATCH);
 }
+
+const char *psi_cpu_kernels(void) { return kernels_get()->name; }
 
 int psi_cpu_count(void)
 {

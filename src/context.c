@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "kernels/kernels.h"
 #include "model.h"
 #include "util.h"
 
@@ -56,7 +57,8 @@ psi_status psi_model_load(const char *path, const psi_model_params *params, psi_
     } else if ((rc = llama_load(m, err, err_size))) {
         goto fail;
     }
-    if (params->verbose) fprintf(stderr, "psi: loaded %s: %s\n", path, m->desc);
+    if (params->verbose)
+        fprintf(stderr, "psi: loaded %s: %s; cpu kernels %s\n", path, m->desc, kernels_get()->name);
     *out = m;
     return PSI_OK;
 fail:

@@ -1,7 +1,8 @@
 /*
  * threadpool.h — a fixed set of worker threads that run one parallel job at
- * a time. Workers sleep on a condition variable between jobs (no busy
- * waiting); the calling thread takes part as thread 0.
+ * a time. Between jobs, workers poll for the next one for at most 0.05 ms,
+ * then sleep on a condition variable (an idle pool does not busy-wait);
+ * the calling thread takes part as thread 0.
  */
 #ifndef PSI_THREADPOOL_H
 #define PSI_THREADPOOL_H

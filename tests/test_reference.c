@@ -20,8 +20,35 @@
 #include <sys/stat.h>
 
 #include "gguf.h"
+#include "kernels/kernels.h"
 
 #include "testutil.h"
+
+/* CTest runs this test once per kernel path (PSI_CPU=generic|avx2|avx512,
+ * inherited by the psi it starts), possibly in parallel: one scratch
+ * directory per path. */
+static const char *ref_tmpdir(void)
+{
+    const char *cpu = getenv("PSI_CPU");
+    char name[64];
+    snprintf(name, sizeof name, "reference%s%.32s", cpu && *cpu ? "-" : "", cpu ? cpu : "");
+    return tu_tmpdir(name);
+}
+
+/* 77 (CTest's SKIP_RETURN_CODE) when PSI_CPU names a path this CPU cannot
+ * run: psi would fall back to another path and test nothing new. */
+static int skip_unsupported_path(void)
+{
+    const char *cpu = getenv("PSI_CPU");
+    if (!cpu || !*cpu) return 0;
+    for (int l = 0; l < KERN_LEVELS; l++)
+        if (!strcmp(cpu, kernels_level_name((kern_level)l))) {
+            if (kernels_for((kern_level)l)) return 0;
+            printf("skipped: this CPU cannot run PSI_CPU=%s\n", cpu);
+            return 77;
+        }
+    return 0;
+}
 
 static char *ids_arg(json_t *arr)
 {
@@ -73,7 +100,7 @@ static void run_case(const char *dir, const char *json_name, const char *model_o
     json_t *tokens = json_object_get(c, "tokens");
     size_t n_tok = json_array_size(tokens);
     char *ids = ids_arg(tokens);
-    const char *tmp = tu_tmpdir("reference");
+    const char *tmp = ref_tmpdir();
     char out_path[8192];
     snprintf(out_path, sizeof out_path, "%s/%s.%s.f32", tmp, json_name, type);
 
@@ -147,7 +174,11 @@ static void run_case(const char *dir, const char *json_name, const char *model_o
         json_t *gen = json_object_get(res, "tokens"), *want = json_object_get(c, "greedy_32"),
                *gm = json_object_get(c, "greedy_margin"), *gt5 = json_object_get(c, "greedy_top5");
         size_t k = 0, n = json_array_size(want);
-        const double gthr = last_maxd <= 1e-3 ? 0.01 : thr;
+        /* all 32 ids only where the float additions run in the reference's
+         * order too (generic kernels): SIMD paths add in another order, which
+         * on these random models moves some activations across a Q8_0/Q8_K
+         * rounding boundary */
+        const double gthr = last_maxd <= 1e-3 && !strcmp(psi_cpu_kernels(), "generic") ? 0.01 : thr;
         while (k < n && json_real_value(json_array_get(gm, k)) >= gthr) k++; /* first low-margin step */
         size_t same = 0;
         while (same < json_array_size(gen) && same < n &&
@@ -179,7 +210,7 @@ static const char *make_converted(const char *dir, const char *type)
     static char out[8192];
     char in[8192];
     snprintf(in, sizeof in, "%s/llama2-tiny-F32.gguf", dir);
-    snprintf(out, sizeof out, "%s/llama2-tiny-%s.gguf", tu_tmpdir("reference"), type);
+    snprintf(out, sizeof out, "%s/llama2-tiny-%s.gguf", ref_tmpdir(), type);
     const char *argv[] = {tu_psi(), "quantize", in, out, type, NULL};
     char *err = NULL;
     int st = tu_run(argv, NULL, &err);
@@ -197,7 +228,7 @@ static const char *make_hashed(const char *dir, const char *type, const char *fi
     char in[8192], sums[8192];
     snprintf(in, sizeof in, "%s/llama2-tiny-F32.gguf", dir);
     snprintf(sums, sizeof sums, "%s/llama2-tiny-quantized-tensors.json", dir);
-    snprintf(out, sizeof out, "%s/psi-%s", tu_tmpdir("reference"), file);
+    snprintf(out, sizeof out, "%s/psi-%s", ref_tmpdir(), file);
     const char *argv[] = {tu_psi(), "quantize", in, out, type, NULL};
     char *err = NULL;
     int st = tu_run(argv, NULL, &err);
@@ -243,7 +274,7 @@ static void check_q4_k_m(const char *dir)
     char in[8192], ref_path[8192], out[8192], msg[512];
     snprintf(in, sizeof in, "%s/llama2-tiny-F32.gguf", dir);
     snprintf(ref_path, sizeof ref_path, "%s/llama2-tiny-Q4_K_M.gguf", dir);
-    snprintf(out, sizeof out, "%s/psi-llama2-tiny-Q4_K_M.gguf", tu_tmpdir("reference"));
+    snprintf(out, sizeof out, "%s/psi-llama2-tiny-Q4_K_M.gguf", ref_tmpdir());
     const char *argv[] = {tu_psi(), "quantize", in, out, "q4_k_m", NULL};
     char *err = NULL;
     int st = tu_run(argv, NULL, &err);
@@ -313,7 +344,7 @@ static void check_other_types(const char *dir)
         const char *model = make_converted(dir, kinds[k]);
         if (!model) continue;
         char out_path[8192];
-        snprintf(out_path, sizeof out_path, "%s/other-%s.f32", tu_tmpdir("reference"), kinds[k]);
+        snprintf(out_path, sizeof out_path, "%s/other-%s.f32", ref_tmpdir(), kinds[k]);
         const char *argv[] = {tu_psi(), "logits", "-m", model, "--tokens", ids, "-o", out_path, "--kv-type", "f32", NULL};
         char *err = NULL;
         int st = tu_run(argv, NULL, &err);
@@ -341,6 +372,7 @@ static void check_other_types(const char *dir)
 
 int main(void)
 {
+    if (skip_unsupported_path()) return 77;
     char dir[2048];
     snprintf(dir, sizeof dir, "%s", tu_data("reference"));
     DIR *d = opendir(dir);

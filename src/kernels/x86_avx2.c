@@ -1,0 +1,398 @@
+/*
+ * x86_avx2.c — AVX2 + FMA + F16C kernels (Haswell, Zen 1 and later): dot
+ * products for the weight types psi computes and the activation
+ * quantizers. Compiled with -mavx2 -mfma -mf16c for this file only and
+ * called only when dispatch.c has seen the CPU and OS support them.
+ *
+ * Integer parts are exact: Q6_K×Q8_K and every quantizer give the
+ * reference's result bit for bit. Float sums are reassociated (several
+ * accumulators, per-lane scaling), as ggml's x86 kernels do.
+ * Q8_0/Q4_0 use the sign trick for _mm256_maddubs_epi16 (u8 × s8): |x| ×
+ * (y with x's sign); no pair sum saturates because activations are at most
+ * 127 in magnitude (the quantizers clamp 127·x/max|x|).
+ */
+#include "kernels.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+
+#include <immintrin.h>
+#include <string.h>
+
+#include "util.h"
+
+#include "x86_common.h"
+
+
+/* ---------------------------------------------------------------- F32, F16, BF16 */
+
+static inline __m256 load_f16(const uint16_t *p)
+{
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+
+/* bf16 → f32 is a 16-bit shift. */
+static inline __m256 load_bf16(const uint16_t *p)
+{
+    __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
+
+/* One float-type weight row against up to KERN_NY f32/bf16 activation
+ * rows: each 8 weights are loaded and converted once for all the tokens,
+ * which turns the load-bound single dot product into an FMA-bound one.
+ * Two accumulators per token (alternate groups of 8); the tail (n % 8)
+ * goes through zero-padded copies. The single-token vec_dot is this with
+ * ny = 1, so a token's result does not depend on the batch. */
+#define FLOAT_DOT_NY(NAME, WT, LOADW, AT, LOADA)                                                           \
+    static inline __attribute__((always_inline)) void NAME##_body(int64_t n, float *out, int64_t os,        \
+                                                                  const void *vx, const void *vy,          \
+                                                                  size_t ys, const int ny)                 \
+    {                                                                                                      \
+        const WT *x = vx;                                                                                  \
+        const AT *y[KERN_NY];                                                                              \
+        __m256 a0[KERN_NY], a1[KERN_NY];                                                                   \
+        PSI_UNROLL for (int t = 0; t < ny; t++) {                                                          \
+            y[t] = (const AT *)((const uint8_t *)vy + (size_t)t * ys);                                     \
+            a0[t] = a1[t] = _mm256_setzero_ps();                                                           \
+        }                                                                                                  \
+        int64_t i = 0;                                                                                     \
+        for (; i + 16 <= n; i += 16) {                                                                     \
+            const __m256 w0 = LOADW(x + i), w1 = LOADW(x + i + 8);                                         \
+            PSI_UNROLL for (int t = 0; t < ny; t++) {                                                      \
+                a0[t] = _mm256_fmadd_ps(w0, LOADA(y[t] + i), a0[t]);                                       \
+                a1[t] = _mm256_fmadd_ps(w1, LOADA(y[t] + i + 8), a1[t]);                                   \
+            }                                                                                              \
+        }                                                                                                  \
+        if (i + 8 <= n) {                                                                                  \
+            const __m256 w = LOADW(x + i);                                                                 \
+            PSI_UNROLL for (int t = 0; t < ny; t++) a0[t] = _mm256_fmadd_ps(w, LOADA(y[t] + i), a0[t]);    \
+            i += 8;                                                                                        \
+        }                                                                                                  \
+        if (i < n) {                                                                                       \
+            WT tx[8] = {0};                                                                                \
+            memcpy(tx, x + i, (size_t)(n - i) * sizeof(WT));                                               \
+            const __m256 w = LOADW(tx);                                                                    \
+            for (int t = 0; t < ny; t++) {                                                                 \
+                AT ty[8] = {0};                                                                            \
+                memcpy(ty, y[t] + i, (size_t)(n - i) * sizeof(AT));                                        \
+                a1[t] = _mm256_fmadd_ps(w, LOADA(ty), a1[t]);                                              \
+            }                                                                                              \
+        }                                                                                                  \
+        PSI_UNROLL for (int t = 0; t < ny; t++) out[t * os] = hsum_ps(_mm256_add_ps(a0[t], a1[t]));        \
+    }                                                                                                      \
+    NY_DISPATCH(NAME)                                                                                      \
+    static void NAME##_1(int64_t n, float *out, const void *vx, const void *vy)                           \
+    {                                                                                                      \
+        NAME##_body(n, out, 1, vx, vy, 0, 1);                                                              \
+    }
+
+FLOAT_DOT_NY(vec_dot_ny_f32, float, _mm256_loadu_ps, float, _mm256_loadu_ps)
+FLOAT_DOT_NY(vec_dot_ny_f16_f32, uint16_t, load_f16, float, _mm256_loadu_ps)
+FLOAT_DOT_NY(vec_dot_ny_bf16, uint16_t, load_bf16, uint16_t, load_bf16)
+#undef FLOAT_DOT_NY
+
+/* y += a·x, 8 at a time; the tail through zero-padded copies. */
+#define AXPY(NAME, XT, LOADX)                                                   \
+    static void NAME(int64_t n, float *y, float a, const void *vx)             \
+    {                                                                          \
+        const XT *x = vx;                                                      \
+        const __m256 va = _mm256_set1_ps(a);                                   \
+        int64_t i = 0;                                                         \
+        for (; i + 8 <= n; i += 8)                                             \
+            _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, LOADX(x + i), _mm256_loadu_ps(y + i))); \
+        if (i < n) {                                                           \
+            XT tx[8] = {0};                                                    \
+            float ty[8] = {0};                                                 \
+            memcpy(tx, x + i, (size_t)(n - i) * sizeof(XT));                   \
+            memcpy(ty, y + i, (size_t)(n - i) * sizeof(float));                \
+            _mm256_storeu_ps(ty, _mm256_fmadd_ps(va, LOADX(tx), _mm256_loadu_ps(ty))); \
+            memcpy(y + i, ty, (size_t)(n - i) * sizeof(float));                \
+        }                                                                      \
+    }
+AXPY(axpy_f32, float, _mm256_loadu_ps)
+AXPY(axpy_f16, uint16_t, load_f16)
+#undef AXPY
+
+/* f32 → bf16, round to nearest even, NaN kept quiet: util's f32_to_bf16
+ * on 16 values at a time. */
+static inline __m256i bf16_round8(__m256 f)
+{
+    const __m256i u = _mm256_castps_si256(f);
+    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+    const __m256i bias = _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff));
+    const __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(u, bias), 16);
+    const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff)),
+                                           _mm256_set1_epi32(0x7f800000));
+    const __m256i quiet = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(64));
+    return _mm256_blendv_epi8(rounded, quiet, nan);
+}
+
+static void bf16_from_f32(const float *src, void *dst, int64_t n)
+{
+    uint16_t *y = dst;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256i lo = bf16_round8(_mm256_loadu_ps(src + i)), hi = bf16_round8(_mm256_loadu_ps(src + i + 8));
+        __m256i p = _mm256_permute4x64_epi64(_mm256_packus_epi32(lo, hi), 0xD8);
+        _mm256_storeu_si256((__m256i *)(y + i), p);
+    }
+    for (; i < n; i++) y[i] = f32_to_bf16(src[i]);
+}
+
+/* ---------------------------------------------------------------- int8 helpers */
+
+/* Rounds 32 floats (already scaled) half to even and saturates to int8, in
+ * order. _mm256_cvtps_epi32 rounds in the current mode (nearest even). */
+static inline __m256i round_pack32(__m256 a, __m256 b, __m256 c, __m256 d)
+{
+    __m256i ab = _mm256_packs_epi32(_mm256_cvtps_epi32(a), _mm256_cvtps_epi32(b));
+    __m256i cd = _mm256_packs_epi32(_mm256_cvtps_epi32(c), _mm256_cvtps_epi32(d));
+    __m256i v = _mm256_packs_epi16(ab, cd);
+    return _mm256_permutevar8x32_epi32(v, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+/* max |x| of 8 floats; NaN lanes are skipped like types.c's `a > amax`. */
+static inline __m256 absmax_step(__m256 m, __m256 v)
+{
+    const __m256 a = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v);
+    return _mm256_max_ps(a, m); /* max_ps returns the second operand when either is NaN */
+}
+
+static inline float hmax_ps(__m256 v)
+{
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* ---------------------------------------------------------------- Q8_0 */
+
+static void q8_0_from_f32(const float *src, void *dst, int64_t n)
+{
+    block_q8_0 *y = dst;
+    const int64_t nb = n / QK8_0;
+    for (int64_t i = 0; i < nb; i++) {
+        const float *x = src + i * QK8_0;
+        __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8);
+        __m256 v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
+        __m256 m = absmax_step(_mm256_setzero_ps(), v0);
+        m = absmax_step(m, v1);
+        m = absmax_step(m, v2);
+        m = absmax_step(m, v3);
+        const float amax = hmax_ps(m);
+        const float d = amax / 127.0f;
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        y[i].d = f32_to_fp16(d);
+        const __m256 s = _mm256_set1_ps(id);
+        __m256i q = round_pack32(_mm256_mul_ps(v0, s), _mm256_mul_ps(v1, s), _mm256_mul_ps(v2, s),
+                                 _mm256_mul_ps(v3, s));
+        _mm256_storeu_si256((__m256i *)y[i].qs, q);
+    }
+}
+
+static inline __m256i q8_0_load(const int8_t *qs) { return _mm256_loadu_si256((const __m256i *)qs); }
+
+/* 32 quants of a Q4_0 block as signed bytes in value order: low nibbles
+ * are values 0..15, high nibbles 16..31. */
+static inline __m256i q4_0_unpack(const uint8_t *qs)
+{
+    const __m128i b = _mm_loadu_si128((const __m128i *)qs);
+    const __m256i v = _mm256_set_m128i(_mm_srli_epi16(b, 4), b);
+    return _mm256_sub_epi8(_mm256_and_si256(v, _mm256_set1_epi8(0x0f)), _mm256_set1_epi8(8));
+}
+
+/* One weight row (blocks of 32 that UNPACK turns into signed bytes) against
+ * up to KERN_NY Q8_0 activation rows: each weight block is loaded, unpacked
+ * and made |x| once for all the tokens. Even blocks go to one accumulator
+ * per token and odd blocks to another (two dependency chains), and the
+ * single-token vec_dot is this with ny = 1, so a token's result is the same
+ * bit for bit whatever the batch. */
+#define Q8_DOT_NY(NAME, BT, UNPACK)                                                                         \
+    static inline __attribute__((always_inline)) void NAME##_body(int64_t n, float *out, int64_t os,       \
+                                                                  const void *vx, const void *vy,           \
+                                                                  size_t ys, const int ny)                  \
+    {                                                                                                       \
+        const BT *x = vx;                                                                                   \
+        const block_q8_0 *y[KERN_NY];                                                                       \
+        __m256 acc[2][KERN_NY];                                                                             \
+        PSI_UNROLL for (int t = 0; t < ny; t++) {                                                           \
+            y[t] = (const block_q8_0 *)((const uint8_t *)vy + (size_t)t * ys);                              \
+            acc[0][t] = acc[1][t] = _mm256_setzero_ps();                                                    \
+        }                                                                                                   \
+        const int64_t nb = n / QK8_0;                                                                       \
+        for (int64_t i = 0; i < nb; i++) {                                                                  \
+            const int k = (int)(i & 1);                                                                     \
+            const __m256i xq = UNPACK(x[i].qs);                                                             \
+            const __m256i ax = _mm256_sign_epi8(xq, xq);                                                    \
+            const float dx = h2f(x[i].d);                                                                   \
+            PSI_UNROLL for (int t = 0; t < ny; t++) {                                                       \
+                const __m256i yq = _mm256_loadu_si256((const __m256i *)y[t][i].qs);                         \
+                const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(yq, xq)),     \
+                                                    _mm256_set1_epi16(1));                                  \
+                const __m256 d = _mm256_set1_ps(dx * h2f(y[t][i].d));                                       \
+                if (k) acc[1][t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc[1][t]);                    \
+                else acc[0][t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc[0][t]);                      \
+            }                                                                                               \
+        }                                                                                                   \
+        PSI_UNROLL for (int t = 0; t < ny; t++) out[t * os] = hsum_ps(_mm256_add_ps(acc[0][t], acc[1][t])); \
+    }                                                                                                       \
+    NY_DISPATCH(NAME)
+
+Q8_DOT_NY(vec_dot_ny_q8_0_q8_0, block_q8_0, q8_0_load)
+Q8_DOT_NY(vec_dot_ny_q4_0_q8_0, block_q4_0, q4_0_unpack)
+#undef Q8_DOT_NY
+
+static void vec_dot_q8_0_q8_0(int64_t n, float *out, const void *vx, const void *vy)
+{
+    vec_dot_ny_q8_0_q8_0_body(n, out, 1, vx, vy, 0, 1);
+}
+
+static void vec_dot_q4_0_q8_0(int64_t n, float *out, const void *vx, const void *vy)
+{
+    vec_dot_ny_q4_0_q8_0_body(n, out, 1, vx, vy, 0, 1);
+}
+
+/* ---------------------------------------------------------------- Q6_K, Q8_K */
+
+/* The 256 quants of a Q6_K block plus 32 (0..63, unsigned), as 8 vectors
+ * of 32 in value order (layout: types.c q6_K_unpack), and per vector the
+ * int16 scales of its two 16-value groups (low lane, high lane). */
+static inline void q6_K_unpack(const block_q6_K *b, __m256i q[8], __m256i sc[8])
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3);
+    for (int h = 0; h < 2; h++) {
+        const __m256i l0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h));
+        const __m256i l1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h + 32));
+        const __m256i hb = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
+        const __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4);
+        const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4);
+        const __m256i h2 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4);
+        const __m256i h3 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4);
+        q[4 * h + 0] = _mm256_or_si256(_mm256_and_si256(l0, m4), h0);
+        q[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(l1, m4), h1);
+        q[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), h2);
+        q[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), h3);
+    }
+    for (int c = 0; c < 8; c++)
+        sc[c] = _mm256_set_m128i(_mm_set1_epi16(b->scales[2 * c + 1]), _mm_set1_epi16(b->scales[2 * c]));
+}
+
+/* Σ_groups scale·Σ q6·q8 for one super-block, exact: Σ (q+32)·q8·s minus
+ * 32·Σ s·bsum. No int32 overflow: |sum| <= 256·63·128·128 < 2^31. */
+static inline int32_t q6_K_isum(const __m256i q[8], const __m256i sc[8], __m256i s16, const block_q8_K *y)
+{
+    __m256i acc = _mm256_setzero_si256();
+    for (int c = 0; c < 8; c++) {
+        const __m256i p = _mm256_maddubs_epi16(q[c], _mm256_loadu_si256((const __m256i *)(y->qs + 32 * c)));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, sc[c]));
+    }
+    const __m256i bs = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y->bsums), s16);
+    return hsum_epi32(acc) - 32 * hsum_epi32(bs);
+}
+
+static inline __attribute__((always_inline)) void
+vec_dot_ny_q6_K_q8_K_body(int64_t n, float *out, int64_t os, const void *vx, const void *vy, size_t ys, const int ny)
+{
+    const block_q6_K *x = vx;
+    const block_q8_K *y[KERN_NY];
+    float sumf[KERN_NY];
+    for (int t = 0; t < ny; t++) {
+        y[t] = (const block_q8_K *)((const uint8_t *)vy + (size_t)t * ys);
+        sumf[t] = 0.0f;
+    }
+    const int64_t nb = n / QK_K;
+    __m256i q[8], sc[8];
+    for (int64_t i = 0; i < nb; i++) {
+        q6_K_unpack(&x[i], q, sc);
+        const __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
+        const float dx = h2f(x[i].d);
+        PSI_UNROLL for (int t = 0; t < ny; t++) {
+            const int32_t isum = q6_K_isum(q, sc, s16, &y[t][i]);
+            sumf[t] += y[t][i].d * dx * (float)isum;
+        }
+    }
+    for (int t = 0; t < ny; t++) out[t * os] = sumf[t];
+}
+NY_DISPATCH(vec_dot_ny_q6_K_q8_K)
+
+static void vec_dot_q6_K_q8_K(int64_t n, float *out, const void *vx, const void *vy)
+{
+    vec_dot_ny_q6_K_q8_K_body(n, out, 1, vx, vy, 0, 1);
+}
+
+/* Index of the first of 256 values whose |x| equals amax (> 0, so found). */
+static inline int first_abs_eq(const float *x, float amax)
+{
+    const __m256 m = _mm256_set1_ps(amax), sign = _mm256_set1_ps(-0.0f);
+    for (int j = 0; j < QK_K; j += 8) {
+        const __m256 a = _mm256_andnot_ps(sign, _mm256_loadu_ps(x + j));
+        const int bits = _mm256_movemask_ps(_mm256_cmp_ps(a, m, _CMP_EQ_OQ));
+        if (bits) return j + __builtin_ctz((unsigned)bits);
+    }
+    return 0;
+}
+
+static void q8_K_from_f32(const float *src, void *dst, int64_t n)
+{
+    block_q8_K *y = dst;
+    const int64_t nb = n / QK_K;
+    for (int64_t i = 0; i < nb; i++) {
+        const float *x = src + i * QK_K;
+        __m256 m = _mm256_setzero_ps();
+        for (int j = 0; j < QK_K; j += 8) m = absmax_step(m, _mm256_loadu_ps(x + j));
+        const float amax = hmax_ps(m);
+        if (amax == 0.0f) {
+            y[i].d = 0.0f;
+            memset(y[i].qs, 0, sizeof y[i].qs);
+            memset(y[i].bsums, 0, sizeof y[i].bsums);
+            continue;
+        }
+        const float max = x[first_abs_eq(x, amax)];
+        const float iscale = -127.0f / max;
+        const __m256 s = _mm256_set1_ps(iscale);
+        for (int j = 0; j < QK_K; j += 32) {
+            const __m256i q = round_pack32(_mm256_mul_ps(_mm256_loadu_ps(x + j), s),
+                                           _mm256_mul_ps(_mm256_loadu_ps(x + j + 8), s),
+                                           _mm256_mul_ps(_mm256_loadu_ps(x + j + 16), s),
+                                           _mm256_mul_ps(_mm256_loadu_ps(x + j + 24), s));
+            _mm256_storeu_si256((__m256i *)(y[i].qs + j), q);
+            /* group sums: 16 int16 → pairs → 4 int32 per group */
+            const __m256i one = _mm256_set1_epi16(1);
+            const __m256i lo = _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm256_castsi256_si128(q)), one);
+            const __m256i hi = _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm256_extracti128_si256(q, 1)), one);
+            y[i].bsums[j / 16] = (int16_t)hsum_epi32(lo);
+            y[i].bsums[j / 16 + 1] = (int16_t)hsum_epi32(hi);
+        }
+        y[i].d = 1.0f / iscale;
+    }
+}
+
+/* ---------------------------------------------------------------- table */
+
+void kernels_fill_avx2(kernels *k)
+{
+    k->t[PSI_TYPE_F32].vec_dot = vec_dot_ny_f32_1;
+    k->t[PSI_TYPE_F32].vec_dot_ny = vec_dot_ny_f32;
+    k->t[PSI_TYPE_F16].vec_dot = vec_dot_ny_f16_f32_1;
+    k->t[PSI_TYPE_F16].vec_dot_ny = vec_dot_ny_f16_f32;
+    k->t[PSI_TYPE_F32].axpy = axpy_f32;
+    k->t[PSI_TYPE_F16].axpy = axpy_f16;
+    k->t[PSI_TYPE_BF16].vec_dot = vec_dot_ny_bf16_1;
+    k->t[PSI_TYPE_BF16].vec_dot_ny = vec_dot_ny_bf16;
+    k->t[PSI_TYPE_BF16].from_float = bf16_from_f32;
+    k->t[PSI_TYPE_Q8_0].vec_dot = vec_dot_q8_0_q8_0;
+    k->t[PSI_TYPE_Q8_0].vec_dot_ny = vec_dot_ny_q8_0_q8_0;
+    k->t[PSI_TYPE_Q8_0].from_float = q8_0_from_f32;
+    k->t[PSI_TYPE_Q4_0].vec_dot = vec_dot_q4_0_q8_0;
+    k->t[PSI_TYPE_Q4_0].vec_dot_ny = vec_dot_ny_q4_0_q8_0;
+    k->t[PSI_TYPE_Q6_K].vec_dot = vec_dot_q6_K_q8_K;
+    k->t[PSI_TYPE_Q6_K].vec_dot_ny = vec_dot_ny_q6_K_q8_K;
+    k->t[PSI_TYPE_Q8_K].from_float = q8_K_from_f32;
+}
+
+#else
+
+void kernels_fill_avx2(kernels *k) { (void)k; }
+
+#endif

@@ -1,0 +1,298 @@
+/*
+ * test_kernels.c — every SIMD kernel against the portable reference in
+ * types.c, on every path this CPU runs (ggml's test-backend-ops idea):
+ * activation quantizers byte for byte, dot products within float
+ * reassociation tolerance (Q6_K×Q8_K bit for bit: its sums are integers up
+ * to one float multiply-add per super-block, as in the reference), the
+ * multi-token dot products bit for bit against the single ones (batching
+ * must not change a token's result), and attention's axpy, on random data
+ * and many lengths. Then PSI_CPU through the psi program: the path it
+ * reports, and the warning for a path the CPU lacks. End-to-end logits per
+ * path are test_reference's job (registered once per PSI_CPU value).
+ */
+#include <math.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+#include "testutil.h"
+#include "types.h"
+#include "util.h"
+
+static uint64_t rng_state = 0x2545F4914F6CDD1Dull;
+
+static uint64_t rng_u64(void)
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 0x2545F4914F6CDD1Dull;
+}
+
+/* Uniform in [-1, 1). */
+static float rng_f32(void) { return (float)((double)(rng_u64() >> 11) / 4503599627370496.0 - 1.0); }
+
+/* Activation-like data in one of several shapes: plain uniform, a few large
+ * outliers, values on rounding ties once scaled, exact zeros, a block whose
+ * extreme values tie in magnitude with opposite signs. */
+static void fill_f32(float *x, int64_t n, int shape)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float v = rng_f32();
+        switch (shape) {
+        case 1: v *= (rng_u64() % 17 == 0) ? 40.0f : 1.0f; break;
+        case 2: v = (float)((int)(v * 20.0f)) + 0.5f; break;     /* k + 0.5 */
+        case 3: v = (rng_u64() % 3 == 0) ? 0.0f : v * 1e-3f; break;
+        case 4: v = (i % 37 == 5) ? 2.0f : (i % 37 == 3) ? -2.0f : v; break;
+        default: break;
+        }
+        x[i] = v;
+    }
+    if (shape == 3 && n >= 256) memset(x, 0, 256 * sizeof(float)); /* an all-zero block */
+}
+
+/* Random weight rows of a type: valid-looking scales, every quant byte
+ * random (Q8_0 includes -128, which no quantizer writes but a file may). */
+static void fill_weights(uint32_t type, void *dst, int64_t n)
+{
+    if (type == PSI_TYPE_F32) {
+        float *x = dst;
+        for (int64_t i = 0; i < n; i++) x[i] = rng_f32();
+    } else if (type == PSI_TYPE_F16 || type == PSI_TYPE_BF16) {
+        uint16_t *x = dst;
+        for (int64_t i = 0; i < n; i++) x[i] = type == PSI_TYPE_F16 ? f32_to_fp16(rng_f32()) : f32_to_bf16(rng_f32());
+    } else {
+        const type_traits *t = type_get(type);
+        uint8_t *p = dst;
+        size_t bytes = type_row_size(type, n);
+        for (size_t i = 0; i < bytes; i++) p[i] = (uint8_t)rng_u64();
+        /* fp16 scales: replace with sane finite values */
+        for (int64_t b = 0; b < n / t->blck_size; b++) {
+            uint8_t *blk = p + (size_t)b * t->type_size;
+            uint16_t d = f32_to_fp16(rng_f32() * 0.05f);
+            size_t off = type == PSI_TYPE_Q6_K ? offsetof(block_q6_K, d) : 0;
+            memcpy(blk + off, &d, sizeof d);
+        }
+    }
+}
+
+/* Σ|x_i·y_i| in double, from the dequantized rows: the scale of the
+ * rounding error a reassociated float sum may have. */
+static double abs_dot(uint32_t wt, const void *x, uint32_t at, const void *y, int64_t n)
+{
+    float *fx = malloc((size_t)n * sizeof(float)), *fy = malloc((size_t)n * sizeof(float));
+    type_get(wt)->to_float(x, fx, n);
+    type_get(at)->to_float(y, fy, n);
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += fabs((double)fx[i] * fy[i]);
+    free(fx);
+    free(fy);
+    return s;
+}
+
+static void test_quantizers(const kernels *k)
+{
+    static const uint32_t types[] = {PSI_TYPE_Q8_0, PSI_TYPE_Q8_K, PSI_TYPE_BF16, PSI_TYPE_F16};
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        uint32_t type = types[ti];
+        const type_traits *t = type_get(type);
+        from_float_fn got_fn = kernels_type(k, type)->from_float;
+        CHECKF(got_fn != NULL, "%s: %s has no quantizer", k->name, t->name);
+        if (!got_fn) continue;
+        for (int64_t nb = 1; nb <= 12; nb++) {
+            int64_t n = nb * (int64_t)t->blck_size;
+            if (t->blck_size == 1) n = nb * 7 + (nb > 6 ? 256 : 0); /* odd lengths for the tails */
+            size_t bytes = type_row_size(type, n);
+            float *x = malloc((size_t)n * sizeof(float));
+            uint8_t *want = malloc(bytes), *got = malloc(bytes);
+            for (int shape = 0; shape < 5; shape++) {
+                fill_f32(x, n, shape);
+                memset(want, 0xAA, bytes);
+                memset(got, 0x55, bytes);
+                t->from_float(x, want, n);
+                got_fn(x, got, n);
+                CHECKF(memcmp(want, got, bytes) == 0, "%s: %s quantizer differs (n %lld, shape %d)", k->name,
+                       t->name, (long long)n, shape);
+            }
+            free(x);
+            free(want);
+            free(got);
+        }
+    }
+    /* bf16: NaN stays a quiet NaN, ties round to even, inf stays inf */
+    {
+        const uint32_t bits[16] = {0x7fc00001, 0xff800000, 0x7f800000, 0x3f808000, 0x3f818000, 0x7f810000,
+                                   0x80000000, 0x00000001, 0x3f807fff, 0x3f80ffff, 0xbf808000, 0x7f7fffff,
+                                   0, 1, 2, 3};
+        float x[16];
+        memcpy(x, bits, sizeof x);
+        uint16_t want[16], got[16];
+        type_get(PSI_TYPE_BF16)->from_float(x, want, 16);
+        kernels_type(k, PSI_TYPE_BF16)->from_float(x, got, 16);
+        CHECKF(memcmp(want, got, sizeof want) == 0, "%s: bf16 special values differ", k->name);
+    }
+}
+
+static void test_dots(const kernels *k)
+{
+    static const uint32_t types[] = {PSI_TYPE_F32, PSI_TYPE_F16, PSI_TYPE_BF16, PSI_TYPE_Q8_0, PSI_TYPE_Q4_0,
+                                     PSI_TYPE_Q6_K};
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        uint32_t wt = types[ti];
+        const type_traits *t = type_get(wt);
+        uint32_t at = t->vec_dot_type;
+        const type_traits *a = type_get(at);
+        const kern_type *kt = kernels_type(k, wt);
+        CHECKF(kt->vec_dot != NULL, "%s: %s has no vec_dot", k->name, t->name);
+        if (!kt->vec_dot) continue;
+        double worst = 0;
+        int cases = 0;
+        for (int64_t len = 1; len <= 80; len++) {
+            int64_t n = t->blck_size == 1 ? len : len * (int64_t)t->blck_size;
+            if (t->blck_size == 256 && len > 20) break;
+            if (len == 80) n *= 13; /* one long row */
+            size_t wbytes = type_row_size(wt, n), abytes = type_row_size(at, n);
+            uint8_t *w = malloc(wbytes), *y = malloc(abytes * KERN_NY);
+            float *xf = malloc((size_t)n * sizeof(float));
+            fill_weights(wt, w, n);
+            for (int r = 0; r < KERN_NY; r++) {
+                fill_f32(xf, n, (int)((len + r) % 5));
+                if (at == PSI_TYPE_F32) memcpy(y + (size_t)r * abytes, xf, abytes);
+                else a->from_float(xf, y + (size_t)r * abytes, n);
+            }
+            float ref[KERN_NY], got[KERN_NY], ny_out[KERN_NY * 3];
+            for (int r = 0; r < KERN_NY; r++) {
+                t->vec_dot(n, &ref[r], w, y + (size_t)r * abytes);
+                kt->vec_dot(n, &got[r], w, y + (size_t)r * abytes);
+                double scale = abs_dot(wt, w, at, y + (size_t)r * abytes, n);
+                double err = fabs((double)got[r] - ref[r]);
+                double tol = 2e-6 * scale + 1e-30;
+                if (scale > 0 && err / scale > worst) worst = err / scale;
+                if (wt == PSI_TYPE_Q6_K)
+                    CHECKF(got[r] == ref[r], "%s: Q6_K n %lld: %.9g, reference %.9g", k->name, (long long)n,
+                           got[r], ref[r]);
+                else
+                    CHECKF(err <= tol, "%s: %s n %lld: %.9g, reference %.9g (|Δ| %.3g > %.3g)", k->name, t->name,
+                           (long long)n, got[r], ref[r], err, tol);
+                cases++;
+            }
+            if (kt->vec_dot_ny) {
+                for (int ny = 1; ny <= KERN_NY; ny++) {
+                    for (int i = 0; i < KERN_NY * 3; i++) ny_out[i] = -12345.0f;
+                    kt->vec_dot_ny(n, ny_out, 3, w, y, abytes, ny);
+                    for (int r = 0; r < KERN_NY; r++) {
+                        /* bit for bit the single product: a token's result
+                         * must not depend on the batch it comes in */
+                        if (r < ny)
+                            CHECKF(ny_out[3 * r] == got[r], "%s: %s vec_dot_ny(%d) row %d n %lld: %.9g, vec_dot %.9g",
+                                   k->name, t->name, ny, r, (long long)n, ny_out[3 * r], got[r]);
+                        else
+                            CHECKF(ny_out[3 * r] == -12345.0f, "%s: %s vec_dot_ny(%d) wrote row %d", k->name,
+                                   t->name, ny, r);
+                        CHECKF(ny_out[3 * r + 1] == -12345.0f && ny_out[3 * r + 2] == -12345.0f,
+                               "%s: %s vec_dot_ny wrote outside its stride", k->name, t->name);
+                    }
+                }
+            }
+            free(w);
+            free(y);
+            free(xf);
+        }
+        printf("%-8s %-5s %d dot products, worst |Δ|/Σ|x·y| %.2g\n", k->name, t->name, cases, worst);
+    }
+}
+
+/* axpy (attention's value sum) for the KV cache types, against the
+ * generic table's: y += a·x over many lengths, with untouched guard
+ * values after y[n-1]. */
+static void test_axpy(const kernels *k)
+{
+    const kernels *g = kernels_for(KERN_GENERIC);
+    static const uint32_t types[] = {PSI_TYPE_F32, PSI_TYPE_F16};
+    for (size_t ti = 0; ti < 2; ti++) {
+        uint32_t type = types[ti];
+        axpy_fn ref = kernels_type(g, type)->axpy, got = kernels_type(k, type)->axpy;
+        CHECKF(ref && got, "%s: type %u has no axpy", k->name, type);
+        if (!ref || !got) continue;
+        for (int64_t n = 1; n <= 300; n += (n < 40 ? 1 : 37)) {
+            uint8_t x[300 * 4];
+            float y0[304], y1[304];
+            fill_weights(type, x, n);
+            for (int i = 0; i < 304; i++) y0[i] = y1[i] = i < n ? rng_f32() : 777.0f;
+            float a = rng_f32();
+            ref(n, y0, a, x);
+            got(n, y1, a, x);
+            bool ok = true;
+            for (int i = 0; i < 304; i++) {
+                float tol = i < n ? 1e-6f * (fabsf(y0[i]) + fabsf(a)) : 0.0f;
+                if (!(fabsf(y0[i] - y1[i]) <= tol)) ok = false;
+            }
+            CHECKF(ok, "%s: axpy of type %u, n %lld differs or writes past n", k->name, type, (long long)n);
+        }
+    }
+}
+
+/* PSI_CPU reaches the library: the path psi -v reports, and the warning
+ * when the CPU lacks the path asked for. */
+static void test_env(void)
+{
+    const char *model = tu_data("models/stories260K.gguf");
+    const char *best = "generic";
+    for (int l = 0; l < KERN_LEVELS; l++)
+        if (kernels_for((kern_level)l)) best = kernels_level_name((kern_level)l);
+    for (int l = 0; l < KERN_LEVELS; l++) {
+        const char *name = kernels_level_name((kern_level)l);
+        setenv("PSI_CPU", name, 1);
+        const char *argv[] = {tu_psi(), "run", "-m", model, "-p", "Once", "-n", "4", "--temp", "0", "-v", NULL};
+        char *err = NULL;
+        int st = tu_run(argv, NULL, &err);
+        CHECKF(st == 0, "PSI_CPU=%s: psi run exit %d: %s", name, st, err ? err : "");
+        bool ok = kernels_for((kern_level)l) != NULL;
+        char want[64];
+        snprintf(want, sizeof want, "cpu kernels %s\n", ok ? name : best);
+        CHECKF(err && strstr(err, want) && !strstr(err, "warning") == ok, "PSI_CPU=%s: stderr lacks '%s'%s: %s",
+               name, want, ok ? "" : " or the warning", err ? err : "");
+        free(err);
+    }
+    setenv("PSI_CPU", "sse9", 1);
+    const char *argv[] = {tu_psi(), "run", "-m", model, "-p", "Once", "-n", "2", "-v", NULL};
+    char *err = NULL;
+    int st = tu_run(argv, NULL, &err);
+    CHECKF(st == 0 && err && strstr(err, "PSI_CPU=sse9 is not one of"), "PSI_CPU=sse9: exit %d: %s", st,
+           err ? err : "");
+    free(err);
+    unsetenv("PSI_CPU");
+}
+
+int main(void)
+{
+    /* the generic table is the reference itself */
+    const kernels *g = kernels_for(KERN_GENERIC);
+    CHECK(g != NULL && g->level == KERN_GENERIC);
+    if (g) {
+        CHECK(kernels_type(g, PSI_TYPE_Q8_0)->vec_dot == type_get(PSI_TYPE_Q8_0)->vec_dot);
+        CHECK(kernels_type(g, PSI_TYPE_Q8_K)->from_float == type_get(PSI_TYPE_Q8_K)->from_float);
+        CHECK(kernels_type(g, 1000)->vec_dot == NULL);
+    }
+    CHECK(kernels_get() != NULL);
+    int ran = 0;
+    for (int l = KERN_AVX2; l < KERN_LEVELS; l++) {
+        const kernels *k = kernels_for((kern_level)l);
+        if (!k) {
+            printf("%s: not run (this CPU lacks it)\n", kernels_level_name((kern_level)l));
+            continue;
+        }
+        /* a SIMD table must really replace the reference kernels */
+        CHECKF(kernels_type(k, PSI_TYPE_Q8_0)->vec_dot != type_get(PSI_TYPE_Q8_0)->vec_dot, "%s", k->name);
+        test_quantizers(k);
+        test_dots(k);
+        test_axpy(k);
+        ran++;
+    }
+    printf("%d SIMD path(s) checked; in use: %s\n", ran, kernels_get()->name);
+    test_env();
+    return tu_finish("test_kernels");
+}
