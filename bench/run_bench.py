@@ -109,11 +109,13 @@ def main():
         for label, path in files:
             for r in psi_once(path, a.t, a.p, a.n):
                 samples.setdefault((label, "psi", test_name(r)), []).append(r["avg_ts"])
+                log("  psi %s %s: %.2f t/s" % (label, test_name(r), r["avg_ts"]))
                 sizes[label] = r["model_size"]
                 rss[label] = max(rss.get(label, 0), r.get("peak_rss_bytes", 0))
             if llama:
                 for r in llama_once(llama, path, a.t, a.p, a.n):
                     samples.setdefault((label, "llama.cpp", test_name(r)), []).append(r["avg_ts"])
+                    log("  llama.cpp %s %s: %.2f t/s" % (label, test_name(r), r["avg_ts"]))
 
     tests = ["pp%d" % a.p, "tg%d" % a.n]
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], text=True,
