@@ -28,7 +28,7 @@ static const char *serve_help =
     "  --queue N             requests that may wait for a slot (default 64; beyond: 503)\n"
     "  --max-body BYTES      largest request body (default 4194304; beyond: 413)\n"
     "  --timeout S           close connections idle this long (default 60)\n"
-    "  --prefill-chunk N     prompt tokens evaluated per step (default 256)\n"
+    "  --prefill-chunk N     tokens per step, prompt pieces and other slots' tokens (default 256)\n"
     "  --max-connections N   simultaneous connections (default 256)\n"
     "  -v                    log details\n";
 

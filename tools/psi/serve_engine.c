@@ -283,7 +283,12 @@ static int32_t build_batch(srv *s, psi_batch_token *b, int32_t *n_prompt)
             b[n++] = (psi_batch_token){sl->pending, sl->seq, true};
         }
     }
-    /* prefill FIFO: the slot admitted first (lowest submit time) goes first */
+    /* prefill FIFO: the slot admitted first (lowest submit time) goes first.
+     * The whole step stays within prefill_chunk tokens where it can (the
+     * library evaluates a batch in slices: one slice reads the weights once),
+     * but a waiting prompt always gets at least 16. */
+    budget -= n;
+    if (budget < 16) budget = 16;
     for (;;) {
         srv_slot *first = NULL;
         for (int i = 0; i < s->n_slots; i++) {
