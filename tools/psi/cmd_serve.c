@@ -4,6 +4,7 @@
  * its API). The HTTP side starts first so /health can say 503 while the
  * model loads; SIGINT/SIGTERM cancel what is in flight and free everything.
  */
+#include <errno.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -109,6 +110,9 @@ int cmd_serve(int argc, char **argv)
     const char *base = strrchr(s.cfg.model_path, '/');
     s.model_id = s.cfg.alias ? s.cfg.alias : base ? base + 1 : s.cfg.model_path;
     if (http_load_keys(&s)) return 1;
+    FILE *probe = fopen(s.cfg.model_path, "rb"); /* a missing file is said before the server starts */
+    if (!probe) return cli_fail("serve", "%s: %s", s.cfg.model_path, strerror(errno));
+    fclose(probe);
 
     /* Signals are taken by sigwait below, never by a handler: every thread
      * started from here on inherits the blocked mask. */
