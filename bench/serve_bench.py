@@ -27,10 +27,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def default_model():
     cache = os.environ.get("PSI_BENCH_DIR", os.path.expanduser("~/.cache/psi-bench"))
-    for pat in ("*1B*q8_0*.gguf", "*1B*Q8_0*.gguf", "*.gguf"):
-        hits = sorted(glob.glob(os.path.join(cache, pat)))
-        if hits:
-            return hits[0]
+    files = sorted(glob.glob(os.path.join(cache, "*.gguf")))
+    for f in files:
+        name = os.path.basename(f).lower()
+        if "1b" in name and "q8_0" in name:
+            return f
     data = os.environ.get("PSI_TEST_DATA", os.path.join(ROOT, "..", "shared", "data"))
     return os.path.join(data, "reference", "llama3-tiny-Q8_0.gguf")
 

@@ -186,6 +186,12 @@ rm -f "$TMP/fifo"
 expect_error "chat: unknown template" "unknown chat template" -- chat -m "$L3" --chat-template chatml
 expect_error "chat: llama3 template on a Llama 2 vocabulary" "lacks" -- chat -m "$M" --chat-template llama3 </dev/null
 expect_error "chat with -p" "stdin" -- chat -m "$L3" -p hi
+expect_error "serve without model" "no model" -- serve
+expect_error "serve unknown option" "unknown option '--bogus'" -- serve -m "$L3" --bogus 1
+expect_error "serve --parallel 0" "out of range" -- serve -m "$L3" --parallel 0
+expect_error "serve missing model" "No such file" -- serve -m "$TMP/none.gguf" --port 0
+expect_error "serve missing key file" "No such file" -- serve -m "$L3" --api-key-file "$TMP/none.keys"
+expect_error "serve bad host" "--host" -- serve -m "$L3" --host no.such.host.invalid --port 0
 
 # ---- psi bench
 "$PSI" bench -m "$M" -p 16 -n 4 -r 2 --json >"$TMP/bench.json" 2>"$TMP/err" && ok || bad "bench --json failed: $(cat "$TMP/err")"

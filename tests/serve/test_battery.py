@@ -192,7 +192,7 @@ still_up("departed clients")
 # two long requests, is not cut by the idle timeout
 hog_status = []
 hogs = [threading.Thread(target=lambda: hog_status.append(
-    srv.request("POST", P, {"prompt": "Once", "max_tokens": 80, "ignore_eos": True})[0])) for _ in range(2)]
+    srv.request("POST", P, {"prompt": "Once", "max_tokens": 40, "ignore_eos": True})[0])) for _ in range(2)]
 for h in hogs:
     h.start()
 time.sleep(0.3)

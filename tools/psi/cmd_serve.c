@@ -4,6 +4,7 @@
  * its API). The HTTP side starts first so /health can say 503 while the
  * model loads; SIGINT/SIGTERM cancel what is in flight and free everything.
  */
+#include <errno.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -28,7 +29,7 @@ static const char *serve_help =
     "  --queue N             requests that may wait for a slot (default 64; beyond: 503)\n"
     "  --max-body BYTES      largest request body (default 4194304; beyond: 413)\n"
     "  --timeout S           close connections idle this long (default 60)\n"
-    "  --prefill-chunk N     prompt tokens evaluated per step (default 256)\n"
+    "  --prefill-chunk N     tokens per step, prompt pieces and other slots' tokens (default 256)\n"
     "  --max-connections N   simultaneous connections (default 256)\n"
     "  -v                    log details\n";
 
@@ -109,6 +110,9 @@ int cmd_serve(int argc, char **argv)
     const char *base = strrchr(s.cfg.model_path, '/');
     s.model_id = s.cfg.alias ? s.cfg.alias : base ? base + 1 : s.cfg.model_path;
     if (http_load_keys(&s)) return 1;
+    FILE *probe = fopen(s.cfg.model_path, "rb"); /* a missing file is said before the server starts */
+    if (!probe) return cli_fail("serve", "%s: %s", s.cfg.model_path, strerror(errno));
+    fclose(probe);
 
     /* Signals are taken by sigwait below, never by a handler: every thread
      * started from here on inherits the blocked mask. */

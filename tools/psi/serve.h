@@ -113,6 +113,7 @@ typedef struct srv {
     srv_request **queue;    /* FIFO ring of waiting requests */
     long q_head, q_len;
     srv_slot *slots;
+    psi_batch_token *batch; /* [slots + prefill_chunk] the engine's step */
     int n_slots, n_active;
     srv_metrics m;
     uint64_t next_id;

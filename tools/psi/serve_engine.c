@@ -82,7 +82,8 @@ int engine_init(srv *s)
     s->n_slots = (int)s->cfg.parallel;
     s->slots = calloc((size_t)s->n_slots, sizeof *s->slots);
     s->queue = calloc((size_t)s->cfg.queue_max, sizeof *s->queue);
-    if (!s->slots || !s->queue) {
+    s->batch = malloc(((size_t)s->n_slots + (size_t)s->cfg.prefill_chunk) * sizeof *s->batch);
+    if (!s->slots || !s->queue || !s->batch) {
         fprintf(stderr, "psi serve: out of memory\n");
         return -1;
     }
@@ -282,12 +283,17 @@ static int32_t build_batch(srv *s, psi_batch_token *b, int32_t *n_prompt)
             b[n++] = (psi_batch_token){sl->pending, sl->seq, true};
         }
     }
-    /* prefill FIFO: the slot admitted first (lowest submit time) goes first */
+    /* prefill FIFO: the slot admitted first (lowest submit time) goes first.
+     * The whole step stays within prefill_chunk tokens where it can (the
+     * library evaluates a batch in slices: one slice reads the weights once),
+     * but a waiting prompt always gets at least 16. */
+    budget -= n;
+    if (budget < 16) budget = 16;
     for (;;) {
         srv_slot *first = NULL;
         for (int i = 0; i < s->n_slots; i++) {
             srv_slot *sl = &s->slots[i];
-            if (sl->req && sl->pending < 0 && sl->batch_at < 0 && !sl->finish && sl->n_fed < sl->req->n_prompt &&
+            if (sl->req && sl->pending < 0 && sl->batch_at == -1 && !sl->finish && sl->n_fed < sl->req->n_prompt &&
                 (!first || sl->req->t_submit < first->req->t_submit))
                 first = sl;
         }
@@ -311,7 +317,7 @@ static int32_t build_batch(srv *s, psi_batch_token *b, int32_t *n_prompt)
 static void *engine_main(void *arg)
 {
     srv *s = arg;
-    psi_batch_token *batch = malloc(((size_t)s->n_slots + (size_t)s->cfg.prefill_chunk) * sizeof *batch);
+    psi_batch_token *batch = s->batch;
     pthread_mutex_lock(&s->lock);
     for (;;) {
         for (int i = 0; i < s->n_slots; i++) {
@@ -337,7 +343,7 @@ static void *engine_main(void *arg)
             }
         }
         if (s->stopping) break;
-        if (!s->n_active || !batch) {
+        if (!s->n_active) {
             pthread_cond_broadcast(&s->progress);
             pthread_cond_wait(&s->work, &s->lock);
             continue;
@@ -391,7 +397,6 @@ static void *engine_main(void *arg)
     }
     pthread_cond_broadcast(&s->progress);
     pthread_mutex_unlock(&s->lock);
-    free(batch);
     return NULL;
 }
 
@@ -420,6 +425,8 @@ void engine_free(srv *s)
 {
     free(s->slots);
     free(s->queue);
+    free(s->batch);
     s->slots = NULL;
     s->queue = NULL;
+    s->batch = NULL;
 }
