@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "serve.h"
@@ -110,9 +111,8 @@ int cmd_serve(int argc, char **argv)
     const char *base = strrchr(s.cfg.model_path, '/');
     s.model_id = s.cfg.alias ? s.cfg.alias : base ? base + 1 : s.cfg.model_path;
     if (http_load_keys(&s)) return 1;
-    FILE *probe = fopen(s.cfg.model_path, "rb"); /* a missing file is said before the server starts */
-    if (!probe) return cli_fail("serve", "%s: %s", s.cfg.model_path, strerror(errno));
-    fclose(probe);
+    /* a missing file is said before the server starts (access: never blocks, even on a FIFO) */
+    if (access(s.cfg.model_path, R_OK)) return cli_fail("serve", "%s: %s", s.cfg.model_path, strerror(errno));
 
     /* Signals are taken by sigwait below, never by a handler: every thread
      * started from here on inherits the blocked mask. */
