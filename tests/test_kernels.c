@@ -24,16 +24,8 @@
 
 static uint64_t rng_state = 0x2545F4914F6CDD1Dull;
 
-static uint64_t rng_u64(void)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 0x2545F4914F6CDD1Dull;
-}
-
-/* Uniform in [-1, 1). */
-static float rng_f32(void) { return (float)((double)(rng_u64() >> 11) / 4503599627370496.0 - 1.0); }
+static uint64_t rng_u64(void) { return tu_rng_u64(&rng_state); }
+static float rng_f32(void) { return tu_rng_f32(&rng_state); }
 
 /* Activation-like data in one of several shapes: plain uniform, a few large
  * outliers, values on rounding ties once scaled, exact zeros, a block whose

@@ -33,19 +33,9 @@ static vocab *load_vocab(const char *rel, gguf **gout)
     return v;
 }
 
-/* Tokenize into a malloc'd array; *n = count, or -1 on error. */
 static int32_t *tokenize(const vocab *v, const char *text, size_t len, bool bos, int32_t *n)
 {
-    int32_t need = 0;
-    psi_status rc = vocab_tokenize(v, text, len, bos, false, NULL, 0, &need, err, sizeof err);
-    if (rc != PSI_OK && rc != PSI_ERR_BUFFER_SMALL) {
-        *n = -1;
-        return NULL;
-    }
-    int32_t *ids = malloc(sizeof *ids * (size_t)(need + 1));
-    rc = vocab_tokenize(v, text, len, bos, false, ids, need, n, err, sizeof err);
-    CHECKF(rc == PSI_OK && *n == need, "second tokenize: %d (%s)", rc, err);
-    return ids;
+    return tu_tokenize(v, text, len, bos, n, err, sizeof err);
 }
 
 /* Decode ids[0..n) with prev chaining (prev = -1 for the first); malloc'd, NUL-terminated. */

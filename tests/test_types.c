@@ -30,16 +30,8 @@ static float f32_of_bits(uint32_t u)
 /* xorshift64*: deterministic data for the randomized checks. */
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
 
-static uint64_t rng_u64(void)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 0x2545F4914F6CDD1Dull;
-}
-
-/* Uniform in [-1, 1). */
-static float rng_f32(void) { return (float)((double)(rng_u64() >> 11) / 4503599627370496.0 - 1.0); }
+static uint64_t rng_u64(void) { return tu_rng_u64(&rng_state); }
+static float rng_f32(void) { return tu_rng_f32(&rng_state); }
 
 /* ------------------------------------------------------------ traits table */
 

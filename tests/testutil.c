@@ -1,5 +1,6 @@
 /* testutil.c — see testutil.h. */
 #include "testutil.h"
+#include "tokenizer.h"
 
 #include <errno.h>
 #include <string.h>
@@ -230,4 +231,29 @@ void tu_buf_free(tu_buf *b)
     free(b->p);
     b->p = NULL;
     b->len = b->cap = 0;
+}
+
+uint64_t tu_rng_u64(uint64_t *state)
+{
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    return *state * 0x2545F4914F6CDD1Dull;
+}
+
+float tu_rng_f32(uint64_t *state) { return (float)((double)(tu_rng_u64(state) >> 11) / 4503599627370496.0 - 1.0); }
+
+int32_t *tu_tokenize(const struct vocab *v, const char *text, size_t len, int bos, int32_t *n, char *err,
+                     size_t err_size)
+{
+    int32_t need = 0;
+    psi_status rc = vocab_tokenize(v, text, len, bos, false, NULL, 0, &need, err, err_size);
+    if (rc != PSI_OK && rc != PSI_ERR_BUFFER_SMALL) {
+        *n = -1;
+        return NULL;
+    }
+    int32_t *ids = malloc(sizeof *ids * (size_t)(need + 1));
+    rc = vocab_tokenize(v, text, len, bos, false, ids, need, n, err, err_size);
+    CHECKF(rc == PSI_OK && *n == need, "second tokenize: %d (%s)", rc, err);
+    return ids;
 }

@@ -79,4 +79,14 @@ void tu_put_gguf_tinfo(tu_buf *b, const char *name, uint32_t n_dims, const uint6
 /* Frees b->p and zeroes *b, ready for reuse. */
 void tu_buf_free(tu_buf *b);
 
+/* xorshift64*: deterministic test data; each test keeps its own state. */
+uint64_t tu_rng_u64(uint64_t *state);
+float tu_rng_f32(uint64_t *state); /* uniform in [-1, 1) */
+
+/* Tokenize (no special-token parsing) into a malloc'd array; *n = count,
+ * or -1 (and NULL) on error, with the message in err. */
+struct vocab;
+int32_t *tu_tokenize(const struct vocab *v, const char *text, size_t len, int bos, int32_t *n, char *err,
+                     size_t err_size);
+
 #endif
