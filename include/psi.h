@@ -43,6 +43,7 @@ typedef enum psi_status {
     PSI_ERR_NO_MEMORY,    /* an allocation failed */
     PSI_ERR_CONTEXT_FULL, /* the KV cache has no room for the batch */
     PSI_ERR_BUFFER_SMALL, /* an output buffer is too small */
+    PSI_ERR_DENIED,       /* a licence, signature or access check said no */
 } psi_status;
 
 /* Static string naming a status code ("invalid argument", …). Never NULL. */
@@ -381,6 +382,109 @@ psi_quantize_params psi_quantize_default_params(void);
  * temporary file renamed into place. */
 psi_status psi_quantize(const char *in_path, const char *out_path, const psi_quantize_params *params,
                         char *err, size_t err_size);
+
+
+/* ---------------------------------------------------------------- trust
+ * Licences and provenance of model files (docs/trust.md). The library only
+ * reports and records; refusing to run is the application's decision. */
+
+typedef enum psi_license_need {
+    PSI_LICENSE_OPEN,    /* known open licence (apache-2.0, mit, ...) */
+    PSI_LICENSE_ACCEPT,  /* known licence that must be accepted (Llama community licences) */
+    PSI_LICENSE_UNKNOWN, /* missing or not in psi's table: the caller's policy decides */
+} psi_license_need;
+
+typedef struct psi_license_info {
+    char id[64];    /* general.license ("" when absent) */
+    char name[128]; /* general.license.name ("" when absent) */
+    char link[256]; /* general.license.link ("" when absent) */
+    char model[128];/* general.name */
+    char org[128];  /* general.organization */
+    psi_license_need need;
+    const char *terms; /* static summary of the use restrictions and attribution duty, or NULL */
+} psi_license_info;
+
+/* Read a GGUF file's licence metadata and classify it. Long values are
+ * cut to fit the fields. */
+psi_status psi_license_read(const char *path, psi_license_info *out, char *err, size_t err_size);
+
+/* The acceptance store: $XDG_CONFIG_HOME/psi/licenses.json, or
+ * $HOME/.config/psi/licenses.json. PSI_ERR_BUFFER_SMALL / PSI_ERR_INVALID_ARG
+ * (no HOME) otherwise. */
+psi_status psi_license_store_path(char *buf, size_t size);
+
+/* *yes = whether the store records acceptance of li->id for this file's
+ * SHA-256 (a record whose device, inode, size and mtime still match the
+ * file is trusted without hashing again). A store that exists but cannot
+ * be parsed is PSI_ERR_FORMAT, never read as empty. */
+psi_status psi_license_is_accepted(const char *store, const char *model_path, const psi_license_info *li,
+                                   bool *yes, char *err, size_t err_size);
+
+/* Record acceptance (SHA-256 of the file, licence id, UTC time) in the
+ * store, written to a temporary file and renamed into place, mode 0600. */
+psi_status psi_license_accept(const char *store, const char *model_path, const psi_license_info *li,
+                              char *err, size_t err_size);
+
+/* Called while a file is hashed, about every 64 MiB and at the end. */
+typedef void (*psi_hash_progress_fn)(void *user, uint64_t done, uint64_t total);
+
+/* Streamed SHA-256 of a file; *size receives its length. progress may be NULL. */
+psi_status psi_file_sha256(const char *path, uint8_t digest[32], uint64_t *size, psi_hash_progress_fn progress,
+                           void *user, char *err, size_t err_size);
+
+/* Write NAME.key (ed25519 secret key, mode 0600; refuses to overwrite)
+ * and NAME.pub. */
+psi_status psi_keygen(const char *name, char *err, size_t err_size);
+
+/* Sign path's SHA-256 and size with the secret key file into path.sig
+ * (detached ed25519; format in docs/trust.md). */
+psi_status psi_sign_file(const char *key_path, const char *path, psi_hash_progress_fn progress, void *user,
+                         char *err, size_t err_size);
+
+/* PSI_OK only when path.sig holds a valid signature by the public key in
+ * pub_path over the file's current SHA-256 and size; PSI_ERR_DENIED for a
+ * missing, altered or foreign signature (err says which). */
+psi_status psi_verify_file(const char *pub_path, const char *path, psi_hash_progress_fn progress, void *user,
+                           char *err, size_t err_size);
+
+
+/* Llama Guard 3 (docs/trust.md): the classifier prompt and its verdict.
+ * Hazard categories are numbered as Llama Guard 3 numbers them, S1
+ * (Violent Crimes) to S14 (Code Interpreter Abuse); a mask has bit n-1
+ * for Sn. */
+#define PSI_GUARD_N_CATEGORIES 14
+#define PSI_GUARD_ALL ((1u << PSI_GUARD_N_CATEGORIES) - 1)
+
+/* "Violent Crimes" for 1, ... ; NULL outside 1..14. Static. */
+const char *psi_guard_category_name(int code);
+
+/* The Llama Guard 3 prompt (special tokens written out, for
+ * psi_tokenize with parse_special) judging the last message of msgs
+ * (roles "user" / "assistant"; a last user message is judged as 'User',
+ * a last assistant message as 'Agent'), listing the categories in mask.
+ * *out is freed with psi_guard_prompt_free. */
+psi_status psi_guard_prompt(const psi_chat_msg *msgs, int32_t n_msgs, uint32_t category_mask, char **out, char *err,
+                            size_t err_size);
+void psi_guard_prompt_free(char *prompt);
+
+typedef struct psi_guard_verdict {
+    bool safe;
+    uint32_t categories; /* mask of the violated categories when !safe */
+} psi_guard_verdict;
+
+/* Parse a guard's answer: "safe", or "unsafe" and a line of S-codes
+ * separated by commas; white space around it is ignored. Anything else
+ * (an unknown code, extra text) is PSI_ERR_FORMAT. */
+psi_status psi_guard_parse(const char *text, size_t len, psi_guard_verdict *out);
+
+/* Run a Llama Guard 3 model (loaded with psi_model_load) on the
+ * conversation: build the prompt, decode greedily (at most 16 tokens, in a
+ * context of its own, n_threads as psi_context_params) and parse the
+ * answer, which is also copied into raw (NUL-terminated, cut to raw_size).
+ * PSI_ERR_FORMAT when the answer is no verdict (err says what it was). */
+psi_status psi_guard_check(psi_model *guard, const psi_chat_msg *msgs, int32_t n_msgs, uint32_t category_mask,
+                           int32_t n_threads, psi_guard_verdict *out, char *raw, size_t raw_size, char *err,
+                           size_t err_size);
 
 #ifdef __cplusplus
 }

@@ -20,6 +20,7 @@ const char *psi_status_str(psi_status rc)
     case PSI_ERR_NO_MEMORY: return "out of memory";
     case PSI_ERR_CONTEXT_FULL: return "context full";
     case PSI_ERR_BUFFER_SMALL: return "buffer too small";
+    case PSI_ERR_DENIED: return "denied";
     }
     return "unknown status";
 }

@@ -69,7 +69,7 @@ Q=$DATA/reference/llama2-tiny-Q4_K_M.gguf
 name_at=$(grep -obUa "blk.0.attn_k.weight" "$Q" | head -n 1 | cut -d: -f1)
 cp "$Q" "$TMP/q2k.gguf" && chmod u+w "$TMP/q2k.gguf"
 printf '\012' | dd of="$TMP/q2k.gguf" bs=1 seek=$((name_at + 19 + 4 + 16)) conv=notrunc 2>/dev/null
-expect_error "unsupported type refused" "Q2_K" -- run -m "$TMP/q2k.gguf" --tokens "1 2" -n 1
+expect_error "unsupported type refused" "Q2_K" -- run -m "$TMP/q2k.gguf" --tokens "1 2" -n 1 --accept-license
 expect_error "quantize unsupported type" "not supported" -- quantize "$M" "$TMP/q.gguf" q2_k
 
 # truncated llama2.c checkpoint: size check names both numbers

@@ -105,7 +105,9 @@ static void run_case(const char *dir, const char *json_name, const char *model_o
     snprintf(out_path, sizeof out_path, "%s/%s.%s.f32", tmp, json_name, type);
 
     /* 1. logits of every prompt position in one batch */
-    const char *argv[] = {tu_psi(), "logits", "-m", model, "--tokens", ids, "-o", out_path, "--kv-type", "f32", NULL};
+    /* the files quantized here are new files under the fixtures' Llama licence */
+    const char *argv[] = {tu_psi(), "logits", "-m", model, "--tokens", ids, "-o", out_path, "--kv-type", "f32",
+                          "--accept-license", NULL};
     char *err = NULL;
     int st = tu_run(argv, NULL, &err);
     CHECKF(st == 0, "%s: psi logits exit %d: %s", json_name, st, err);
@@ -345,7 +347,9 @@ static void check_other_types(const char *dir)
         if (!model) continue;
         char out_path[8192];
         snprintf(out_path, sizeof out_path, "%s/other-%s.f32", ref_tmpdir(), kinds[k]);
-        const char *argv[] = {tu_psi(), "logits", "-m", model, "--tokens", ids, "-o", out_path, "--kv-type", "f32", NULL};
+        /* the files quantized here are new files under the fixtures' Llama licence */
+    const char *argv[] = {tu_psi(), "logits", "-m", model, "--tokens", ids, "-o", out_path, "--kv-type", "f32",
+                          "--accept-license", NULL};
         char *err = NULL;
         int st = tu_run(argv, NULL, &err);
         CHECKF(st == 0, "%s: psi logits exit %d: %s", kinds[k], st, err);

@@ -41,7 +41,15 @@ int gen_parse_opts(opts *o, int argc, char **argv, const char *help)
         const char *a = argv[i], *v;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(help, stdout);
+            if (strcmp(o->cmd, "tokenize") && strcmp(o->cmd, "detokenize")) fputs(trust_help, stdout);
             return -1;
+        }
+        if (strcmp(o->cmd, "tokenize") && strcmp(o->cmd, "detokenize")) {
+            int t = trust_parse(o->cmd, &o->trust, argc, argv, &i);
+            if (t) {
+                if (t < 0) return 1;
+                continue;
+            }
         }
 #define VAL() if (!(v = cli_value(o->cmd, argc, argv, &i))) return 1
         if (!strcmp(a, "-m") || !strcmp(a, "--model")) { VAL(); o->model = v; }
@@ -142,6 +150,7 @@ int gen_session_open(session *s, const opts *o, bool need_ctx, long extra_ctx)
     psi_model_params mp = psi_model_default_params();
     mp.verbose = o->verbose;
     mp.vocab_only = !need_ctx; /* tokenize / detokenize need no weights */
+    if (need_ctx && trust_check(o->cmd, o->model, &o->trust, NULL, 0)) return 1;
     if (psi_model_load(o->model, &mp, &s->model, err, sizeof err) != PSI_OK)
         return cli_fail(o->cmd, "%s", err);
     if (o->tokens) {

@@ -32,6 +32,10 @@ static const char *serve_help =
     "  --timeout S           close connections idle this long (default 60)\n"
     "  --prefill-chunk N     tokens per step, prompt pieces and other slots' tokens (default 256)\n"
     "  --max-connections N   simultaneous connections (default 256)\n"
+    "  --guard FILE          Llama Guard 3 model: each user turn is judged first; unsafe requests are\n"
+    "                        answered with finish_reason content_filter and the categories\n"
+    "  --guard-fail open|closed  a guard failure or unparseable verdict lets through or blocks (default closed)\n"
+    "  --guard-categories L  the categories that apply, e.g. S1,S9,S14 (default all 14)\n"
     "  -v                    log details\n";
 
 static int parse(srv_config *c, int argc, char **argv)
@@ -42,17 +46,37 @@ static int parse(srv_config *c, int argc, char **argv)
         long *num = NULL, lo = 0, hi = 0;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             fputs(serve_help, stdout);
+            fputs(trust_help, stdout);
             return -1;
         } else if (!strcmp(a, "-v")) {
             c->verbose = true;
             continue;
         }
+        int t = trust_parse(cmd, &c->trust, argc, argv, &i);
+        if (t < 0) return 1;
+        if (t) continue;
         if (!(v = cli_value(cmd, argc, argv, &i))) return 1;
         if (!strcmp(a, "-m")) c->model_path = v;
         else if (!strcmp(a, "--host")) c->host = v;
         else if (!strcmp(a, "--alias")) c->alias = v;
         else if (!strcmp(a, "--chat-template")) c->chat_template = v;
         else if (!strcmp(a, "--api-key-file")) c->api_key_file = v;
+        else if (!strcmp(a, "--guard")) c->guard_path = v;
+        else if (!strcmp(a, "--guard-fail")) {
+            if (strcmp(v, "open") && strcmp(v, "closed"))
+                return cli_fail(cmd, "--guard-fail: '%s' is not one of open, closed", v);
+            c->guard_fail_open = !strcmp(v, "open");
+        } else if (!strcmp(a, "--guard-categories")) {
+            psi_guard_verdict cats; /* the list reads as a verdict's second line */
+            size_t n = strlen(v) + 8;
+            char *txt = malloc(n);
+            if (!txt) return cli_fail(cmd, "out of memory");
+            snprintf(txt, n, "unsafe\n%s", v);
+            psi_status rc = psi_guard_parse(txt, strlen(txt), &cats);
+            free(txt);
+            if (rc != PSI_OK) return cli_fail(cmd, "--guard-categories: '%s' is not a list like S1,S9,S14", v);
+            c->guard_mask = cats.categories;
+        }
         else if (!strcmp(a, "--kv-type")) {
             if (!cli_kv_type(cmd, v, &c->kv_type)) return 1;
         } else if (!strcmp(a, "--port")) num = &c->port, hi = 65535;
@@ -76,6 +100,8 @@ static int load(srv *s)
     char err[512];
     psi_model_params mp = psi_model_default_params();
     mp.verbose = s->cfg.verbose;
+    /* while the server says "loading": a signature check reads the whole file */
+    if (trust_check("serve", s->cfg.model_path, &s->cfg.trust, s->license, sizeof s->license)) return 1;
     if (psi_model_load(s->cfg.model_path, &mp, &s->model, err, sizeof err) != PSI_OK)
         return cli_fail("serve", "%s", err);
     psi_context_params cp = psi_context_default_params();
@@ -96,6 +122,11 @@ static int load(srv *s)
         return cli_fail("serve", "%s (choose one with --chat-template)", err);
     }
     s->tmpl_stop = psi_chat_stop_text(s->tmpl);
+    if (s->cfg.guard_path) {
+        if (trust_check("serve", s->cfg.guard_path, &s->cfg.trust, NULL, 0)) return 1;
+        if (psi_model_load(s->cfg.guard_path, &mp, &s->guard, err, sizeof err) != PSI_OK)
+            return cli_fail("serve", "--guard: %s", err);
+    }
     fprintf(stderr, "psi serve: %s as '%s'; %ld slots of %d tokens; chat template %s\n", psi_model_desc(s->model),
             s->model_id, s->cfg.parallel, psi_context_n_ctx(s->ctx), s->tmpl);
     return 0;
@@ -104,7 +135,8 @@ static int load(srv *s)
 int cmd_serve(int argc, char **argv)
 {
     srv s = {.cfg = {.host = "127.0.0.1", .port = 8080, .parallel = 4, .queue_max = 64, .timeout_s = 60,
-                     .max_body = 4 << 20, .prefill_chunk = 256, .max_connections = 256, .kv_type = PSI_TYPE_F32}};
+                     .max_body = 4 << 20, .prefill_chunk = 256, .max_connections = 256, .kv_type = PSI_TYPE_F32,
+                     .guard_mask = PSI_GUARD_ALL}};
     int rc = parse(&s.cfg, argc, argv);
     if (rc) return rc < 0 ? 0 : rc;
     if (sodium_init() < 0) return cli_fail("serve", "libsodium failed to start");
@@ -124,6 +156,7 @@ int cmd_serve(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     pthread_mutex_init(&s.lock, NULL);
     pthread_mutex_init(&s.tok_lock, NULL);
+    pthread_mutex_init(&s.guard_lock, NULL);
     pthread_cond_init(&s.work, NULL);
     pthread_cond_init(&s.progress, NULL);
 
@@ -143,11 +176,13 @@ done:
     engine_free(&s);
     psi_context_free(s.ctx);
     psi_model_free(s.model);
+    psi_model_free(s.guard);
     free(s.keys);
     pthread_cond_destroy(&s.work);
     pthread_cond_destroy(&s.progress);
     pthread_mutex_destroy(&s.lock);
     pthread_mutex_destroy(&s.tok_lock);
+    pthread_mutex_destroy(&s.guard_lock);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return rc;
 }

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "psi.h"
+#include "trust.h"
 
 typedef struct opts {
     const char *cmd;
@@ -35,6 +36,7 @@ typedef struct opts {
     psi_type kv_type;
     const char *system;        /* chat: --system */
     const char *chat_template; /* chat: --chat-template */
+    trust_opts trust;          /* run, logits, chat: licence and signature checks */
 } opts;
 
 /* Parse the options; 0 = parsed, 1 = error (printed), -1 = help printed. */

@@ -22,6 +22,11 @@ static const struct {
     {"inspect", cmd_inspect, "print a GGUF file's metadata and tensor table"},
     {"quantize", cmd_quantize, "rewrite a model's weight matrices as F16, BF16 or Q8_0"},
     {"convert", cmd_convert, "convert a llama2.c checkpoint to GGUF"},
+    {"license", cmd_license, "show or accept a model's licence"},
+    {"hash", cmd_hash, "print a file's SHA-256"},
+    {"keygen", cmd_keygen, "make an ed25519 key pair for signing models"},
+    {"sign", cmd_sign, "sign a model file (writes FILE.sig)"},
+    {"verify", cmd_verify, "check a model file's signature"},
 };
 
 static void usage(FILE *f)

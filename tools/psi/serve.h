@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "psi.h"
+#include "trust.h"
 
 #define SRV_MAX_STOP 4       /* stop strings per request (OpenAI's limit) */
 #define SRV_MAX_TOP_LOGPROBS 20
@@ -41,6 +42,10 @@ typedef struct srv_config {
     long max_connections;
     psi_type kv_type;
     bool verbose;
+    trust_opts trust;          /* licence and signature checks (trust.h) */
+    const char *guard_path;    /* --guard: Llama Guard 3 model judging each user turn */
+    bool guard_fail_open;      /* --guard-fail open: a guard failure lets the request through */
+    uint32_t guard_mask;       /* --guard-categories (default all) */
 } srv_config;
 
 /* One generated token's probabilities (logprobs requests). */
@@ -81,6 +86,10 @@ typedef struct srv_request {
     bool cancelled;      /* the client went away */
     char error[256];     /* non-empty: failed (engine error, shutdown) */
     double t_submit, t_first_token;
+    /* set by api_parse when a guard runs: "safe", "unsafe" or "error" */
+    const char *guard_verdict;
+    uint32_t guard_categories; /* violated categories (unsafe) */
+    bool blocked;              /* answered with finish_reason content_filter, never generated */
 } srv_request;
 
 typedef struct srv_slot srv_slot;
@@ -90,12 +99,16 @@ typedef struct srv_metrics {
     uint64_t prompt_tokens, gen_tokens;
     double prompt_seconds, gen_seconds; /* engine time, split by tokens */
     uint64_t steps;
+    uint64_t guard_safe, guard_unsafe, guard_errors; /* guard verdicts */
 } srv_metrics;
 
 typedef struct srv {
     srv_config cfg;
     const char *model_id;
+    char license[64];       /* the model's general.license, "" when none */
     psi_model *model;
+    psi_model *guard;       /* --guard model, or NULL; used under guard_lock */
+    pthread_mutex_t guard_lock;
     psi_context *ctx;
     int32_t n_ctx;          /* per slot (read by the HTTP threads; the context is the engine's) */
     const char *tmpl;       /* chat template */

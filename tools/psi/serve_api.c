@@ -268,6 +268,48 @@ static bool message_text(json_t *m, size_t i, char **own, const char **text, api
     return true;
 }
 
+/* The guard's verdict on the conversation's last user turn (system and
+ * tool messages are not shown to it; a conversation that does not end
+ * with a user turn is not judged). Sets r->guard_verdict and r->blocked. */
+static void guard_input(srv *s, const psi_chat_msg *msgs, size_t n, srv_request *r)
+{
+    psi_chat_msg *conv = calloc(n, sizeof *conv);
+    int32_t k = 0;
+    for (size_t i = 0; conv && i < n; i++)
+        if (!strcmp(msgs[i].role, "user") || !strcmp(msgs[i].role, "assistant")) conv[k++] = msgs[i];
+    if (conv && (k == 0 || strcmp(conv[k - 1].role, "user"))) {
+        free(conv);
+        return;
+    }
+    psi_guard_verdict v = {0};
+    char raw[128], err[256] = "out of memory";
+    psi_status rc = PSI_ERR_NO_MEMORY;
+    if (conv) {
+        pthread_mutex_lock(&s->guard_lock);
+        rc = psi_guard_check(s->guard, conv, k, s->cfg.guard_mask, (int32_t)s->cfg.n_threads, &v, raw, sizeof raw, err,
+                             sizeof err);
+        pthread_mutex_unlock(&s->guard_lock);
+    }
+    free(conv);
+    pthread_mutex_lock(&s->lock);
+    if (rc != PSI_OK) {
+        s->m.guard_errors++;
+        r->guard_verdict = "error";
+        r->blocked = !s->cfg.guard_fail_open;
+    } else if (v.safe) {
+        s->m.guard_safe++;
+        r->guard_verdict = "safe";
+    } else {
+        s->m.guard_unsafe++;
+        r->guard_verdict = "unsafe";
+        r->guard_categories = v.categories;
+        r->blocked = true;
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (rc != PSI_OK) fprintf(stderr, "psi serve: %s (request %s)\n", err, r->blocked ? "blocked" : "let through");
+    if (r->blocked) r->finish = "content_filter";
+}
+
 static bool parse_messages(srv *s, json_t *o, srv_request *r, api_error *e)
 {
     json_t *ms = field(o, "messages");
@@ -313,6 +355,7 @@ static bool parse_messages(srv *s, json_t *o, srv_request *r, api_error *e)
         else if (rc == PSI_ERR_INVALID_ARG) ok = BAD("messages", "%s", err);
         else ok = oom(e);
     }
+    if (ok && s->guard) guard_input(s, msgs, n, r);
     for (size_t i = 0; own && i < n; i++) free(own[i]);
     free(own);
     free(msgs);
@@ -449,8 +492,19 @@ static json_t *envelope(srv *s, const srv_request *r, bool chunk)
     const char *object = r->chat ? (chunk ? "chat.completion.chunk" : "chat.completion") : "text_completion";
     char fp[64];
     snprintf(fp, sizeof fp, "psi-%s", psi_version());
-    return json_pack("{s:s,s:s,s:I,s:s,s:s}", "id", r->id, "object", object, "created", (json_int_t)r->created,
-                     "model", s->model_id, "system_fingerprint", fp);
+    json_t *o = json_pack("{s:s,s:s,s:I,s:s,s:s}", "id", r->id, "object", object, "created",
+                          (json_int_t)r->created, "model", s->model_id, "system_fingerprint", fp);
+    if (o && r->guard_verdict) { /* psi extension: what the guard said */
+        json_t *cats = json_array();
+        char code[8];
+        for (int c = 1; c <= PSI_GUARD_N_CATEGORIES; c++)
+            if (r->guard_categories >> (c - 1) & 1) {
+                snprintf(code, sizeof code, "S%d", c);
+                json_array_append_new(cats, json_pack("{s:s,s:s}", "code", code, "name", psi_guard_category_name(c)));
+            }
+        json_object_set_new(o, "guard", json_pack("{s:s,s:o}", "verdict", r->guard_verdict, "categories", cats));
+    }
+    return o;
 }
 
 char *api_final_json(srv *s, const srv_request *r)
@@ -466,6 +520,17 @@ char *api_final_json(srv *s, const srv_request *r)
     else
         choice = json_pack("{s:i,s:o,s:o,s:s}", "index", 0, "text", text, "logprobs", lp, "finish_reason",
                            r->finish ? r->finish : "stop");
+    if (r->chat && r->blocked) { /* OpenAI's message.refusal, naming the categories */
+        char why[512] = "blocked by the guard model";
+        size_t at = strlen(why);
+        for (int c = 1, first = 1; c <= PSI_GUARD_N_CATEGORIES && at < sizeof why; c++)
+            if (r->guard_categories >> (c - 1) & 1) {
+                at += (size_t)snprintf(why + at, sizeof why - at, "%sS%d %s", first ? ": " : ", ", c,
+                                       psi_guard_category_name(c));
+                first = 0;
+            }
+        json_object_set_new(json_object_get(choice, "message"), "refusal", json_string(why));
+    }
     json_object_set_new(o, "choices", json_pack("[o]", choice));
     json_object_set_new(o, "usage", usage_json(r));
     char *txt = json_dumps(o, JSON_COMPACT);
@@ -541,8 +606,9 @@ bool api_stream_events(srv *s, const srv_request *r, bool first, size_t *text_of
 
 char *api_models_json(srv *s)
 {
-    json_t *o = json_pack("{s:s,s:[{s:s,s:s,s:I,s:s}]}", "object", "list", "data", "id", s->model_id, "object", "model",
-                          "created", (json_int_t)0, "owned_by", "psi");
+    json_t *o = json_pack("{s:s,s:[{s:s,s:s,s:I,s:s,s:s?}]}", "object", "list", "data", "id", s->model_id, "object",
+                          "model", "created", (json_int_t)0, "owned_by", "psi", "license",
+                          s->license[0] ? s->license : NULL);
     char *txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return txt;
@@ -570,6 +636,9 @@ char *api_metrics_text(srv *s)
         {"psi_prompt_tokens_total", "counter", "prompt tokens evaluated (tokens in)", (double)m.prompt_tokens},
         {"psi_generation_tokens_total", "counter", "tokens generated (tokens out)", (double)m.gen_tokens},
         {"psi_engine_steps_total", "counter", "batched forward passes", (double)m.steps},
+        {"psi_guard_safe_total", "counter", "user turns the guard judged safe", (double)m.guard_safe},
+        {"psi_guard_unsafe_total", "counter", "user turns the guard judged unsafe (blocked)", (double)m.guard_unsafe},
+        {"psi_guard_errors_total", "counter", "guard failures and unparseable verdicts", (double)m.guard_errors},
         {"psi_queue_depth", "gauge", "requests waiting for a slot", (double)q},
         {"psi_slots_active", "gauge", "slots serving a request", (double)active},
         {"psi_slots_total", "gauge", "slots (--parallel)", (double)slots},

@@ -253,6 +253,15 @@ static enum MHD_Result completion(srv *s, struct MHD_Connection *c, conn *cn)
         srv_request_free(r);
         return respond_error(s, c, &e, NULL);
     }
+    if (r->blocked) { /* the guard said no: a normal answer, nothing generated */
+        char *body = NULL;
+        size_t len = 0, cap = 0, text_off = 0, lp_off = 0;
+        if (!r->stream) body = api_final_json(s, r);
+        else if (!api_stream_events(s, r, true, &text_off, &lp_off, true, &body, &len, &cap)) body = (free(body), NULL);
+        bool sse_body = r->stream;
+        srv_request_free(r);
+        return respond(s, c, MHD_HTTP_OK, sse_body ? "text/event-stream" : "application/json", body, NULL);
+    }
     int sub = engine_submit(s, r);
     if (sub) {
         srv_request_free(r);

@@ -1,0 +1,216 @@
+/*
+ * license.c — model licences: read general.license* from GGUF, classify
+ * them against a table of known licences, and keep the user's acceptances
+ * in a small JSON store (psi.h "trust"). Enforcement is the caller's: the
+ * CLI refuses to run, the library only answers.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gguf.h"
+#include "policy.h"
+#include "util.h"
+
+/* The Llama community licences' main obligations, summarised (the licence
+ * text at general.license.link is what binds). Sources: Llama 2 and
+ * Llama 3.x community licences and acceptable use policies. */
+static const char llama_terms[] =
+    "Summary of the Llama community licence and acceptable use policy (the licence text binds, not this):\n"
+    "  - Attribution: redistributions carry a copy of the licence and its notice; Llama 3 and later\n"
+    "    also require \"Built with Llama\" to be displayed with products that use the model, and a\n"
+    "    model derived from it to be named starting with \"Llama\".\n"
+    "  - Products with more than 700 million monthly active users need a separate licence from Meta.\n"
+    "  - Do not use the model to break the law or others' rights; for violence, terrorism, child\n"
+    "    sexual exploitation, trafficking or sexual violence; to harass, discriminate or bully; for\n"
+    "    unlicensed professional practice; to collect sensitive personal data unlawfully; to make\n"
+    "    malware or attack systems; for weapons, illegal drugs, critical infrastructure or self-harm;\n"
+    "    to deceive (fraud, disinformation, impersonation, fake reviews, spam).\n"
+    "  - Tell end users about known dangers of the AI system; do not pass generated content off as\n"
+    "    written by a person.\n";
+
+static const struct {
+    const char *id;
+    psi_license_need need;
+} known[] = {
+    {"apache-2.0", PSI_LICENSE_OPEN},   {"mit", PSI_LICENSE_OPEN},          {"bsd-2-clause", PSI_LICENSE_OPEN},
+    {"bsd-3-clause", PSI_LICENSE_OPEN}, {"cc0-1.0", PSI_LICENSE_OPEN},      {"cc-by-4.0", PSI_LICENSE_OPEN},
+    {"cc-by-sa-4.0", PSI_LICENSE_OPEN}, {"mpl-2.0", PSI_LICENSE_OPEN},      {"unlicense", PSI_LICENSE_OPEN},
+    {"gpl-3.0", PSI_LICENSE_OPEN},      {"lgpl-3.0", PSI_LICENSE_OPEN},     {"llama2", PSI_LICENSE_ACCEPT},
+    {"llama3", PSI_LICENSE_ACCEPT},     {"llama3.1", PSI_LICENSE_ACCEPT},   {"llama3.2", PSI_LICENSE_ACCEPT},
+    {"llama3.3", PSI_LICENSE_ACCEPT},   {"llama4", PSI_LICENSE_ACCEPT},
+};
+
+static void copy_str(const gguf *g, const char *key, char *out, size_t size)
+{
+    gguf_str s;
+    out[0] = 0;
+    if (gguf_get_str(g, key, &s, NULL, 0) != PSI_OK) return;
+    size_t n = s.len < size - 1 ? (size_t)s.len : size - 1;
+    memcpy(out, s.ptr, n);
+    out[n] = 0;
+}
+
+psi_status psi_license_read(const char *path, psi_license_info *out, char *err, size_t err_size)
+{
+    if (!path || !out) return PSI_ERR_INVALID_ARG;
+    memset(out, 0, sizeof *out);
+    struct stat st;
+    if (stat(path, &st)) {
+        err_setf(err, err_size, "%s: %s", path, strerror(errno));
+        return PSI_ERR_IO;
+    }
+    if (!S_ISREG(st.st_mode)) { /* and opening a FIFO would block */
+        err_setf(err, err_size, "%s: not a regular file", path);
+        return PSI_ERR_IO;
+    }
+    gguf *g = NULL;
+    psi_status rc = gguf_open(path, &g, err, err_size);
+    if (rc != PSI_OK) return rc;
+    copy_str(g, "general.license", out->id, sizeof out->id);
+    copy_str(g, "general.license.name", out->name, sizeof out->name);
+    copy_str(g, "general.license.link", out->link, sizeof out->link);
+    copy_str(g, "general.name", out->model, sizeof out->model);
+    copy_str(g, "general.organization", out->org, sizeof out->org);
+    gguf_close(g);
+    out->need = PSI_LICENSE_UNKNOWN;
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (!strcasecmp(out->id, known[i].id)) out->need = known[i].need;
+    if (!strncasecmp(out->id, "llama", 5)) {
+        out->need = PSI_LICENSE_ACCEPT; /* any Llama licence, also one newer than the table */
+        out->terms = llama_terms;
+    }
+    return PSI_OK;
+}
+
+psi_status psi_license_store_path(char *buf, size_t size)
+{
+    const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+    int n;
+    if (xdg && *xdg) n = snprintf(buf, size, "%s/psi/licenses.json", xdg);
+    else if (home && *home) n = snprintf(buf, size, "%s/.config/psi/licenses.json", home);
+    else return PSI_ERR_INVALID_ARG;
+    return n < 0 || (size_t)n >= size ? PSI_ERR_BUFFER_SMALL : PSI_OK;
+}
+
+/* The store's entries array; a missing file is an empty store, anything
+ * else that is not {"accepted": [...]} is an error. */
+static psi_status store_load(const char *store, json_t **root, char *err, size_t err_size)
+{
+    json_error_t je;
+    struct stat st;
+    if (stat(store, &st) && errno == ENOENT) {
+        *root = json_pack("{s:i,s:[]}", "version", 1, "accepted");
+        return *root ? PSI_OK : PSI_ERR_NO_MEMORY;
+    }
+    *root = json_load_file(store, 0, &je);
+    if (!*root) {
+        err_setf(err, err_size, "%s: the licence acceptance file is corrupt (line %d: %s); fix or remove it",
+                 store, je.line, je.text);
+        return PSI_ERR_FORMAT;
+    }
+    if (!json_is_array(json_object_get(*root, "accepted"))) {
+        json_decref(*root);
+        *root = NULL;
+        err_setf(err, err_size, "%s: the licence acceptance file has no \"accepted\" list; fix or remove it", store);
+        return PSI_ERR_FORMAT;
+    }
+    return PSI_OK;
+}
+
+static void file_id(const struct stat *st, char *out, size_t n)
+{
+    snprintf(out, n, "%llu:%llu:%llu:%lld.%09ld", (unsigned long long)st->st_dev, (unsigned long long)st->st_ino,
+             (unsigned long long)st->st_size, (long long)st->st_mtim.tv_sec, (long)st->st_mtim.tv_nsec);
+}
+
+psi_status psi_license_is_accepted(const char *store, const char *model_path, const psi_license_info *li,
+                                   bool *yes, char *err, size_t err_size)
+{
+    if (!store || !model_path || !li || !yes) return PSI_ERR_INVALID_ARG;
+    *yes = false;
+    struct stat st;
+    if (stat(model_path, &st)) {
+        err_setf(err, err_size, "%s: %s", model_path, strerror(errno));
+        return PSI_ERR_IO;
+    }
+    char id[128], hex[65] = "";
+    file_id(&st, id, sizeof id);
+    json_t *root;
+    psi_status rc = store_load(store, &root, err, err_size);
+    if (rc != PSI_OK) return rc;
+    json_t *arr = json_object_get(root, "accepted"), *e;
+    size_t i;
+    json_array_foreach(arr, i, e) {
+        const char *lic = json_string_value(json_object_get(e, "license"));
+        const char *sha = json_string_value(json_object_get(e, "sha256"));
+        const char *fid = json_string_value(json_object_get(e, "file_id"));
+        if (!lic || !sha || strcmp(lic, li->id)) continue;
+        if (fid && !strcmp(fid, id)) { /* same file, unchanged since it was hashed */
+            *yes = true;
+            break;
+        }
+        if (!hex[0]) {
+            uint8_t d[32];
+            uint64_t size;
+            if ((rc = psi_file_sha256(model_path, d, &size, NULL, NULL, err, err_size)) != PSI_OK) break;
+            policy_hex(d, 32, hex);
+        }
+        if (!strcmp(sha, hex)) {
+            *yes = true;
+            break;
+        }
+    }
+    json_decref(root);
+    return rc;
+}
+
+psi_status psi_license_accept(const char *store, const char *model_path, const psi_license_info *li, char *err,
+                              size_t err_size)
+{
+    if (!store || !model_path || !li) return PSI_ERR_INVALID_ARG;
+    struct stat st;
+    if (stat(model_path, &st)) {
+        err_setf(err, err_size, "%s: %s", model_path, strerror(errno));
+        return PSI_ERR_IO;
+    }
+    uint8_t d[32];
+    uint64_t size;
+    char hex[65], id[128], when[32];
+    psi_status rc = psi_file_sha256(model_path, d, &size, NULL, NULL, err, err_size);
+    if (rc != PSI_OK) return rc;
+    policy_hex(d, 32, hex);
+    file_id(&st, id, sizeof id);
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    json_t *root;
+    if ((rc = store_load(store, &root, err, err_size)) != PSI_OK) return rc;
+    json_t *arr = json_object_get(root, "accepted"), *e;
+    size_t i;
+    json_array_foreach(arr, i, e) { /* one record per (file contents, licence) */
+        const char *lic = json_string_value(json_object_get(e, "license"));
+        const char *sha = json_string_value(json_object_get(e, "sha256"));
+        if (lic && sha && !strcmp(lic, li->id) && !strcmp(sha, hex)) {
+            json_array_remove(arr, i);
+            break;
+        }
+    }
+    json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "sha256", hex, "license", li->id, "time", when,
+                                         "model", li->model, "path", model_path, "file_id", id));
+    char *txt = json_dumps(root, JSON_INDENT(1));
+    json_decref(root);
+    if (!txt) return PSI_ERR_NO_MEMORY;
+    size_t len = strlen(txt);
+    rc = policy_write_atomic(store, txt, len, 0600, len, err, err_size);
+    free(txt);
+    return rc;
+}

@@ -1,0 +1,28 @@
+/*
+ * policy.h — internals shared by the trust modules (licence.c,
+ * provenance.c): atomic small-file writes and hex helpers. The public side
+ * is the "trust" section of psi.h; docs/trust.md says what it guards.
+ */
+#ifndef PSI_POLICY_H
+#define PSI_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "psi.h"
+
+/* Write data to path through a unique temporary file in the same folder
+ * (mode `mode`, fsync'd) renamed over path, so a reader sees the old or
+ * the new file, never half of one; parent folders are made (0700) when
+ * missing. stop_after < len is a test hook: write that many bytes and
+ * return PSI_ERR_IO leaving the temporary file, as a crash would. */
+psi_status policy_write_atomic(const char *path, const char *data, size_t len, unsigned mode, size_t stop_after,
+                               char *err, size_t err_size);
+
+/* Lower-case hex of n bytes into out (2n+1 bytes). */
+void policy_hex(const uint8_t *p, size_t n, char *out);
+/* Parse exactly n bytes of hex (surrounding whitespace allowed); false otherwise. */
+bool policy_unhex(const char *s, uint8_t *p, size_t n);
+
+#endif
