@@ -2,8 +2,11 @@
 user turn. With the bigram guard models test_guard (C) builds — one always
 answers "unsafe\\nS9", one "safe", one no verdict — the request is blocked
 with finish_reason content_filter and S9 named, passes, or follows
---guard-fail; verdicts are counted in /metrics."""
+--guard-fail; verdicts are counted in /metrics and written to the audit
+log (--audit-log), which holds no text unless --audit-content."""
+import json
 import os
+import stat
 import subprocess
 
 from servetest import L3, PSI, Results, Server
@@ -57,9 +60,48 @@ for args, blocked in (([], True), (["--guard-fail", "open"], False)):
     _, log = srv.stop()
     t.check("unparseable verdict" in log, f"bad guard {args}: logged")
 
+# ---- the audit log: one JSON line per completion request, the key by number
+audit = os.path.join(GUARDS, "audit.jsonl")
+keys = os.path.join(GUARDS, "keys.txt")
+with open(keys, "w") as f:
+    f.write("# two keys\nalpha-key\nbeta-key\n")
+for path in (audit,):
+    if os.path.exists(path):
+        os.unlink(path)
+srv = Server("--guard", os.path.join(GUARDS, "unsafe-s9.gguf"), "-c", "512", "-t", "2", "--api-key-file", keys,
+             "--audit-log", audit)
+st, r = srv.post(C, REQ, headers={"Authorization": "Bearer beta-key"})
+t.check(st == 200 and r["choices"][0]["finish_reason"] == "content_filter", f"audit: blocked {st}")
+st, r = srv.post(C, REQ)
+t.check(st == 401, f"audit: no key {st}")
+st, r = srv.post(C, {"messages": "no"}, headers={"Authorization": "Bearer alpha-key"})
+t.check(st == 400, f"audit: bad request {st}")
+srv.stop()
+with open(audit) as f:
+    text = f.read()
+lines = [json.loads(x) for x in text.splitlines()]
+t.check(len(lines) == 2, f"audit: {len(lines)} lines, want 2 (the 401 never reached a model)")
+if len(lines) == 2:
+    a, b = lines
+    t.check(a["key"] == "key2" and a["guard"] == "unsafe" and a["categories"] == ["S9"] and a["status"] == 200
+            and a["tokens_out"] == 0 and a["tokens_in"] > 0 and a["model"] == "llama3-tiny-Q8_0.gguf"
+            and a["finish"] == "content_filter" and a["time"].endswith("Z"), f"audit: line {a}")
+    t.check(b["key"] == "key1" and b["status"] == 400, f"audit: bad request line {b}")
+t.check("nerve" not in text and "request" not in lines[0], "audit: no prompt text without --audit-content")
+t.check(stat.S_IMODE(os.stat(audit).st_mode) == 0o600, "audit: mode 0600")
+srv = Server("--guard", os.path.join(GUARDS, "safe.gguf"), "-c", "512", "-t", "2", "--audit-log", audit,
+             "--audit-content")
+st, r = srv.post(C, REQ)
+srv.stop()
+with open(audit) as f:
+    last = json.loads(f.read().splitlines()[-1])
+t.check(last["key"] == "-" and last["guard"] == "safe" and "nerve agent" in last["request"]
+        and last["answer"] == r["choices"][0]["message"]["content"] and last["tokens_out"] > 0, f"audit content: {last}")
+
 # ---- bad options: one line, exit 1
 for args, want in ((["--guard-fail", "maybe"], "--guard-fail"), (["--guard-categories", "S1,S99"], "--guard-categories"),
-                   (["--guard", "/nonexistent/guard.gguf"], "guard.gguf")):
+                   (["--guard", "/nonexistent/guard.gguf"], "guard.gguf"),
+                   (["--audit-log", "/nonexistent/dir/audit.jsonl"], "--audit-log")):
     p = subprocess.run([PSI, "serve", "-m", L3, "--port", "0", *args], capture_output=True, text=True, timeout=60)
     t.check(p.returncode == 1 and want in p.stderr, f"serve {args}: {p.returncode} {p.stderr!r}")
 

@@ -39,7 +39,7 @@ int cmd_license(int argc, char **argv)
         if (li.need != PSI_LICENSE_OPEN && psi_license_is_accepted(store, path, &li, &yes, err, sizeof err) != PSI_OK)
             return cli_fail(cmd, "%s", err);
         printf("model:    %s%s%s\n", li.model[0] ? li.model : "(unnamed)", li.org[0] ? " by " : "", li.org);
-        printf("licence:  %s%s%s%s\n", li.id[0] ? li.id : "(none declared)", li.name[0] ? " — " : "", li.name, "");
+        printf("licence:  %s%s%s\n", li.id[0] ? li.id : "(none declared)", li.name[0] ? " — " : "", li.name);
         if (li.link[0]) printf("text:     %s\n", li.link);
         printf("status:   %s%s\n", need_text(li.need), yes ? "; accepted" : "");
         if (li.terms) printf("\n%s", li.terms);

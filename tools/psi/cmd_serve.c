@@ -5,6 +5,7 @@
  * model loads; SIGINT/SIGTERM cancel what is in flight and free everything.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -36,6 +37,8 @@ static const char *serve_help =
     "                        answered with finish_reason content_filter and the categories\n"
     "  --guard-fail open|closed  a guard failure or unparseable verdict lets through or blocks (default closed)\n"
     "  --guard-categories L  the categories that apply, e.g. S1,S9,S14 (default all 14)\n"
+    "  --audit-log FILE      append one JSON line per completion request (time, key, model, tokens,\n"
+    "                        guard verdict, status; no text unless --audit-content)\n"
     "  -v                    log details\n";
 
 static int parse(srv_config *c, int argc, char **argv)
@@ -51,6 +54,9 @@ static int parse(srv_config *c, int argc, char **argv)
         } else if (!strcmp(a, "-v")) {
             c->verbose = true;
             continue;
+        } else if (!strcmp(a, "--audit-content")) {
+            c->audit_content = true;
+            continue;
         }
         int t = trust_parse(cmd, &c->trust, argc, argv, &i);
         if (t < 0) return 1;
@@ -62,6 +68,7 @@ static int parse(srv_config *c, int argc, char **argv)
         else if (!strcmp(a, "--chat-template")) c->chat_template = v;
         else if (!strcmp(a, "--api-key-file")) c->api_key_file = v;
         else if (!strcmp(a, "--guard")) c->guard_path = v;
+        else if (!strcmp(a, "--audit-log")) c->audit_path = v;
         else if (!strcmp(a, "--guard-fail")) {
             if (strcmp(v, "open") && strcmp(v, "closed"))
                 return cli_fail(cmd, "--guard-fail: '%s' is not one of open, closed", v);
@@ -143,6 +150,13 @@ int cmd_serve(int argc, char **argv)
     const char *base = strrchr(s.cfg.model_path, '/');
     s.model_id = s.cfg.alias ? s.cfg.alias : base ? base + 1 : s.cfg.model_path;
     if (http_load_keys(&s)) return 1;
+    if (s.cfg.audit_path) { /* appended, readable by the owner only */
+        int fd = open(s.cfg.audit_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0 || !(s.audit = fdopen(fd, "a"))) {
+            if (fd >= 0) close(fd);
+            return cli_fail("serve", "--audit-log: %s: %s", s.cfg.audit_path, strerror(errno));
+        }
+    }
     /* a missing file is said before the server starts (access: never blocks, even on a FIFO) */
     if (access(s.cfg.model_path, R_OK)) return cli_fail("serve", "%s: %s", s.cfg.model_path, strerror(errno));
 
@@ -157,6 +171,7 @@ int cmd_serve(int argc, char **argv)
     pthread_mutex_init(&s.lock, NULL);
     pthread_mutex_init(&s.tok_lock, NULL);
     pthread_mutex_init(&s.guard_lock, NULL);
+    pthread_mutex_init(&s.audit_lock, NULL);
     pthread_cond_init(&s.work, NULL);
     pthread_cond_init(&s.progress, NULL);
 
@@ -183,6 +198,8 @@ done:
     pthread_mutex_destroy(&s.lock);
     pthread_mutex_destroy(&s.tok_lock);
     pthread_mutex_destroy(&s.guard_lock);
+    pthread_mutex_destroy(&s.audit_lock);
+    if (s.audit) fclose(s.audit);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return rc;
 }

@@ -46,6 +46,8 @@ typedef struct srv_config {
     const char *guard_path;    /* --guard: Llama Guard 3 model judging each user turn */
     bool guard_fail_open;      /* --guard-fail open: a guard failure lets the request through */
     uint32_t guard_mask;       /* --guard-categories (default all) */
+    const char *audit_path;    /* --audit-log: JSON lines, one per completion request */
+    bool audit_content;        /* --audit-content: with the request and the answer text */
 } srv_config;
 
 /* One generated token's probabilities (logprobs requests). */
@@ -90,6 +92,8 @@ typedef struct srv_request {
     const char *guard_verdict;
     uint32_t guard_categories; /* violated categories (unsafe) */
     bool blocked;              /* answered with finish_reason content_filter, never generated */
+    int key;                   /* API key used: 1-based line among the keys, 0 without --api-key-file */
+    char *audit_request;       /* --audit-content: the request body */
 } srv_request;
 
 typedef struct srv_slot srv_slot;
@@ -109,6 +113,8 @@ typedef struct srv {
     psi_model *model;
     psi_model *guard;       /* --guard model, or NULL; used under guard_lock */
     pthread_mutex_t guard_lock;
+    FILE *audit;            /* --audit-log, or NULL; written under audit_lock */
+    pthread_mutex_t audit_lock;
     psi_context *ctx;
     int32_t n_ctx;          /* per slot (read by the HTTP threads; the context is the engine's) */
     const char *tmpl;       /* chat template */
@@ -167,6 +173,8 @@ char *api_final_json(srv *s, const srv_request *r);  /* non-streaming answer; un
 bool api_stream_events(srv *s, const srv_request *r, bool first, size_t *text_off, size_t *lp_off, bool end,
                        char **buf, size_t *len, size_t *cap);
 char *api_models_json(srv *s);
+/* One audit-log line for a finished completion request (no-op without --audit-log). */
+void api_audit(srv *s, const srv_request *r, int status);
 char *api_metrics_text(srv *s);
 
 /* serve_http.c */

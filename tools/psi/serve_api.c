@@ -614,6 +614,40 @@ char *api_models_json(srv *s)
     return txt;
 }
 
+void api_audit(srv *s, const srv_request *r, int status)
+{
+    if (!s->audit) return;
+    char when[32], key[16] = "-";
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (r->key > 0) snprintf(key, sizeof key, "key%d", r->key);
+    json_t *cats = json_array();
+    char code[8];
+    for (int c = 1; c <= PSI_GUARD_N_CATEGORIES; c++)
+        if (r->guard_categories >> (c - 1) & 1) {
+            snprintf(code, sizeof code, "S%d", c);
+            json_array_append_new(cats, json_string(code));
+        }
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:s?,s:o,s:s?,s:i}", "time", when, "key", key, "model", s->model_id,
+                          "endpoint", r->chat ? "chat" : "completions", "tokens_in", (json_int_t)r->n_prompt,
+                          "tokens_out", (json_int_t)r->n_gen, "guard", r->guard_verdict, "categories", cats,
+                          "finish", r->finish, "status", status);
+    if (o && s->cfg.audit_content) {
+        json_object_set_new(o, "request", r->audit_request ? json_string(r->audit_request) : json_null());
+        json_object_set_new(o, "answer", json_text(r->text ? r->text : "", r->text_len));
+    }
+    char *line = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!line) return;
+    pthread_mutex_lock(&s->audit_lock);
+    fprintf(s->audit, "%s\n", line);
+    fflush(s->audit);
+    pthread_mutex_unlock(&s->audit_lock);
+    free(line);
+}
+
 char *api_metrics_text(srv *s)
 {
     char *buf = NULL;

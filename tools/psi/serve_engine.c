@@ -68,6 +68,7 @@ void srv_request_free(srv_request *r)
     for (int i = 0; i < r->n_stop; i++) free(r->stop[i]);
     free(r->text);
     free(r->lp);
+    free(r->audit_request);
     free(r);
 }
 

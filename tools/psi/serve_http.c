@@ -44,6 +44,7 @@ typedef struct conn {
     size_t len, cap;
     bool too_big;
     size_t dropped; /* body bytes read and thrown away once too_big */
+    int key;        /* the API key used (see authorized) */
 } conn;
 
 /* ------------------------------------------------------------------ answers */
@@ -120,19 +121,21 @@ int http_load_keys(srv *s)
 }
 
 /* Constant time in the key: every stored key is compared (hashes of equal
- * length, sodium_memcmp), whatever matched before. */
-static bool authorized(srv *s, struct MHD_Connection *c)
+ * length, sodium_memcmp), whatever matched before. Returns the 1-based
+ * number of the matching key, 0 when no keys are set, -1 when refused. */
+static int authorized(srv *s, struct MHD_Connection *c)
 {
-    if (!s->n_keys) return true;
+    if (!s->n_keys) return 0;
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    if (!h || strncasecmp(h, "Bearer ", 7)) return false;
+    if (!h || strncasecmp(h, "Bearer ", 7)) return -1;
     h += 7;
     while (*h == ' ') h++;
     unsigned char hash[32];
     crypto_hash_sha256(hash, (const unsigned char *)h, strlen(h));
-    int ok = 0;
-    for (size_t i = 0; i < s->n_keys; i++) ok |= sodium_memcmp(hash, s->keys[i], sizeof hash) == 0;
-    return ok;
+    int which = -1;
+    for (size_t i = 0; i < s->n_keys; i++)
+        if (sodium_memcmp(hash, s->keys[i], sizeof hash) == 0) which = (int)i + 1;
+    return which;
 }
 
 /* ---------------------------------------------------------------- streaming */
@@ -226,6 +229,7 @@ static void stream_free(void *cls)
     stream *st = cls;
     srv *s = st->s;
     pthread_mutex_lock(&s->lock);
+    api_audit(s, st->r, !st->r->done ? 499 : st->r->error[0] ? 500 : 200); /* the stream's outcome */
     if (!st->r->done) {
         st->r->cancelled = true;
         pthread_cond_signal(&s->work);
@@ -248,8 +252,11 @@ static enum MHD_Result completion(srv *s, struct MHD_Connection *c, conn *cn)
     if (!r) return fail(s, c, 500, "server_error", NULL, "out of memory", NULL);
     r->refs = 1;
     r->chat = cn->route == R_CHAT;
+    r->key = cn->key;
+    if (s->cfg.audit_content && cn->body) r->audit_request = strndup(cn->body, cn->len);
     api_error e;
     if (!api_parse(s, cn->body ? cn->body : "", cn->len, r->chat, r, &e)) {
+        api_audit(s, r, e.status);
         srv_request_free(r);
         return respond_error(s, c, &e, NULL);
     }
@@ -259,11 +266,13 @@ static enum MHD_Result completion(srv *s, struct MHD_Connection *c, conn *cn)
         if (!r->stream) body = api_final_json(s, r);
         else if (!api_stream_events(s, r, true, &text_off, &lp_off, true, &body, &len, &cap)) body = (free(body), NULL);
         bool sse_body = r->stream;
+        api_audit(s, r, 200);
         srv_request_free(r);
         return respond(s, c, MHD_HTTP_OK, sse_body ? "text/event-stream" : "application/json", body, NULL);
     }
     int sub = engine_submit(s, r);
     if (sub) {
+        api_audit(s, r, 503);
         srv_request_free(r);
         return sub == 1 ? fail(s, c, 503, "server_error", "server_overloaded",
                                "the server is busy: every slot is in use and the queue is full; retry later", "1")
@@ -301,6 +310,7 @@ static enum MHD_Result completion(srv *s, struct MHD_Connection *c, conn *cn)
     api_error err = {0};
     if (here && r->error[0]) api_errorf(&err, 500, "server_error", NULL, NULL, "%s", r->error);
     else if (here) body = api_final_json(s, r);
+    api_audit(s, r, !here ? 499 : err.status ? err.status : 200); /* 499: the client went away */
     srv_request_unref(s, r);
     pthread_mutex_unlock(&s->lock);
     if (!here) return MHD_NO; /* nobody to answer */
@@ -338,7 +348,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return fail(s, c, 405, "invalid_request_error", "method_not_allowed", msg, NULL);
         }
         enum route rt = model_one ? R_MODEL_ONE : routes[found].route;
-        if (rt != R_HEALTH && !authorized(s, c))
+        int key = rt == R_HEALTH ? 0 : authorized(s, c);
+        if (key < 0)
             return fail(s, c, 401, "invalid_request_error", "invalid_api_key",
                         "a valid API key is required (Authorization: Bearer KEY)", NULL);
         /* A body announced too large is refused at once when the client waits
@@ -355,6 +366,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         }
         if (!(cn = calloc(1, sizeof *cn))) return MHD_NO;
         cn->route = rt;
+        cn->key = key;
         *con_cls = cn;
         return MHD_YES;
     }
