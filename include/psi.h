@@ -447,6 +447,18 @@ psi_status psi_sign_file(const char *key_path, const char *path, psi_hash_progre
 psi_status psi_verify_file(const char *pub_path, const char *path, psi_hash_progress_fn progress, void *user,
                            char *err, size_t err_size);
 
+/* The verified-file cache: $XDG_CACHE_HOME/psi/verified.json, or
+ * $HOME/.cache/psi/verified.json. */
+psi_status psi_verify_cache_path(char *buf, size_t size);
+
+/* psi_verify_file, skipped when cache_path (may be NULL) records a
+ * successful check of the same path with the same public key while the
+ * file and its .sig had the identity they have now (device, inode, size,
+ * mtime and ctime); *cached says so. A good result is recorded; a missing
+ * or unreadable cache only costs a full check. */
+psi_status psi_verify_file_cached(const char *pub_path, const char *path, const char *cache_path, bool *cached,
+                                  char *err, size_t err_size);
+
 
 /* Llama Guard 3 (docs/trust.md): the classifier prompt and its verdict.
  * Hazard categories are numbered as Llama Guard 3 numbers them, S1

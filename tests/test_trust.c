@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -209,7 +210,24 @@ static void test_signatures(void)
     free(err);
     CHECK(psi(&err, "verify", "--pubkey", pub, model, NULL) == 0);
     free(err);
-    CHECK(RUN(model, "--require-signed", pub, NULL) == 0 && strstr(err, "verified in"));
+    CHECKF(RUN(model, "--require-signed", pub, NULL) == 0 && strstr(err, "verified now"), "%s", err);
+    free(err);
+    /* the second time the cache answers: same file, same .sig, same key */
+    CHECKF(RUN(model, "--require-signed", pub, NULL) == 0 && strstr(err, "verified before"), "%s", err);
+    free(err);
+    /* a changed byte with the old mtime put back is still caught: ctime moved */
+    struct stat before;
+    CHECK(stat(model, &before) == 0);
+    flip(model, before.st_size - 7);
+    struct timespec times[2] = {before.st_atim, before.st_mtim};
+    CHECK(utimensat(AT_FDCWD, model, times, 0) == 0);
+    CHECK(RUN(model, "--require-signed", pub, NULL) == 1 && strstr(err, "changed since it was signed"));
+    free(err);
+    flip(model, before.st_size - 7);
+    CHECK(RUN(model, "--require-signed", pub, NULL) == 0 && strstr(err, "verified now"));
+    free(err);
+    /* another key is not answered from the cache */
+    CHECK(RUN(model, "--require-signed", path("bob.pub"), NULL) == 1 && strstr(err, "another key"));
     free(err);
     CHECK(psi_verify_file(path("bob.pub"), model, NULL, NULL, msg, sizeof msg) == PSI_ERR_DENIED &&
           strstr(msg, "another key"));
@@ -305,6 +323,8 @@ int main(void)
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) unlink(path(names[i]));
     unlink(path("xdg/psi/licenses.json"));
     setenv("XDG_CONFIG_HOME", path("xdg"), 1);
+    setenv("XDG_CACHE_HOME", path("cache"), 1);
+    unlink(path("cache/psi/verified.json"));
     if (sodium_init() < 0) return 2;
     test_licences();
     test_signatures();

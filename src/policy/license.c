@@ -92,12 +92,7 @@ psi_status psi_license_read(const char *path, psi_license_info *out, char *err, 
 
 psi_status psi_license_store_path(char *buf, size_t size)
 {
-    const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
-    int n;
-    if (xdg && *xdg) n = snprintf(buf, size, "%s/psi/licenses.json", xdg);
-    else if (home && *home) n = snprintf(buf, size, "%s/.config/psi/licenses.json", home);
-    else return PSI_ERR_INVALID_ARG;
-    return n < 0 || (size_t)n >= size ? PSI_ERR_BUFFER_SMALL : PSI_OK;
+    return policy_xdg_path("XDG_CONFIG_HOME", ".config", "licenses.json", buf, size);
 }
 
 /* The store's entries array; a missing file is an empty store, anything
@@ -125,12 +120,6 @@ static psi_status store_load(const char *store, json_t **root, char *err, size_t
     return PSI_OK;
 }
 
-static void file_id(const struct stat *st, char *out, size_t n)
-{
-    snprintf(out, n, "%llu:%llu:%llu:%lld.%09ld", (unsigned long long)st->st_dev, (unsigned long long)st->st_ino,
-             (unsigned long long)st->st_size, (long long)st->st_mtim.tv_sec, (long)st->st_mtim.tv_nsec);
-}
-
 psi_status psi_license_is_accepted(const char *store, const char *model_path, const psi_license_info *li,
                                    bool *yes, char *err, size_t err_size)
 {
@@ -142,7 +131,7 @@ psi_status psi_license_is_accepted(const char *store, const char *model_path, co
         return PSI_ERR_IO;
     }
     char id[128], hex[65] = "";
-    file_id(&st, id, sizeof id);
+    policy_file_id(&st, id, sizeof id);
     json_t *root;
     psi_status rc = store_load(store, &root, err, err_size);
     if (rc != PSI_OK) return rc;
@@ -187,7 +176,7 @@ psi_status psi_license_accept(const char *store, const char *model_path, const p
     psi_status rc = psi_file_sha256(model_path, d, &size, NULL, NULL, err, err_size);
     if (rc != PSI_OK) return rc;
     policy_hex(d, 32, hex);
-    file_id(&st, id, sizeof id);
+    policy_file_id(&st, id, sizeof id);
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);

@@ -20,6 +20,14 @@
 psi_status policy_write_atomic(const char *path, const char *data, size_t len, unsigned mode, size_t stop_after,
                                char *err, size_t err_size);
 
+/* buf = $xdg_var/psi/file, or $HOME/home_dir/psi/file (XDG base dirs). */
+psi_status policy_xdg_path(const char *xdg_var, const char *home_dir, const char *file, char *buf, size_t size);
+
+struct stat;
+/* A file's identity: device, inode, size, mtime and ctime (which no
+ * user can set back), "dev:ino:size:mtime:ctime". */
+void policy_file_id(const struct stat *st, char *out, size_t n);
+
 /* Lower-case hex of n bytes into out (2n+1 bytes). */
 void policy_hex(const uint8_t *p, size_t n, char *out);
 /* Parse exactly n bytes of hex (surrounding whitespace allowed); false otherwise. */

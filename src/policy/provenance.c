@@ -6,7 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
+#include <jansson.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +20,13 @@
 #define SIG_MAGIC "psi-signature-v1"
 #define KEY_MAGIC "psi-ed25519-secret"
 #define PUB_MAGIC "psi-ed25519-public"
+
+void policy_file_id(const struct stat *st, char *out, size_t n)
+{
+    snprintf(out, n, "%llu:%llu:%llu:%lld.%09ld:%lld.%09ld", (unsigned long long)st->st_dev,
+             (unsigned long long)st->st_ino, (unsigned long long)st->st_size, (long long)st->st_mtim.tv_sec,
+             (long)st->st_mtim.tv_nsec, (long long)st->st_ctim.tv_sec, (long)st->st_ctim.tv_nsec);
+}
 
 void policy_hex(const uint8_t *p, size_t n, char *out)
 {
@@ -321,4 +328,77 @@ psi_status psi_verify_file(const char *pub_path, const char *path, psi_hash_prog
         return PSI_ERR_DENIED;
     }
     return PSI_OK;
+}
+
+psi_status policy_xdg_path(const char *xdg_var, const char *home_dir, const char *file, char *buf, size_t size)
+{
+    const char *xdg = getenv(xdg_var), *home = getenv("HOME");
+    int n;
+    if (xdg && *xdg) n = snprintf(buf, size, "%s/psi/%s", xdg, file);
+    else if (home && *home) n = snprintf(buf, size, "%s/%s/psi/%s", home, home_dir, file);
+    else return PSI_ERR_INVALID_ARG;
+    return n < 0 || (size_t)n >= size ? PSI_ERR_BUFFER_SMALL : PSI_OK;
+}
+
+psi_status psi_verify_cache_path(char *buf, size_t size)
+{
+    return policy_xdg_path("XDG_CACHE_HOME", ".cache", "verified.json", buf, size);
+}
+
+/* "file id|sig id|public key" of a verification, or false when a file is missing. */
+static bool verify_ident(const char *pub_path, const char *path, char *out, size_t n)
+{
+    struct stat st, ss;
+    char sig_path[4096], fid[128], sid[128], pk_hex[2 * crypto_sign_PUBLICKEYBYTES + 1];
+    uint8_t pk[crypto_sign_PUBLICKEYBYTES];
+    snprintf(sig_path, sizeof sig_path, "%s.sig", path);
+    if (stat(path, &st) || stat(sig_path, &ss) || read_key(pub_path, PUB_MAGIC, pk, sizeof pk, NULL, 0) != PSI_OK)
+        return false;
+    policy_file_id(&st, fid, sizeof fid);
+    policy_file_id(&ss, sid, sizeof sid);
+    policy_hex(pk, sizeof pk, pk_hex);
+    snprintf(out, n, "%s|%s|%s", fid, sid, pk_hex);
+    return true;
+}
+
+psi_status psi_verify_file_cached(const char *pub_path, const char *path, const char *cache_path, bool *cached,
+                                  char *err, size_t err_size)
+{
+    if (!cached) return PSI_ERR_INVALID_ARG;
+    *cached = false;
+    char ident[512];
+    bool have = cache_path && verify_ident(pub_path, path, ident, sizeof ident);
+    /* a cache that is missing or unreadable only costs a full check */
+    json_t *root = have ? json_load_file(cache_path, 0, NULL) : NULL, *list = json_object_get(root, "verified");
+    if (have && !json_is_array(list)) {
+        json_decref(root);
+        root = json_pack("{s:i,s:[]}", "version", 1, "verified");
+        list = json_object_get(root, "verified");
+    }
+    size_t i;
+    json_t *e;
+    json_array_foreach(list, i, e) {
+        const char *p = json_string_value(json_object_get(e, "path")), *id = json_string_value(json_object_get(e, "id"));
+        if (p && id && !strcmp(p, path) && !strcmp(id, ident)) {
+            json_decref(root);
+            *cached = true;
+            return PSI_OK;
+        }
+    }
+    psi_status rc = psi_verify_file(pub_path, path, NULL, NULL, err, err_size);
+    if (rc == PSI_OK && root) {
+        json_array_foreach(list, i, e) { /* one entry per file */
+            const char *p = json_string_value(json_object_get(e, "path"));
+            if (p && !strcmp(p, path)) {
+                json_array_remove(list, i);
+                break;
+            }
+        }
+        json_array_append_new(list, json_pack("{s:s,s:s}", "path", path, "id", ident));
+        char *txt = json_dumps(root, JSON_INDENT(1));
+        if (txt) policy_write_atomic(cache_path, txt, strlen(txt), 0600, SIZE_MAX, NULL, 0); /* best effort */
+        free(txt);
+    }
+    json_decref(root);
+    return rc;
 }
