@@ -142,8 +142,7 @@ static int load(srv *s)
 int cmd_serve(int argc, char **argv)
 {
     srv s = {.cfg = {.host = "127.0.0.1", .port = 8080, .parallel = 4, .queue_max = 64, .timeout_s = 60,
-                     .max_body = 4 << 20, .prefill_chunk = 256, .max_connections = 256, .kv_type = PSI_TYPE_F32,
-                     .guard_mask = PSI_GUARD_ALL}};
+                     .max_body = 4 << 20, .prefill_chunk = 256, .max_connections = 256, .kv_type = PSI_TYPE_F32}};
     int rc = parse(&s.cfg, argc, argv);
     if (rc) return rc < 0 ? 0 : rc;
     if (sodium_init() < 0) return cli_fail("serve", "libsodium failed to start");

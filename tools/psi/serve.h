@@ -45,7 +45,7 @@ typedef struct srv_config {
     trust_opts trust;          /* licence and signature checks (trust.h) */
     const char *guard_path;    /* --guard: Llama Guard 3 model judging each user turn */
     bool guard_fail_open;      /* --guard-fail open: a guard failure lets the request through */
-    uint32_t guard_mask;       /* --guard-categories (default all) */
+    uint32_t guard_mask;       /* --guard-categories (0: all) */
     const char *audit_path;    /* --audit-log: JSON lines, one per completion request */
     bool audit_content;        /* --audit-content: with the request and the answer text */
 } srv_config;

@@ -286,8 +286,8 @@ static void guard_input(srv *s, const psi_chat_msg *msgs, size_t n, srv_request 
     psi_status rc = PSI_ERR_NO_MEMORY;
     if (conv) {
         pthread_mutex_lock(&s->guard_lock);
-        rc = psi_guard_check(s->guard, conv, k, s->cfg.guard_mask, (int32_t)s->cfg.n_threads, &v, raw, sizeof raw, err,
-                             sizeof err);
+        uint32_t mask = s->cfg.guard_mask ? s->cfg.guard_mask : PSI_GUARD_ALL;
+        rc = psi_guard_check(s->guard, conv, k, mask, (int32_t)s->cfg.n_threads, &v, raw, sizeof raw, err, sizeof err);
         pthread_mutex_unlock(&s->guard_lock);
     }
     free(conv);
