@@ -13,6 +13,7 @@
 #include <string.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "gguf.h"
@@ -151,6 +152,36 @@ static void test_licences(void)
     free(err);
     /* and accepting again works beside the leftover temporary file */
     CHECK(psi_license_accept(store, apache, &li, msg, sizeof msg) == PSI_OK);
+
+    /* acceptances made at the same moment by several processes are all kept */
+    enum { N_PAR = 6 };
+    char par[N_PAR][4096];
+    for (int i = 0; i < N_PAR; i++) {
+        char nm[32];
+        snprintf(par[i], sizeof par[i], "%s/par%d.gguf", dir, i);
+        snprintf(nm, sizeof nm, "licence copy %d", i); /* other bytes, other SHA-256 */
+        make_model(par[i], "llama3", nm);
+    }
+    pid_t kids[N_PAR];
+    for (int i = 0; i < N_PAR; i++)
+        if ((kids[i] = fork()) == 0) {
+            psi_license_info pl;
+            char m2[256];
+            _exit(psi_license_read(par[i], &pl, m2, sizeof m2) != PSI_OK ||
+                  psi_license_accept(store, par[i], &pl, m2, sizeof m2) != PSI_OK);
+        }
+    for (int i = 0; i < N_PAR; i++) {
+        int st_kid = -1;
+        waitpid(kids[i], &st_kid, 0);
+        CHECK(WIFEXITED(st_kid) && WEXITSTATUS(st_kid) == 0);
+    }
+    for (int i = 0; i < N_PAR; i++) {
+        psi_license_info pl;
+        CHECK(psi_license_read(par[i], &pl, msg, sizeof msg) == PSI_OK);
+        yes = false;
+        CHECKF(psi_license_is_accepted(store, par[i], &pl, &yes, msg, sizeof msg) == PSI_OK && yes,
+               "concurrent acceptance %d lost", i);
+    }
 
     /* a corrupt store is reported, not read as empty */
     static const char *const corrupt[] = {"{\"version\": 1, \"accepted\": [", "{\"accepted\": 5}", "", "[]"};

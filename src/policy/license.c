@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -181,8 +182,28 @@ psi_status psi_license_accept(const char *store, const char *model_path, const p
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    /* read-modify-write under an exclusive lock, so that two processes
+     * accepting at once do not lose one of the records */
+    char lock_path[4200];
+    snprintf(lock_path, sizeof lock_path, "%s.lock", store);
+    char *dir = mem_strndup(store, strlen(store)), *slash = dir ? strrchr(dir, '/') : NULL;
+    if (slash && slash != dir) {
+        *slash = 0;
+        rc = policy_mkdirs(dir, err, err_size);
+    }
+    mem_free(dir);
+    if (rc != PSI_OK) return rc;
+    int lock = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock < 0 || flock(lock, LOCK_EX)) {
+        err_setf(err, err_size, "%s: cannot lock: %s", lock_path, strerror(errno));
+        if (lock >= 0) close(lock);
+        return PSI_ERR_IO;
+    }
     json_t *root;
-    if ((rc = store_load(store, &root, err, err_size)) != PSI_OK) return rc;
+    if ((rc = store_load(store, &root, err, err_size)) != PSI_OK) {
+        close(lock);
+        return rc;
+    }
     json_t *arr = json_object_get(root, "accepted"), *e;
     size_t i;
     json_array_foreach(arr, i, e) { /* one record per (file contents, licence) */
@@ -197,9 +218,9 @@ psi_status psi_license_accept(const char *store, const char *model_path, const p
                                          "model", li->model, "path", model_path, "file_id", id));
     char *txt = json_dumps(root, JSON_INDENT(1));
     json_decref(root);
-    if (!txt) return PSI_ERR_NO_MEMORY;
-    size_t len = strlen(txt);
-    rc = policy_write_atomic(store, txt, len, 0600, len, err, err_size);
+    size_t len = txt ? strlen(txt) : 0;
+    rc = txt ? policy_write_atomic(store, txt, len, 0600, len, err, err_size) : PSI_ERR_NO_MEMORY;
     free(txt);
+    close(lock); /* releases the lock */
     return rc;
 }

@@ -20,6 +20,9 @@
 psi_status policy_write_atomic(const char *path, const char *data, size_t len, unsigned mode, size_t stop_after,
                                char *err, size_t err_size);
 
+/* Make a folder and its missing parents (mode 0700); dir is restored. */
+psi_status policy_mkdirs(char *dir, char *err, size_t err_size);
+
 /* buf = $xdg_var/psi/file, or $HOME/home_dir/psi/file (XDG base dirs). */
 psi_status policy_xdg_path(const char *xdg_var, const char *home_dir, const char *file, char *buf, size_t size);
 

@@ -59,14 +59,14 @@ bool policy_unhex(const char *s, uint8_t *p, size_t n)
     return *s == 0;
 }
 
-static psi_status mkdirs(char *dir, char *err, size_t err_size)
+psi_status policy_mkdirs(char *dir, char *err, size_t err_size)
 {
     struct stat st;
     if (!stat(dir, &st)) return PSI_OK;
     char *slash = strrchr(dir, '/');
     if (slash && slash != dir) {
         *slash = 0;
-        psi_status rc = mkdirs(dir, err, err_size);
+        psi_status rc = policy_mkdirs(dir, err, err_size);
         *slash = '/';
         if (rc != PSI_OK) return rc;
     }
@@ -91,7 +91,7 @@ psi_status policy_write_atomic(const char *path, const char *data, size_t len, u
     char *slash = strrchr(dir, '/');
     if (slash && slash != dir) {
         *slash = 0;
-        if ((rc = mkdirs(dir, err, err_size)) != PSI_OK) goto out;
+        if ((rc = policy_mkdirs(dir, err, err_size)) != PSI_OK) goto out;
         rc = PSI_ERR_IO;
     }
     snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
