@@ -232,7 +232,8 @@ typedef struct psi_context psi_context;
 typedef struct psi_context_params {
     int32_t n_ctx;     /* KV cache length in tokens, per sequence; 0 = the model's training context */
     int32_t n_threads; /* 0 = psi_cpu_count() */
-    psi_type kv_type;  /* PSI_TYPE_F32 (default) or PSI_TYPE_F16; others: PSI_ERR_UNSUPPORTED */
+    psi_type kv_type;  /* PSI_TYPE_F16 (default), PSI_TYPE_F32 or PSI_TYPE_Q8_0 (head size a
+                        * multiple of 32); others: PSI_ERR_UNSUPPORTED */
     int32_t n_seq;     /* independent sequences sharing the context (default 1): each has
                         * its own n_ctx-token region of the KV cache; see psi_context_decode_batch */
 } psi_context_params;

@@ -63,7 +63,10 @@ struct psi_context {
     int32_t n_seq;
     int32_t *seq_n_past;   /* [n_seq] tokens cached per sequence */
     psi_type kv_type;
-    size_t kv_elem;        /* bytes per cached value */
+    size_t kv_row;         /* bytes of one position's K (or V) of one layer: n_head_kv heads */
+    size_t kv_head;        /* bytes of one head's K (or V) at one position */
+    void *q_conv;          /* [n_threads][q_conv_size]: a head of q as the K type's vec_dot_type */
+    size_t q_conv_size;
     void *k_cache;         /* [n_layer][n_seq * n_ctx][n_head_kv*head_dim] of kv_type */
     void *v_cache;         /*   (sequence s owns rows s*n_ctx … s*n_ctx + n_ctx-1) */
     /* the last batch: token, sequence, position, logits row (-1: none) per entry */

@@ -44,7 +44,7 @@ expect_error "negative -n" "out of range" -- run -m "$M" -n -5
 expect_error "bad temp" "not a number" -- run -m "$M" --temp hot
 expect_error "top-p > 1" "out of range" -- run -m "$M" --top-p 1.5
 expect_error "bad kv type" "kv-type" -- run -m "$M" --kv-type q4
-expect_error "q8_0 kv unsupported" "not supported" -- run -m "$M" --kv-type q8_0 -n 1
+expect_error "q8_0 kv needs head size 32k" "multiple of 32" -- run -m "$M" --kv-type q8_0 -n 1
 expect_error "missing file" "No such file" -- run -m "$TMP/nope.gguf" -p hi
 expect_error "directory as model" "not a regular file" -- run -m "$TMP" -p hi
 expect_error "text file as model" "bad magic" -- run -m "$DATA/models/stories260K-reference.txt"

@@ -33,6 +33,16 @@ typedef enum kern_level { KERN_GENERIC = 0, KERN_AVX2 = 1, KERN_AVX512 = 2, KERN
 typedef void (*vec_dot_ny_fn)(int64_t n, float *out, int64_t out_stride, const void *x, const void *y,
                               size_t y_stride, int ny);
 
+/* A tile of the matrix product: out[t * out_stride + r] = x_r · y_t for
+ * r < nx <= KERN_MX weight rows (x_stride bytes apart) and t < ny <=
+ * KERN_NY activation rows (y_stride bytes apart, of the weight's
+ * vec_dot_type). Each weight block is decoded once for all the tokens and
+ * each activation block loaded once for all the rows. Every output is the
+ * same bit for bit whatever the tile (nx, ny) it was computed in. */
+#define KERN_MX 8
+typedef void (*gemm_fn)(int64_t n, const void *x, size_t x_stride, int nx, const void *y, size_t y_stride, int ny,
+                        float *out, int64_t out_stride);
+
 /* y[i] += a · x[i] for i < n, x of the entry's type (attention's weighted
  * sum of value-cache rows). */
 typedef void (*axpy_fn)(int64_t n, float *y, float a, const void *x);
@@ -40,6 +50,7 @@ typedef void (*axpy_fn)(int64_t n, float *y, float a, const void *x);
 typedef struct kern_type {
     vec_dot_fn vec_dot;        /* weight of this type · its vec_dot_type; NULL = none */
     vec_dot_ny_fn vec_dot_ny;  /* NULL: call vec_dot once per token */
+    gemm_fn gemm;              /* NULL: vec_dot_ny (or vec_dot) row by row */
     from_float_fn from_float;  /* f32 → this type (the activation quantizer); NULL = none */
     axpy_fn axpy;              /* F32 and F16 (the KV cache types); NULL = none */
 } kern_type;

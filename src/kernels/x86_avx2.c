@@ -113,6 +113,20 @@ AXPY(axpy_f32, float, _mm256_loadu_ps)
 AXPY(axpy_f16, uint16_t, load_f16)
 #undef AXPY
 
+/* The Q8_0 KV cache's value rows: y += (a·d)·q, 8 at a time. */
+static void axpy_q8_0(int64_t n, float *y, float a, const void *vx)
+{
+    const block_q8_0 *x = vx;
+    for (int64_t b = 0; b < n / QK8_0; b++) {
+        const __m256 ad = _mm256_set1_ps(a * h2f(x[b].d));
+        float *yb = y + b * QK8_0;
+        for (int j = 0; j < QK8_0; j += 8) {
+            const __m256 q = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(x[b].qs + j))));
+            _mm256_storeu_ps(yb + j, _mm256_fmadd_ps(ad, q, _mm256_loadu_ps(yb + j)));
+        }
+    }
+}
+
 /* f32 → bf16, round to nearest even, NaN kept quiet: util's f32_to_bf16
  * on 16 values at a time. */
 static inline __m256i bf16_round8(__m256 f)
@@ -321,6 +335,105 @@ static void vec_dot_q6_K_q8_K(int64_t n, float *out, const void *vx, const void 
     vec_dot_ny_q6_K_q8_K_body(n, out, 1, vx, vy, 0, 1);
 }
 
+/* ---------------------------------------------------------------- Q4_K, Q5_K */
+
+/* The 256 quants of a Q4_K block (0..15) as 8 vectors of 32, one per
+ * sub-block, in value order (types.c q4_K_unpack). */
+static inline void q4_K_unpack_v(const block_q4_K *b, __m256i q[8])
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    for (int c = 0; c < 4; c++) {
+        const __m256i v = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * c));
+        q[2 * c] = _mm256_and_si256(v, m4);
+        q[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+    }
+}
+
+/* Q5_K: the same plus the fifth bit of value 64c + l at bit 2c of qh[l]
+ * and of value 64c + 32 + l at bit 2c + 1 (0..31). */
+static inline void q5_K_unpack_v(const block_q5_K *b, __m256i q[8])
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
+    const __m256i hb = _mm256_loadu_si256((const __m256i *)b->qh);
+    for (int c = 0; c < 4; c++) {
+        const __m256i v = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * c));
+        const __m256i h0 = _mm256_and_si256(_mm256_srl_epi16(hb, _mm_cvtsi32_si128(2 * c)), one);
+        const __m256i h1 = _mm256_and_si256(_mm256_srl_epi16(hb, _mm_cvtsi32_si128(2 * c + 1)), one);
+        q[2 * c] = _mm256_or_si256(_mm256_and_si256(v, m4), _mm256_slli_epi16(h0, 4));
+        q[2 * c + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), _mm256_slli_epi16(h1, 4));
+    }
+}
+
+/* The 8 sub-block scales, each as an int16 vector, and the mins as 16
+ * int16 (each twice: one per 16-value bsum). The 12 bytes hold 6-bit
+ * scales and mins: bytes 0-3 the low 6 bits of scales 0-3, bytes 4-7
+ * those of mins 0-3, bytes 8-11 the low 4 bits of scale (low nibble) and
+ * min (high nibble) 4-7, whose top 2 bits are the top bits of bytes 0-7
+ * (types.h get_scale_min_k4), rearranged 32 bits at a time. */
+static inline void kq_scales_v(const uint8_t *scales, __m256i sc[8], __m256i *m16)
+{
+    uint32_t u[3];
+    memcpy(u, scales, 12);
+    const uint32_t m6 = 0x3f3f3f3f, m4 = 0x0f0f0f0f, m2 = 0x03030303;
+    const uint32_t sc03 = u[0] & m6, mn03 = u[1] & m6;
+    const uint32_t sc47 = (u[2] & m4) | (((u[0] >> 6) & m2) << 4);
+    const uint32_t mn47 = ((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4);
+    const __m128i s8 = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)sc47, (int)sc03));
+    const __m256i s16 = _mm256_broadcastsi128_si256(s8);
+    for (int j = 0; j < 8; j++) sc[j] = _mm256_shuffle_epi8(s16, _mm256_set1_epi16((short)(0x0100 + 0x0202 * j)));
+    const __m128i mb = _mm_set_epi32(0, 0, (int)mn47, (int)mn03);
+    *m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mb, mb));
+}
+
+/* Q4_K/Q5_K × Q8_K like types.c's kq_dot_block: the exact integer sums
+ * Σ_j sc_j·Σ q·q8 (no int16 overflow: pairs <= 2·31·128; int32 sums <
+ * 2^31) and Σ_j m_j·bsums, then d·isum - dmin·msum per super-block in the
+ * reference's float order, so the result is the reference's bit for bit. */
+#define KQ_DOT_NY(NAME, BT, UNPACK)                                                                        \
+    static inline __attribute__((always_inline)) void NAME##_body(int64_t n, float *out, int64_t os,      \
+                                                                  const void *vx, const void *vy,          \
+                                                                  size_t ys, const int ny)                 \
+    {                                                                                                      \
+        const BT *x = vx;                                                                                  \
+        const block_q8_K *y[KERN_NY];                                                                      \
+        float sumf[KERN_NY];                                                                               \
+        for (int t = 0; t < ny; t++) {                                                                     \
+            y[t] = (const block_q8_K *)((const uint8_t *)vy + (size_t)t * ys);                             \
+            sumf[t] = 0.0f;                                                                                \
+        }                                                                                                  \
+        const int64_t nb = n / QK_K;                                                                       \
+        __m256i q[8], sc[8], m16;                                                                          \
+        for (int64_t i = 0; i < nb; i++) {                                                                 \
+            UNPACK(&x[i], q);                                                                              \
+            kq_scales_v(x[i].scales, sc, &m16);                                                            \
+            const float dx = h2f(x[i].d), dmx = h2f(x[i].dmin);                                            \
+            PSI_UNROLL for (int t = 0; t < ny; t++) {                                                      \
+                const block_q8_K *yb = &y[t][i];                                                           \
+                __m256i acc = _mm256_setzero_si256();                                                      \
+                for (int j = 0; j < 8; j++) {                                                              \
+                    const __m256i p =                                                                      \
+                        _mm256_maddubs_epi16(q[j], _mm256_loadu_si256((const __m256i *)(yb->qs + 32 * j))); \
+                    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, sc[j]));                              \
+                }                                                                                          \
+                const __m256i ms = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)yb->bsums), m16); \
+                const float d = yb->d * dx, dmin = yb->d * dmx;                                            \
+                const float isum = (float)hsum_epi32(acc), msum = (float)hsum_epi32(ms);                   \
+                const float prod = d * isum, mprod = dmin * msum;                                          \
+                sumf[t] += prod - mprod;                                                                   \
+            }                                                                                              \
+        }                                                                                                  \
+        for (int t = 0; t < ny; t++) out[t * os] = sumf[t];                                                \
+    }                                                                                                      \
+    NY_DISPATCH(NAME)                                                                                      \
+    static void NAME##_1(int64_t n, float *out, const void *vx, const void *vy)                           \
+    {                                                                                                      \
+        NAME##_body(n, out, 1, vx, vy, 0, 1);                                                              \
+    }
+
+KQ_DOT_NY(vec_dot_ny_q4_K_q8_K, block_q4_K, q4_K_unpack_v)
+KQ_DOT_NY(vec_dot_ny_q5_K_q8_K, block_q5_K, q5_K_unpack_v)
+#undef KQ_DOT_NY
+
 /* Index of the first of 256 values whose |x| equals amax (> 0, so found). */
 static inline int first_abs_eq(const float *x, float amax)
 {
@@ -368,6 +481,83 @@ static void q8_K_from_f32(const float *src, void *dst, int64_t n)
     }
 }
 
+/* ---------------------------------------------------------------- tiled products (gemm) */
+
+/* F32 and F16 weights against f32 activations, several rows × several
+ * tokens per pass. They give the reference's (types.c) result bit for bit,
+ * so an output depends neither on the tile it was computed in nor on the
+ * path: each output keeps the reference's 8-lane accumulator, with a
+ * rounded product and a rounded sum (no FMA, which rounds once). On Zen
+ * that costs nothing (multiplies and adds issue on different pipes); on
+ * Intel cores it halves the peak of a compute-bound tile. Missing rows and
+ * tokens of a partial tile repeat the last one and are not stored.
+ * (Tried and dropped for Q8_0/Q4_0: exact integer block sums reduced 8
+ * outputs to a vector with phadd; slower than vec_dot_ny on Zen 3, decode
+ * by 30-40%.) */
+
+/* Pointers to rows 0..max-1 of a tile of n valid rows, the missing ones
+ * repeating the last. */
+static inline void tile_rows(const void *base, size_t stride, int n, int max, const uint8_t **rows)
+{
+    for (int r = 0; r < max; r++) rows[r] = (const uint8_t *)base + (size_t)(r < n ? r : n - 1) * stride;
+}
+
+#define FLOAT_GEMM(NAME, WT, LOADW)                                                                          \
+    static inline __attribute__((always_inline)) void NAME##_sub(int64_t n, const uint8_t *const *xr,       \
+                                                                 const uint8_t *const *yr, const int rm,    \
+                                                                 const int rn, float res[][KERN_NY])        \
+    {                                                                                                        \
+        __m256 acc[4][KERN_NY];                                                                              \
+        PSI_UNROLL for (int r = 0; r < rm; r++) PSI_UNROLL for (int t = 0; t < rn; t++) acc[r][t] =          \
+            _mm256_setzero_ps();                                                                             \
+        int64_t i = 0;                                                                                       \
+        for (; i + 8 <= n; i += 8) {                                                                         \
+            __m256 a[KERN_NY];                                                                               \
+            PSI_UNROLL for (int t = 0; t < rn; t++) a[t] = _mm256_loadu_ps((const float *)yr[t] + i);        \
+            PSI_UNROLL for (int r = 0; r < rm; r++) {                                                        \
+                const __m256 w = LOADW((const WT *)xr[r] + i);                                               \
+                PSI_UNROLL for (int t = 0; t < rn; t++) acc[r][t] =                                          \
+                    _mm256_add_ps(acc[r][t], _mm256_mul_ps(w, a[t]));                                        \
+            }                                                                                                \
+        }                                                                                                    \
+        if (i < n) {                                                                                         \
+            float ta[KERN_NY][8] = {{0}};                                                                    \
+            for (int t = 0; t < rn; t++) memcpy(ta[t], (const float *)yr[t] + i, (size_t)(n - i) * 4);       \
+            for (int r = 0; r < rm; r++) {                                                                   \
+                WT tw[8] = {0};                                                                              \
+                memcpy(tw, (const WT *)xr[r] + i, (size_t)(n - i) * sizeof(WT));                             \
+                const __m256 w = LOADW(tw);                                                                  \
+                for (int t = 0; t < rn; t++)                                                                 \
+                    acc[r][t] = _mm256_add_ps(acc[r][t], _mm256_mul_ps(w, _mm256_loadu_ps(ta[t])));          \
+            }                                                                                                \
+        }                                                                                                    \
+        PSI_UNROLL for (int r = 0; r < rm; r++) PSI_UNROLL for (int t = 0; t < rn; t++) res[r][t] =          \
+            hsum_ps(acc[r][t]);                                                                              \
+    }                                                                                                        \
+    static void NAME(int64_t n, const void *vx, size_t xs, int nx, const void *vy, size_t ys, int ny,        \
+                     float *out, int64_t os)                                                                 \
+    {                                                                                                        \
+        const uint8_t *xr[KERN_MX], *yr[KERN_NY];                                                            \
+        tile_rows(vx, xs, nx, KERN_MX, xr);                                                                  \
+        tile_rows(vy, ys, ny, KERN_NY, yr);                                                                  \
+        const int rm = ny == 1 ? 4 : 2;                                                                      \
+        for (int r0 = 0; r0 < nx; r0 += rm) {                                                                \
+            float res[4][KERN_NY];                                                                           \
+            switch (ny) {                                                                                    \
+            case 1: NAME##_sub(n, xr + r0, yr, 4, 1, res); break;                                            \
+            case 2: NAME##_sub(n, xr + r0, yr, 2, 2, res); break;                                            \
+            case 3: NAME##_sub(n, xr + r0, yr, 2, 3, res); break;                                            \
+            default: NAME##_sub(n, xr + r0, yr, 2, 4, res); break;                                           \
+            }                                                                                                \
+            for (int r = r0; r < nx && r < r0 + rm; r++)                                                     \
+                for (int t = 0; t < ny; t++) out[t * os + r] = res[r - r0][t];                               \
+        }                                                                                                    \
+    }
+
+FLOAT_GEMM(gemm_f32, float, _mm256_loadu_ps)
+FLOAT_GEMM(gemm_f16, uint16_t, load_f16)
+#undef FLOAT_GEMM
+
 /* ---------------------------------------------------------------- table */
 
 void kernels_fill_avx2(kernels *k)
@@ -378,6 +568,7 @@ void kernels_fill_avx2(kernels *k)
     k->t[PSI_TYPE_F16].vec_dot_ny = vec_dot_ny_f16_f32;
     k->t[PSI_TYPE_F32].axpy = axpy_f32;
     k->t[PSI_TYPE_F16].axpy = axpy_f16;
+    k->t[PSI_TYPE_Q8_0].axpy = axpy_q8_0;
     k->t[PSI_TYPE_BF16].vec_dot = vec_dot_ny_bf16_1;
     k->t[PSI_TYPE_BF16].vec_dot_ny = vec_dot_ny_bf16;
     k->t[PSI_TYPE_BF16].from_float = bf16_from_f32;
@@ -386,6 +577,12 @@ void kernels_fill_avx2(kernels *k)
     k->t[PSI_TYPE_Q8_0].from_float = q8_0_from_f32;
     k->t[PSI_TYPE_Q4_0].vec_dot = vec_dot_q4_0_q8_0;
     k->t[PSI_TYPE_Q4_0].vec_dot_ny = vec_dot_ny_q4_0_q8_0;
+    k->t[PSI_TYPE_F32].gemm = gemm_f32;
+    k->t[PSI_TYPE_F16].gemm = gemm_f16;
+    k->t[PSI_TYPE_Q4_K].vec_dot = vec_dot_ny_q4_K_q8_K_1;
+    k->t[PSI_TYPE_Q4_K].vec_dot_ny = vec_dot_ny_q4_K_q8_K;
+    k->t[PSI_TYPE_Q5_K].vec_dot = vec_dot_ny_q5_K_q8_K_1;
+    k->t[PSI_TYPE_Q5_K].vec_dot_ny = vec_dot_ny_q5_K_q8_K;
     k->t[PSI_TYPE_Q6_K].vec_dot = vec_dot_q6_K_q8_K;
     k->t[PSI_TYPE_Q6_K].vec_dot_ny = vec_dot_ny_q6_K_q8_K;
     k->t[PSI_TYPE_Q8_K].from_float = q8_K_from_f32;

@@ -26,7 +26,7 @@ static const char *run_help =
     "  --seed S         random seed (default: from the clock; printed with -v)\n"
     "  -t N             threads (default: all cores)\n"
     "  -c N             context size (default: the model's, at most 4096)\n"
-    "  --kv-type T      KV cache type: f32 (default), f16\n"
+    "  --kv-type T      KV cache type: f16 (default), f32, q8_0\n"
     "  --no-bos         do not add BOS to a text prompt\n"
     "  --parse-special  read special tokens written in the prompt (\"<|eot_id|>\") as tokens\n"
     "  --ignore-eos     keep generating past end-of-generation tokens\n"
@@ -231,7 +231,7 @@ static json_t *ids_json(const int32_t *ids, int32_t n)
 int cmd_run(int argc, char **argv)
 {
     opts o = {.cmd = "run", .n_predict = 128, .temp = 0.8, .top_k = 40, .top_p = 0.95, .min_p = 0.05,
-              .kv_type = PSI_TYPE_F32};
+              .kv_type = PSI_TYPE_F16};
     int prc = gen_parse_opts(&o, argc, argv, run_help);
     if (prc) return prc < 0 ? 0 : prc;
     if (!o.seed_set) o.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
@@ -338,7 +338,7 @@ done:
 
 int cmd_logits(int argc, char **argv)
 {
-    opts o = {.cmd = "logits", .kv_type = PSI_TYPE_F32};
+    opts o = {.cmd = "logits", .kv_type = PSI_TYPE_F16};
     int prc = gen_parse_opts(&o, argc, argv,
                          "usage: psi logits -m FILE (--tokens \"IDS\" | -p PROMPT) -o OUT.f32 [-t N] [-c N] [--kv-type T]\n"
                          "  evaluates the ids in one batch and writes little-endian float32 logits\n"
@@ -372,7 +372,7 @@ done:
 
 int cmd_tokenize(int argc, char **argv)
 {
-    opts o = {.cmd = "tokenize", .kv_type = PSI_TYPE_F32};
+    opts o = {.cmd = "tokenize", .kv_type = PSI_TYPE_F16};
     int prc = gen_parse_opts(&o, argc, argv,
                          "usage: psi tokenize -m FILE [--no-bos] [--parse-special] [--pieces] (TEXT | -f FILE)\n"
                          "  prints the token ids, space-separated, on one line;\n"
@@ -406,7 +406,7 @@ int cmd_tokenize(int argc, char **argv)
 
 int cmd_detokenize(int argc, char **argv)
 {
-    opts o = {.cmd = "detokenize", .kv_type = PSI_TYPE_F32};
+    opts o = {.cmd = "detokenize", .kv_type = PSI_TYPE_F16};
     int prc = gen_parse_opts(&o, argc, argv,
                          "usage: psi detokenize -m FILE ID...\n"
                          "  prints the text of the token ids (also accepted as one \"1 2 3\" argument)\n");
