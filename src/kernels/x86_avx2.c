@@ -269,42 +269,29 @@ static void vec_dot_q4_0_q8_0(int64_t n, float *out, const void *vx, const void 
 
 /* ---------------------------------------------------------------- Q6_K, Q8_K */
 
-/* The 256 quants of a Q6_K block plus 32 (0..63, unsigned), as 8 vectors
- * of 32 in value order (layout: types.c q6_K_unpack), and per vector the
- * int16 scales of its two 16-value groups (low lane, high lane). */
-static inline void q6_K_unpack(const block_q6_K *b, __m256i q[8], __m256i sc[8])
+/* Quants 128h + 32g .. +31 (g < 4) of a Q6_K block plus 32 (0..63,
+ * unsigned) in value order (layout: types.c q6_K_unpack). */
+static inline void q6_K_half(const block_q6_K *b, int h, __m256i q[4])
 {
     const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3);
-    for (int h = 0; h < 2; h++) {
-        const __m256i l0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h));
-        const __m256i l1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h + 32));
-        const __m256i hb = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
-        const __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4);
-        const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4);
-        const __m256i h2 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4);
-        const __m256i h3 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4);
-        q[4 * h + 0] = _mm256_or_si256(_mm256_and_si256(l0, m4), h0);
-        q[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(l1, m4), h1);
-        q[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), h2);
-        q[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), h3);
-    }
-    for (int c = 0; c < 8; c++)
-        sc[c] = _mm256_set_m128i(_mm_set1_epi16(b->scales[2 * c + 1]), _mm_set1_epi16(b->scales[2 * c]));
+    const __m256i l0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h));
+    const __m256i l1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h + 32));
+    const __m256i hb = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
+    const __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4);
+    const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4);
+    const __m256i h2 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4);
+    const __m256i h3 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4);
+    q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), h0);
+    q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), h1);
+    q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), h2);
+    q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), h3);
 }
 
-/* Σ_groups scale·Σ q6·q8 for one super-block, exact: Σ (q+32)·q8·s minus
- * 32·Σ s·bsum. No int32 overflow: |sum| <= 256·63·128·128 < 2^31. */
-static inline int32_t q6_K_isum(const __m256i q[8], const __m256i sc[8], __m256i s16, const block_q8_K *y)
-{
-    __m256i acc = _mm256_setzero_si256();
-    for (int c = 0; c < 8; c++) {
-        const __m256i p = _mm256_maddubs_epi16(q[c], _mm256_loadu_si256((const __m256i *)(y->qs + 32 * c)));
-        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, sc[c]));
-    }
-    const __m256i bs = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y->bsums), s16);
-    return hsum_epi32(acc) - 32 * hsum_epi32(bs);
-}
-
+/* Σ_groups scale·Σ q6·q8 per super-block, exact: Σ (q+32)·q8·s minus
+ * 32·Σ s·bsum (no int32 overflow: |sum| <= 256·63·128·128 < 2^31), then
+ * the reference's float order. Each half of the block is unpacked once for
+ * all the tokens; the int16 scales of a vector's two 16-value groups go to
+ * its low and high lane. */
 static inline __attribute__((always_inline)) void
 vec_dot_ny_q6_K_q8_K_body(int64_t n, float *out, int64_t os, const void *vx, const void *vy, size_t ys, const int ny)
 {
@@ -316,13 +303,29 @@ vec_dot_ny_q6_K_q8_K_body(int64_t n, float *out, int64_t os, const void *vx, con
         sumf[t] = 0.0f;
     }
     const int64_t nb = n / QK_K;
-    __m256i q[8], sc[8];
     for (int64_t i = 0; i < nb; i++) {
-        q6_K_unpack(&x[i], q, sc);
-        const __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
-        const float dx = h2f(x[i].d);
+        const block_q6_K *b = &x[i];
+        __m256i acc[KERN_NY];
+        PSI_UNROLL for (int t = 0; t < ny; t++) acc[t] = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            __m256i q[4];
+            q6_K_half(b, h, q);
+            for (int g = 0; g < 4; g++) {
+                const int c = 4 * h + g;
+                const __m256i sc = _mm256_set_m128i(_mm_set1_epi16(b->scales[2 * c + 1]),
+                                                    _mm_set1_epi16(b->scales[2 * c]));
+                PSI_UNROLL for (int t = 0; t < ny; t++) {
+                    const __m256i p =
+                        _mm256_maddubs_epi16(q[g], _mm256_loadu_si256((const __m256i *)(y[t][i].qs + 32 * c)));
+                    acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(p, sc));
+                }
+            }
+        }
+        const __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
+        const float dx = h2f(b->d);
         PSI_UNROLL for (int t = 0; t < ny; t++) {
-            const int32_t isum = q6_K_isum(q, sc, s16, &y[t][i]);
+            const __m256i bs = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[t][i].bsums), s16);
+            const int32_t isum = hsum_epi32(acc[t]) - 32 * hsum_epi32(bs);
             sumf[t] += y[t][i].d * dx * (float)isum;
         }
     }
@@ -337,40 +340,45 @@ static void vec_dot_q6_K_q8_K(int64_t n, float *out, const void *vx, const void 
 
 /* ---------------------------------------------------------------- Q4_K, Q5_K */
 
-/* The 256 quants of a Q4_K block (0..15) as 8 vectors of 32, one per
- * sub-block, in value order (types.c q4_K_unpack). */
-static inline void q4_K_unpack_v(const block_q4_K *b, __m256i q[8])
+/* The fifth bits of a block's quants: none for Q4_K, qh for Q5_K. */
+static inline __m256i q4_K_high(const block_q4_K *b)
 {
+    (void)b;
+    return _mm256_setzero_si256();
+}
+
+static inline __m256i q5_K_high(const block_q5_K *b) { return _mm256_loadu_si256((const __m256i *)b->qh); }
+
+/* Sub-blocks 2c and 2c+1 of a Q4_K block (quants 0..15) as two vectors
+ * of 32 in value order (types.c q4_K_unpack). */
+static inline void q4_K_pair(const block_q4_K *b, __m256i hb, int c, __m256i *lo, __m256i *hi)
+{
+    (void)hb;
     const __m256i m4 = _mm256_set1_epi8(0x0f);
-    for (int c = 0; c < 4; c++) {
-        const __m256i v = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * c));
-        q[2 * c] = _mm256_and_si256(v, m4);
-        q[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-    }
+    const __m256i v = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * c));
+    *lo = _mm256_and_si256(v, m4);
+    *hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
 }
 
 /* Q5_K: the same plus the fifth bit of value 64c + l at bit 2c of qh[l]
- * and of value 64c + 32 + l at bit 2c + 1 (0..31). */
-static inline void q5_K_unpack_v(const block_q5_K *b, __m256i q[8])
+ * and of value 64c + 32 + l at bit 2c + 1 (quants 0..31); hb = qh. */
+static inline void q5_K_pair(const block_q5_K *b, __m256i hb, int c, __m256i *lo, __m256i *hi)
 {
     const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
-    const __m256i hb = _mm256_loadu_si256((const __m256i *)b->qh);
-    for (int c = 0; c < 4; c++) {
-        const __m256i v = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * c));
-        const __m256i h0 = _mm256_and_si256(_mm256_srl_epi16(hb, _mm_cvtsi32_si128(2 * c)), one);
-        const __m256i h1 = _mm256_and_si256(_mm256_srl_epi16(hb, _mm_cvtsi32_si128(2 * c + 1)), one);
-        q[2 * c] = _mm256_or_si256(_mm256_and_si256(v, m4), _mm256_slli_epi16(h0, 4));
-        q[2 * c + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), _mm256_slli_epi16(h1, 4));
-    }
+    const __m256i v = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * c));
+    const __m256i h0 = _mm256_and_si256(_mm256_srl_epi16(hb, _mm_cvtsi32_si128(2 * c)), one);
+    const __m256i h1 = _mm256_and_si256(_mm256_srl_epi16(hb, _mm_cvtsi32_si128(2 * c + 1)), one);
+    *lo = _mm256_or_si256(_mm256_and_si256(v, m4), _mm256_slli_epi16(h0, 4));
+    *hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), _mm256_slli_epi16(h1, 4));
 }
 
-/* The 8 sub-block scales, each as an int16 vector, and the mins as 16
- * int16 (each twice: one per 16-value bsum). The 12 bytes hold 6-bit
- * scales and mins: bytes 0-3 the low 6 bits of scales 0-3, bytes 4-7
- * those of mins 0-3, bytes 8-11 the low 4 bits of scale (low nibble) and
- * min (high nibble) 4-7, whose top 2 bits are the top bits of bytes 0-7
- * (types.h get_scale_min_k4), rearranged 32 bits at a time. */
-static inline void kq_scales_v(const uint8_t *scales, __m256i sc[8], __m256i *m16)
+/* The 8 sub-block scales as 8 int16 (one 128-bit vector, both lanes), and
+ * the mins as 16 int16 (each twice: one per 16-value bsum). The 12 bytes
+ * hold 6-bit scales and mins: bytes 0-3 the low 6 bits of scales 0-3,
+ * bytes 4-7 those of mins 0-3, bytes 8-11 the low 4 bits of scale (low
+ * nibble) and min (high nibble) 4-7, whose top 2 bits are the top bits of
+ * bytes 0-7 (types.h get_scale_min_k4), rearranged 32 bits at a time. */
+static inline void kq_scales_v(const uint8_t *scales, __m256i *s16, __m256i *m16)
 {
     uint32_t u[3];
     memcpy(u, scales, 12);
@@ -378,18 +386,22 @@ static inline void kq_scales_v(const uint8_t *scales, __m256i sc[8], __m256i *m1
     const uint32_t sc03 = u[0] & m6, mn03 = u[1] & m6;
     const uint32_t sc47 = (u[2] & m4) | (((u[0] >> 6) & m2) << 4);
     const uint32_t mn47 = ((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4);
-    const __m128i s8 = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)sc47, (int)sc03));
-    const __m256i s16 = _mm256_broadcastsi128_si256(s8);
-    for (int j = 0; j < 8; j++) sc[j] = _mm256_shuffle_epi8(s16, _mm256_set1_epi16((short)(0x0100 + 0x0202 * j)));
+    *s16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)sc47, (int)sc03)));
     const __m128i mb = _mm_set_epi32(0, 0, (int)mn47, (int)mn03);
     *m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mb, mb));
+}
+
+/* Scale j of s16 in every int16 lane. */
+static inline __m256i kq_scale(__m256i s16, int j)
+{
+    return _mm256_shuffle_epi8(s16, _mm256_set1_epi16((short)(0x0100 + 0x0202 * j)));
 }
 
 /* Q4_K/Q5_K × Q8_K like types.c's kq_dot_block: the exact integer sums
  * Σ_j sc_j·Σ q·q8 (no int16 overflow: pairs <= 2·31·128; int32 sums <
  * 2^31) and Σ_j m_j·bsums, then d·isum - dmin·msum per super-block in the
  * reference's float order, so the result is the reference's bit for bit. */
-#define KQ_DOT_NY(NAME, BT, UNPACK)                                                                        \
+#define KQ_DOT_NY(NAME, BT, PAIR, HIGH)                                                                          \
     static inline __attribute__((always_inline)) void NAME##_body(int64_t n, float *out, int64_t os,      \
                                                                   const void *vx, const void *vy,          \
                                                                   size_t ys, const int ny)                 \
@@ -402,22 +414,30 @@ static inline void kq_scales_v(const uint8_t *scales, __m256i sc[8], __m256i *m1
             sumf[t] = 0.0f;                                                                                \
         }                                                                                                  \
         const int64_t nb = n / QK_K;                                                                       \
-        __m256i q[8], sc[8], m16;                                                                          \
         for (int64_t i = 0; i < nb; i++) {                                                                 \
-            UNPACK(&x[i], q);                                                                              \
-            kq_scales_v(x[i].scales, sc, &m16);                                                            \
-            const float dx = h2f(x[i].d), dmx = h2f(x[i].dmin);                                            \
+            const BT *b = &x[i];                                                                           \
+            __m256i s16, m16, acc[KERN_NY];                                                                \
+            kq_scales_v(b->scales, &s16, &m16);                                                            \
+            const __m256i qh = HIGH(b);                                                                    \
+            PSI_UNROLL for (int t = 0; t < ny; t++) acc[t] = _mm256_setzero_si256();                       \
+            for (int c = 0; c < 4; c++) {                                                                  \
+                __m256i lo, hi;                                                                            \
+                PAIR(b, qh, c, &lo, &hi);                                                                  \
+                const __m256i sl = kq_scale(s16, 2 * c), sh = kq_scale(s16, 2 * c + 1);                    \
+                PSI_UNROLL for (int t = 0; t < ny; t++) {                                                  \
+                    const int8_t *q8 = y[t][i].qs + 64 * c;                                                \
+                    const __m256i pl = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)q8));  \
+                    const __m256i ph = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q8 + 32))); \
+                    acc[t] = _mm256_add_epi32(acc[t], _mm256_add_epi32(_mm256_madd_epi16(pl, sl),          \
+                                                                       _mm256_madd_epi16(ph, sh)));        \
+                }                                                                                          \
+            }                                                                                              \
+            const float dx = h2f(b->d), dmx = h2f(b->dmin);                                                \
             PSI_UNROLL for (int t = 0; t < ny; t++) {                                                      \
                 const block_q8_K *yb = &y[t][i];                                                           \
-                __m256i acc = _mm256_setzero_si256();                                                      \
-                for (int j = 0; j < 8; j++) {                                                              \
-                    const __m256i p =                                                                      \
-                        _mm256_maddubs_epi16(q[j], _mm256_loadu_si256((const __m256i *)(yb->qs + 32 * j))); \
-                    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, sc[j]));                              \
-                }                                                                                          \
                 const __m256i ms = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)yb->bsums), m16); \
                 const float d = yb->d * dx, dmin = yb->d * dmx;                                            \
-                const float isum = (float)hsum_epi32(acc), msum = (float)hsum_epi32(ms);                   \
+                const float isum = (float)hsum_epi32(acc[t]), msum = (float)hsum_epi32(ms);                \
                 const float prod = d * isum, mprod = dmin * msum;                                          \
                 sumf[t] += prod - mprod;                                                                   \
             }                                                                                              \
@@ -430,8 +450,8 @@ static inline void kq_scales_v(const uint8_t *scales, __m256i sc[8], __m256i *m1
         NAME##_body(n, out, 1, vx, vy, 0, 1);                                                              \
     }
 
-KQ_DOT_NY(vec_dot_ny_q4_K_q8_K, block_q4_K, q4_K_unpack_v)
-KQ_DOT_NY(vec_dot_ny_q5_K_q8_K, block_q5_K, q5_K_unpack_v)
+KQ_DOT_NY(vec_dot_ny_q4_K_q8_K, block_q4_K, q4_K_pair, q4_K_high)
+KQ_DOT_NY(vec_dot_ny_q5_K_q8_K, block_q5_K, q5_K_pair, q5_K_high)
 #undef KQ_DOT_NY
 
 /* Index of the first of 256 values whose |x| equals amax (> 0, so found). */
