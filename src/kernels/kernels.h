@@ -29,7 +29,7 @@ typedef enum kern_level { KERN_GENERIC = 0, KERN_AVX2 = 1, KERN_AVX512 = 2, KERN
  * activation rows (1 <= ny <= KERN_NY, y_stride bytes apart, of the
  * weight's vec_dot_type): out[t * out_stride] = x · y_t. Lets a kernel
  * decode each weight block once for several tokens. */
-#define KERN_NY 4
+#define KERN_NY 8
 typedef void (*vec_dot_ny_fn)(int64_t n, float *out, int64_t out_stride, const void *x, const void *y,
                               size_t y_stride, int ny);
 

@@ -218,10 +218,10 @@ static inline __m256i q4_0_unpack(const uint8_t *qs)
 
 /* One weight row (blocks of 32 that UNPACK turns into signed bytes) against
  * up to KERN_NY Q8_0 activation rows: each weight block is loaded, unpacked
- * and made |x| once for all the tokens. Even blocks go to one accumulator
- * per token and odd blocks to another (two dependency chains), and the
- * single-token vec_dot is this with ny = 1, so a token's result is the same
- * bit for bit whatever the batch. */
+ * and made |x| once for all the tokens, one accumulator per token (a
+ * single token is latency-bound at 32 weights per FMA, still well above
+ * memory bandwidth). The single-token vec_dot is this with ny = 1, so a
+ * token's result is the same bit for bit whatever the batch. */
 #define Q8_DOT_NY(NAME, BT, UNPACK)                                                                         \
     static inline __attribute__((always_inline)) void NAME##_body(int64_t n, float *out, int64_t os,       \
                                                                   const void *vx, const void *vy,           \
@@ -229,14 +229,13 @@ static inline __m256i q4_0_unpack(const uint8_t *qs)
     {                                                                                                       \
         const BT *x = vx;                                                                                   \
         const block_q8_0 *y[KERN_NY];                                                                       \
-        __m256 acc[2][KERN_NY];                                                                             \
+        __m256 acc[KERN_NY];                                                                                \
         PSI_UNROLL for (int t = 0; t < ny; t++) {                                                           \
             y[t] = (const block_q8_0 *)((const uint8_t *)vy + (size_t)t * ys);                              \
-            acc[0][t] = acc[1][t] = _mm256_setzero_ps();                                                    \
+            acc[t] = _mm256_setzero_ps();                                                                   \
         }                                                                                                   \
         const int64_t nb = n / QK8_0;                                                                       \
         for (int64_t i = 0; i < nb; i++) {                                                                  \
-            const int k = (int)(i & 1);                                                                     \
             const __m256i xq = UNPACK(x[i].qs);                                                             \
             const __m256i ax = _mm256_sign_epi8(xq, xq);                                                    \
             const float dx = h2f(x[i].d);                                                                   \
@@ -245,11 +244,10 @@ static inline __m256i q4_0_unpack(const uint8_t *qs)
                 const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(yq, xq)),     \
                                                     _mm256_set1_epi16(1));                                  \
                 const __m256 d = _mm256_set1_ps(dx * h2f(y[t][i].d));                                       \
-                if (k) acc[1][t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc[1][t]);                    \
-                else acc[0][t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc[0][t]);                      \
+                acc[t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc[t]);                                 \
             }                                                                                               \
         }                                                                                                   \
-        PSI_UNROLL for (int t = 0; t < ny; t++) out[t * os] = hsum_ps(_mm256_add_ps(acc[0][t], acc[1][t])); \
+        PSI_UNROLL for (int t = 0; t < ny; t++) out[t * os] = hsum_ps(acc[t]);                              \
     }                                                                                                       \
     NY_DISPATCH(NAME)
 
@@ -525,14 +523,14 @@ static inline void tile_rows(const void *base, size_t stride, int n, int max, co
 #define FLOAT_GEMM(NAME, WT, LOADW)                                                                          \
     static inline __attribute__((always_inline)) void NAME##_sub(int64_t n, const uint8_t *const *xr,       \
                                                                  const uint8_t *const *yr, const int rm,    \
-                                                                 const int rn, float res[][KERN_NY])        \
+                                                                 const int rn, float res[][4])              \
     {                                                                                                        \
-        __m256 acc[4][KERN_NY];                                                                              \
+        __m256 acc[4][4];                                                                                    \
         PSI_UNROLL for (int r = 0; r < rm; r++) PSI_UNROLL for (int t = 0; t < rn; t++) acc[r][t] =          \
             _mm256_setzero_ps();                                                                             \
         int64_t i = 0;                                                                                       \
         for (; i + 8 <= n; i += 8) {                                                                         \
-            __m256 a[KERN_NY];                                                                               \
+            __m256 a[4];                                                                                     \
             PSI_UNROLL for (int t = 0; t < rn; t++) a[t] = _mm256_loadu_ps((const float *)yr[t] + i);        \
             PSI_UNROLL for (int r = 0; r < rm; r++) {                                                        \
                 const __m256 w = LOADW((const WT *)xr[r] + i);                                               \
@@ -541,7 +539,7 @@ static inline void tile_rows(const void *base, size_t stride, int n, int max, co
             }                                                                                                \
         }                                                                                                    \
         if (i < n) {                                                                                         \
-            float ta[KERN_NY][8] = {{0}};                                                                    \
+            float ta[4][8] = {{0}};                                                                          \
             for (int t = 0; t < rn; t++) memcpy(ta[t], (const float *)yr[t] + i, (size_t)(n - i) * 4);       \
             for (int r = 0; r < rm; r++) {                                                                   \
                 WT tw[8] = {0};                                                                              \
@@ -554,15 +552,12 @@ static inline void tile_rows(const void *base, size_t stride, int n, int max, co
         PSI_UNROLL for (int r = 0; r < rm; r++) PSI_UNROLL for (int t = 0; t < rn; t++) res[r][t] =          \
             hsum_ps(acc[r][t]);                                                                              \
     }                                                                                                        \
-    static void NAME(int64_t n, const void *vx, size_t xs, int nx, const void *vy, size_t ys, int ny,        \
-                     float *out, int64_t os)                                                                 \
+    static void NAME##_tile4(int64_t n, const uint8_t *const *xr, int nx, const uint8_t *const *yr, int ny,  \
+                             float *out, int64_t os)                                                         \
     {                                                                                                        \
-        const uint8_t *xr[KERN_MX], *yr[KERN_NY];                                                            \
-        tile_rows(vx, xs, nx, KERN_MX, xr);                                                                  \
-        tile_rows(vy, ys, ny, KERN_NY, yr);                                                                  \
         const int rm = ny == 1 ? 4 : 2;                                                                      \
         for (int r0 = 0; r0 < nx; r0 += rm) {                                                                \
-            float res[4][KERN_NY];                                                                           \
+            float res[4][4];                                                                                 \
             switch (ny) {                                                                                    \
             case 1: NAME##_sub(n, xr + r0, yr, 4, 1, res); break;                                            \
             case 2: NAME##_sub(n, xr + r0, yr, 2, 2, res); break;                                            \
@@ -572,6 +567,15 @@ static inline void tile_rows(const void *base, size_t stride, int n, int max, co
             for (int r = r0; r < nx && r < r0 + rm; r++)                                                     \
                 for (int t = 0; t < ny; t++) out[t * os + r] = res[r - r0][t];                               \
         }                                                                                                    \
+    }                                                                                                        \
+    static void NAME(int64_t n, const void *vx, size_t xs, int nx, const void *vy, size_t ys, int ny,        \
+                     float *out, int64_t os)                                                                 \
+    {                                                                                                        \
+        const uint8_t *xr[KERN_MX], *yr[KERN_NY + 3];                                                        \
+        tile_rows(vx, xs, nx, KERN_MX, xr);                                                                  \
+        tile_rows(vy, ys, ny, KERN_NY + 3, yr);                                                              \
+        for (int t0 = 0; t0 < ny; t0 += 4)                                                                   \
+            NAME##_tile4(n, xr, nx, yr + t0, ny - t0 < 4 ? ny - t0 : 4, out + t0 * os, os);                  \
     }
 
 FLOAT_GEMM(gemm_f32, float, _mm256_loadu_ps)
