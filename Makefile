@@ -5,6 +5,7 @@
 #   make test-asan  the test suite built with AddressSanitizer + UBSan (build-asan/)
 #   make bench      model speed on the Llama-3.2-1B shape (bench/run_bench.py; LLAMA_BENCH= compares)
 #   make bench-tokenizer  tokenizer throughput (MB/s) on both Llama vocabularies
+#   make bench-kernels    single-thread matrix-product kernel throughput per type and CPU path
 #   make deps       install missing Debian packages (as root), else list them
 
 # Debian packages the build and tests need. npm counts as present when an npm
@@ -17,7 +18,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 MODEL ?=
 PROMPT ?= Once upon a time
 
-.PHONY: all build deps run test test-asan bench bench-tokenizer clean format
+.PHONY: all build deps run test test-asan bench bench-tokenizer bench-kernels clean format
 
 all: build
 
@@ -61,6 +62,9 @@ bench: build
 
 bench-tokenizer: build
 	./build/bench/bench_tokenizer
+
+bench-kernels: build
+	./build/bench/bench_kernels 2048 65536 64
 
 build-asan/CMakeCache.txt:
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPSI_SANITIZE=ON
