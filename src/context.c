@@ -58,7 +58,8 @@ psi_status psi_model_load(const char *path, const psi_model_params *params, psi_
         goto fail;
     }
     if (params->verbose)
-        fprintf(stderr, "psi: loaded %s: %s; cpu kernels %s\n", path, m->desc, kernels_get()->name);
+        fprintf(stderr, "psi: loaded %s: %s; cpu kernels %s (%.1f MiB of weights repacked)\n", path, m->desc,
+                kernels_get()->name, (double)m->n_repacked / (1024.0 * 1024.0));
     *out = m;
     return PSI_OK;
 fail:

@@ -23,6 +23,7 @@ typedef struct tensor {
     int64_t ne0, ne1;
     size_t row_size;  /* bytes per row */
     const type_traits *tt;
+    bool x8;          /* repacked in groups of 8 rows (kernels.h repack8): only gemm8 reads it */
 } tensor;
 
 typedef struct layer {
@@ -53,6 +54,7 @@ struct psi_model {
     layer *layers;       /* [n_layer] */
     char **meta_strs;    /* [n_kv]: NUL-terminated copy of each string value, else NULL */
     char desc[160];
+    int64_t n_repacked;  /* bytes of weights repacked for the kernels in use */
     char errmsg[PSI_ERRMSG_SIZE];
 };
 

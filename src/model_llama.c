@@ -12,6 +12,9 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "kernels/kernels.h"
 #include "model.h"
@@ -168,6 +171,61 @@ static psi_status load_vector(psi_model *m, float **out, const char *name, int64
     return PSI_OK;
 }
 
+/* Repacks a matrix in place for the kernel table's gemm8 (kernels.h):
+ * group by group through a copy of its 8 rows. A mapped file is mapped
+ * private, so the pages written become the process's own copies and the
+ * file's pages are dropped: memory stays the size of the file, as it must
+ * (weights are never held twice). */
+static psi_status repack_matrix(psi_model *m, tensor *w, const kern_type *k, char *err, size_t n)
+{
+    size_t bytes = w->row_size * (size_t)w->ne1, group = 8 * w->row_size;
+    if (!m->g->mapped) return PSI_OK; /* a caller's buffer: not ours to write */
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = (uintptr_t)w->data & ~(uintptr_t)(page - 1);
+    uintptr_t hi = ((uintptr_t)w->data + bytes + page - 1) & ~(uintptr_t)(page - 1);
+    if (mprotect((void *)lo, hi - lo, PROT_READ | PROT_WRITE) != 0) return PSI_OK; /* kept as it is */
+    uint8_t *tmp = mem_alloc(group);
+    if (!tmp) {
+        err_setf(err, n, "out of memory while repacking the weights");
+        return PSI_ERR_NO_MEMORY;
+    }
+    uint8_t *d = (uint8_t *)w->data;
+    for (int64_t g = 0; g < w->ne1 / 8; g++) {
+        memcpy(tmp, d + (size_t)g * group, group);
+        k->repack8(w->ne0, tmp, w->row_size, d + (size_t)g * group);
+    }
+    mem_free(tmp);
+    w->x8 = true;
+    m->n_repacked += (int64_t)bytes;
+    return PSI_OK;
+}
+
+/* The matrices of the products; token_embd stays as it is (its rows are
+ * looked up by token), even where it is the output matrix too. */
+static psi_status repack_weights(psi_model *m, char *err, size_t n)
+{
+    const kernels *ks = kernels_get();
+    tensor *list[8];
+    for (int32_t l = -1; l < m->hp.n_layer; l++) {
+        int cnt = 0;
+        if (l < 0) {
+            if (!m->tied) list[cnt++] = &m->output;
+        } else {
+            layer *L = &m->layers[l];
+            tensor *all[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+            for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) list[cnt++] = all[i];
+        }
+        for (int i = 0; i < cnt; i++) {
+            const kern_type *k = kernels_type(ks, list[i]->type);
+            if (!k->repack8 || !k->gemm8 || list[i]->ne1 % 8 || list[i]->ne0 % (int64_t)list[i]->tt->blck_size)
+                continue;
+            psi_status rc = repack_matrix(m, list[i], k, err, n);
+            if (rc) return rc;
+        }
+    }
+    return PSI_OK;
+}
+
 psi_status llama_load(psi_model *m, char *err, size_t n)
 {
     psi_status rc = load_hparams(m, err, n);
@@ -205,6 +263,7 @@ psi_status llama_load(psi_model *m, char *err, size_t n)
             return rc;
 #undef NAME
     }
+    if ((rc = repack_weights(m, err, n))) return rc;
     snprintf(m->desc, sizeof m->desc, "llama %dd %dL %dH/%dKV ff%d vocab%d %s%s", hp->n_embd,
              hp->n_layer, hp->n_head, hp->n_head_kv, hp->n_ff, hp->n_vocab,
              m->layers[0].wq.tt->name, m->tied ? " tied" : "");
@@ -258,6 +317,16 @@ static void matmul_gemm(const matmul_job *j, int64_t r0, int64_t r1)
 {
     const tensor *w = j->w;
     const uint8_t *wd = w->data;
+    if (w->x8) { /* r0, r1: multiples of 8 */
+        for (int32_t t0 = 0; t0 < j->n_tok; t0 += KERN_NY) {
+            int ny = j->n_tok - t0 < KERN_NY ? (int)(j->n_tok - t0) : KERN_NY;
+            const uint8_t *a = (const uint8_t *)j->act + (size_t)t0 * j->act_row;
+            float *o = j->out + (size_t)t0 * (size_t)j->out_stride;
+            for (int64_t r = r0; r < r1; r += 8)
+                j->k->gemm8(w->ne0, wd + (size_t)r * w->row_size, a, j->act_row, ny, o + r, j->out_stride);
+        }
+        return;
+    }
     for (int32_t t0 = 0; t0 < j->n_tok; t0 += KERN_NY) {
         int ny = j->n_tok - t0 < KERN_NY ? (int)(j->n_tok - t0) : KERN_NY;
         const uint8_t *a = (const uint8_t *)j->act + (size_t)t0 * j->act_row;
@@ -276,19 +345,25 @@ static void matmul_worker(void *arg, int ith, int nth)
     const tensor *w = j->w;
     const kern_type *k = j->k;
     int64_t lo, hi;
-    pool_split(w->ne1, ith, nth, &lo, &hi);
+    if (w->x8) { /* whole groups of 8 rows per thread */
+        pool_split(w->ne1 / 8, ith, nth, &lo, &hi);
+        lo *= 8;
+        hi *= 8;
+    } else {
+        pool_split(w->ne1, ith, nth, &lo, &hi);
+    }
     const uint8_t *wd = w->data;
     const uint8_t *act = j->act;
-    if (j->n_tok == 1 && !k->gemm) {
+    if (j->n_tok == 1 && !k->gemm && !w->x8) {
         for (int64_t r = lo; r < hi; r++) k->vec_dot(w->ne0, &j->out[r], wd + (size_t)r * w->row_size, act);
         return;
     }
     int64_t tile = (int64_t)(MATMUL_TILE_BYTES / w->row_size);
-    if (k->gemm) tile = tile < KERN_MX ? KERN_MX : tile / KERN_MX * KERN_MX;
+    if (k->gemm || w->x8) tile = tile < KERN_MX ? KERN_MX : tile / KERN_MX * KERN_MX; /* KERN_MX: 8 */
     if (tile < 1) tile = 1;
     for (int64_t r0 = lo; r0 < hi; r0 += tile) {
         int64_t r1 = r0 + tile < hi ? r0 + tile : hi;
-        if (k->gemm) {
+        if (k->gemm || w->x8) {
             matmul_gemm(j, r0, r1);
             continue;
         }

@@ -252,6 +252,55 @@ static void test_gemm(const kernels *k)
     printf("%-8s gemm: %d tiles bit for bit the reference\n", k->name, checked);
 }
 
+/* Repacked groups of 8 rows (repack8 + gemm8) against the reference
+ * vec_dot on the original rows, bit for bit, for every token count, with
+ * guard values between and after the outputs. */
+static void test_gemm8(const kernels *k)
+{
+    int checked = 0;
+    for (uint32_t wt = 0; wt < KERN_TYPES; wt++) {
+        const kern_type *kt = kernels_type(k, wt);
+        if (!kt->repack8 || !kt->gemm8) continue;
+        const type_traits *t = type_get(wt), *a = type_get(t->vec_dot_type);
+        static const int64_t lens[] = {1, 2, 7, 64, 257};
+        for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+            int64_t n = lens[li] * t->blck_size;
+            size_t rs = type_row_size(wt, n), ys = type_row_size(t->vec_dot_type, n) + 4;
+            uint8_t *x = malloc(8 * rs), *g = malloc(8 * rs), *y = calloc(KERN_NY, ys);
+            float *f = malloc((size_t)n * sizeof(float));
+            for (int r = 0; r < 8; r++) fill_weights(wt, x + (size_t)r * rs, n);
+            for (int r = 0; r < KERN_NY; r++) {
+                fill_f32(f, n, r % 5);
+                a->from_float(f, y + (size_t)r * ys, n);
+            }
+            kt->repack8(n, x, rs, g);
+            float ref[KERN_NY][8];
+            for (int tk = 0; tk < KERN_NY; tk++)
+                for (int r = 0; r < 8; r++) t->vec_dot(n, &ref[tk][r], x + (size_t)r * rs, y + (size_t)tk * ys);
+            enum { OS = 11 };
+            for (int ny = 1; ny <= KERN_NY; ny++) {
+                float out[KERN_NY * OS];
+                for (int i = 0; i < KERN_NY * OS; i++) out[i] = -777.0f;
+                kt->gemm8(n, g, y, ys, ny, out, OS);
+                bool ok = true;
+                for (int tk = 0; tk < KERN_NY; tk++)
+                    for (int r = 0; r < OS; r++) {
+                        float want = tk < ny && r < 8 ? ref[tk][r] : -777.0f;
+                        if (memcmp(&out[tk * OS + r], &want, sizeof want)) ok = false;
+                    }
+                CHECKF(ok, "%s: %s gemm8 ny %d n %lld differs from the reference or writes outside", k->name,
+                       t->name, ny, (long long)n);
+                checked++;
+            }
+            free(x);
+            free(g);
+            free(y);
+            free(f);
+        }
+    }
+    printf("%-8s gemm8: %d repacked tiles bit for bit the reference\n", k->name, checked);
+}
+
 /* axpy (attention's value sum) for the KV cache types, against the
  * generic table's: y += a·x over many lengths, with untouched guard
  * values after y[n-1]. */
@@ -301,7 +350,7 @@ static void test_env(void)
         CHECKF(st == 0, "PSI_CPU=%s: psi run exit %d: %s", name, st, err ? err : "");
         bool ok = kernels_for((kern_level)l) != NULL;
         char want[64];
-        snprintf(want, sizeof want, "cpu kernels %s\n", ok ? name : best);
+        snprintf(want, sizeof want, "cpu kernels %s (", ok ? name : best);
         CHECKF(err && strstr(err, want) && !strstr(err, "warning") == ok, "PSI_CPU=%s: stderr lacks '%s'%s: %s",
                name, want, ok ? "" : " or the warning", err ? err : "");
         free(err);
@@ -339,6 +388,7 @@ int main(void)
         test_quantizers(k);
         test_dots(k);
         test_gemm(k);
+        test_gemm8(k);
         test_axpy(k);
         ran++;
     }

@@ -43,6 +43,19 @@ typedef void (*vec_dot_ny_fn)(int64_t n, float *out, int64_t out_stride, const v
 typedef void (*gemm_fn)(int64_t n, const void *x, size_t x_stride, int nx, const void *y, size_t y_stride, int ny,
                         float *out, int64_t out_stride);
 
+/* Repacked weights: groups of 8 rows interleaved so that one vector holds
+ * the same few quants of all 8 rows (llama.cpp repacks Q4_0 for AVX2 the
+ * same way), which lets a kernel keep one output row per lane: no
+ * horizontal sums, and the 8 rows' scales convert in one instruction.
+ * repack8 turns 8 rows (src, row_size bytes apart, n values each) into
+ * one group at dst (8 · row_size bytes, the same total). gemm8 computes
+ * out[t * out_stride + r] = row r · y_t for the 8 rows of one group and
+ * t < ny <= KERN_NY, bit for bit what the reference (types.c) vec_dot
+ * gives, whatever ny. */
+typedef void (*repack8_fn)(int64_t n, const void *src, size_t row_size, void *dst);
+typedef void (*gemm8_fn)(int64_t n, const void *x, const void *y, size_t y_stride, int ny, float *out,
+                         int64_t out_stride);
+
 /* y[i] += a · x[i] for i < n, x of the entry's type (attention's weighted
  * sum of value-cache rows). */
 typedef void (*axpy_fn)(int64_t n, float *y, float a, const void *x);
@@ -51,6 +64,8 @@ typedef struct kern_type {
     vec_dot_fn vec_dot;        /* weight of this type · its vec_dot_type; NULL = none */
     vec_dot_ny_fn vec_dot_ny;  /* NULL: call vec_dot once per token */
     gemm_fn gemm;              /* NULL: vec_dot_ny (or vec_dot) row by row */
+    repack8_fn repack8;        /* with gemm8: matrices whose row count is a multiple of 8 are repacked */
+    gemm8_fn gemm8;
     from_float_fn from_float;  /* f32 → this type (the activation quantizer); NULL = none */
     axpy_fn axpy;              /* F32 and F16 (the KV cache types); NULL = none */
 } kern_type;
