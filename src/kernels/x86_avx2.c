@@ -305,13 +305,18 @@ vec_dot_ny_q6_K_q8_K_body(int64_t n, float *out, int64_t os, const void *vx, con
         const block_q6_K *b = &x[i];
         __m256i acc[KERN_NY];
         PSI_UNROLL for (int t = 0; t < ny; t++) acc[t] = _mm256_setzero_si256();
+        /* the 16 scales as int16, 8 per half in both lanes; vector c takes
+         * scale 2c in its low lane and 2c + 1 in its high lane (a shuffle) */
+        const __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
         for (int h = 0; h < 2; h++) {
             __m256i q[4];
             q6_K_half(b, h, q);
+            const __m256i sh = h ? _mm256_permute2x128_si256(s16, s16, 0x11) : _mm256_permute2x128_si256(s16, s16, 0x00);
             for (int g = 0; g < 4; g++) {
                 const int c = 4 * h + g;
-                const __m256i sc = _mm256_set_m128i(_mm_set1_epi16(b->scales[2 * c + 1]),
-                                                    _mm_set1_epi16(b->scales[2 * c]));
+                const short lo = (short)(0x0100 + 0x0404 * g), hi = (short)(0x0302 + 0x0404 * g);
+                const __m256i sc = _mm256_shuffle_epi8(sh, _mm256_setr_epi16(lo, lo, lo, lo, lo, lo, lo, lo, hi, hi, hi,
+                                                                             hi, hi, hi, hi, hi));
                 PSI_UNROLL for (int t = 0; t < ny; t++) {
                     const __m256i p =
                         _mm256_maddubs_epi16(q[g], _mm256_loadu_si256((const __m256i *)(y[t][i].qs + 32 * c)));
@@ -319,7 +324,6 @@ vec_dot_ny_q6_K_q8_K_body(int64_t n, float *out, int64_t os, const void *vx, con
                 }
             }
         }
-        const __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
         const float dx = h2f(b->d);
         PSI_UNROLL for (int t = 0; t < ny; t++) {
             const __m256i bs = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[t][i].bsums), s16);
