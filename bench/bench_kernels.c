@@ -3,7 +3,8 @@
  * psi uses, per weight type and instruction-set path: one weight matrix
  * (rows × n) times 1 token (decode: GB/s of weights) and times a batch of
  * tokens (prefill: multiply-adds per second), through the same tiles as
- * model_llama.c's matmul. For tuning kernels; figures vary with the machine.
+ * model_llama.c's matmul ("rows": vec_dot_ny row by row, "gemm": tile
+ * kernels, "x8": matrices repacked in groups of 8 rows). For tuning kernels; figures vary with the machine.
  *
  *   bench_kernels [n] [rows] [tokens]     (defaults 2048 2048 64)
  */
@@ -34,6 +35,18 @@ static float frand(void)
 }
 
 /* out[t][r] for r < rows, t < nt, the way matmul_worker tiles it. */
+/* The repacked path: groups of 8 rows through gemm8. */
+static void product8(const kern_type *k, int64_t n, const uint8_t *g, size_t row_size, int64_t rows, const uint8_t *act,
+                     size_t act_row, int nt, float *out)
+{
+    for (int t0 = 0; t0 < nt; t0 += KERN_NY) {
+        int ny = nt - t0 < KERN_NY ? nt - t0 : KERN_NY;
+        for (int64_t r = 0; r < rows; r += 8)
+            k->gemm8(n, g + (size_t)r * row_size, act + (size_t)t0 * act_row, act_row, ny, out + (size_t)t0 * rows + r,
+                     rows);
+    }
+}
+
 static void product(const kern_type *k, bool use_gemm, int64_t n, const uint8_t *w, size_t row_size, int64_t rows, const uint8_t *act,
                     size_t act_row, int nt, float *out)
 {
@@ -106,6 +119,25 @@ int main(int argc, char **argv)
                 }
                 printf("%-8s %-8s %-6s %12.1f %14.1f\n", tt->name, ks->name, g ? "gemm" : "rows",
                        (double)row_size * rows / best1 * 1e-9, (double)n * rows * nt / bestn * 1e-9);
+            }
+            if (k->repack8 && k->gemm8 && rows % 8 == 0) {
+                uint8_t *g = malloc(row_size * (size_t)rows);
+                if (!g) return 1;
+                for (int64_t r = 0; r < rows; r += 8)
+                    k->repack8(n, w + (size_t)r * row_size, row_size, g + (size_t)r * row_size);
+                double best1 = 1e30, bestn = 1e30;
+                for (int rep = 0; rep < 5; rep++) {
+                    double t0 = now_s();
+                    product8(k, n, g, row_size, rows, act, act_row, 1, out);
+                    double t1 = now_s();
+                    product8(k, n, g, row_size, rows, act, act_row, nt, out);
+                    double t2 = now_s();
+                    if (t1 - t0 < best1) best1 = t1 - t0;
+                    if (t2 - t1 < bestn) bestn = t2 - t1;
+                }
+                printf("%-8s %-8s %-6s %12.1f %14.1f\n", tt->name, ks->name, "x8", (double)row_size * rows / best1 * 1e-9,
+                       (double)n * rows * nt / bestn * 1e-9);
+                free(g);
             }
         }
         free(w);
