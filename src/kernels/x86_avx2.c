@@ -669,137 +669,193 @@ static inline __attribute__((always_inline)) void gemm8_q4_0_body(int64_t n, con
     PSI_UNROLL for (int t = 0; t < ny; t++) _mm256_storeu_ps(out + t * os, acc[t]);
 }
 
-/* Repacked Q4_K: 8 rows' super-block i (1152 bytes, as the 8 rows):
- * d[8], dmin[8]; the 6-bit scales and mins as lo[r][j] = low 4 bits of
- * scale j | low 4 bits of min j << 4 (8 bytes per row) and one word per
- * row with the top 2 bits of scale j at bit 2j and of min j at 16 + 2j;
- * then the quants in 4-byte runs as for Q4_0: run k of sub-block pair c
- * of row r at 256c + 32k + 4r (low nibbles: values 64c + 4k.., sub-block
- * 2c; high nibbles: 64c + 32 + 4k.., sub-block 2c + 1). */
+/* Repacked Q4_K and Q5_K: 8 rows' super-block i (as many bytes as the 8
+ * rows): d[8], dmin[8]; the 6-bit scales and mins as lo[r][j] = low 4
+ * bits of scale j | low 4 bits of min j << 4 (8 bytes per row) and one word
+ * per row with the top 2 bits of scale j at bit 2j and of min j at
+ * 16 + 2j; Q5_K's fifth bits qh in 4-byte runs (run k of row r at
+ * 32k + 4r: bit 2c is value 64c + 4k + b's, bit 2c + 1 value
+ * 64c + 32 + 4k + b's); then the quants in 4-byte runs as for Q4_0: run k
+ * of sub-block pair c of row r at 256c + 32k + 4r (low nibbles: values
+ * 64c + 4k.., sub-block 2c; high nibbles: 64c + 32 + 4k.., sub-block
+ * 2c + 1). */
 typedef struct {
     uint16_t d[8], dmin[8];
     uint8_t lo[8][8];
     uint32_t hi[8];
     uint8_t qs[8 * 128];
 } block_q4_Kx8;
+typedef struct {
+    uint16_t d[8], dmin[8];
+    uint8_t lo[8][8];
+    uint32_t hi[8];
+    uint8_t qh[8 * 32];
+    uint8_t qs[8 * 128];
+} block_q5_Kx8;
 
 _Static_assert(sizeof(block_q4_0x8) == 8 * sizeof(block_q4_0), "repacked in place: same size");
 _Static_assert(sizeof(block_q4_Kx8) == 8 * sizeof(block_q4_K), "repacked in place: same size");
+_Static_assert(sizeof(block_q5_Kx8) == 8 * sizeof(block_q5_K), "repacked in place: same size");
+
+/* The fields both layouts share, for row r of super-block b. */
+#define KX8_COMMON(G, B, R)                                                                              \
+    do {                                                                                                 \
+        (G)->d[R] = (B)->d;                                                                              \
+        (G)->dmin[R] = (B)->dmin;                                                                        \
+        uint32_t hi_ = 0;                                                                                \
+        for (int j = 0; j < 8; j++) {                                                                    \
+            uint8_t sc_, m_;                                                                             \
+            get_scale_min_k4(j, (B)->scales, &sc_, &m_);                                                 \
+            (G)->lo[R][j] = (uint8_t)((sc_ & 15) | (m_ & 15) << 4);                                      \
+            hi_ |= (uint32_t)(sc_ >> 4) << (2 * j) | (uint32_t)(m_ >> 4) << (16 + 2 * j);                \
+        }                                                                                                \
+        (G)->hi[R] = hi_;                                                                                \
+        for (int c = 0; c < 4; c++)                                                                      \
+            for (int k = 0; k < 8; k++) memcpy(&(G)->qs[256 * c + 32 * k + 4 * (R)], &(B)->qs[32 * c + 4 * k], 4); \
+    } while (0)
 
 static void repack8_q4_K(int64_t n, const void *src, size_t row_size, void *dst)
 {
     block_q4_Kx8 *g = dst;
-    for (int64_t i = 0; i < n / QK_K; i++) {
+    for (int64_t i = 0; i < n / QK_K; i++)
         for (int r = 0; r < 8; r++) {
             const block_q4_K *b = (const block_q4_K *)((const uint8_t *)src + (size_t)r * row_size) + i;
-            g[i].d[r] = b->d;
-            g[i].dmin[r] = b->dmin;
-            uint32_t hi = 0;
-            for (int j = 0; j < 8; j++) {
-                uint8_t sc, m;
-                get_scale_min_k4(j, b->scales, &sc, &m);
-                g[i].lo[r][j] = (uint8_t)((sc & 15) | (m & 15) << 4);
-                hi |= (uint32_t)(sc >> 4) << (2 * j) | (uint32_t)(m >> 4) << (16 + 2 * j);
-            }
-            g[i].hi[r] = hi;
-            for (int c = 0; c < 4; c++)
-                for (int k = 0; k < 8; k++) memcpy(&g[i].qs[256 * c + 32 * k + 4 * r], &b->qs[32 * c + 4 * k], 4);
+            KX8_COMMON(&g[i], b, r);
         }
+}
+
+static void repack8_q5_K(int64_t n, const void *src, size_t row_size, void *dst)
+{
+    block_q5_Kx8 *g = dst;
+    for (int64_t i = 0; i < n / QK_K; i++)
+        for (int r = 0; r < 8; r++) {
+            const block_q5_K *b = (const block_q5_K *)((const uint8_t *)src + (size_t)r * row_size) + i;
+            KX8_COMMON(&g[i], b, r);
+            for (int k = 0; k < 8; k++) memcpy(&g[i].qh[32 * k + 4 * r], &b->qh[4 * k], 4);
+        }
+}
+#undef KX8_COMMON
+
+/* Scales as int16 pairs (sc, sc) per lane (row), mins as pairs
+ * (m_2p, m_2p+1). */
+static inline void kx8_scales(const uint8_t lo[8][8], const uint32_t *hi, __m256i sc[8], __m256i mp[4])
+{
+    const __m256i k15 = _mm256_set1_epi32(15), k3 = _mm256_set1_epi32(3);
+    const __m256i l0 = _mm256_loadu_si256((const __m256i *)&lo[0][0]); /* rows 0-3, 8 bytes each */
+    const __m256i l1 = _mm256_loadu_si256((const __m256i *)&lo[4][0]); /* rows 4-7 */
+    /* lane r: bytes j = 0..3 (w0) and 4..7 (w1) of row r */
+    const __m256i idx0 = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6), idx1 = _mm256_setr_epi32(1, 3, 5, 7, 1, 3, 5, 7);
+    const __m256i w0 =
+        _mm256_blend_epi32(_mm256_permutevar8x32_epi32(l0, idx0), _mm256_permutevar8x32_epi32(l1, idx0), 0xf0);
+    const __m256i w1 =
+        _mm256_blend_epi32(_mm256_permutevar8x32_epi32(l0, idx1), _mm256_permutevar8x32_epi32(l1, idx1), 0xf0);
+    const __m256i hw = _mm256_loadu_si256((const __m256i *)hi);
+    __m256i mj[8];
+    for (int j = 0; j < 8; j++) {
+        const __m256i lob = _mm256_srl_epi32(j < 4 ? w0 : w1, _mm_cvtsi32_si128(8 * (j % 4)));
+        const __m256i sh = _mm256_and_si256(_mm256_srl_epi32(hw, _mm_cvtsi32_si128(2 * j)), k3);
+        const __m256i mh = _mm256_and_si256(_mm256_srl_epi32(hw, _mm_cvtsi32_si128(16 + 2 * j)), k3);
+        const __m256i s6 = _mm256_or_si256(_mm256_and_si256(lob, k15), _mm256_slli_epi32(sh, 4));
+        mj[j] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(lob, 4), k15), _mm256_slli_epi32(mh, 4));
+        sc[j] = _mm256_or_si256(s6, _mm256_slli_epi32(s6, 16));
+    }
+    for (int p = 0; p < 4; p++) mp[p] = _mm256_or_si256(mj[2 * p], _mm256_slli_epi32(mj[2 * p + 1], 16));
+}
+
+/* Vector v = 8c + k of the quants: low nibbles (sub-block 2c) and high
+ * nibbles (2c + 1) of run k, with Q5_K's fifth bits (five) from qh. */
+static inline __attribute__((always_inline)) void kx8_quants(const uint8_t *qs, const uint8_t *qh, int v, int five,
+                                                            __m256i *lo, __m256i *hi)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    const __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * v));
+    *lo = _mm256_and_si256(q, m4);
+    *hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+    if (five) {
+        const int c = v / 8, k = v % 8;
+        const __m256i one = _mm256_set1_epi8(1);
+        const __m256i h = _mm256_loadu_si256((const __m256i *)(qh + 32 * k));
+        const __m256i h0 = _mm256_and_si256(_mm256_srl_epi16(h, _mm_cvtsi32_si128(2 * c)), one);
+        const __m256i h1 = _mm256_and_si256(_mm256_srl_epi16(h, _mm_cvtsi32_si128(2 * c + 1)), one);
+        *lo = _mm256_or_si256(*lo, _mm256_slli_epi16(h0, 4));
+        *hi = _mm256_or_si256(*hi, _mm256_slli_epi16(h1, 4));
     }
 }
 
 /* Per row (lane): isum = Σ_j sc_j·Σ q·y and msum = Σ_j m_j·(bsums of
- * sub-block j), exact (8 products per int16 lane <= 8·2·15·127), then
- * sumf += d·isum - dmin·msum with d = y.d·dx, dmin = y.d·dmx, in the
- * reference's order (types.c kq_dot_block): bit for bit. */
-static inline __attribute__((always_inline)) void gemm8_q4_K_body(int64_t n, const void *vx, const void *vy,
-                                                                  size_t ys, const int ny, float *out, int64_t os)
-{
-    const block_q4_Kx8 *x = vx;
-    const block_q8_K *y[KERN_NY];
-    __m256 acc[KERN_NY];
-    PSI_UNROLL for (int t = 0; t < ny; t++) {
-        y[t] = (const block_q8_K *)((const uint8_t *)vy + (size_t)t * ys);
-        acc[t] = _mm256_setzero_ps();
+ * sub-block j), exact (int16 lanes sum at most 8 Q4_K or 4 Q5_K pair
+ * products: <= 8·2·15·127, 4·2·31·127), then sumf += d·isum - dmin·msum
+ * with d = y.d·dx, dmin = y.d·dmx, in the reference's order (types.c
+ * kq_dot_block): bit for bit. Several tokens read the unpacked quants from
+ * L1. FIVE: Q5_K (fifth bits from qh). */
+#define KX8_GEMM(NAME, GT, FIVE)                                                                                 \
+    static inline __attribute__((always_inline)) void NAME##_body(int64_t n, const void *vx, const void *vy,    \
+                                                                  size_t ys, const int ny, float *out,          \
+                                                                  int64_t os)                                   \
+    {                                                                                                            \
+        const GT *x = vx;                                                                                        \
+        const block_q8_K *y[KERN_NY];                                                                            \
+        __m256 acc[KERN_NY];                                                                                     \
+        PSI_UNROLL for (int t = 0; t < ny; t++) {                                                                \
+            y[t] = (const block_q8_K *)((const uint8_t *)vy + (size_t)t * ys);                                   \
+            acc[t] = _mm256_setzero_ps();                                                                        \
+        }                                                                                                        \
+        const int64_t nb = n / QK_K;                                                                             \
+        for (int64_t i = 0; i < nb; i++) {                                                                       \
+            const GT *b = &x[i];                                                                                 \
+            __m256i sc[8], mp[4];                                                                                \
+            kx8_scales(b->lo, b->hi, sc, mp);                                                                    \
+            const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->d));                           \
+            const __m256 dmx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->dmin));                       \
+            __m256i nib[64]; /* [c][k][lo, hi]: several tokens read them from L1 */                              \
+            if (ny > 1)                                                                                          \
+                for (int v = 0; v < 32; v++) kx8_quants(b->qs, KX8_QH(b), v, FIVE, &nib[2 * v], &nib[2 * v + 1]); \
+            PSI_UNROLL for (int t = 0; t < ny; t++) {                                                            \
+                const block_q8_K *yb = &y[t][i];                                                                 \
+                __m256i isum = _mm256_setzero_si256();                                                           \
+                for (int c = 0; c < 4; c++)                                                                      \
+                    for (int k0 = 0; k0 < 8; k0 += (FIVE) ? 4 : 8) {                                             \
+                        __m256i sl = _mm256_setzero_si256(), sh = _mm256_setzero_si256();                        \
+                        for (int k = k0; k < k0 + ((FIVE) ? 4 : 8); k++) {                                       \
+                            const int v = 8 * c + k;                                                             \
+                            __m256i ql, qh;                                                                      \
+                            if (ny > 1) {                                                                        \
+                                ql = nib[2 * v];                                                                 \
+                                qh = nib[2 * v + 1];                                                             \
+                            } else {                                                                             \
+                                kx8_quants(b->qs, KX8_QH(b), v, FIVE, &ql, &qh);                                 \
+                            }                                                                                    \
+                            sl = _mm256_add_epi16(sl, _mm256_maddubs_epi16(ql, bcast4(yb->qs + 64 * c + 4 * k))); \
+                            sh = _mm256_add_epi16(sh, _mm256_maddubs_epi16(qh, bcast4(yb->qs + 64 * c + 32 + 4 * k))); \
+                        }                                                                                        \
+                        isum = _mm256_add_epi32(isum, _mm256_add_epi32(_mm256_madd_epi16(sl, sc[2 * c]),         \
+                                                                       _mm256_madd_epi16(sh, sc[2 * c + 1])));   \
+                    }                                                                                            \
+                /* bsums of sub-block j: bsums[2j] + bsums[2j + 1], as int16 pairs (j = 2p, 2p + 1) */           \
+                __m256i msum = _mm256_setzero_si256();                                                           \
+                for (int p = 0; p < 4; p++) {                                                                    \
+                    const int a0 = yb->bsums[4 * p] + yb->bsums[4 * p + 1];                                      \
+                    const int a1 = yb->bsums[4 * p + 2] + yb->bsums[4 * p + 3];                                  \
+                    const __m256i bj = _mm256_set1_epi32((int32_t)((uint32_t)(uint16_t)a0 | (uint32_t)(uint16_t)a1 << 16)); \
+                    msum = _mm256_add_epi32(msum, _mm256_madd_epi16(mp[p], bj));                                 \
+                }                                                                                                \
+                const __m256 yd = _mm256_set1_ps(yb->d);                                                         \
+                const __m256 d = _mm256_mul_ps(yd, dx), dmin = _mm256_mul_ps(yd, dmx);                           \
+                const __m256 r = _mm256_sub_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(isum)),                       \
+                                               _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(msum)));                   \
+                acc[t] = _mm256_add_ps(acc[t], r);                                                               \
+            }                                                                                                    \
+        }                                                                                                        \
+        PSI_UNROLL for (int t = 0; t < ny; t++) _mm256_storeu_ps(out + t * os, acc[t]);                          \
     }
-    const __m256i m4 = _mm256_set1_epi8(0x0f), k15 = _mm256_set1_epi32(15), k3 = _mm256_set1_epi32(3);
-    const int64_t nb = n / QK_K;
-    for (int64_t i = 0; i < nb; i++) {
-        const block_q4_Kx8 *b = &x[i];
-        /* scales as int16 pairs (sc, sc) per lane; mins as pairs (m_2p, m_2p+1) */
-        __m256i sc[8], mp[4];
-        {
-            const __m256i l0 = _mm256_loadu_si256((const __m256i *)&b->lo[0][0]); /* rows 0-3, 8 bytes each */
-            const __m256i l1 = _mm256_loadu_si256((const __m256i *)&b->lo[4][0]); /* rows 4-7 */
-            /* lane r: bytes j = 0..3 (w0) and 4..7 (w1) of row r */
-            const __m256i idx0 = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6), idx1 = _mm256_setr_epi32(1, 3, 5, 7, 1, 3, 5, 7);
-            const __m256i w0 = _mm256_blend_epi32(_mm256_permutevar8x32_epi32(l0, idx0),
-                                                  _mm256_permutevar8x32_epi32(l1, idx0), 0xf0);
-            const __m256i w1 = _mm256_blend_epi32(_mm256_permutevar8x32_epi32(l0, idx1),
-                                                  _mm256_permutevar8x32_epi32(l1, idx1), 0xf0);
-            const __m256i hw = _mm256_loadu_si256((const __m256i *)b->hi);
-            __m256i mj[8];
-            for (int j = 0; j < 8; j++) {
-                const __m256i w = j < 4 ? w0 : w1;
-                const __m128i sh = _mm_cvtsi32_si128(8 * (j % 4));
-                const __m256i lob = _mm256_srl_epi32(w, sh);
-                const __m256i s6 = _mm256_or_si256(_mm256_and_si256(lob, k15),
-                                                   _mm256_slli_epi32(_mm256_and_si256(_mm256_srl_epi32(hw, _mm_cvtsi32_si128(2 * j)), k3), 4));
-                const __m256i m6 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(lob, 4), k15),
-                                                   _mm256_slli_epi32(_mm256_and_si256(_mm256_srl_epi32(hw, _mm_cvtsi32_si128(16 + 2 * j)), k3), 4));
-                sc[j] = _mm256_or_si256(s6, _mm256_slli_epi32(s6, 16));
-                mj[j] = m6;
-            }
-            for (int p = 0; p < 4; p++) mp[p] = _mm256_or_si256(mj[2 * p], _mm256_slli_epi32(mj[2 * p + 1], 16));
-        }
-        const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->d));
-        const __m256 dmx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->dmin));
-        /* several tokens: the nibbles once, through L1 */
-        __m256i nib[64];
-        if (ny > 1)
-            for (int v = 0; v < 32; v++) {
-                const __m256i q = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * v));
-                nib[2 * v] = _mm256_and_si256(q, m4);
-                nib[2 * v + 1] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-            }
-        PSI_UNROLL for (int t = 0; t < ny; t++) {
-            const block_q8_K *yb = &y[t][i];
-            __m256i isum = _mm256_setzero_si256();
-            for (int c = 0; c < 4; c++) {
-                __m256i sl = _mm256_setzero_si256(), sh = _mm256_setzero_si256();
-                for (int k = 0; k < 8; k++) {
-                    __m256i ql, qh;
-                    if (ny > 1) {
-                        ql = nib[2 * (8 * c + k)];
-                        qh = nib[2 * (8 * c + k) + 1];
-                    } else {
-                        const __m256i q = _mm256_loadu_si256((const __m256i *)(b->qs + 256 * c + 32 * k));
-                        ql = _mm256_and_si256(q, m4);
-                        qh = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-                    }
-                    sl = _mm256_add_epi16(sl, _mm256_maddubs_epi16(ql, bcast4(yb->qs + 64 * c + 4 * k)));
-                    sh = _mm256_add_epi16(sh, _mm256_maddubs_epi16(qh, bcast4(yb->qs + 64 * c + 32 + 4 * k)));
-                }
-                isum = _mm256_add_epi32(isum, _mm256_add_epi32(_mm256_madd_epi16(sl, sc[2 * c]),
-                                                               _mm256_madd_epi16(sh, sc[2 * c + 1])));
-            }
-            /* bsums of sub-block j: bsums[2j] + bsums[2j + 1], as int16 pairs (j = 2p, 2p + 1) */
-            int32_t bj[4];
-            for (int p = 0; p < 4; p++) {
-                const int a = yb->bsums[4 * p] + yb->bsums[4 * p + 1], c2 = yb->bsums[4 * p + 2] + yb->bsums[4 * p + 3];
-                bj[p] = (int32_t)((uint32_t)(uint16_t)(int16_t)a | (uint32_t)(uint16_t)(int16_t)c2 << 16);
-            }
-            __m256i msum = _mm256_setzero_si256();
-            for (int p = 0; p < 4; p++) msum = _mm256_add_epi32(msum, _mm256_madd_epi16(mp[p], _mm256_set1_epi32(bj[p])));
-            const __m256 yd = _mm256_set1_ps(yb->d);
-            const __m256 d = _mm256_mul_ps(yd, dx), dmin = _mm256_mul_ps(yd, dmx);
-            const __m256 r = _mm256_sub_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(isum)),
-                                           _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(msum)));
-            acc[t] = _mm256_add_ps(acc[t], r);
-        }
-    }
-    PSI_UNROLL for (int t = 0; t < ny; t++) _mm256_storeu_ps(out + t * os, acc[t]);
-}
+
+#define KX8_QH(b) ((const uint8_t *)(b)->qs) /* Q4_K: never read */
+KX8_GEMM(gemm8_q4_K, block_q4_Kx8, 0)
+#undef KX8_QH
+#define KX8_QH(b) ((b)->qh)
+KX8_GEMM(gemm8_q5_K, block_q5_Kx8, 1)
+#undef KX8_QH
+#undef KX8_GEMM
 
 /* A group's 8 rows are 8 consecutive outputs of each token. */
 #define GEMM8_DISPATCH(NAME)                                                                                    \
@@ -818,6 +874,7 @@ static inline __attribute__((always_inline)) void gemm8_q4_K_body(int64_t n, con
     }
 GEMM8_DISPATCH(gemm8_q4_0)
 GEMM8_DISPATCH(gemm8_q4_K)
+GEMM8_DISPATCH(gemm8_q5_K)
 #undef GEMM8_DISPATCH
 
 /* ---------------------------------------------------------------- table */
@@ -845,6 +902,8 @@ void kernels_fill_avx2(kernels *k)
     k->t[PSI_TYPE_Q4_0].gemm8 = gemm8_q4_0;
     k->t[PSI_TYPE_Q4_K].repack8 = repack8_q4_K;
     k->t[PSI_TYPE_Q4_K].gemm8 = gemm8_q4_K;
+    k->t[PSI_TYPE_Q5_K].repack8 = repack8_q5_K;
+    k->t[PSI_TYPE_Q5_K].gemm8 = gemm8_q5_K;
     k->t[PSI_TYPE_Q4_K].vec_dot = vec_dot_ny_q4_K_q8_K_1;
     k->t[PSI_TYPE_Q4_K].vec_dot_ny = vec_dot_ny_q4_K_q8_K;
     k->t[PSI_TYPE_Q5_K].vec_dot = vec_dot_ny_q5_K_q8_K_1;
