@@ -79,8 +79,8 @@ static int argmax(const float *v, size_t n)
  * type_override: judge it as that type (BF16: NMSE, F16: max|d|). */
 /* Whether every matrix product of the model runs kernels that give the
  * reference's (generic) result bit for bit on the SIMD paths: F32 and F16
- * (tile kernels), the K-quants (integer block sums), and Q4_0 matrices
- * repacked in groups of 8 rows (row count a multiple of 8; token_embd is
+ * (tile kernels), the K-quants (integer block sums), and Q8_0/Q4_0
+ * matrices repacked in groups of 8 rows (row count a multiple of 8; token_embd is
  * never repacked, so it counts only where it is not also the output).
  * The other Q8_0/Q4_0 SIMD kernels add in another order. */
 static bool simd_exact(const char *model)
@@ -96,7 +96,7 @@ static bool simd_exact(const char *model)
         if (embd && untied) continue; /* only looked up */
         bool ok = t->type == PSI_TYPE_F32 || t->type == PSI_TYPE_F16 || t->type == PSI_TYPE_Q4_K ||
                   t->type == PSI_TYPE_Q5_K || t->type == PSI_TYPE_Q6_K ||
-                  (t->type == PSI_TYPE_Q4_0 && !embd && t->ne[1] % 8 == 0);
+                  ((t->type == PSI_TYPE_Q4_0 || t->type == PSI_TYPE_Q8_0) && !embd && t->ne[1] % 8 == 0);
         if (!ok) exact = false;
     }
     gguf_close(g);
@@ -202,9 +202,10 @@ static void run_case(const char *dir, const char *json_name, const char *model_o
         size_t k = 0, n = json_array_size(want);
         /* all 32 ids only where the float additions run in the reference's
          * order too (generic kernels, or SIMD kernels that are bit for bit
-         * the generic ones for this file's types): Q8_0/Q4_0 SIMD kernels
-         * add in another order, which on these random models moves some
-         * activations across a Q8_0/Q8_K rounding boundary */
+         * the generic ones for this file's matrices): the Q8_0/Q4_0 SIMD
+         * kernels of matrices that are not repacked add in another order,
+         * which on these random models moves some activations across a
+         * Q8_0/Q8_K rounding boundary */
         const bool exact = !strcmp(psi_cpu_kernels(), "generic") || simd_exact(model);
         const double gthr = last_maxd <= 1e-3 && exact ? 0.01 : thr;
         while (k < n && json_real_value(json_array_get(gm, k)) >= gthr) k++; /* first low-margin step */
