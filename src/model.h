@@ -79,6 +79,7 @@ struct psi_context {
     int32_t cap_tokens;
     float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2, *rope_cs;
     void *act;             /* activations converted to a weight's vec_dot_type */
+    void *embd_row;        /* one token_embd row, when token_embd is repacked */
     size_t act_size;
     float *scores;         /* [n_threads][n_ctx] */
     /* logits of the last decode */

@@ -200,8 +200,8 @@ static psi_status repack_matrix(psi_model *m, tensor *w, const kern_type *k, cha
     return PSI_OK;
 }
 
-/* The matrices of the products; token_embd stays as it is (its rows are
- * looked up by token), even where it is the output matrix too. */
+/* The matrices of the products, and token_embd where the type can give a
+ * row back (unpack8) for the embedding lookup; a tied output follows it. */
 static psi_status repack_weights(psi_model *m, char *err, size_t n)
 {
     const kernels *ks = kernels_get();
@@ -209,6 +209,7 @@ static psi_status repack_weights(psi_model *m, char *err, size_t n)
     for (int32_t l = -1; l < m->hp.n_layer; l++) {
         int cnt = 0;
         if (l < 0) {
+            if (kernels_type(ks, m->tok_embd.type)->unpack8) list[cnt++] = &m->tok_embd;
             if (!m->tied) list[cnt++] = &m->output;
         } else {
             layer *L = &m->layers[l];
@@ -222,6 +223,7 @@ static psi_status repack_weights(psi_model *m, char *err, size_t n)
             psi_status rc = repack_matrix(m, list[i], k, err, n);
             if (rc) return rc;
         }
+        if (l < 0 && m->tied) m->output = m->tok_embd;
     }
     return PSI_OK;
 }
@@ -569,9 +571,15 @@ psi_status llama_decode(psi_context *ctx, const int32_t *tokens, const int32_t *
     psi_status rc = ensure_scratch(ctx, n);
     if (rc) return rc;
 
+    const tensor *te = &m->tok_embd;
     for (int32_t t = 0; t < n; t++) {
-        const uint8_t *row = (const uint8_t *)m->tok_embd.data + (size_t)tokens[t] * m->tok_embd.row_size;
-        m->tok_embd.tt->to_float(row, ctx->x + (size_t)t * embd, embd);
+        const uint8_t *row = (const uint8_t *)te->data + (size_t)tokens[t] * te->row_size;
+        if (te->x8) { /* the token's row out of its group of 8 */
+            kernels_type(kernels_get(), te->type)->unpack8(embd, (const uint8_t *)te->data + (size_t)(tokens[t] & ~7) * te->row_size,
+                                                           tokens[t] & 7, ctx->embd_row);
+            row = ctx->embd_row;
+        }
+        te->tt->to_float(row, ctx->x + (size_t)t * embd, embd);
         rope_table(m, pos[t], ctx->rope_cs + (size_t)t * hp->n_rot);
     }
 

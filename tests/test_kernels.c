@@ -274,6 +274,15 @@ static void test_gemm8(const kernels *k)
                 a->from_float(f, y + (size_t)r * ys, n);
             }
             kt->repack8(n, x, rs, g);
+            if (kt->unpack8) { /* each row back, byte for byte */
+                uint8_t *row = malloc(rs);
+                for (int r = 0; r < 8; r++) {
+                    kt->unpack8(n, g, r, row);
+                    CHECKF(!memcmp(row, x + (size_t)r * rs, rs), "%s: %s unpack8 row %d n %lld", k->name, t->name, r,
+                           (long long)n);
+                }
+                free(row);
+            }
             float ref[KERN_NY][8];
             for (int tk = 0; tk < KERN_NY; tk++)
                 for (int r = 0; r < 8; r++) t->vec_dot(n, &ref[tk][r], x + (size_t)r * rs, y + (size_t)tk * ys);

@@ -80,9 +80,9 @@ static int argmax(const float *v, size_t n)
 /* Whether every matrix product of the model runs kernels that give the
  * reference's (generic) result bit for bit on the SIMD paths: F32 and F16
  * (tile kernels), the K-quants (integer block sums), and Q8_0/Q4_0
- * matrices repacked in groups of 8 rows (row count a multiple of 8; token_embd is
- * never repacked, so it counts only where it is not also the output).
- * The other Q8_0/Q4_0 SIMD kernels add in another order. */
+ * matrices repacked in groups of 8 rows (row count a multiple of 8;
+ * token_embd too, also where it is the output). The other Q8_0/Q4_0 SIMD
+ * kernels add in another order. */
 static bool simd_exact(const char *model)
 {
     gguf *g = NULL;
@@ -96,7 +96,7 @@ static bool simd_exact(const char *model)
         if (embd && untied) continue; /* only looked up */
         bool ok = t->type == PSI_TYPE_F32 || t->type == PSI_TYPE_F16 || t->type == PSI_TYPE_Q4_K ||
                   t->type == PSI_TYPE_Q5_K || t->type == PSI_TYPE_Q6_K ||
-                  ((t->type == PSI_TYPE_Q4_0 || t->type == PSI_TYPE_Q8_0) && !embd && t->ne[1] % 8 == 0);
+                  ((t->type == PSI_TYPE_Q4_0 || t->type == PSI_TYPE_Q8_0) && t->ne[1] % 8 == 0);
         if (!ok) exact = false;
     }
     gguf_close(g);

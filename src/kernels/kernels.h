@@ -53,6 +53,9 @@ typedef void (*gemm_fn)(int64_t n, const void *x, size_t x_stride, int nx, const
  * t < ny <= KERN_NY, bit for bit what the reference (types.c) vec_dot
  * gives, whatever ny. */
 typedef void (*repack8_fn)(int64_t n, const void *src, size_t row_size, void *dst);
+/* Row r (< 8) of a repacked group back in the type's own layout (a
+ * token's embedding row when token_embd is repacked). */
+typedef void (*unpack8_fn)(int64_t n, const void *group, int r, void *row);
 typedef void (*gemm8_fn)(int64_t n, const void *x, const void *y, size_t y_stride, int ny, float *out,
                          int64_t out_stride);
 
@@ -66,6 +69,7 @@ typedef struct kern_type {
     gemm_fn gemm;              /* NULL: vec_dot_ny (or vec_dot) row by row */
     repack8_fn repack8;        /* with gemm8: matrices whose row count is a multiple of 8 are repacked */
     gemm8_fn gemm8;
+    unpack8_fn unpack8;        /* NULL: this type's token_embd is not repacked */
     from_float_fn from_float;  /* f32 → this type (the activation quantizer); NULL = none */
     axpy_fn axpy;              /* F32 and F16 (the KV cache types); NULL = none */
 } kern_type;

@@ -607,6 +607,15 @@ typedef struct { uint16_t d[8]; uint8_t qs[8 * 16]; } block_q4_0x8;
                 for (int m = 0; m < (QBYTES) / 4; m++) memcpy(&g[i].qs[4 * (8 * m + r)], &b->qs[4 * m], 4); \
             }                                                                                          \
         }                                                                                              \
+    }                                                                                                  \
+    static void NAME##_row(int64_t n, const void *group, int r, void *row)                            \
+    {                                                                                                  \
+        const GT *g = group;                                                                           \
+        BT *b = row;                                                                                   \
+        for (int64_t i = 0; i < n / 32; i++) {                                                         \
+            b[i].d = g[i].d[r];                                                                        \
+            for (int m = 0; m < (QBYTES) / 4; m++) memcpy(&b[i].qs[4 * m], &g[i].qs[4 * (8 * m + r)], 4); \
+        }                                                                                              \
     }
 REPACK8(repack8_q4_0, block_q4_0, block_q4_0x8, 16)
 
@@ -940,8 +949,10 @@ void kernels_fill_avx2(kernels *k)
     k->t[PSI_TYPE_F16].gemm = gemm_f16;
     k->t[PSI_TYPE_Q4_0].repack8 = repack8_q4_0;
     k->t[PSI_TYPE_Q4_0].gemm8 = gemm8_q4_0;
+    k->t[PSI_TYPE_Q4_0].unpack8 = repack8_q4_0_row;
     k->t[PSI_TYPE_Q8_0].repack8 = repack8_q8_0;
     k->t[PSI_TYPE_Q8_0].gemm8 = gemm8_q8_0;
+    k->t[PSI_TYPE_Q8_0].unpack8 = repack8_q8_0_row;
     k->t[PSI_TYPE_Q4_K].repack8 = repack8_q4_K;
     k->t[PSI_TYPE_Q4_K].gemm8 = gemm8_q4_K;
     k->t[PSI_TYPE_Q5_K].repack8 = repack8_q5_K;
