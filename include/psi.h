@@ -341,6 +341,7 @@ psi_status psi_convert_llama2c(const char *model_path, const char *tokenizer_pat
  * Q6_K, more bits for some attn_v/ffn_down layers in the _M mixes, fallbacks
  * for row lengths the type cannot hold). */
 typedef enum psi_ftype {
+    PSI_FTYPE_F32 = 0, /* psi_convert_hf only; psi_quantize rejects it */
     PSI_FTYPE_F16 = 1,
     PSI_FTYPE_Q4_0 = 2,
     PSI_FTYPE_Q4_1 = 3,
@@ -381,6 +382,16 @@ psi_quantize_params psi_quantize_default_params(void);
  * temporary file renamed into place. */
 psi_status psi_quantize(const char *in_path, const char *out_path, const psi_quantize_params *params,
                         char *err, size_t err_size);
+
+/* Convert a Hugging Face Llama checkpoint directory (config.json, single or
+ * sharded *.safetensors in F32/F16/BF16, tokenizer.json,
+ * tokenizer_config.json, optional generation_config.json) to a GGUF file as
+ * llama.cpp's convert_hf_to_gguf.py writes it for arch llama. ftype
+ * PSI_FTYPE_F32 writes F32 weights; any other value is applied with
+ * psi_quantize to the F32 conversion. The weights are held in memory as F32
+ * until written. PSI_ERR_UNSUPPORTED for other architectures, tokenizers or
+ * RoPE scalings; PSI_ERR_IO for missing files. */
+psi_status psi_convert_hf(const char *dir, const char *out_path, psi_ftype ftype, char *err, size_t err_size);
 
 #ifdef __cplusplus
 }

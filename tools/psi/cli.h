@@ -27,6 +27,9 @@ bool cli_parse_ids(const char *cmd, const char *s, int32_t **ids, int32_t *n);
 char *cli_read_file(const char *cmd, const char *path, size_t *len);
 /* "f32" | "f16" | "q8_0" → type; false with an error otherwise. */
 bool cli_kv_type(const char *cmd, const char *s, psi_type *out);
+/* llama.cpp file type name ("q8_0", "q4_k_m", …; "f32" when allow_f32) →
+ * psi_ftype; false with an error otherwise. */
+bool cli_ftype(const char *cmd, const char *s, bool allow_f32, psi_ftype *out);
 
 int cmd_run(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
