@@ -387,11 +387,22 @@ psi_status psi_quantize(const char *in_path, const char *out_path, const psi_qua
  * sharded *.safetensors in F32/F16/BF16, tokenizer.json,
  * tokenizer_config.json, optional generation_config.json) to a GGUF file as
  * llama.cpp's convert_hf_to_gguf.py writes it for arch llama. ftype
- * PSI_FTYPE_F32 writes F32 weights; any other value is applied with
- * psi_quantize to the F32 conversion. The weights are held in memory as F32
- * until written. PSI_ERR_UNSUPPORTED for other architectures, tokenizers or
- * RoPE scalings; PSI_ERR_IO for missing files. */
-psi_status psi_convert_hf(const char *dir, const char *out_path, psi_ftype ftype, char *err, size_t err_size);
+ * PSI_FTYPE_F32 (default) writes F32 weights; any other value is applied
+ * with psi_quantize to the F32 conversion (n_threads and progress passed
+ * on). progress is called after each tensor read (type F32), then by
+ * psi_quantize. The weights are held in memory as F32 until written.
+ * params NULL means the defaults. PSI_ERR_UNSUPPORTED for other
+ * architectures, tokenizers or RoPE scalings; PSI_ERR_IO for missing files. */
+typedef struct psi_convert_hf_params {
+    psi_ftype ftype;          /* default PSI_FTYPE_F32 */
+    int32_t n_threads;        /* for psi_quantize; 0 = psi_cpu_count() */
+    psi_progress_fn progress; /* may be NULL (default) */
+    void *progress_user;
+} psi_convert_hf_params;
+
+psi_convert_hf_params psi_convert_hf_default_params(void);
+psi_status psi_convert_hf(const char *dir, const char *out_path, const psi_convert_hf_params *params, char *err,
+                          size_t err_size);
 
 #ifdef __cplusplus
 }

@@ -46,6 +46,8 @@ typedef struct hf_conv {
     char **strs;  /* token texts and merges kept for the writer */
     gguf_writer *w;
     int64_t n_embd, n_ff, n_layer, n_head, n_head_kv, head_dim, n_vocab;
+    const psi_convert_hf_params *p;
+    uint64_t done, total; /* values converted so far, in all (progress) */
 } hf_conv;
 
 /* flags: JSON_DECODE_INT_AS_REAL for tokenizer_config.json, whose
@@ -188,6 +190,9 @@ static psi_status add(hf_conv *c, const char *src, const char *dst, int64_t rows
     }
     uint64_t ne[2] = {C, R};
     psi_status rc = gguf_writer_add_tensor(c->w, dst, PSI_TYPE_F32, rows ? 2 : 1, ne, b);
+    c->done += t->n_elems;
+    if (!rc && c->p->progress)
+        c->p->progress(c->p->progress_user, dst, PSI_TYPE_F32, c->done < c->total ? c->done : c->total, c->total);
     if (rc) err_setf(c->err, c->n, "%s: cannot add tensor '%s' (%s)", c->dir, dst, psi_status_str(rc));
     return rc;
 }
@@ -429,6 +434,8 @@ static psi_status build(hf_conv *c)
         (rc = gguf_writer_set_u32(w, "llama.rope.dimension_count", (uint32_t)c->head_dim)))
         return rc;
     if ((rc = add_tokenizer(c)) || (rc = open_weights(c)) || (rc = add_rope_freqs(c, theta))) return rc;
+    for (int i = 0; i < c->n_files; i++)
+        for (size_t k = 0; k < c->files[i]->n_tensors; k++) c->total += c->files[i]->tensors[k].n_elems;
     int64_t E = c->n_embd, F = c->n_ff, Q = c->n_head * c->head_dim, K = c->n_head_kv * c->head_dim;
     if ((rc = add(c, "model.embed_tokens.weight", "token_embd.weight", c->n_vocab, E, 0, false)) ||
         (rc = add(c, "model.norm.weight", "output_norm.weight", 0, E, 0, false)) ||
@@ -456,10 +463,20 @@ static psi_status build(hf_conv *c)
     return PSI_OK;
 }
 
-psi_status psi_convert_hf(const char *dir, const char *out_path, psi_ftype ftype, char *err, size_t n)
+psi_convert_hf_params psi_convert_hf_default_params(void)
+{
+    psi_convert_hf_params p = {PSI_FTYPE_F32, 0, NULL, NULL};
+    return p;
+}
+
+psi_status psi_convert_hf(const char *dir, const char *out_path, const psi_convert_hf_params *params, char *err,
+                          size_t n)
 {
     if (!dir || !out_path) return PSI_ERR_INVALID_ARG;
-    hf_conv c = {.dir = dir, .err = err, .n = n};
+    psi_convert_hf_params defaults = psi_convert_hf_default_params();
+    if (!params) params = &defaults;
+    psi_ftype ftype = params->ftype;
+    hf_conv c = {.dir = dir, .err = err, .n = n, .p = params};
     if (!(c.w = gguf_writer_new())) return PSI_ERR_NO_MEMORY;
     psi_status rc = build(&c);
     if (!rc) {
@@ -470,6 +487,9 @@ psi_status psi_convert_hf(const char *dir, const char *out_path, psi_ftype ftype
             snprintf(tmp, sizeof tmp, "%s.f32.tmp", out_path);
             psi_quantize_params qp = psi_quantize_default_params();
             qp.ftype = ftype;
+            qp.n_threads = params->n_threads;
+            qp.progress = params->progress;
+            qp.progress_user = params->progress_user;
             rc = gguf_writer_write(c.w, tmp, err, n);
             gguf_writer_free(c.w);
             c.w = NULL;

@@ -179,3 +179,25 @@ bool cli_ftype(const char *cmd, const char *s, bool allow_f32, psi_ftype *out)
                   "q4_k_m, q5_k_s, q5_k_m, q6_k)", s, allow_f32 ? "f32, " : "");
     return false;
 }
+
+void cli_show_progress(void *user, const char *tensor, psi_type type, uint64_t done, uint64_t total)
+{
+    cli_progress *p = user;
+    const double f = total ? (double)done / (double)total : 1.0;
+    const char *tn = psi_type_name(type);
+    if (p->tty) {
+        char bar[31];
+        int fill = (int)(f * 30.0);
+        for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '.';
+        bar[30] = 0;
+        fprintf(stderr, "\r[%s] %3d%% %-32.32s %-5s", bar, (int)(f * 100.0), tensor, tn ? tn : "?");
+        if (done >= total) fputc('\n', stderr);
+        fflush(stderr);
+        return;
+    }
+    int q = (int)(f * 4.0);
+    if (q > p->quarter) {
+        p->quarter = q;
+        fprintf(stderr, "psi %s: %3d%% (%s)\n", p->cmd, q * 25, tensor);
+    }
+}

@@ -4,6 +4,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -39,10 +40,14 @@ int cmd_convert(int argc, char **argv)
     char err[512];
     psi_status rc;
     if (!strcmp(from, "hf")) {
-        psi_ftype ft = PSI_FTYPE_F32;
+        psi_convert_hf_params p = psi_convert_hf_default_params();
         if (n_pos != 1) return cli_fail("convert", "need one checkpoint directory");
-        if (type && !cli_ftype("convert", type, true, &ft)) return 1;
-        rc = psi_convert_hf(pos[0], out, ft, err, sizeof err);
+        if (type && !cli_ftype("convert", type, true, &p.ftype)) return 1;
+        cli_progress prog = {"convert", isatty(STDERR_FILENO) == 1, 0};
+        p.progress = cli_show_progress;
+        p.progress_user = &prog;
+        rc = psi_convert_hf(pos[0], out, &p, err, sizeof err);
+        if (rc != PSI_OK && prog.tty) fputc('\n', stderr);
     } else if (!strcmp(from, "llama2c")) {
         if (n_pos != 2) return cli_fail("convert", "need MODEL.bin and TOKENIZER.bin");
         if (type) return cli_fail("convert", "--type is for --from hf (llama2c writes F32; use psi quantize)");

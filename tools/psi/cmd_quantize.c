@@ -12,33 +12,6 @@
 
 #define TYPE_LIST "f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k_s, q4_k_m, q5_k_s, q5_k_m, q6_k"
 
-typedef struct progress {
-    bool tty;
-    int quarter; /* last quarter reported (plain lines) */
-} progress;
-
-static void show_progress(void *user, const char *tensor, psi_type type, uint64_t done, uint64_t total)
-{
-    progress *p = user;
-    const double f = total ? (double)done / (double)total : 1.0;
-    const char *tn = psi_type_name(type);
-    if (p->tty) {
-        char bar[31];
-        int fill = (int)(f * 30.0);
-        for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '.';
-        bar[30] = 0;
-        fprintf(stderr, "\r[%s] %3d%% %-32.32s %-5s", bar, (int)(f * 100.0), tensor, tn ? tn : "?");
-        if (done >= total) fputc('\n', stderr);
-        fflush(stderr);
-        return;
-    }
-    int q = (int)(f * 4.0);
-    if (q > p->quarter) {
-        p->quarter = q;
-        fprintf(stderr, "psi quantize: %3d%% (%s)\n", q * 25, tensor);
-    }
-}
-
 int cmd_quantize(int argc, char **argv)
 {
     const char *pos[3];
@@ -64,8 +37,8 @@ int cmd_quantize(int argc, char **argv)
     psi_quantize_params params = psi_quantize_default_params();
     if (!cli_ftype("quantize", pos[2], false, &params.ftype)) return 1;
     params.n_threads = (int32_t)threads;
-    progress prog = {isatty(STDERR_FILENO) == 1, 0};
-    params.progress = show_progress;
+    cli_progress prog = {"quantize", isatty(STDERR_FILENO) == 1, 0};
+    params.progress = cli_show_progress;
     params.progress_user = &prog;
     char err[512];
     fprintf(stderr, "psi quantize: %s -> %s (%s)\n", pos[0], pos[1], pos[2]);
