@@ -285,7 +285,9 @@ static psi_status add_tokenizer(hf_conv *c)
     }
     /* the pre-tokenizer decides llama.cpp's tokenizer.ggml.pre */
     char *pre = json_dumps(json_object_get(c->tok, "pre_tokenizer"), JSON_COMPACT);
-    char *rx = json_dumps(json_string(LLAMA3_REGEX), JSON_ENCODE_ANY | JSON_COMPACT);
+    json_t *rxs = json_string(LLAMA3_REGEX);
+    char *rx = rxs ? json_dumps(rxs, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+    json_decref(rxs);
     bool llama3 = pre && rx && strstr(pre, rx);
     free(pre);
     free(rx);

@@ -104,6 +104,7 @@ spec = {
     "test/tiny-GGUF": {"files": {"llama2-tiny-Q4_0.gguf": Q4, "llama2-tiny-Q4_K_M.gguf": Q4KM}},
     "test/flaky-GGUF": {"files": {"llama2-tiny-Q4_0.gguf": Q4}, "drop_once": True},
     "test/badsha-GGUF": {"files": {"llama2-tiny-Q4_0.gguf": Q4}, "bad_sha": True},
+    "test/two-GGUF": {"files": {"a-Q8_0.gguf": Q4, "a-Q5_0.gguf": Q4}},
     "test/gated-GGUF": {"files": {"llama2-tiny-Q4_0.gguf": Q4}, "token": "s3cret"},
     "test/split-GGUF": {"files": {f"Q4_0/tiny-Q4_0-{i:05d}-of-00003.gguf": parts[i - 1] for i in range(1, 4)}},
 }
@@ -214,6 +215,13 @@ try:
                       ("hf:test/tiny-GGUF/missing.gguf", "no file missing.gguf"), ("hf:nothing", "expected hf:OWNER")]:
         rc, out, err = psi("pull", ref)
         check(rc == 1 and want in err and len(err.strip().splitlines()) == 1, f"{ref}: {rc} {err}")
+    rc, out, err = psi("pull", "hf:test/two-GGUF")
+    check(rc == 1 and "2 GGUF files and none is Q4_K_M" in err, f"no default quant: {rc} {err}")
+    # a plain URL
+    url = f"http://127.0.0.1:{port}/test/tiny-GGUF/resolve/main/llama2-tiny-Q4_0.gguf"
+    rc, out, err = psi("pull", url)
+    check(rc == 0 and out.strip() == os.path.join(HOME, "models/url", url[7:]) and same_file(out.strip(), Q4),
+          f"pull URL: {rc} {out} {err}")
     rc, out, err = psi("run", "-m", "hf:test/nothere-GGUF", "-p", "x")
     check(rc == 1 and "HTTP 404" in err, f"run -m missing repo: {rc} {err}")
     # offline: nothing listens on the endpoint

@@ -421,7 +421,7 @@ static int resolve_hf(const char *cmd, const char *ref, const char *home, hub_fi
     }
     /* pick the file: named, by quant, the only one, or Q4_K_M */
     const char *pick = NULL;
-    int n_match = 0;
+    int n_match = 0, n_all = 0;
     size_t i;
     json_t *e;
     for (int pass = 0; pass < 2 && !pick; pass++) {
@@ -443,12 +443,14 @@ static int resolve_hf(const char *cmd, const char *ref, const char *home, hub_fi
             cli_fail(cmd, "%s: %d files match; name one with hf:%s/%s/FILE.gguf", ref, n_match, owner, repo);
             goto out;
         }
+        if (pass == 0) n_all = n_match;
         if (n_match > 1) pick = NULL; /* no quant and several files: try Q4_K_M */
     }
     if (!pick) {
         if (file[0]) cli_fail(cmd, "%s: no file %s in %s/%s", ref, file, owner, repo);
         else if (quant[0]) cli_fail(cmd, "%s: no GGUF file with %s in its name in %s/%s", ref, quant, owner, repo);
-        else cli_fail(cmd, "%s: %s GGUF files and none is Q4_K_M; add :QUANT", ref, n_match ? "several" : "no");
+        else if (n_all) cli_fail(cmd, "%s: %d GGUF files and none is Q4_K_M; add :QUANT", ref, n_all);
+        else cli_fail(cmd, "%s: no GGUF file in %s/%s", ref, owner, repo);
         goto out;
     }
     int no = 0, cnt = 1;
