@@ -264,6 +264,37 @@ int main(void)
     }
     gguf_close(ga);
     gguf_close(gb);
+    /* --type f16: the BF16 checkpoint's values are exact in F16, so the
+     * reference holds as tightly as for F32 */
+    char out4[4096], out5[4096];
+    snprintf(out4, sizeof out4, "%s/single-f16.gguf", tmp);
+    snprintf(out5, sizeof out5, "%s/single-bf16.gguf", tmp);
+    err = NULL;
+    st = convert(single, out4, "f16", &err);
+    CHECKF(st == 0, "convert --type f16: %s", err);
+    free(err);
+    check_model("f16", out4);
+    /* --type bf16 keeps the checkpoint's BF16 bits: token_embd byte for byte */
+    err = NULL;
+    st = convert(single, out5, "bf16", &err);
+    CHECKF(st == 0, "convert --type bf16: %s", err);
+    free(err);
+    {
+        gguf *gg = NULL;
+        st_file *sf = NULL;
+        char sp[4096];
+        snprintf(sp, sizeof sp, "%s/model.safetensors", single);
+        CHECK(gguf_open(out5, &gg, e, sizeof e) == PSI_OK && st_open(sp, &sf, e, sizeof e) == PSI_OK);
+        if (gg && sf) {
+            int64_t ti = gguf_find_tensor(gg, "token_embd.weight");
+            const st_tensor *src = st_find(sf, "model.embed_tokens.weight");
+            CHECK(ti >= 0 && src && gg->tensors[ti].type == PSI_TYPE_BF16 && src->type == PSI_TYPE_BF16 &&
+                  gg->tensors[ti].nbytes == src->n_elems * 2 &&
+                  !memcmp(gg->tensors[ti].data, src->data, src->n_elems * 2));
+        }
+        gguf_close(gg);
+        st_close(sf);
+    }
     /* a quantized --type goes through psi quantize */
     err = NULL;
     st = convert(single, out3, "q8_0", &err);
