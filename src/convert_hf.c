@@ -256,13 +256,42 @@ static int64_t token_id(hf_conv *c, const char *text)
     return json_is_integer(id) ? json_integer_value(id) : -1;
 }
 
-static psi_status set_special(hf_conv *c, const char *typ, const char *key)
+/* Content of tokenizer_config.json's "<typ>_token" (a string or {"content"}). */
+static const char *special_content(hf_conv *c, const char *typ)
 {
     char name[64];
     snprintf(name, sizeof name, "%s_token", typ);
     json_t *v = json_object_get(c->tok_cfg, name);
     if (json_is_object(v)) v = json_object_get(v, "content");
-    int64_t id = json_is_string(v) ? token_id(c, json_string_value(v)) : -1;
+    return json_string_value(v);
+}
+
+/* Whether tokenizer.json's TemplateProcessing post-processor (alone or in a
+ * Sequence) puts the special token `content` first (first = true) or last
+ * in a single sequence: how Llama 3 tokenizers say "add BOS" when
+ * tokenizer_config.json has no add_bos_token. */
+static bool template_adds(hf_conv *c, const char *content, bool first)
+{
+    json_t *pp = json_object_get(c->tok, "post_processor"), *e;
+    size_t i;
+    if (json_is_object(pp) && json_is_array(json_object_get(pp, "processors")))
+        json_array_foreach(json_object_get(pp, "processors"), i, e) {
+            const char *t = json_string_value(json_object_get(e, "type"));
+            if (t && !strcmp(t, "TemplateProcessing")) pp = e;
+        }
+    const char *t = json_string_value(json_object_get(pp, "type"));
+    json_t *single = json_object_get(pp, "single");
+    if (!content || !t || strcmp(t, "TemplateProcessing") != 0 || !json_array_size(single)) return false;
+    json_t *item = json_array_get(single, first ? 0 : json_array_size(single) - 1);
+    const char *id = json_string_value(json_object_get(json_object_get(item, "SpecialToken"), "id"));
+    return id && !strcmp(id, content);
+}
+
+static psi_status set_special(hf_conv *c, const char *typ, const char *key)
+{
+    char name[64];
+    const char *content = special_content(c, typ);
+    int64_t id = content ? token_id(c, content) : -1;
     snprintf(name, sizeof name, "%s_token_id", typ);
     json_t *srcs[2] = {c->config, c->gen_cfg};
     for (int s = 0; s < 2 && id < 0; s++) {
@@ -363,9 +392,11 @@ static psi_status add_tokenizer(hf_conv *c)
         (rc = set_special(c, "pad", "tokenizer.ggml.padding_token_id")))
         goto out;
     json_t *ab = json_object_get(c->tok_cfg, "add_bos_token"), *ae = json_object_get(c->tok_cfg, "add_eos_token");
-    if (json_is_boolean(ab) && (rc = gguf_writer_set_bool(c->w, "tokenizer.ggml.add_bos_token", json_is_true(ab))))
+    if ((json_is_boolean(ab) || template_adds(c, special_content(c, "bos"), true)) &&
+        (rc = gguf_writer_set_bool(c->w, "tokenizer.ggml.add_bos_token", ab ? json_is_true(ab) : true)))
         goto out;
-    if (json_is_boolean(ae) && (rc = gguf_writer_set_bool(c->w, "tokenizer.ggml.add_eos_token", json_is_true(ae))))
+    if ((json_is_boolean(ae) || template_adds(c, special_content(c, "eos"), false)) &&
+        (rc = gguf_writer_set_bool(c->w, "tokenizer.ggml.add_eos_token", ae ? json_is_true(ae) : true)))
         goto out;
     json_t *tmpl = json_object_get(c->tok_cfg, "chat_template");
     if (json_is_array(tmpl)) { /* [{"name": "default", "template": ...}, ...] */

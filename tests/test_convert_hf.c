@@ -211,6 +211,35 @@ static void test_errors(const char *single)
     err = NULL;
     CHECK(convert(dir, out, NULL, &err) == 1 && err && strstr(err, "model_type 'gpt_neox' is not supported"));
     free(err);
+    /* Llama 3.2's tokenizer says "add BOS" with a TemplateProcessing
+     * post-processor instead of tokenizer_config.json's add_bos_token */
+    snprintf(dir, sizeof dir, "%s/template", tmp);
+    mkdir(dir, 0755);
+    link_into(dir, single, "config.json");
+    link_into(dir, single, "tokenizer_config.json");
+    link_into(dir, single, "model.safetensors");
+    char src[4096], dst[4096];
+    snprintf(src, sizeof src, "%s/tokenizer.json", single);
+    snprintf(dst, sizeof dst, "%s/tokenizer.json", dir);
+    json_error_t je;
+    json_t *tok = json_load_file(src, 0, &je);
+    json_t *pp = json_loads("{\"type\": \"Sequence\", \"processors\": [{\"type\": \"ByteLevel\"}, {\"type\": "
+                            "\"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"<|begin_of_text|>\", "
+                            "\"type_id\": 0}}, {\"Sequence\": {\"id\": \"A\", \"type_id\": 0}}]}]}", 0, &je);
+    CHECK(tok && pp && json_object_set_new(tok, "post_processor", pp) == 0 && json_dump_file(tok, dst, 0) == 0);
+    json_decref(tok);
+    snprintf(out, sizeof out, "%s/template.gguf", tmp);
+    err = NULL;
+    CHECKF(convert(dir, out, NULL, &err) == 0, "template: %s", err);
+    free(err);
+    gguf *g = NULL;
+    bool add_bos = false;
+    char e[256];
+    CHECK(gguf_open(out, &g, e, sizeof e) == PSI_OK && gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &add_bos, e,
+                                                                         sizeof e) == PSI_OK && add_bos);
+    CHECK(g && gguf_find_key(g, "tokenizer.ggml.add_eos_token") < 0);
+    gguf_close(g);
+    snprintf(out, sizeof out, "%s/bad.gguf", tmp);
     err = NULL;
     CHECK(convert(single, out, "q9_9", &err) == 1 && err && strstr(err, "not supported"));
     free(err);
