@@ -59,7 +59,15 @@ expect_error "logits without -o" "-o OUT.f32" -- logits -m "$M" --tokens "1 2"
 expect_error "logits unwritable" "cannot create" -- logits -m "$M" --tokens "1 2" -o /nonexistent/dir/x.f32
 expect_error "inspect no file" "no file" -- inspect
 expect_error "inspect two files" "more than one" -- inspect "$M" "$M"
-expect_error "convert bad from" "not supported" -- convert --from hf a b -o x
+expect_error "pull no ref" "usage: psi pull" -- pull
+expect_error "pull not a ref" "not hf:OWNER" -- pull model.gguf
+expect_error "pull bad hf ref" "expected hf:OWNER/REPO" -- pull hf:nothing
+expect_error "rm nothing" "usage: psi rm" -- rm
+expect_error "list extra" "unexpected argument" -- list foo
+expect_error "convert bad from" "not supported" -- convert --from onnx a b -o x
+expect_error "convert hf two dirs" "need one checkpoint directory" -- convert --from hf a b -o x
+expect_error "convert hf missing" "config.json: missing" -- convert --from hf /nonexistent -o x
+expect_error "convert llama2c type" "--type is for --from hf" -- convert --from llama2c a b -o x --type q8_0
 expect_error "convert missing args" "need MODEL.bin" -- convert --from llama2c a -o x
 expect_error "convert missing model" "cannot open" -- convert --from llama2c "$TMP/none.bin" "$DATA/models/tok512.bin" -o "$TMP/x.gguf"
 expect_error "convert wrong tokenizer" "implausible\|implies" -- convert --from llama2c "$DATA/models/tok512.bin" "$DATA/models/tok512.bin" -o "$TMP/x.gguf"

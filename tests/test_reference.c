@@ -50,17 +50,6 @@ static int skip_unsupported_path(void)
     return 0;
 }
 
-static char *ids_arg(json_t *arr)
-{
-    size_t n = json_array_size(arr);
-    char *s = malloc(n * 12 + 1);
-    size_t len = 0;
-    s[0] = 0;
-    for (size_t i = 0; i < n; i++)
-        len += (size_t)sprintf(s + len, "%lld ", (long long)json_integer_value(json_array_get(arr, i)));
-    return s;
-}
-
 static bool file_exists(const char *p)
 {
     struct stat st;
@@ -125,7 +114,7 @@ static void run_case(const char *dir, const char *json_name, const char *model_o
 
     json_t *tokens = json_object_get(c, "tokens");
     size_t n_tok = json_array_size(tokens);
-    char *ids = ids_arg(tokens);
+    char *ids = tu_ids_arg(tokens);
     const char *tmp = ref_tmpdir();
     char out_path[8192];
     snprintf(out_path, sizeof out_path, "%s/%s.%s.f32", tmp, json_name, type);
@@ -368,7 +357,7 @@ static void check_other_types(const char *dir)
     size_t n_ref = 0;
     float *ref = (float *)tu_read_file(path, &n_ref);
     size_t n_vocab = n_ref / 4;
-    char *ids = ids_arg(json_object_get(c, "tokens"));
+    char *ids = tu_ids_arg(json_object_get(c, "tokens"));
     for (size_t k = 0; ref && k < sizeof kinds / sizeof kinds[0]; k++) {
         const char *model = make_converted(dir, kinds[k]);
         if (!model) continue;

@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "hub.h"
 #include "gen.h"
 
 #ifndef PSI_GIT_COMMIT
@@ -198,7 +199,14 @@ int cmd_bench(int argc, char **argv)
     for (int mi = 0; mi < b.n_models && !rc; mi++) {
         char err[512];
         psi_model *m = NULL;
-        if (psi_model_load(b.models[mi], NULL, &m, err, sizeof err) != PSI_OK) {
+        char *path = hub_model_path("bench", b.models[mi]); /* hf:... pulls on first use */
+        if (!path) {
+            rc = 1;
+            break;
+        }
+        psi_status lrc = psi_model_load(path, NULL, &m, err, sizeof err);
+        free(path);
+        if (lrc != PSI_OK) {
             rc = cli_fail("bench", "%s", err);
             break;
         }

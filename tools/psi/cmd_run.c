@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "hub.h"
 #include "gen.h"
 
 
@@ -142,8 +143,11 @@ int gen_session_open(session *s, const opts *o, bool need_ctx, long extra_ctx)
     psi_model_params mp = psi_model_default_params();
     mp.verbose = o->verbose;
     mp.vocab_only = !need_ctx; /* tokenize / detokenize need no weights */
-    if (psi_model_load(o->model, &mp, &s->model, err, sizeof err) != PSI_OK)
-        return cli_fail(o->cmd, "%s", err);
+    char *path = hub_model_path(o->cmd, o->model); /* hf:... pulls on first use */
+    if (!path) return 1;
+    psi_status lrc = psi_model_load(path, &mp, &s->model, err, sizeof err);
+    free(path);
+    if (lrc != PSI_OK) return cli_fail(o->cmd, "%s", err);
     if (o->tokens) {
         if (!cli_parse_ids(o->cmd, o->tokens, &s->prompt, &s->n_prompt)) return 1;
         int32_t n_vocab = psi_model_n_vocab(s->model);

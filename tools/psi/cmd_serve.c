@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "hub.h"
 #include "serve.h"
 
 static const char *serve_help =
@@ -108,6 +109,11 @@ int cmd_serve(int argc, char **argv)
     int rc = parse(&s.cfg, argc, argv);
     if (rc) return rc < 0 ? 0 : rc;
     if (sodium_init() < 0) return cli_fail("serve", "libsodium failed to start");
+    if (hub_is_ref(s.cfg.model_path)) { /* hf:... pulls on first use; the path lives as long as psi */
+        char *path = hub_model_path("serve", s.cfg.model_path);
+        if (!path) return 1;
+        s.cfg.model_path = path;
+    }
     const char *base = strrchr(s.cfg.model_path, '/');
     s.model_id = s.cfg.alias ? s.cfg.alias : base ? base + 1 : s.cfg.model_path;
     if (http_load_keys(&s)) return 1;
