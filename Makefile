@@ -1,15 +1,16 @@
 # psi — thin driver around CMake/CTest. See README.md.
 #   make            build (build/)
-#   make run        set up, build, run psi on $MODEL (or the stories260K fixture)
+#   make run        set up, build, run psi on $MODEL (no MODEL: chat with Llama 3.2 1B from the Hub)
 #   make test       set up, build, run every test
 #   make test-asan  the test suite built with AddressSanitizer + UBSan (build-asan/)
 #   make bench      model speed on the Llama-3.2-1B shape (bench/run_bench.py; LLAMA_BENCH= compares)
 #   make bench-tokenizer  tokenizer throughput (MB/s) on both Llama vocabularies
+#   make bench-kernels    single-thread matrix-product kernel throughput per type and CPU path
 #   make deps       install missing Debian packages (as root), else list them
 
 # Debian packages the build and tests need. npm counts as present when an npm
 # command exists (NodeSource's nodejs package ships its own and conflicts with Debian's npm).
-DEB_PACKAGES := build-essential cmake pkg-config libjansson-dev libsodium-dev libpcre2-dev libmicrohttpd-dev \
+DEB_PACKAGES := build-essential cmake pkg-config libjansson-dev libsodium-dev libpcre2-dev libmicrohttpd-dev libcurl4-openssl-dev \
                 curl python3 nodejs npm
 PSI_TEST_DATA ?= $(abspath ../shared/data)
 export PSI_TEST_DATA
@@ -17,7 +18,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 MODEL ?=
 PROMPT ?= Once upon a time
 
-.PHONY: all build deps run test test-asan bench bench-tokenizer clean format
+.PHONY: all build deps run test test-asan bench bench-tokenizer bench-kernels clean format
 
 all: build
 
@@ -43,14 +44,22 @@ build/CMakeCache.txt:
 build: deps build/CMakeCache.txt
 	cmake --build build -j $(JOBS)
 
+# With no MODEL: chat with Llama 3.2 1B Instruct (Q4_K_M, pulled from Hugging
+# Face on first use) when it is cached or the Hub answers; offline, one line
+# saying so, then the stories260K demo when the test data is there.
+DEFAULT_MODEL := hf:bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M
 run: build
 	@if [ -n "$(MODEL)" ]; then \
 	  ./build/psi run -m "$(MODEL)" -p "$(PROMPT)" -n 128; \
-	elif [ -f "$(PSI_TEST_DATA)/models/stories260K.gguf" ]; then \
-	  echo "MODEL not set: running the stories260K test model (make run MODEL=path/to/model.gguf for another)"; \
-	  ./build/psi run -m "$(PSI_TEST_DATA)/models/stories260K.gguf" -p "$(PROMPT)" -n 200 -c 512 --temp 0; \
+	elif ./build/psi list 2>/dev/null | grep -q '^hf/bartowski/Llama-3.2-1B-Instruct-GGUF/' || \
+	     curl -s -o /dev/null --max-time 10 "$${PSI_HF_ENDPOINT:-https://huggingface.co}/api/models/bartowski/Llama-3.2-1B-Instruct-GGUF"; then \
+	  echo "MODEL not set: chatting with Llama 3.2 1B Instruct Q4_K_M ($(DEFAULT_MODEL); make run MODEL=file.gguf for another)"; \
+	  ./build/psi chat -m "$(DEFAULT_MODEL)"; \
 	else \
-	  echo "No model: set MODEL=path/to/model.gguf (a Llama-family GGUF file, e.g. from huggingface.co)"; \
+	  echo "Cannot reach the Hugging Face Hub to pull $(DEFAULT_MODEL): give a local file with make run MODEL=path/to/model.gguf"; \
+	  if [ -f "$(PSI_TEST_DATA)/models/stories260K.gguf" ]; then \
+	    ./build/psi run -m "$(PSI_TEST_DATA)/models/stories260K.gguf" -p "$(PROMPT)" -n 200 -c 512 --temp 0; \
+	  fi; \
 	fi
 
 test: build
@@ -61,6 +70,9 @@ bench: build
 
 bench-tokenizer: build
 	./build/bench/bench_tokenizer
+
+bench-kernels: build
+	./build/bench/bench_kernels 2048 65536 64
 
 build-asan/CMakeCache.txt:
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPSI_SANITIZE=ON

@@ -4,8 +4,11 @@
 Starts psi serve on MODEL (127.0.0.1, a free port, --parallel = the largest
 stream count), then for each stream count N runs N concurrent streamed
 completions (different prompts, -n tokens each, ignore_eos) and prints the
-aggregate generation tokens/s and the time to first token (median and
-worst) under that load. Prints figures; passes or fails on nothing.
+aggregate generation tokens/s (all tokens over the whole run, prefill
+included, and decode only: tokens after each stream's first over the time
+from the earliest first token to the end) and the time to first token
+(median and worst) under that load. Prints figures; passes or fails on
+nothing.
 
   python3 bench/serve_bench.py [-m MODEL] [--streams 1,4,8] [-n 64] [-t THREADS]
 Default model: the Llama-3.2-1B-shape Q8_0 file `make bench` builds in
@@ -86,8 +89,9 @@ def main():
     if not port:
         sys.exit("psi serve did not start")
     print(f"model {os.path.basename(a.model)}; {a.n} tokens per stream; psi serve --parallel {max(counts)}")
-    print(f"{'streams':>8} {'gen tok/s':>10} {'x one':>6} {'TTFT med':>9} {'TTFT max':>9} {'wall s':>7}")
-    base = None
+    print(f"{'streams':>8} {'gen tok/s':>10} {'x one':>6} {'decode tok/s':>13} {'x one':>6} {'TTFT med':>9} "
+          f"{'TTFT max':>9} {'wall s':>7}")
+    base = dbase = None
     try:
         one_stream(port, "warm up", 4)
         for n in counts:
@@ -99,8 +103,12 @@ def main():
             tps = sum(r[1] for r in res) / wall
             base = base or tps
             ttft = [r[0] for r in res]
-            print(f"{n:>8} {tps:>10.1f} {tps / base:>6.2f} {statistics.median(ttft) * 1e3:>7.0f}ms "
-                  f"{max(ttft) * 1e3:>7.0f}ms {wall:>7.2f}")
+            # decode only: the tokens after each stream's first, over the time
+            # from the earliest first token to the end (prefill left out)
+            dps = sum(max(r[1] - 1, 0) for r in res) / max(wall - min(ttft), 1e-9)
+            dbase = dbase or dps
+            print(f"{n:>8} {tps:>10.1f} {tps / base:>6.2f} {dps:>13.1f} {dps / dbase:>6.2f} "
+                  f"{statistics.median(ttft) * 1e3:>7.0f}ms {max(ttft) * 1e3:>7.0f}ms {wall:>7.2f}")
     finally:
         srv.terminate()
         srv.wait(60)

@@ -233,7 +233,8 @@ typedef struct psi_context psi_context;
 typedef struct psi_context_params {
     int32_t n_ctx;     /* KV cache length in tokens, per sequence; 0 = the model's training context */
     int32_t n_threads; /* 0 = psi_cpu_count() */
-    psi_type kv_type;  /* PSI_TYPE_F32 (default) or PSI_TYPE_F16; others: PSI_ERR_UNSUPPORTED */
+    psi_type kv_type;  /* PSI_TYPE_F16 (default), PSI_TYPE_F32 or PSI_TYPE_Q8_0 (head size a
+                        * multiple of 32); others: PSI_ERR_UNSUPPORTED */
     int32_t n_seq;     /* independent sequences sharing the context (default 1): each has
                         * its own n_ctx-token region of the KV cache; see psi_context_decode_batch */
 } psi_context_params;
@@ -342,6 +343,7 @@ psi_status psi_convert_llama2c(const char *model_path, const char *tokenizer_pat
  * Q6_K, more bits for some attn_v/ffn_down layers in the _M mixes, fallbacks
  * for row lengths the type cannot hold). */
 typedef enum psi_ftype {
+    PSI_FTYPE_F32 = 0, /* psi_convert_hf only; psi_quantize rejects it */
     PSI_FTYPE_F16 = 1,
     PSI_FTYPE_Q4_0 = 2,
     PSI_FTYPE_Q4_1 = 3,
@@ -497,6 +499,26 @@ psi_status psi_guard_parse(const char *text, size_t len, psi_guard_verdict *out)
 psi_status psi_guard_check(psi_model *guard, const psi_chat_msg *msgs, int32_t n_msgs, uint32_t category_mask,
                            int32_t n_threads, psi_guard_verdict *out, char *raw, size_t raw_size, char *err,
                            size_t err_size);
+/* Convert a Hugging Face Llama checkpoint directory (config.json, single or
+ * sharded *.safetensors in F32/F16/BF16, tokenizer.json,
+ * tokenizer_config.json, optional generation_config.json) to a GGUF file as
+ * llama.cpp's convert_hf_to_gguf.py writes it for arch llama. ftype
+ * PSI_FTYPE_F32 (default) writes F32 weights; any other value is applied
+ * with psi_quantize to the F32 conversion (n_threads and progress passed
+ * on). progress is called after each tensor read (type F32), then by
+ * psi_quantize. The weights are held in memory as F32 until written.
+ * params NULL means the defaults. PSI_ERR_UNSUPPORTED for other
+ * architectures, tokenizers or RoPE scalings; PSI_ERR_IO for missing files. */
+typedef struct psi_convert_hf_params {
+    psi_ftype ftype;          /* default PSI_FTYPE_F32 */
+    int32_t n_threads;        /* for psi_quantize; 0 = psi_cpu_count() */
+    psi_progress_fn progress; /* may be NULL (default) */
+    void *progress_user;
+} psi_convert_hf_params;
+
+psi_convert_hf_params psi_convert_hf_default_params(void);
+psi_status psi_convert_hf(const char *dir, const char *out_path, const psi_convert_hf_params *params, char *err,
+                          size_t err_size);
 
 #ifdef __cplusplus
 }

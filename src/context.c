@@ -58,7 +58,8 @@ psi_status psi_model_load(const char *path, const psi_model_params *params, psi_
         goto fail;
     }
     if (params->verbose)
-        fprintf(stderr, "psi: loaded %s: %s; cpu kernels %s\n", path, m->desc, kernels_get()->name);
+        fprintf(stderr, "psi: loaded %s: %s; cpu kernels %s (%.1f MiB of weights repacked)\n", path, m->desc,
+                kernels_get()->name, (double)m->n_repacked / (1024.0 * 1024.0));
     *out = m;
     return PSI_OK;
 fail:
@@ -149,7 +150,7 @@ static psi_status copy_meta_strs(psi_model *m)
 
 psi_context_params psi_context_default_params(void)
 {
-    psi_context_params p = {.n_ctx = 0, .n_threads = 0, .kv_type = PSI_TYPE_F32, .n_seq = 1};
+    psi_context_params p = {.n_ctx = 0, .n_threads = 0, .kv_type = PSI_TYPE_F16, .n_seq = 1};
     return p;
 }
 
@@ -173,26 +174,28 @@ psi_status psi_context_new(psi_model *model, const psi_context_params *params, p
                  params->n_threads, params->n_seq);
         return PSI_ERR_INVALID_ARG;
     }
-    size_t elem;
-    if (params->kv_type == PSI_TYPE_F32) elem = 4;
-    else if (params->kv_type == PSI_TYPE_F16) elem = 2;
-    else {
+    const hparams *hp = &model->hp;
+    if (params->kv_type != PSI_TYPE_F32 && params->kv_type != PSI_TYPE_F16 && params->kv_type != PSI_TYPE_Q8_0) {
         const char *name = psi_type_name(params->kv_type);
-        err_setf(err, err_size, "KV cache type %s is not supported yet (use f32 or f16)",
-                 name ? name : "?");
+        err_setf(err, err_size, "KV cache type %s is not supported (use f32, f16 or q8_0)", name ? name : "?");
         return PSI_ERR_UNSUPPORTED;
     }
+    if (hp->head_dim % type_get(params->kv_type)->blck_size) {
+        err_setf(err, err_size, "a %s KV cache needs a head size that is a multiple of %u (this model's is %d)",
+                 psi_type_name(params->kv_type), (unsigned)type_get(params->kv_type)->blck_size, hp->head_dim);
+        return PSI_ERR_UNSUPPORTED;
+    }
+    const size_t kv_row = type_row_size(params->kv_type, (int64_t)hp->n_head_kv * hp->head_dim);
     psi_context *ctx = mem_calloc(1, sizeof *ctx);
     if (!ctx) goto oom;
     ctx->model = model;
     ctx->kv_type = params->kv_type;
-    ctx->kv_elem = elem;
+    ctx->kv_row = kv_row;
+    ctx->kv_head = type_row_size(params->kv_type, hp->head_dim);
     ctx->n_ctx = params->n_ctx ? params->n_ctx : model->hp.n_ctx_train;
     ctx->n_seq = params->n_seq ? params->n_seq : 1;
-    const hparams *hp = &model->hp;
     size_t kv_bytes;
-    if (size_mul_ovf((size_t)hp->n_layer * (size_t)ctx->n_ctx, (size_t)hp->n_head_kv * hp->head_dim * elem,
-                     &kv_bytes) ||
+    if (size_mul_ovf((size_t)hp->n_layer * (size_t)ctx->n_ctx, kv_row, &kv_bytes) ||
         size_mul_ovf(kv_bytes, (size_t)ctx->n_seq, &kv_bytes)) {
         err_setf(err, err_size, "context of %d x %d tokens is too large", ctx->n_seq, ctx->n_ctx);
         psi_context_free(ctx);
@@ -205,7 +208,11 @@ psi_status psi_context_new(psi_model *model, const psi_context_params *params, p
     ctx->v_cache = mem_alloc(kv_bytes);
     int n_threads = params->n_threads ? params->n_threads : psi_cpu_count();
     ctx->scores = mem_alloc((size_t)n_threads * (size_t)ctx->n_ctx * sizeof(float));
-    if (!ctx->k_cache || !ctx->v_cache || !ctx->scores) {
+    /* a head of q in the K cache's dot-product type, per thread */
+    ctx->q_conv_size = type_row_size(type_get(ctx->kv_type)->vec_dot_type, hp->head_dim);
+    ctx->q_conv = mem_alloc((size_t)n_threads * ctx->q_conv_size);
+    ctx->embd_row = mem_alloc(model->tok_embd.row_size);
+    if (!ctx->k_cache || !ctx->v_cache || !ctx->scores || !ctx->q_conv || !ctx->embd_row) {
         err_setf(err, err_size, "cannot allocate a KV cache of 2 x %zu bytes for %d x %d tokens", kv_bytes,
                  ctx->n_seq, ctx->n_ctx);
         psi_context_free(ctx);
@@ -228,6 +235,8 @@ void psi_context_free(psi_context *ctx)
                      ctx->hb, ctx->hb2, ctx->rope_cs, ctx->scores, ctx->logits};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) mem_free(bufs[i]);
     mem_free(ctx->act);
+    mem_free(ctx->q_conv);
+    mem_free(ctx->embd_row);
     int32_t *ibufs[] = {ctx->seq_n_past, ctx->seq_tmp, ctx->b_tok, ctx->b_seq, ctx->b_pos, ctx->b_row, ctx->b_out};
     for (size_t i = 0; i < sizeof ibufs / sizeof ibufs[0]; i++) mem_free(ibufs[i]);
     mem_free(ctx->k_cache);

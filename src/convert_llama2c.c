@@ -14,13 +14,9 @@
  * tokenizer.bin: int32 max_token_length, then per token: f32 score,
  * int32 length, bytes.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "convert.h"
 #include "gguf.h"
@@ -34,26 +30,7 @@ typedef struct mapped {
 
 static psi_status map_file(const char *path, mapped *m, char *err, size_t n)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        err_setf(err, n, "%s: cannot open: %s", path, strerror(errno));
-        return PSI_ERR_IO;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) {
-        close(fd);
-        err_setf(err, n, "%s: not a regular, non-empty file", path);
-        return PSI_ERR_IO;
-    }
-    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (p == MAP_FAILED) {
-        err_setf(err, n, "%s: mmap failed: %s", path, strerror(errno));
-        return PSI_ERR_IO;
-    }
-    m->p = p;
-    m->size = (size_t)st.st_size;
-    return PSI_OK;
+    return map_file_ro(path, &m->p, &m->size, err, n);
 }
 
 typedef struct l2c_config {

@@ -375,7 +375,7 @@ oom:
     return PSI_ERR_NO_MEMORY;
 }
 
-psi_status gguf_open(const char *path, gguf **out, char *err, size_t err_size)
+static psi_status gguf_open_one(const char *path, gguf **out, char *err, size_t err_size)
 {
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -411,9 +411,85 @@ psi_status gguf_open(const char *path, gguf **out, char *err, size_t err_size)
     return PSI_OK;
 }
 
+/* The other parts of a split set (llama.cpp gguf-split: part k is
+ * PREFIX-0000k-of-0000n.gguf, split.no = k-1). */
+static psi_status open_split(gguf *g, uint32_t count, char *err, size_t n)
+{
+    size_t len = strlen(g->path);
+    char tail[32];
+    snprintf(tail, sizeof tail, "-00001-of-%05" PRIu32 ".gguf", count);
+    size_t tl = strlen(tail);
+    if (count > 9999 || len < tl || strcmp(g->path + len - tl, tail) != 0) {
+        err_setf(err, n, "%s: split.count is %" PRIu32 " but the name does not end in %s", g->path, count, tail);
+        return PSI_ERR_FORMAT;
+    }
+    uint32_t want_tensors = 0;
+    psi_status rc = gguf_get_u32(g, "split.tensors.count", &want_tensors, err, n);
+    if (rc == PSI_ERR_INVALID_ARG) want_tensors = 0; /* absent: not checked */
+    else if (rc) return rc;
+    if (!(g->parts = mem_calloc(count - 1, sizeof *g->parts))) return PSI_ERR_NO_MEMORY;
+    uint64_t total = g->n_tensors;
+    char *p = mem_alloc(len + 1);
+    if (!p) return PSI_ERR_NO_MEMORY;
+    for (uint32_t k = 2; k <= count; k++) {
+        snprintf(p, len + 1, "%.*s-%05" PRIu32 "-of-%05" PRIu32 ".gguf", (int)(len - tl), g->path, k, count);
+        gguf *q = NULL;
+        if ((rc = gguf_open_one(p, &q, err, n))) break;
+        g->parts[g->n_parts++] = q;
+        uint32_t no = 0, cnt = 0;
+        if (gguf_get_u32(q, "split.no", &no, err, n) || gguf_get_u32(q, "split.count", &cnt, err, n) ||
+            no != k - 1 || cnt != count) {
+            err_setf(err, n, "%s: split.no/split.count are not %" PRIu32 "/%" PRIu32 " (part of another set?)", p,
+                     k - 1, count);
+            rc = PSI_ERR_FORMAT;
+            break;
+        }
+        total += q->n_tensors;
+    }
+    mem_free(p);
+    if (rc) return rc;
+    if (want_tensors && total != want_tensors) {
+        err_setf(err, n, "%s: the %" PRIu32 " parts hold %" PRIu64 " tensors, split.tensors.count says %" PRIu32,
+                 g->path, count, total, want_tensors);
+        return PSI_ERR_FORMAT;
+    }
+    gguf_tensor *all = mem_realloc(g->tensors, (size_t)total * sizeof *all);
+    if (!all) return PSI_ERR_NO_MEMORY;
+    g->tensors = all;
+    for (uint32_t i = 0; i < g->n_parts; i++) {
+        memcpy(all + g->n_tensors, g->parts[i]->tensors, (size_t)g->parts[i]->n_tensors * sizeof *all);
+        g->n_tensors += g->parts[i]->n_tensors;
+    }
+    for (uint64_t i = 0; i < g->n_tensors; i++)
+        for (uint64_t j = 0; j < i; j++)
+            if (all[i].name.len == all[j].name.len && !memcmp(all[i].name.ptr, all[j].name.ptr, all[i].name.len)) {
+                err_setf(err, n, "%s: tensor '%.*s' is in two parts of the split set", g->path,
+                         (int)(all[i].name.len > 200 ? 200 : all[i].name.len), all[i].name.ptr);
+                return PSI_ERR_FORMAT;
+            }
+    return PSI_OK;
+}
+
+psi_status gguf_open(const char *path, gguf **out, char *err, size_t err_size)
+{
+    psi_status rc = gguf_open_one(path, out, err, err_size);
+    if (rc) return rc;
+    uint32_t count = 0, no = 0;
+    if (gguf_get_u32(*out, "split.count", &count, err, err_size) != PSI_OK || count < 2) return PSI_OK;
+    if (gguf_get_u32(*out, "split.no", &no, err, err_size) != PSI_OK || no != 0) return PSI_OK; /* one part alone */
+    if ((rc = open_split(*out, count, err, err_size))) {
+        if (rc == PSI_ERR_NO_MEMORY) err_setf(err, err_size, "%s: out of memory", path);
+        gguf_close(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
 void gguf_close(gguf *g)
 {
     if (!g) return;
+    for (uint32_t i = 0; i < g->n_parts; i++) gguf_close(g->parts[i]);
+    mem_free(g->parts);
     if (g->kv)
         for (uint64_t i = 0; i < g->n_kv; i++) mem_free(g->kv[i].strs);
     mem_free(g->kv);

@@ -54,10 +54,15 @@ typedef struct gguf {
     uint64_t n_kv;
     gguf_kv *kv;
     uint64_t n_tensors;
-    gguf_tensor *tensors;
+    gguf_tensor *tensors;     /* of every part, for a split set */
+    struct gguf **parts;      /* parts 2..n of a split set (owned), NULL otherwise */
+    uint32_t n_parts;
 } gguf;
 
-/* Map and parse a file. */
+/* Map and parse a file. A first part of a split set (gguf-split's
+ * split.no = 0, split.count = n, name ending -00001-of-0000n.gguf) opens
+ * the other parts next to it too: kv comes from part 1, tensors from all
+ * (each part checked: split.no, split.count, split.tensors.count in total). */
 psi_status gguf_open(const char *path, gguf **out, char *err, size_t err_size);
 /* Parse a buffer the caller keeps alive (fuzzing, tests); name is used in messages. */
 psi_status gguf_parse(const void *data, size_t size, const char *name, gguf **out, char *err,

@@ -23,6 +23,7 @@ typedef struct tensor {
     int64_t ne0, ne1;
     size_t row_size;  /* bytes per row */
     const type_traits *tt;
+    bool x8;          /* repacked in groups of 8 rows (kernels.h repack8): only gemm8 reads it */
 } tensor;
 
 typedef struct layer {
@@ -53,6 +54,7 @@ struct psi_model {
     layer *layers;       /* [n_layer] */
     char **meta_strs;    /* [n_kv]: NUL-terminated copy of each string value, else NULL */
     char desc[160];
+    int64_t n_repacked;  /* bytes of weights repacked for the kernels in use */
     char errmsg[PSI_ERRMSG_SIZE];
 };
 
@@ -63,7 +65,10 @@ struct psi_context {
     int32_t n_seq;
     int32_t *seq_n_past;   /* [n_seq] tokens cached per sequence */
     psi_type kv_type;
-    size_t kv_elem;        /* bytes per cached value */
+    size_t kv_row;         /* bytes of one position's K (or V) of one layer: n_head_kv heads */
+    size_t kv_head;        /* bytes of one head's K (or V) at one position */
+    void *q_conv;          /* [n_threads][q_conv_size]: a head of q as the K type's vec_dot_type */
+    size_t q_conv_size;
     void *k_cache;         /* [n_layer][n_seq * n_ctx][n_head_kv*head_dim] of kv_type */
     void *v_cache;         /*   (sequence s owns rows s*n_ctx … s*n_ctx + n_ctx-1) */
     /* the last batch: token, sequence, position, logits row (-1: none) per entry */
@@ -74,6 +79,7 @@ struct psi_context {
     int32_t cap_tokens;
     float *x, *xb, *xb2, *q, *k, *v, *att, *hb, *hb2, *rope_cs;
     void *act;             /* activations converted to a weight's vec_dot_type */
+    void *embd_row;        /* one token_embd row, when token_embd is repacked */
     size_t act_size;
     float *scores;         /* [n_threads][n_ctx] */
     /* logits of the last decode */

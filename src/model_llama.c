@@ -12,6 +12,9 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "kernels/kernels.h"
 #include "model.h"
@@ -168,6 +171,63 @@ static psi_status load_vector(psi_model *m, float **out, const char *name, int64
     return PSI_OK;
 }
 
+/* Repacks a matrix in place for the kernel table's gemm8 (kernels.h):
+ * group by group through a copy of its 8 rows. A mapped file is mapped
+ * private, so the pages written become the process's own copies and the
+ * file's pages are dropped: memory stays the size of the file, as it must
+ * (weights are never held twice). */
+static psi_status repack_matrix(psi_model *m, tensor *w, const kern_type *k, char *err, size_t n)
+{
+    size_t bytes = w->row_size * (size_t)w->ne1, group = 8 * w->row_size;
+    if (!m->g->mapped) return PSI_OK; /* a caller's buffer: not ours to write */
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = (uintptr_t)w->data & ~(uintptr_t)(page - 1);
+    uintptr_t hi = ((uintptr_t)w->data + bytes + page - 1) & ~(uintptr_t)(page - 1);
+    if (mprotect((void *)lo, hi - lo, PROT_READ | PROT_WRITE) != 0) return PSI_OK; /* kept as it is */
+    uint8_t *tmp = mem_alloc(group);
+    if (!tmp) {
+        err_setf(err, n, "out of memory while repacking the weights");
+        return PSI_ERR_NO_MEMORY;
+    }
+    uint8_t *d = (uint8_t *)w->data;
+    for (int64_t g = 0; g < w->ne1 / 8; g++) {
+        memcpy(tmp, d + (size_t)g * group, group);
+        k->repack8(w->ne0, tmp, w->row_size, d + (size_t)g * group);
+    }
+    mem_free(tmp);
+    w->x8 = true;
+    m->n_repacked += (int64_t)bytes;
+    return PSI_OK;
+}
+
+/* The matrices of the products, and token_embd where the type can give a
+ * row back (unpack8) for the embedding lookup; a tied output follows it. */
+static psi_status repack_weights(psi_model *m, char *err, size_t n)
+{
+    const kernels *ks = kernels_get();
+    tensor *list[8];
+    for (int32_t l = -1; l < m->hp.n_layer; l++) {
+        int cnt = 0;
+        if (l < 0) {
+            if (kernels_type(ks, m->tok_embd.type)->unpack8) list[cnt++] = &m->tok_embd;
+            if (!m->tied) list[cnt++] = &m->output;
+        } else {
+            layer *L = &m->layers[l];
+            tensor *all[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+            for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) list[cnt++] = all[i];
+        }
+        for (int i = 0; i < cnt; i++) {
+            const kern_type *k = kernels_type(ks, list[i]->type);
+            if (!k->repack8 || !k->gemm8 || list[i]->ne1 % 8 || list[i]->ne0 % (int64_t)list[i]->tt->blck_size)
+                continue;
+            psi_status rc = repack_matrix(m, list[i], k, err, n);
+            if (rc) return rc;
+        }
+        if (l < 0 && m->tied) m->output = m->tok_embd;
+    }
+    return PSI_OK;
+}
+
 psi_status llama_load(psi_model *m, char *err, size_t n)
 {
     psi_status rc = load_hparams(m, err, n);
@@ -205,6 +265,7 @@ psi_status llama_load(psi_model *m, char *err, size_t n)
             return rc;
 #undef NAME
     }
+    if ((rc = repack_weights(m, err, n))) return rc;
     snprintf(m->desc, sizeof m->desc, "llama %dd %dL %dH/%dKV ff%d vocab%d %s%s", hp->n_embd,
              hp->n_layer, hp->n_head, hp->n_head_kv, hp->n_ff, hp->n_vocab,
              m->layers[0].wq.tt->name, m->tied ? " tied" : "");
@@ -252,23 +313,62 @@ typedef struct matmul_job {
     int32_t n_tok;
 } matmul_job;
 
+/* A run of rows through the tile kernel: KERN_MX rows × KERN_NY tokens at
+ * a time, each weight block decoded once per tile. */
+static void matmul_gemm(const matmul_job *j, int64_t r0, int64_t r1)
+{
+    const tensor *w = j->w;
+    const uint8_t *wd = w->data;
+    if (w->x8) { /* r0, r1: multiples of 8 */
+        for (int32_t t0 = 0; t0 < j->n_tok; t0 += KERN_NY) {
+            int ny = j->n_tok - t0 < KERN_NY ? (int)(j->n_tok - t0) : KERN_NY;
+            const uint8_t *a = (const uint8_t *)j->act + (size_t)t0 * j->act_row;
+            float *o = j->out + (size_t)t0 * (size_t)j->out_stride;
+            for (int64_t r = r0; r < r1; r += 8)
+                j->k->gemm8(w->ne0, wd + (size_t)r * w->row_size, a, j->act_row, ny, o + r, j->out_stride);
+        }
+        return;
+    }
+    for (int32_t t0 = 0; t0 < j->n_tok; t0 += KERN_NY) {
+        int ny = j->n_tok - t0 < KERN_NY ? (int)(j->n_tok - t0) : KERN_NY;
+        const uint8_t *a = (const uint8_t *)j->act + (size_t)t0 * j->act_row;
+        float *o = j->out + (size_t)t0 * (size_t)j->out_stride;
+        for (int64_t r = r0; r < r1; r += KERN_MX) {
+            int nx = r1 - r < KERN_MX ? (int)(r1 - r) : KERN_MX;
+            j->k->gemm(w->ne0, wd + (size_t)r * w->row_size, w->row_size, nx, a, j->act_row, ny, o + r,
+                       j->out_stride);
+        }
+    }
+}
+
 static void matmul_worker(void *arg, int ith, int nth)
 {
     const matmul_job *j = arg;
     const tensor *w = j->w;
     const kern_type *k = j->k;
     int64_t lo, hi;
-    pool_split(w->ne1, ith, nth, &lo, &hi);
+    if (w->x8) { /* whole groups of 8 rows per thread */
+        pool_split(w->ne1 / 8, ith, nth, &lo, &hi);
+        lo *= 8;
+        hi *= 8;
+    } else {
+        pool_split(w->ne1, ith, nth, &lo, &hi);
+    }
     const uint8_t *wd = w->data;
     const uint8_t *act = j->act;
-    if (j->n_tok == 1) {
+    if (j->n_tok == 1 && !k->gemm && !w->x8) {
         for (int64_t r = lo; r < hi; r++) k->vec_dot(w->ne0, &j->out[r], wd + (size_t)r * w->row_size, act);
         return;
     }
     int64_t tile = (int64_t)(MATMUL_TILE_BYTES / w->row_size);
+    if (k->gemm || w->x8) tile = tile < KERN_MX ? KERN_MX : tile / KERN_MX * KERN_MX; /* KERN_MX: 8 */
     if (tile < 1) tile = 1;
     for (int64_t r0 = lo; r0 < hi; r0 += tile) {
         int64_t r1 = r0 + tile < hi ? r0 + tile : hi;
+        if (k->gemm || w->x8) {
+            matmul_gemm(j, r0, r1);
+            continue;
+        }
         for (int32_t t0 = 0; t0 < j->n_tok; t0 += KERN_NY) {
             int ny = j->n_tok - t0 < KERN_NY ? (int)(j->n_tok - t0) : KERN_NY;
             const uint8_t *a = act + (size_t)t0 * j->act_row;
@@ -312,7 +412,7 @@ static psi_status matmul(psi_context *ctx, const tensor *w, const float *x, int3
     const kern_type *k = kernels_type(ks, w->type);
     /* a type the reference computes but the table lacks (cannot happen with
      * today's tables: they start as a copy of the traits) */
-    kern_type fallback = {w->tt->vec_dot, NULL, NULL, NULL};
+    kern_type fallback = {.vec_dot = w->tt->vec_dot};
     if (!k->vec_dot) k = &fallback;
     const void *act = x;
     size_t act_row = (size_t)w->ne0 * sizeof(float);
@@ -363,14 +463,18 @@ static void rope_apply(float *v, int32_t n_heads, int32_t head_dim, int32_t n_ro
     }
 }
 
-static void kv_store(const psi_context *ctx, void *base, size_t i, const float *src, size_t n)
+/* One position's K or V (n values) into the cache at byte offset off, in
+ * the cache's type (the kernel table's quantizer: F16, Q8_0). */
+static void kv_store(const psi_context *ctx, void *base, size_t off, const float *src, int64_t n)
 {
-    if (ctx->kv_type == PSI_TYPE_F16) {
-        uint16_t *d = (uint16_t *)base + i;
-        for (size_t j = 0; j < n; j++) d[j] = f32_to_fp16(src[j]);
-    } else {
-        memcpy((float *)base + i, src, n * sizeof(float));
+    uint8_t *dst = (uint8_t *)base + off;
+    if (ctx->kv_type == PSI_TYPE_F32) {
+        memcpy(dst, src, (size_t)n * sizeof(float));
+        return;
     }
+    from_float_fn ff = kernels_type(kernels_get(), ctx->kv_type)->from_float;
+    if (!ff) ff = type_get(ctx->kv_type)->from_float;
+    ff(src, dst, n);
 }
 
 /* Causal attention for every (token, head) pair of the batch. */
@@ -386,29 +490,39 @@ static void attn_worker(void *arg, int ith, int nth)
     const attn_job *j = arg;
     psi_context *ctx = j->ctx;
     const hparams *hp = &ctx->model->hp;
-    int32_t hd = hp->head_dim, kv_dim = hp->n_head_kv * hd, q_dim = hp->n_head * hd;
+    int32_t hd = hp->head_dim, q_dim = hp->n_head * hd;
     int32_t group = hp->n_head / hp->n_head_kv;
-    size_t layer_off = (size_t)j->layer * (size_t)ctx->n_seq * (size_t)ctx->n_ctx * (size_t)kv_dim;
+    size_t layer_off = (size_t)j->layer * (size_t)ctx->n_seq * (size_t)ctx->n_ctx * ctx->kv_row;
     float *scores = ctx->scores + (size_t)ith * (size_t)ctx->n_ctx;
     float scale = 1.0f / sqrtf((float)hd);
-    /* q·k and the value sum through the kernel table: F32 and F16 caches
-     * both dot with f32 (the context accepts no other cache type) */
-    const kern_type *kt = kernels_type(kernels_get(), ctx->kv_type);
+    /* q·k through the kernel table, q first converted to the K type's
+     * vec_dot_type (f32 for F32/F16 caches, Q8_0 for Q8_0, as llama.cpp
+     * does); the value sum through the table's axpy */
+    const kernels *ks = kernels_get();
+    const kern_type *kt = kernels_type(ks, ctx->kv_type);
     vec_dot_fn k_dot = kt->vec_dot;
     axpy_fn v_axpy = kt->axpy;
+    uint32_t qt = type_get(ctx->kv_type)->vec_dot_type;
+    from_float_fn q_conv = qt == PSI_TYPE_F32 ? NULL : kernels_type(ks, qt)->from_float;
+    void *qbuf = (uint8_t *)ctx->q_conv + (size_t)ith * ctx->q_conv_size;
     int64_t lo, hi;
     pool_split((int64_t)j->n_tok * hp->n_head, ith, nth, &lo, &hi);
     for (int64_t w = lo; w < hi; w++) {
         int32_t t = (int32_t)(w / hp->n_head), h = (int32_t)(w % hp->n_head);
         int32_t kvh = h / group;
         int32_t n_keys = j->pos[t] + 1;
-        size_t seq_off = layer_off + (size_t)j->seq[t] * (size_t)ctx->n_ctx * (size_t)kv_dim;
+        size_t head_off = layer_off + (size_t)j->seq[t] * (size_t)ctx->n_ctx * ctx->kv_row + (size_t)kvh * ctx->kv_head;
+        const uint8_t *kc = (const uint8_t *)ctx->k_cache + head_off, *vc = (const uint8_t *)ctx->v_cache + head_off;
         const float *q = ctx->q + (size_t)t * q_dim + (size_t)h * hd;
+        const void *qd = q;
+        if (q_conv) {
+            q_conv(q, qbuf, hd);
+            qd = qbuf;
+        }
         float maxs = -INFINITY;
         for (int32_t p = 0; p < n_keys; p++) {
-            size_t base = seq_off + (size_t)p * kv_dim + (size_t)kvh * hd;
             float s;
-            k_dot(hd, &s, (const uint8_t *)ctx->k_cache + base * ctx->kv_elem, q);
+            k_dot(hd, &s, kc + (size_t)p * ctx->kv_row, qd);
             s *= scale;
             scores[p] = s;
             if (s > maxs) maxs = s;
@@ -421,11 +535,7 @@ static void attn_worker(void *arg, int ith, int nth)
         float inv = 1.0f / sum;
         float *out = ctx->att + (size_t)t * q_dim + (size_t)h * hd;
         memset(out, 0, (size_t)hd * sizeof(float));
-        for (int32_t p = 0; p < n_keys; p++) {
-            size_t base = seq_off + (size_t)p * kv_dim + (size_t)kvh * hd;
-            float a = scores[p] * inv;
-            v_axpy(hd, out, a, (const uint8_t *)ctx->v_cache + base * ctx->kv_elem);
-        }
+        for (int32_t p = 0; p < n_keys; p++) v_axpy(hd, out, scores[p] * inv, vc + (size_t)p * ctx->kv_row);
     }
 }
 
@@ -461,9 +571,15 @@ psi_status llama_decode(psi_context *ctx, const int32_t *tokens, const int32_t *
     psi_status rc = ensure_scratch(ctx, n);
     if (rc) return rc;
 
+    const tensor *te = &m->tok_embd;
     for (int32_t t = 0; t < n; t++) {
-        const uint8_t *row = (const uint8_t *)m->tok_embd.data + (size_t)tokens[t] * m->tok_embd.row_size;
-        m->tok_embd.tt->to_float(row, ctx->x + (size_t)t * embd, embd);
+        const uint8_t *row = (const uint8_t *)te->data + (size_t)tokens[t] * te->row_size;
+        if (te->x8) { /* the token's row out of its group of 8 */
+            kernels_type(kernels_get(), te->type)->unpack8(embd, (const uint8_t *)te->data + (size_t)(tokens[t] & ~7) * te->row_size,
+                                                           tokens[t] & 7, ctx->embd_row);
+            row = ctx->embd_row;
+        }
+        te->tt->to_float(row, ctx->x + (size_t)t * embd, embd);
         rope_table(m, pos[t], ctx->rope_cs + (size_t)t * hp->n_rot);
     }
 
@@ -475,14 +591,14 @@ psi_status llama_decode(psi_context *ctx, const int32_t *tokens, const int32_t *
             (rc = matmul(ctx, &L->wk, ctx->xb, n, ctx->k, kv_dim)) ||
             (rc = matmul(ctx, &L->wv, ctx->xb, n, ctx->v, kv_dim)))
             return rc;
-        size_t layer_off = (size_t)l * (size_t)ctx->n_seq * (size_t)ctx->n_ctx * (size_t)kv_dim;
+        size_t layer_off = (size_t)l * (size_t)ctx->n_seq * (size_t)ctx->n_ctx * ctx->kv_row;
         for (int32_t t = 0; t < n; t++) {
             const float *cs = ctx->rope_cs + (size_t)t * hp->n_rot;
             rope_apply(ctx->q + (size_t)t * q_dim, hp->n_head, hd, hp->n_rot, cs);
             rope_apply(ctx->k + (size_t)t * kv_dim, hp->n_head_kv, hd, hp->n_rot, cs);
-            size_t at = layer_off + ((size_t)seq[t] * (size_t)ctx->n_ctx + (size_t)pos[t]) * (size_t)kv_dim;
-            kv_store(ctx, ctx->k_cache, at, ctx->k + (size_t)t * kv_dim, (size_t)kv_dim);
-            kv_store(ctx, ctx->v_cache, at, ctx->v + (size_t)t * kv_dim, (size_t)kv_dim);
+            size_t at = layer_off + ((size_t)seq[t] * (size_t)ctx->n_ctx + (size_t)pos[t]) * ctx->kv_row;
+            kv_store(ctx, ctx->k_cache, at, ctx->k + (size_t)t * kv_dim, kv_dim);
+            kv_store(ctx, ctx->v_cache, at, ctx->v + (size_t)t * kv_dim, kv_dim);
         }
         attn_job aj = {ctx, l, n, seq, pos};
         pool_run(ctx->pool, attn_worker, &aj);

@@ -41,6 +41,7 @@ typedef struct qtensor {
 static bool ftype_default_type(psi_ftype ft, uint32_t *type)
 {
     switch (ft) {
+    case PSI_FTYPE_F32: return false; /* nothing to quantize */
     case PSI_FTYPE_F16: *type = PSI_TYPE_F16; return true;
     case PSI_FTYPE_BF16: *type = PSI_TYPE_BF16; return true;
     case PSI_FTYPE_Q8_0: *type = PSI_TYPE_Q8_0; return true;

@@ -4,8 +4,13 @@
  */
 #include "util.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* Fault injection for tests (Lua's ltests.c idea). The only mutable global
  * of the library, and only tests touch it. */
@@ -167,4 +172,28 @@ size_t utf8_valid(const uint8_t *s, size_t n)
 {
     size_t need, k = utf8_prefix(s, n, &need);
     return k == need && (need > 1 || s[0] < 0x80) ? k : 0;
+}
+
+psi_status map_file_ro(const char *path, const uint8_t **p, size_t *size, char *err, size_t n)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        err_setf(err, n, "%s: cannot open: %s", path, strerror(errno));
+        return PSI_ERR_IO;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) {
+        close(fd);
+        err_setf(err, n, "%s: not a regular, non-empty file", path);
+        return PSI_ERR_IO;
+    }
+    void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (m == MAP_FAILED) {
+        err_setf(err, n, "%s: mmap failed: %s", path, strerror(errno));
+        return PSI_ERR_IO;
+    }
+    *p = m;
+    *size = (size_t)st.st_size;
+    return PSI_OK;
 }

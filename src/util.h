@@ -14,6 +14,10 @@
 
 #include "psi.h"
 
+/* Map a whole regular, non-empty file read-only (*p, *size; munmap it).
+ * PSI_ERR_IO with a message naming the path otherwise. */
+psi_status map_file_ro(const char *path, const uint8_t **p, size_t *size, char *err, size_t n);
+
 /* ---- allocation: every heap allocation of the library goes through these. */
 void *mem_alloc(size_t n);
 void *mem_calloc(size_t count, size_t size);

@@ -44,7 +44,7 @@ expect_error "negative -n" "out of range" -- run -m "$M" -n -5
 expect_error "bad temp" "not a number" -- run -m "$M" --temp hot
 expect_error "top-p > 1" "out of range" -- run -m "$M" --top-p 1.5
 expect_error "bad kv type" "kv-type" -- run -m "$M" --kv-type q4
-expect_error "q8_0 kv unsupported" "not supported" -- run -m "$M" --kv-type q8_0 -n 1
+expect_error "q8_0 kv needs head size 32k" "multiple of 32" -- run -m "$M" --kv-type q8_0 -n 1
 expect_error "missing file" "No such file" -- run -m "$TMP/nope.gguf" -p hi
 expect_error "directory as model" "not a regular file" -- run -m "$TMP" -p hi
 expect_error "text file as model" "bad magic" -- run -m "$DATA/models/stories260K-reference.txt"
@@ -59,7 +59,15 @@ expect_error "logits without -o" "-o OUT.f32" -- logits -m "$M" --tokens "1 2"
 expect_error "logits unwritable" "cannot create" -- logits -m "$M" --tokens "1 2" -o /nonexistent/dir/x.f32
 expect_error "inspect no file" "no file" -- inspect
 expect_error "inspect two files" "more than one" -- inspect "$M" "$M"
-expect_error "convert bad from" "not supported" -- convert --from hf a b -o x
+expect_error "pull no ref" "usage: psi pull" -- pull
+expect_error "pull not a ref" "not hf:OWNER" -- pull model.gguf
+expect_error "pull bad hf ref" "expected hf:OWNER/REPO" -- pull hf:nothing
+expect_error "rm nothing" "usage: psi rm" -- rm
+expect_error "list extra" "unexpected argument" -- list foo
+expect_error "convert bad from" "not supported" -- convert --from onnx a b -o x
+expect_error "convert hf two dirs" "need one checkpoint directory" -- convert --from hf a b -o x
+expect_error "convert hf missing" "config.json: missing" -- convert --from hf /nonexistent -o x
+expect_error "convert llama2c type" "--type is for --from hf" -- convert --from llama2c a b -o x --type q8_0
 expect_error "convert missing args" "need MODEL.bin" -- convert --from llama2c a -o x
 expect_error "convert missing model" "cannot open" -- convert --from llama2c "$TMP/none.bin" "$DATA/models/tok512.bin" -o "$TMP/x.gguf"
 expect_error "convert wrong tokenizer" "implausible\|implies" -- convert --from llama2c "$DATA/models/tok512.bin" "$DATA/models/tok512.bin" -o "$TMP/x.gguf"

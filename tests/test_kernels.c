@@ -67,6 +67,10 @@ static void fill_weights(uint32_t type, void *dst, int64_t n)
             uint16_t d = f32_to_fp16(rng_f32() * 0.05f);
             size_t off = type == PSI_TYPE_Q6_K ? offsetof(block_q6_K, d) : 0;
             memcpy(blk + off, &d, sizeof d);
+            if (type == PSI_TYPE_Q4_K || type == PSI_TYPE_Q5_K) { /* dmin follows d */
+                uint16_t dmin = f32_to_fp16(rng_f32() * 0.02f);
+                memcpy(blk + sizeof d, &dmin, sizeof dmin);
+            }
         }
     }
 }
@@ -131,9 +135,11 @@ static void test_quantizers(const kernels *k)
 static void test_dots(const kernels *k)
 {
     static const uint32_t types[] = {PSI_TYPE_F32, PSI_TYPE_F16, PSI_TYPE_BF16, PSI_TYPE_Q8_0, PSI_TYPE_Q4_0,
-                                     PSI_TYPE_Q6_K};
+                                     PSI_TYPE_Q4_K, PSI_TYPE_Q5_K, PSI_TYPE_Q6_K};
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         uint32_t wt = types[ti];
+        /* integer block sums, reference float order: bit for bit */
+        bool exact = wt == PSI_TYPE_Q4_K || wt == PSI_TYPE_Q5_K || wt == PSI_TYPE_Q6_K;
         const type_traits *t = type_get(wt);
         uint32_t at = t->vec_dot_type;
         const type_traits *a = type_get(at);
@@ -163,8 +169,8 @@ static void test_dots(const kernels *k)
                 double err = fabs((double)got[r] - ref[r]);
                 double tol = 2e-6 * scale + 1e-30;
                 if (scale > 0 && err / scale > worst) worst = err / scale;
-                if (wt == PSI_TYPE_Q6_K)
-                    CHECKF(got[r] == ref[r], "%s: Q6_K n %lld: %.9g, reference %.9g", k->name, (long long)n,
+                if (exact)
+                    CHECKF(got[r] == ref[r], "%s: %s n %lld: %.9g, reference %.9g", k->name, t->name, (long long)n,
                            got[r], ref[r]);
                 else
                     CHECKF(err <= tol, "%s: %s n %lld: %.9g, reference %.9g (|Δ| %.3g > %.3g)", k->name, t->name,
@@ -197,29 +203,138 @@ static void test_dots(const kernels *k)
     }
 }
 
+/* The tile kernels (gemm) against the reference vec_dot, bit for bit (they
+ * promise it), for every tile shape nx × ny, with row and token strides
+ * wider than a row and guard values around each output. */
+static void test_gemm(const kernels *k)
+{
+    int checked = 0;
+    for (uint32_t wt = 0; wt < KERN_TYPES; wt++) {
+        const kern_type *kt = kernels_type(k, wt);
+        if (!kt->gemm) continue;
+        const type_traits *t = type_get(wt), *a = type_get(t->vec_dot_type);
+        static const int64_t lens[] = {1, 7, 8, 9, 31, 64, 200, 2051};
+        for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+            int64_t n = lens[li] * t->blck_size;
+            size_t xs = type_row_size(wt, n) + 16, ys = type_row_size(t->vec_dot_type, n) + 8;
+            uint8_t *x = calloc(KERN_MX, xs), *y = calloc(KERN_NY, ys);
+            float *f = malloc((size_t)n * sizeof(float));
+            for (int r = 0; r < KERN_MX; r++) fill_weights(wt, x + (size_t)r * xs, n);
+            for (int r = 0; r < KERN_NY; r++) {
+                fill_f32(f, n, r % 5);
+                if (t->vec_dot_type == PSI_TYPE_F32) memcpy(y + (size_t)r * ys, f, (size_t)n * sizeof(float));
+                else a->from_float(f, y + (size_t)r * ys, n);
+            }
+            float ref[KERN_NY][KERN_MX];
+            for (int tk = 0; tk < KERN_NY; tk++)
+                for (int r = 0; r < KERN_MX; r++) t->vec_dot(n, &ref[tk][r], x + (size_t)r * xs, y + (size_t)tk * ys);
+            enum { OS = KERN_MX + 3 };
+            for (int nx = 1; nx <= KERN_MX; nx++)
+                for (int ny = 1; ny <= KERN_NY; ny++) {
+                    float out[KERN_NY * OS];
+                    for (int i = 0; i < KERN_NY * OS; i++) out[i] = -777.0f;
+                    kt->gemm(n, x, xs, nx, y, ys, ny, out, OS);
+                    bool ok = true;
+                    for (int tk = 0; tk < KERN_NY; tk++)
+                        for (int r = 0; r < OS; r++) {
+                            float want = tk < ny && r < nx ? ref[tk][r] : -777.0f;
+                            if (memcmp(&out[tk * OS + r], &want, sizeof want)) ok = false;
+                        }
+                    CHECKF(ok, "%s: %s gemm %dx%d n %lld differs from the reference or writes outside its tile",
+                           k->name, t->name, nx, ny, (long long)n);
+                    checked++;
+                }
+            free(x);
+            free(y);
+            free(f);
+        }
+    }
+    printf("%-8s gemm: %d tiles bit for bit the reference\n", k->name, checked);
+}
+
+/* Repacked groups of 8 rows (repack8 + gemm8) against the reference
+ * vec_dot on the original rows, bit for bit, for every token count, with
+ * guard values between and after the outputs. */
+static void test_gemm8(const kernels *k)
+{
+    int checked = 0;
+    for (uint32_t wt = 0; wt < KERN_TYPES; wt++) {
+        const kern_type *kt = kernels_type(k, wt);
+        if (!kt->repack8 || !kt->gemm8) continue;
+        const type_traits *t = type_get(wt), *a = type_get(t->vec_dot_type);
+        static const int64_t lens[] = {1, 2, 7, 64, 257};
+        for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+            int64_t n = lens[li] * t->blck_size;
+            size_t rs = type_row_size(wt, n), ys = type_row_size(t->vec_dot_type, n) + 4;
+            uint8_t *x = malloc(8 * rs), *g = malloc(8 * rs), *y = calloc(KERN_NY, ys);
+            float *f = malloc((size_t)n * sizeof(float));
+            for (int r = 0; r < 8; r++) fill_weights(wt, x + (size_t)r * rs, n);
+            for (int r = 0; r < KERN_NY; r++) {
+                fill_f32(f, n, r % 5);
+                a->from_float(f, y + (size_t)r * ys, n);
+            }
+            kt->repack8(n, x, rs, g);
+            if (kt->unpack8) { /* each row back, byte for byte */
+                uint8_t *row = malloc(rs);
+                for (int r = 0; r < 8; r++) {
+                    kt->unpack8(n, g, r, row);
+                    CHECKF(!memcmp(row, x + (size_t)r * rs, rs), "%s: %s unpack8 row %d n %lld", k->name, t->name, r,
+                           (long long)n);
+                }
+                free(row);
+            }
+            float ref[KERN_NY][8];
+            for (int tk = 0; tk < KERN_NY; tk++)
+                for (int r = 0; r < 8; r++) t->vec_dot(n, &ref[tk][r], x + (size_t)r * rs, y + (size_t)tk * ys);
+            enum { OS = 11 };
+            for (int ny = 1; ny <= KERN_NY; ny++) {
+                float out[KERN_NY * OS];
+                for (int i = 0; i < KERN_NY * OS; i++) out[i] = -777.0f;
+                kt->gemm8(n, g, y, ys, ny, out, OS);
+                bool ok = true;
+                for (int tk = 0; tk < KERN_NY; tk++)
+                    for (int r = 0; r < OS; r++) {
+                        float want = tk < ny && r < 8 ? ref[tk][r] : -777.0f;
+                        if (memcmp(&out[tk * OS + r], &want, sizeof want)) ok = false;
+                    }
+                CHECKF(ok, "%s: %s gemm8 ny %d n %lld differs from the reference or writes outside", k->name,
+                       t->name, ny, (long long)n);
+                checked++;
+            }
+            free(x);
+            free(g);
+            free(y);
+            free(f);
+        }
+    }
+    printf("%-8s gemm8: %d repacked tiles bit for bit the reference\n", k->name, checked);
+}
+
 /* axpy (attention's value sum) for the KV cache types, against the
  * generic table's: y += a·x over many lengths, with untouched guard
  * values after y[n-1]. */
 static void test_axpy(const kernels *k)
 {
     const kernels *g = kernels_for(KERN_GENERIC);
-    static const uint32_t types[] = {PSI_TYPE_F32, PSI_TYPE_F16};
-    for (size_t ti = 0; ti < 2; ti++) {
+    static const uint32_t types[] = {PSI_TYPE_F32, PSI_TYPE_F16, PSI_TYPE_Q8_0};
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         uint32_t type = types[ti];
         axpy_fn ref = kernels_type(g, type)->axpy, got = kernels_type(k, type)->axpy;
         CHECKF(ref && got, "%s: type %u has no axpy", k->name, type);
         if (!ref || !got) continue;
-        for (int64_t n = 1; n <= 300; n += (n < 40 ? 1 : 37)) {
+        int64_t step0 = type_get(type)->blck_size;
+        for (int64_t n = step0; n <= 300; n += (n < 40 ? step0 : 37 * step0)) {
             uint8_t x[300 * 4];
             float y0[304], y1[304];
             fill_weights(type, x, n);
             for (int i = 0; i < 304; i++) y0[i] = y1[i] = i < n ? rng_f32() : 777.0f;
-            float a = rng_f32();
+            float a = rng_f32(), xf[300];
+            type_get(type)->to_float(x, xf, n);
             ref(n, y0, a, x);
             got(n, y1, a, x);
             bool ok = true;
             for (int i = 0; i < 304; i++) {
-                float tol = i < n ? 1e-6f * (fabsf(y0[i]) + fabsf(a)) : 0.0f;
+                float tol = i < n ? 1e-6f * (fabsf(y0[i]) + fabsf(a * xf[i])) : 0.0f;
                 if (!(fabsf(y0[i] - y1[i]) <= tol)) ok = false;
             }
             CHECKF(ok, "%s: axpy of type %u, n %lld differs or writes past n", k->name, type, (long long)n);
@@ -244,7 +359,7 @@ static void test_env(void)
         CHECKF(st == 0, "PSI_CPU=%s: psi run exit %d: %s", name, st, err ? err : "");
         bool ok = kernels_for((kern_level)l) != NULL;
         char want[64];
-        snprintf(want, sizeof want, "cpu kernels %s\n", ok ? name : best);
+        snprintf(want, sizeof want, "cpu kernels %s (", ok ? name : best);
         CHECKF(err && strstr(err, want) && !strstr(err, "warning") == ok, "PSI_CPU=%s: stderr lacks '%s'%s: %s",
                name, want, ok ? "" : " or the warning", err ? err : "");
         free(err);
@@ -281,6 +396,8 @@ int main(void)
         CHECKF(kernels_type(k, PSI_TYPE_Q8_0)->vec_dot != type_get(PSI_TYPE_Q8_0)->vec_dot, "%s", k->name);
         test_quantizers(k);
         test_dots(k);
+        test_gemm(k);
+        test_gemm8(k);
         test_axpy(k);
         ran++;
     }

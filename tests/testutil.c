@@ -1,5 +1,7 @@
 /* testutil.c — see testutil.h. */
 #include "testutil.h"
+
+#include <jansson.h>
 #include "tokenizer.h"
 
 #include <errno.h>
@@ -256,4 +258,16 @@ int32_t *tu_tokenize(const struct vocab *v, const char *text, size_t len, int bo
     rc = vocab_tokenize(v, text, len, bos, false, ids, need, n, err, err_size);
     CHECKF(rc == PSI_OK && *n == need, "second tokenize: %d (%s)", rc, err);
     return ids;
+}
+
+char *tu_ids_arg(json_t *arr)
+{
+    size_t n = json_array_size(arr);
+    char *s = malloc(n * 24 + 1);
+    size_t len = 0;
+    if (!s) exit(2);
+    s[0] = 0;
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)sprintf(s + len, "%lld ", (long long)json_integer_value(json_array_get(arr, i)));
+    return s;
 }

@@ -47,6 +47,9 @@ int tu_finish(const char *name);
  * Returns the exit status, or 128+signal when it died on a signal, or -1
  * when it could not be started. */
 int tu_run(const char *const argv[], char **out, char **err);
+/* The integers of a JSON array as "1 2 3 " (psi --tokens); malloc'd. */
+struct json_t;
+char *tu_ids_arg(struct json_t *arr);
 /* Path of the psi program ($PSI, set by CTest). */
 const char *tu_psi(void);
 

@@ -137,6 +137,6 @@ const kernels *kernels_for(kern_level level)
 
 const kern_type *kernels_type(const kernels *k, uint32_t type)
 {
-    static const kern_type none = {NULL, NULL, NULL, NULL};
+    static const kern_type none = {0};
     return type < KERN_TYPES ? &k->t[type] : &none;
 }

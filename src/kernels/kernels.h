@@ -29,9 +29,35 @@ typedef enum kern_level { KERN_GENERIC = 0, KERN_AVX2 = 1, KERN_AVX512 = 2, KERN
  * activation rows (1 <= ny <= KERN_NY, y_stride bytes apart, of the
  * weight's vec_dot_type): out[t * out_stride] = x · y_t. Lets a kernel
  * decode each weight block once for several tokens. */
-#define KERN_NY 4
+#define KERN_NY 8
 typedef void (*vec_dot_ny_fn)(int64_t n, float *out, int64_t out_stride, const void *x, const void *y,
                               size_t y_stride, int ny);
+
+/* A tile of the matrix product: out[t * out_stride + r] = x_r · y_t for
+ * r < nx <= KERN_MX weight rows (x_stride bytes apart) and t < ny <=
+ * KERN_NY activation rows (y_stride bytes apart, of the weight's
+ * vec_dot_type). Each weight block is decoded once for all the tokens and
+ * each activation block loaded once for all the rows. Every output is the
+ * same bit for bit whatever the tile (nx, ny) it was computed in. */
+#define KERN_MX 8
+typedef void (*gemm_fn)(int64_t n, const void *x, size_t x_stride, int nx, const void *y, size_t y_stride, int ny,
+                        float *out, int64_t out_stride);
+
+/* Repacked weights: groups of 8 rows interleaved so that one vector holds
+ * the same few quants of all 8 rows (llama.cpp repacks Q4_0 for AVX2 the
+ * same way), which lets a kernel keep one output row per lane: no
+ * horizontal sums, and the 8 rows' scales convert in one instruction.
+ * repack8 turns 8 rows (src, row_size bytes apart, n values each) into
+ * one group at dst (8 · row_size bytes, the same total). gemm8 computes
+ * out[t * out_stride + r] = row r · y_t for the 8 rows of one group and
+ * t < ny <= KERN_NY, bit for bit what the reference (types.c) vec_dot
+ * gives, whatever ny. */
+typedef void (*repack8_fn)(int64_t n, const void *src, size_t row_size, void *dst);
+/* Row r (< 8) of a repacked group back in the type's own layout (a
+ * token's embedding row when token_embd is repacked). */
+typedef void (*unpack8_fn)(int64_t n, const void *group, int r, void *row);
+typedef void (*gemm8_fn)(int64_t n, const void *x, const void *y, size_t y_stride, int ny, float *out,
+                         int64_t out_stride);
 
 /* y[i] += a · x[i] for i < n, x of the entry's type (attention's weighted
  * sum of value-cache rows). */
@@ -40,6 +66,10 @@ typedef void (*axpy_fn)(int64_t n, float *y, float a, const void *x);
 typedef struct kern_type {
     vec_dot_fn vec_dot;        /* weight of this type · its vec_dot_type; NULL = none */
     vec_dot_ny_fn vec_dot_ny;  /* NULL: call vec_dot once per token */
+    gemm_fn gemm;              /* NULL: vec_dot_ny (or vec_dot) row by row */
+    repack8_fn repack8;        /* with gemm8: matrices whose row count is a multiple of 8 are repacked */
+    gemm8_fn gemm8;
+    unpack8_fn unpack8;        /* NULL: this type's token_embd is not repacked */
     from_float_fn from_float;  /* f32 → this type (the activation quantizer); NULL = none */
     axpy_fn axpy;              /* F32 and F16 (the KV cache types); NULL = none */
 } kern_type;

@@ -113,6 +113,20 @@ AXPY(axpy_f32, float, _mm256_loadu_ps)
 AXPY(axpy_f16, uint16_t, load_f16)
 #undef AXPY
 
+/* The Q8_0 KV cache's value rows: y += (a·d)·q, 8 at a time. */
+static void axpy_q8_0(int64_t n, float *y, float a, const void *vx)
+{
+    const block_q8_0 *x = vx;
+    for (int64_t b = 0; b < n / QK8_0; b++) {
+        const __m256 ad = _mm256_set1_ps(a * h2f(x[b].d));
+        float *yb = y + b * QK8_0;
+        for (int j = 0; j < QK8_0; j += 8) {
+            const __m256 q = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(x[b].qs + j))));
+            _mm256_storeu_ps(yb + j, _mm256_fmadd_ps(ad, q, _mm256_loadu_ps(yb + j)));
+        }
+    }
+}
+
 /* f32 → bf16, round to nearest even, NaN kept quiet: util's f32_to_bf16
  * on 16 values at a time. */
 static inline __m256i bf16_round8(__m256 f)
@@ -204,10 +218,10 @@ static inline __m256i q4_0_unpack(const uint8_t *qs)
 
 /* One weight row (blocks of 32 that UNPACK turns into signed bytes) against
  * up to KERN_NY Q8_0 activation rows: each weight block is loaded, unpacked
- * and made |x| once for all the tokens. Even blocks go to one accumulator
- * per token and odd blocks to another (two dependency chains), and the
- * single-token vec_dot is this with ny = 1, so a token's result is the same
- * bit for bit whatever the batch. */
+ * and made |x| once for all the tokens, one accumulator per token (a
+ * single token is latency-bound at 32 weights per FMA, still well above
+ * memory bandwidth). The single-token vec_dot is this with ny = 1, so a
+ * token's result is the same bit for bit whatever the batch. */
 #define Q8_DOT_NY(NAME, BT, UNPACK)                                                                         \
     static inline __attribute__((always_inline)) void NAME##_body(int64_t n, float *out, int64_t os,       \
                                                                   const void *vx, const void *vy,           \
@@ -215,14 +229,13 @@ static inline __m256i q4_0_unpack(const uint8_t *qs)
     {                                                                                                       \
         const BT *x = vx;                                                                                   \
         const block_q8_0 *y[KERN_NY];                                                                       \
-        __m256 acc[2][KERN_NY];                                                                             \
+        __m256 acc[KERN_NY];                                                                                \
         PSI_UNROLL for (int t = 0; t < ny; t++) {                                                           \
             y[t] = (const block_q8_0 *)((const uint8_t *)vy + (size_t)t * ys);                              \
-            acc[0][t] = acc[1][t] = _mm256_setzero_ps();                                                    \
+            acc[t] = _mm256_setzero_ps();                                                                   \
         }                                                                                                   \
         const int64_t nb = n / QK8_0;                                                                       \
         for (int64_t i = 0; i < nb; i++) {                                                                  \
-            const int k = (int)(i & 1);                                                                     \
             const __m256i xq = UNPACK(x[i].qs);                                                             \
             const __m256i ax = _mm256_sign_epi8(xq, xq);                                                    \
             const float dx = h2f(x[i].d);                                                                   \
@@ -231,11 +244,10 @@ static inline __m256i q4_0_unpack(const uint8_t *qs)
                 const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(yq, xq)),     \
                                                     _mm256_set1_epi16(1));                                  \
                 const __m256 d = _mm256_set1_ps(dx * h2f(y[t][i].d));                                       \
-                if (k) acc[1][t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc[1][t]);                    \
-                else acc[0][t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc[0][t]);                      \
+                acc[t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc[t]);                                 \
             }                                                                                               \
         }                                                                                                   \
-        PSI_UNROLL for (int t = 0; t < ny; t++) out[t * os] = hsum_ps(_mm256_add_ps(acc[0][t], acc[1][t])); \
+        PSI_UNROLL for (int t = 0; t < ny; t++) out[t * os] = hsum_ps(acc[t]);                              \
     }                                                                                                       \
     NY_DISPATCH(NAME)
 
@@ -255,42 +267,29 @@ static void vec_dot_q4_0_q8_0(int64_t n, float *out, const void *vx, const void 
 
 /* ---------------------------------------------------------------- Q6_K, Q8_K */
 
-/* The 256 quants of a Q6_K block plus 32 (0..63, unsigned), as 8 vectors
- * of 32 in value order (layout: types.c q6_K_unpack), and per vector the
- * int16 scales of its two 16-value groups (low lane, high lane). */
-static inline void q6_K_unpack(const block_q6_K *b, __m256i q[8], __m256i sc[8])
+/* Quants 128h + 32g .. +31 (g < 4) of a Q6_K block plus 32 (0..63,
+ * unsigned) in value order (layout: types.c q6_K_unpack). */
+static inline void q6_K_half(const block_q6_K *b, int h, __m256i q[4])
 {
     const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3);
-    for (int h = 0; h < 2; h++) {
-        const __m256i l0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h));
-        const __m256i l1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h + 32));
-        const __m256i hb = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
-        const __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4);
-        const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4);
-        const __m256i h2 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4);
-        const __m256i h3 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4);
-        q[4 * h + 0] = _mm256_or_si256(_mm256_and_si256(l0, m4), h0);
-        q[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(l1, m4), h1);
-        q[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), h2);
-        q[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), h3);
-    }
-    for (int c = 0; c < 8; c++)
-        sc[c] = _mm256_set_m128i(_mm_set1_epi16(b->scales[2 * c + 1]), _mm_set1_epi16(b->scales[2 * c]));
+    const __m256i l0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h));
+    const __m256i l1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h + 32));
+    const __m256i hb = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
+    const __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4);
+    const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4);
+    const __m256i h2 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4);
+    const __m256i h3 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4);
+    q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), h0);
+    q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), h1);
+    q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), h2);
+    q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), h3);
 }
 
-/* Σ_groups scale·Σ q6·q8 for one super-block, exact: Σ (q+32)·q8·s minus
- * 32·Σ s·bsum. No int32 overflow: |sum| <= 256·63·128·128 < 2^31. */
-static inline int32_t q6_K_isum(const __m256i q[8], const __m256i sc[8], __m256i s16, const block_q8_K *y)
-{
-    __m256i acc = _mm256_setzero_si256();
-    for (int c = 0; c < 8; c++) {
-        const __m256i p = _mm256_maddubs_epi16(q[c], _mm256_loadu_si256((const __m256i *)(y->qs + 32 * c)));
-        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, sc[c]));
-    }
-    const __m256i bs = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y->bsums), s16);
-    return hsum_epi32(acc) - 32 * hsum_epi32(bs);
-}
-
+/* Σ_groups scale·Σ q6·q8 per super-block, exact: Σ (q+32)·q8·s minus
+ * 32·Σ s·bsum (no int32 overflow: |sum| <= 256·63·128·128 < 2^31), then
+ * the reference's float order. Each half of the block is unpacked once for
+ * all the tokens; the int16 scales of a vector's two 16-value groups go to
+ * its low and high lane. */
 static inline __attribute__((always_inline)) void
 vec_dot_ny_q6_K_q8_K_body(int64_t n, float *out, int64_t os, const void *vx, const void *vy, size_t ys, const int ny)
 {
@@ -302,13 +301,33 @@ vec_dot_ny_q6_K_q8_K_body(int64_t n, float *out, int64_t os, const void *vx, con
         sumf[t] = 0.0f;
     }
     const int64_t nb = n / QK_K;
-    __m256i q[8], sc[8];
     for (int64_t i = 0; i < nb; i++) {
-        q6_K_unpack(&x[i], q, sc);
-        const __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
-        const float dx = h2f(x[i].d);
+        const block_q6_K *b = &x[i];
+        __m256i acc[KERN_NY];
+        PSI_UNROLL for (int t = 0; t < ny; t++) acc[t] = _mm256_setzero_si256();
+        /* the 16 scales as int16, 8 per half in both lanes; vector c takes
+         * scale 2c in its low lane and 2c + 1 in its high lane (a shuffle) */
+        const __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
+        for (int h = 0; h < 2; h++) {
+            __m256i q[4];
+            q6_K_half(b, h, q);
+            const __m256i sh = h ? _mm256_permute2x128_si256(s16, s16, 0x11) : _mm256_permute2x128_si256(s16, s16, 0x00);
+            for (int g = 0; g < 4; g++) {
+                const int c = 4 * h + g;
+                const short lo = (short)(0x0100 + 0x0404 * g), hi = (short)(0x0302 + 0x0404 * g);
+                const __m256i sc = _mm256_shuffle_epi8(sh, _mm256_setr_epi16(lo, lo, lo, lo, lo, lo, lo, lo, hi, hi, hi,
+                                                                             hi, hi, hi, hi, hi));
+                PSI_UNROLL for (int t = 0; t < ny; t++) {
+                    const __m256i p =
+                        _mm256_maddubs_epi16(q[g], _mm256_loadu_si256((const __m256i *)(y[t][i].qs + 32 * c)));
+                    acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(p, sc));
+                }
+            }
+        }
+        const float dx = h2f(b->d);
         PSI_UNROLL for (int t = 0; t < ny; t++) {
-            const int32_t isum = q6_K_isum(q, sc, s16, &y[t][i]);
+            const __m256i bs = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[t][i].bsums), s16);
+            const int32_t isum = hsum_epi32(acc[t]) - 32 * hsum_epi32(bs);
             sumf[t] += y[t][i].d * dx * (float)isum;
         }
     }
@@ -320,6 +339,122 @@ static void vec_dot_q6_K_q8_K(int64_t n, float *out, const void *vx, const void 
 {
     vec_dot_ny_q6_K_q8_K_body(n, out, 1, vx, vy, 0, 1);
 }
+
+/* ---------------------------------------------------------------- Q4_K, Q5_K */
+
+/* The fifth bits of a block's quants: none for Q4_K, qh for Q5_K. */
+static inline __m256i q4_K_high(const block_q4_K *b)
+{
+    (void)b;
+    return _mm256_setzero_si256();
+}
+
+static inline __m256i q5_K_high(const block_q5_K *b) { return _mm256_loadu_si256((const __m256i *)b->qh); }
+
+/* Sub-blocks 2c and 2c+1 of a Q4_K block (quants 0..15) as two vectors
+ * of 32 in value order (types.c q4_K_unpack). */
+static inline void q4_K_pair(const block_q4_K *b, __m256i hb, int c, __m256i *lo, __m256i *hi)
+{
+    (void)hb;
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    const __m256i v = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * c));
+    *lo = _mm256_and_si256(v, m4);
+    *hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+}
+
+/* Q5_K: the same plus the fifth bit of value 64c + l at bit 2c of qh[l]
+ * and of value 64c + 32 + l at bit 2c + 1 (quants 0..31); hb = qh. */
+static inline void q5_K_pair(const block_q5_K *b, __m256i hb, int c, __m256i *lo, __m256i *hi)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
+    const __m256i v = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * c));
+    const __m256i h0 = _mm256_and_si256(_mm256_srl_epi16(hb, _mm_cvtsi32_si128(2 * c)), one);
+    const __m256i h1 = _mm256_and_si256(_mm256_srl_epi16(hb, _mm_cvtsi32_si128(2 * c + 1)), one);
+    *lo = _mm256_or_si256(_mm256_and_si256(v, m4), _mm256_slli_epi16(h0, 4));
+    *hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), _mm256_slli_epi16(h1, 4));
+}
+
+/* The 8 sub-block scales as 8 int16 (one 128-bit vector, both lanes), and
+ * the mins as 16 int16 (each twice: one per 16-value bsum). The 12 bytes
+ * hold 6-bit scales and mins: bytes 0-3 the low 6 bits of scales 0-3,
+ * bytes 4-7 those of mins 0-3, bytes 8-11 the low 4 bits of scale (low
+ * nibble) and min (high nibble) 4-7, whose top 2 bits are the top bits of
+ * bytes 0-7 (types.h get_scale_min_k4), rearranged 32 bits at a time. */
+static inline void kq_scales_v(const uint8_t *scales, __m256i *s16, __m256i *m16)
+{
+    uint32_t u[3];
+    memcpy(u, scales, 12);
+    const uint32_t m6 = 0x3f3f3f3f, m4 = 0x0f0f0f0f, m2 = 0x03030303;
+    const uint32_t sc03 = u[0] & m6, mn03 = u[1] & m6;
+    const uint32_t sc47 = (u[2] & m4) | (((u[0] >> 6) & m2) << 4);
+    const uint32_t mn47 = ((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4);
+    *s16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)sc47, (int)sc03)));
+    const __m128i mb = _mm_set_epi32(0, 0, (int)mn47, (int)mn03);
+    *m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mb, mb));
+}
+
+/* Scale j of s16 in every int16 lane. */
+static inline __m256i kq_scale(__m256i s16, int j)
+{
+    return _mm256_shuffle_epi8(s16, _mm256_set1_epi16((short)(0x0100 + 0x0202 * j)));
+}
+
+/* Q4_K/Q5_K × Q8_K like types.c's kq_dot_block: the exact integer sums
+ * Σ_j sc_j·Σ q·q8 (no int16 overflow: pairs <= 2·31·128; int32 sums <
+ * 2^31) and Σ_j m_j·bsums, then d·isum - dmin·msum per super-block in the
+ * reference's float order, so the result is the reference's bit for bit. */
+#define KQ_DOT_NY(NAME, BT, PAIR, HIGH)                                                                          \
+    static inline __attribute__((always_inline)) void NAME##_body(int64_t n, float *out, int64_t os,      \
+                                                                  const void *vx, const void *vy,          \
+                                                                  size_t ys, const int ny)                 \
+    {                                                                                                      \
+        const BT *x = vx;                                                                                  \
+        const block_q8_K *y[KERN_NY];                                                                      \
+        float sumf[KERN_NY];                                                                               \
+        for (int t = 0; t < ny; t++) {                                                                     \
+            y[t] = (const block_q8_K *)((const uint8_t *)vy + (size_t)t * ys);                             \
+            sumf[t] = 0.0f;                                                                                \
+        }                                                                                                  \
+        const int64_t nb = n / QK_K;                                                                       \
+        for (int64_t i = 0; i < nb; i++) {                                                                 \
+            const BT *b = &x[i];                                                                           \
+            __m256i s16, m16, acc[KERN_NY];                                                                \
+            kq_scales_v(b->scales, &s16, &m16);                                                            \
+            const __m256i qh = HIGH(b);                                                                    \
+            PSI_UNROLL for (int t = 0; t < ny; t++) acc[t] = _mm256_setzero_si256();                       \
+            for (int c = 0; c < 4; c++) {                                                                  \
+                __m256i lo, hi;                                                                            \
+                PAIR(b, qh, c, &lo, &hi);                                                                  \
+                const __m256i sl = kq_scale(s16, 2 * c), sh = kq_scale(s16, 2 * c + 1);                    \
+                PSI_UNROLL for (int t = 0; t < ny; t++) {                                                  \
+                    const int8_t *q8 = y[t][i].qs + 64 * c;                                                \
+                    const __m256i pl = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)q8));  \
+                    const __m256i ph = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q8 + 32))); \
+                    acc[t] = _mm256_add_epi32(acc[t], _mm256_add_epi32(_mm256_madd_epi16(pl, sl),          \
+                                                                       _mm256_madd_epi16(ph, sh)));        \
+                }                                                                                          \
+            }                                                                                              \
+            const float dx = h2f(b->d), dmx = h2f(b->dmin);                                                \
+            PSI_UNROLL for (int t = 0; t < ny; t++) {                                                      \
+                const block_q8_K *yb = &y[t][i];                                                           \
+                const __m256i ms = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)yb->bsums), m16); \
+                const float d = yb->d * dx, dmin = yb->d * dmx;                                            \
+                const float isum = (float)hsum_epi32(acc[t]), msum = (float)hsum_epi32(ms);                \
+                const float prod = d * isum, mprod = dmin * msum;                                          \
+                sumf[t] += prod - mprod;                                                                   \
+            }                                                                                              \
+        }                                                                                                  \
+        for (int t = 0; t < ny; t++) out[t * os] = sumf[t];                                                \
+    }                                                                                                      \
+    NY_DISPATCH(NAME)                                                                                      \
+    static void NAME##_1(int64_t n, float *out, const void *vx, const void *vy)                           \
+    {                                                                                                      \
+        NAME##_body(n, out, 1, vx, vy, 0, 1);                                                              \
+    }
+
+KQ_DOT_NY(vec_dot_ny_q4_K_q8_K, block_q4_K, q4_K_pair, q4_K_high)
+KQ_DOT_NY(vec_dot_ny_q5_K_q8_K, block_q5_K, q5_K_pair, q5_K_high)
+#undef KQ_DOT_NY
 
 /* Index of the first of 256 values whose |x| equals amax (> 0, so found). */
 static inline int first_abs_eq(const float *x, float amax)
@@ -368,6 +503,429 @@ static void q8_K_from_f32(const float *src, void *dst, int64_t n)
     }
 }
 
+/* ---------------------------------------------------------------- tiled products (gemm) */
+
+/* F32 and F16 weights against f32 activations, several rows × several
+ * tokens per pass. They give the reference's (types.c) result bit for bit,
+ * so an output depends neither on the tile it was computed in nor on the
+ * path: each output keeps the reference's 8-lane accumulator, with a
+ * rounded product and a rounded sum (no FMA, which rounds once). On Zen
+ * that costs nothing (multiplies and adds issue on different pipes); on
+ * Intel cores it halves the peak of a compute-bound tile. Missing rows and
+ * tokens of a partial tile repeat the last one and are not stored.
+ * (Tried and dropped for Q8_0/Q4_0: exact integer block sums reduced 8
+ * outputs to a vector with phadd; slower than vec_dot_ny on Zen 3, decode
+ * by 30-40%.) */
+
+/* Pointers to rows 0..max-1 of a tile of n valid rows, the missing ones
+ * repeating the last. */
+static inline void tile_rows(const void *base, size_t stride, int n, int max, const uint8_t **rows)
+{
+    for (int r = 0; r < max; r++) rows[r] = (const uint8_t *)base + (size_t)(r < n ? r : n - 1) * stride;
+}
+
+#define FLOAT_GEMM(NAME, WT, LOADW)                                                                          \
+    static inline __attribute__((always_inline)) void NAME##_sub(int64_t n, const uint8_t *const *xr,       \
+                                                                 const uint8_t *const *yr, const int rm,    \
+                                                                 const int rn, float res[][4])              \
+    {                                                                                                        \
+        __m256 acc[4][4];                                                                                    \
+        PSI_UNROLL for (int r = 0; r < rm; r++) PSI_UNROLL for (int t = 0; t < rn; t++) acc[r][t] =          \
+            _mm256_setzero_ps();                                                                             \
+        int64_t i = 0;                                                                                       \
+        for (; i + 8 <= n; i += 8) {                                                                         \
+            __m256 a[4];                                                                                     \
+            PSI_UNROLL for (int t = 0; t < rn; t++) a[t] = _mm256_loadu_ps((const float *)yr[t] + i);        \
+            PSI_UNROLL for (int r = 0; r < rm; r++) {                                                        \
+                const __m256 w = LOADW((const WT *)xr[r] + i);                                               \
+                PSI_UNROLL for (int t = 0; t < rn; t++) acc[r][t] =                                          \
+                    _mm256_add_ps(acc[r][t], _mm256_mul_ps(w, a[t]));                                        \
+            }                                                                                                \
+        }                                                                                                    \
+        if (i < n) {                                                                                         \
+            float ta[4][8] = {{0}};                                                                          \
+            for (int t = 0; t < rn; t++) memcpy(ta[t], (const float *)yr[t] + i, (size_t)(n - i) * 4);       \
+            for (int r = 0; r < rm; r++) {                                                                   \
+                WT tw[8] = {0};                                                                              \
+                memcpy(tw, (const WT *)xr[r] + i, (size_t)(n - i) * sizeof(WT));                             \
+                const __m256 w = LOADW(tw);                                                                  \
+                for (int t = 0; t < rn; t++)                                                                 \
+                    acc[r][t] = _mm256_add_ps(acc[r][t], _mm256_mul_ps(w, _mm256_loadu_ps(ta[t])));          \
+            }                                                                                                \
+        }                                                                                                    \
+        PSI_UNROLL for (int r = 0; r < rm; r++) PSI_UNROLL for (int t = 0; t < rn; t++) res[r][t] =          \
+            hsum_ps(acc[r][t]);                                                                              \
+    }                                                                                                        \
+    static void NAME##_tile4(int64_t n, const uint8_t *const *xr, int nx, const uint8_t *const *yr, int ny,  \
+                             float *out, int64_t os)                                                         \
+    {                                                                                                        \
+        const int rm = ny == 1 ? 4 : 2;                                                                      \
+        for (int r0 = 0; r0 < nx; r0 += rm) {                                                                \
+            float res[4][4];                                                                                 \
+            switch (ny) {                                                                                    \
+            case 1: NAME##_sub(n, xr + r0, yr, 4, 1, res); break;                                            \
+            case 2: NAME##_sub(n, xr + r0, yr, 2, 2, res); break;                                            \
+            case 3: NAME##_sub(n, xr + r0, yr, 2, 3, res); break;                                            \
+            default: NAME##_sub(n, xr + r0, yr, 2, 4, res); break;                                           \
+            }                                                                                                \
+            for (int r = r0; r < nx && r < r0 + rm; r++)                                                     \
+                for (int t = 0; t < ny; t++) out[t * os + r] = res[r - r0][t];                               \
+        }                                                                                                    \
+    }                                                                                                        \
+    static void NAME(int64_t n, const void *vx, size_t xs, int nx, const void *vy, size_t ys, int ny,        \
+                     float *out, int64_t os)                                                                 \
+    {                                                                                                        \
+        const uint8_t *xr[KERN_MX], *yr[KERN_NY + 3];                                                        \
+        tile_rows(vx, xs, nx, KERN_MX, xr);                                                                  \
+        tile_rows(vy, ys, ny, KERN_NY + 3, yr);                                                              \
+        for (int t0 = 0; t0 < ny; t0 += 4)                                                                   \
+            NAME##_tile4(n, xr, nx, yr + t0, ny - t0 < 4 ? ny - t0 : 4, out + t0 * os, os);                  \
+    }
+
+FLOAT_GEMM(gemm_f32, float, _mm256_loadu_ps)
+FLOAT_GEMM(gemm_f16, uint16_t, load_f16)
+#undef FLOAT_GEMM
+
+/* ---------------------------------------------------------------- repacked Q4_0 (8 rows) */
+
+/* A group block: the 8 rows' fp16 scales, then their quant bytes in
+ * 4-byte runs: run m of row r at 4·(8m + r) (byte j of a row holds values
+ * j, low nibble, and j + 16, high). So vector m (32 bytes) holds bytes
+ * 4m..4m+3 of every row, one row per 32-bit lane, and multiplies with the
+ * matching 4 activation bytes broadcast to every lane. Q8_0 uses the same
+ * layout with byte j = value j (32-byte rows). */
+typedef struct { uint16_t d[8]; uint8_t qs[8 * 16]; } block_q4_0x8;
+
+#define REPACK8(NAME, BT, GT, QBYTES)                                                                   \
+    static void NAME(int64_t n, const void *src, size_t row_size, void *dst)                          \
+    {                                                                                                  \
+        GT *g = dst;                                                                                   \
+        for (int64_t i = 0; i < n / 32; i++) {                                                         \
+            for (int r = 0; r < 8; r++) {                                                              \
+                const BT *b = (const BT *)((const uint8_t *)src + (size_t)r * row_size) + i;           \
+                g[i].d[r] = b->d;                                                                      \
+                for (int m = 0; m < (QBYTES) / 4; m++) memcpy(&g[i].qs[4 * (8 * m + r)], &b->qs[4 * m], 4); \
+            }                                                                                          \
+        }                                                                                              \
+    }                                                                                                  \
+    static void NAME##_row(int64_t n, const void *group, int r, void *row)                            \
+    {                                                                                                  \
+        const GT *g = group;                                                                           \
+        BT *b = row;                                                                                   \
+        for (int64_t i = 0; i < n / 32; i++) {                                                         \
+            b[i].d = g[i].d[r];                                                                        \
+            for (int m = 0; m < (QBYTES) / 4; m++) memcpy(&b[i].qs[4 * m], &g[i].qs[4 * (8 * m + r)], 4); \
+        }                                                                                              \
+    }
+REPACK8(repack8_q4_0, block_q4_0, block_q4_0x8, 16)
+
+static inline __m256i bcast4(const int8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+
+/* The same value in every int32 lane: the sum of v's 8 lanes. */
+static inline __m256i allsum_epi32(__m256i v)
+{
+    v = _mm256_add_epi32(v, _mm256_permute2x128_si256(v, v, 1));
+    v = _mm256_add_epi32(v, _mm256_shuffle_epi32(v, _MM_SHUFFLE(1, 0, 3, 2)));
+    return _mm256_add_epi32(v, _mm256_shuffle_epi32(v, _MM_SHUFFLE(2, 3, 0, 1)));
+}
+
+/* Per block and row: isum exact in integers, then sumf += (dx·dy)·isum
+ * with a rounded product and sum, as types.c does (no FMA), so the result
+ * is the reference's bit for bit. The nibbles are taken unsigned (0..15:
+ * pair sums <= 3810, so 8 of them add in int16) and 8·Σy is subtracted. */
+static inline __attribute__((always_inline)) void gemm8_q4_0_body(int64_t n, const void *vx, const void *vy,
+                                                                  size_t ys, const int ny, float *out, int64_t os)
+{
+    const block_q4_0x8 *x = vx;
+    const block_q8_0 *y[KERN_NY];
+    __m256 acc[KERN_NY];
+    PSI_UNROLL for (int t = 0; t < ny; t++) {
+        y[t] = (const block_q8_0 *)((const uint8_t *)vy + (size_t)t * ys);
+        acc[t] = _mm256_setzero_ps();
+    }
+    const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi16(1), eight = _mm256_set1_epi8(8);
+    const int64_t nb = n / QK4_0;
+    for (int64_t i = 0; i < nb; i++) {
+        __m256i lo[4], hi[4];
+        for (int m = 0; m < 4; m++) {
+            const __m256i v = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * m));
+            lo[m] = _mm256_and_si256(v, m4);
+            hi[m] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+        }
+        const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)x[i].d));
+        PSI_UNROLL for (int t = 0; t < ny; t++) {
+            const block_q8_0 *yb = &y[t][i];
+            __m256i s = _mm256_setzero_si256();
+            for (int m = 0; m < 4; m++) {
+                s = _mm256_add_epi16(s, _mm256_maddubs_epi16(lo[m], bcast4(yb->qs + 4 * m)));
+                s = _mm256_add_epi16(s, _mm256_maddubs_epi16(hi[m], bcast4(yb->qs + 16 + 4 * m)));
+            }
+            const __m256i yq = _mm256_loadu_si256((const __m256i *)yb->qs);
+            const __m256i corr = allsum_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(eight, yq), one));
+            const __m256i isum = _mm256_sub_epi32(_mm256_madd_epi16(s, one), corr);
+            const __m256 d = _mm256_mul_ps(dx, _mm256_set1_ps(h2f(yb->d)));
+            acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(d, _mm256_cvtepi32_ps(isum)));
+        }
+    }
+    PSI_UNROLL for (int t = 0; t < ny; t++) _mm256_storeu_ps(out + t * os, acc[t]);
+}
+
+/* Q8_0: the sign trick per vector (|x| · (y with x's sign), |x| once per
+ * block for every token); pair sums reach 32258, so each vector's go to
+ * int32 at once. */
+typedef struct { uint16_t d[8]; int8_t qs[8 * 32]; } block_q8_0x8;
+_Static_assert(sizeof(block_q8_0x8) == 8 * sizeof(block_q8_0), "repacked in place: same size");
+REPACK8(repack8_q8_0, block_q8_0, block_q8_0x8, 32)
+#undef REPACK8
+
+static inline __attribute__((always_inline)) void gemm8_q8_0_body(int64_t n, const void *vx, const void *vy,
+                                                                  size_t ys, const int ny, float *out, int64_t os)
+{
+    const block_q8_0x8 *x = vx;
+    const block_q8_0 *y[KERN_NY];
+    __m256 acc[KERN_NY];
+    PSI_UNROLL for (int t = 0; t < ny; t++) {
+        y[t] = (const block_q8_0 *)((const uint8_t *)vy + (size_t)t * ys);
+        acc[t] = _mm256_setzero_ps();
+    }
+    const __m256i one = _mm256_set1_epi16(1);
+    const int64_t nb = n / QK8_0;
+    for (int64_t i = 0; i < nb; i++) {
+        const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)x[i].d));
+        __m256i ax[8];
+        for (int m = 0; m < 8; m++) {
+            const __m256i xv = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * m));
+            ax[m] = _mm256_sign_epi8(xv, xv);
+        }
+        PSI_UNROLL for (int t = 0; t < ny; t++) {
+            const block_q8_0 *yb = &y[t][i];
+            __m256i s = _mm256_setzero_si256();
+            for (int m = 0; m < 8; m++) {
+                const __m256i xv = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * m));
+                const __m256i p = _mm256_maddubs_epi16(ax[m], _mm256_sign_epi8(bcast4(yb->qs + 4 * m), xv));
+                s = _mm256_add_epi32(s, _mm256_madd_epi16(p, one));
+            }
+            const __m256 d = _mm256_mul_ps(dx, _mm256_set1_ps(h2f(yb->d)));
+            acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(d, _mm256_cvtepi32_ps(s)));
+        }
+    }
+    PSI_UNROLL for (int t = 0; t < ny; t++) _mm256_storeu_ps(out + t * os, acc[t]);
+}
+
+/* Repacked Q4_K and Q5_K: 8 rows' super-block i (as many bytes as the 8
+ * rows): d[8], dmin[8]; the 6-bit scales and mins as lo[r][j] = low 4
+ * bits of scale j | low 4 bits of min j << 4 (8 bytes per row) and one word
+ * per row with the top 2 bits of scale j at bit 2j and of min j at
+ * 16 + 2j; Q5_K's fifth bits qh in 4-byte runs (run k of row r at
+ * 32k + 4r: bit 2c is value 64c + 4k + b's, bit 2c + 1 value
+ * 64c + 32 + 4k + b's); then the quants in 4-byte runs as for Q4_0: run k
+ * of sub-block pair c of row r at 256c + 32k + 4r (low nibbles: values
+ * 64c + 4k.., sub-block 2c; high nibbles: 64c + 32 + 4k.., sub-block
+ * 2c + 1). */
+typedef struct {
+    uint16_t d[8], dmin[8];
+    uint8_t lo[8][8];
+    uint32_t hi[8];
+    uint8_t qs[8 * 128];
+} block_q4_Kx8;
+typedef struct {
+    uint16_t d[8], dmin[8];
+    uint8_t lo[8][8];
+    uint32_t hi[8];
+    uint8_t qh[8 * 32];
+    uint8_t qs[8 * 128];
+} block_q5_Kx8;
+
+_Static_assert(sizeof(block_q4_0x8) == 8 * sizeof(block_q4_0), "repacked in place: same size");
+_Static_assert(sizeof(block_q4_Kx8) == 8 * sizeof(block_q4_K), "repacked in place: same size");
+_Static_assert(sizeof(block_q5_Kx8) == 8 * sizeof(block_q5_K), "repacked in place: same size");
+
+/* The fields both layouts share, for row r of super-block b. */
+#define KX8_COMMON(G, B, R)                                                                              \
+    do {                                                                                                 \
+        (G)->d[R] = (B)->d;                                                                              \
+        (G)->dmin[R] = (B)->dmin;                                                                        \
+        uint32_t hi_ = 0;                                                                                \
+        for (int j = 0; j < 8; j++) {                                                                    \
+            uint8_t sc_, m_;                                                                             \
+            get_scale_min_k4(j, (B)->scales, &sc_, &m_);                                                 \
+            (G)->lo[R][j] = (uint8_t)((sc_ & 15) | (m_ & 15) << 4);                                      \
+            hi_ |= (uint32_t)(sc_ >> 4) << (2 * j) | (uint32_t)(m_ >> 4) << (16 + 2 * j);                \
+        }                                                                                                \
+        (G)->hi[R] = hi_;                                                                                \
+        for (int c = 0; c < 4; c++)                                                                      \
+            for (int k = 0; k < 8; k++) memcpy(&(G)->qs[256 * c + 32 * k + 4 * (R)], &(B)->qs[32 * c + 4 * k], 4); \
+    } while (0)
+
+static void repack8_q4_K(int64_t n, const void *src, size_t row_size, void *dst)
+{
+    block_q4_Kx8 *g = dst;
+    for (int64_t i = 0; i < n / QK_K; i++)
+        for (int r = 0; r < 8; r++) {
+            const block_q4_K *b = (const block_q4_K *)((const uint8_t *)src + (size_t)r * row_size) + i;
+            KX8_COMMON(&g[i], b, r);
+        }
+}
+
+static void repack8_q5_K(int64_t n, const void *src, size_t row_size, void *dst)
+{
+    block_q5_Kx8 *g = dst;
+    for (int64_t i = 0; i < n / QK_K; i++)
+        for (int r = 0; r < 8; r++) {
+            const block_q5_K *b = (const block_q5_K *)((const uint8_t *)src + (size_t)r * row_size) + i;
+            KX8_COMMON(&g[i], b, r);
+            for (int k = 0; k < 8; k++) memcpy(&g[i].qh[32 * k + 4 * r], &b->qh[4 * k], 4);
+        }
+}
+#undef KX8_COMMON
+
+/* Scales as int16 pairs (sc, sc) per lane (row), mins as pairs
+ * (m_2p, m_2p+1). */
+static inline void kx8_scales(const uint8_t lo[8][8], const uint32_t *hi, __m256i sc[8], __m256i mp[4])
+{
+    const __m256i k15 = _mm256_set1_epi32(15), k3 = _mm256_set1_epi32(3);
+    const __m256i l0 = _mm256_loadu_si256((const __m256i *)&lo[0][0]); /* rows 0-3, 8 bytes each */
+    const __m256i l1 = _mm256_loadu_si256((const __m256i *)&lo[4][0]); /* rows 4-7 */
+    /* lane r: bytes j = 0..3 (w0) and 4..7 (w1) of row r */
+    const __m256i idx0 = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6), idx1 = _mm256_setr_epi32(1, 3, 5, 7, 1, 3, 5, 7);
+    const __m256i w0 =
+        _mm256_blend_epi32(_mm256_permutevar8x32_epi32(l0, idx0), _mm256_permutevar8x32_epi32(l1, idx0), 0xf0);
+    const __m256i w1 =
+        _mm256_blend_epi32(_mm256_permutevar8x32_epi32(l0, idx1), _mm256_permutevar8x32_epi32(l1, idx1), 0xf0);
+    const __m256i hw = _mm256_loadu_si256((const __m256i *)hi);
+    __m256i mj[8];
+    for (int j = 0; j < 8; j++) {
+        const __m256i lob = _mm256_srl_epi32(j < 4 ? w0 : w1, _mm_cvtsi32_si128(8 * (j % 4)));
+        const __m256i sh = _mm256_and_si256(_mm256_srl_epi32(hw, _mm_cvtsi32_si128(2 * j)), k3);
+        const __m256i mh = _mm256_and_si256(_mm256_srl_epi32(hw, _mm_cvtsi32_si128(16 + 2 * j)), k3);
+        const __m256i s6 = _mm256_or_si256(_mm256_and_si256(lob, k15), _mm256_slli_epi32(sh, 4));
+        mj[j] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(lob, 4), k15), _mm256_slli_epi32(mh, 4));
+        sc[j] = _mm256_or_si256(s6, _mm256_slli_epi32(s6, 16));
+    }
+    for (int p = 0; p < 4; p++) mp[p] = _mm256_or_si256(mj[2 * p], _mm256_slli_epi32(mj[2 * p + 1], 16));
+}
+
+/* Vector v = 8c + k of the quants: low nibbles (sub-block 2c) and high
+ * nibbles (2c + 1) of run k, with Q5_K's fifth bits (five) from qh. */
+static inline __attribute__((always_inline)) void kx8_quants(const uint8_t *qs, const uint8_t *qh, int v, int five,
+                                                            __m256i *lo, __m256i *hi)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    const __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * v));
+    *lo = _mm256_and_si256(q, m4);
+    *hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+    if (five) {
+        const int c = v / 8, k = v % 8;
+        const __m256i one = _mm256_set1_epi8(1);
+        const __m256i h = _mm256_loadu_si256((const __m256i *)(qh + 32 * k));
+        const __m256i h0 = _mm256_and_si256(_mm256_srl_epi16(h, _mm_cvtsi32_si128(2 * c)), one);
+        const __m256i h1 = _mm256_and_si256(_mm256_srl_epi16(h, _mm_cvtsi32_si128(2 * c + 1)), one);
+        *lo = _mm256_or_si256(*lo, _mm256_slli_epi16(h0, 4));
+        *hi = _mm256_or_si256(*hi, _mm256_slli_epi16(h1, 4));
+    }
+}
+
+/* Per row (lane): isum = Σ_j sc_j·Σ q·y and msum = Σ_j m_j·(bsums of
+ * sub-block j), exact (int16 lanes sum at most 8 Q4_K or 4 Q5_K pair
+ * products: <= 8·2·15·127, 4·2·31·127), then sumf += d·isum - dmin·msum
+ * with d = y.d·dx, dmin = y.d·dmx, in the reference's order (types.c
+ * kq_dot_block): bit for bit. Several tokens read the unpacked quants from
+ * L1. FIVE: Q5_K (fifth bits from qh). */
+#define KX8_GEMM(NAME, GT, FIVE)                                                                                 \
+    static inline __attribute__((always_inline)) void NAME##_body(int64_t n, const void *vx, const void *vy,    \
+                                                                  size_t ys, const int ny, float *out,          \
+                                                                  int64_t os)                                   \
+    {                                                                                                            \
+        const GT *x = vx;                                                                                        \
+        const block_q8_K *y[KERN_NY];                                                                            \
+        __m256 acc[KERN_NY];                                                                                     \
+        PSI_UNROLL for (int t = 0; t < ny; t++) {                                                                \
+            y[t] = (const block_q8_K *)((const uint8_t *)vy + (size_t)t * ys);                                   \
+            acc[t] = _mm256_setzero_ps();                                                                        \
+        }                                                                                                        \
+        const int64_t nb = n / QK_K;                                                                             \
+        for (int64_t i = 0; i < nb; i++) {                                                                       \
+            const GT *b = &x[i];                                                                                 \
+            __m256i sc[8], mp[4];                                                                                \
+            kx8_scales(b->lo, b->hi, sc, mp);                                                                    \
+            const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->d));                           \
+            const __m256 dmx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->dmin));                       \
+            __m256i nib[64]; /* [c][k][lo, hi]: several tokens read them from L1 */                              \
+            if (ny > 1)                                                                                          \
+                for (int v = 0; v < 32; v++) kx8_quants(b->qs, KX8_QH(b), v, FIVE, &nib[2 * v], &nib[2 * v + 1]); \
+            PSI_UNROLL for (int t = 0; t < ny; t++) {                                                            \
+                const block_q8_K *yb = &y[t][i];                                                                 \
+                __m256i isum = _mm256_setzero_si256();                                                           \
+                for (int c = 0; c < 4; c++)                                                                      \
+                    for (int k0 = 0; k0 < 8; k0 += (FIVE) ? 4 : 8) {                                             \
+                        __m256i sl = _mm256_setzero_si256(), sh = _mm256_setzero_si256();                        \
+                        for (int k = k0; k < k0 + ((FIVE) ? 4 : 8); k++) {                                       \
+                            const int v = 8 * c + k;                                                             \
+                            __m256i ql, qh;                                                                      \
+                            if (ny > 1) {                                                                        \
+                                ql = nib[2 * v];                                                                 \
+                                qh = nib[2 * v + 1];                                                             \
+                            } else {                                                                             \
+                                kx8_quants(b->qs, KX8_QH(b), v, FIVE, &ql, &qh);                                 \
+                            }                                                                                    \
+                            sl = _mm256_add_epi16(sl, _mm256_maddubs_epi16(ql, bcast4(yb->qs + 64 * c + 4 * k))); \
+                            sh = _mm256_add_epi16(sh, _mm256_maddubs_epi16(qh, bcast4(yb->qs + 64 * c + 32 + 4 * k))); \
+                        }                                                                                        \
+                        isum = _mm256_add_epi32(isum, _mm256_add_epi32(_mm256_madd_epi16(sl, sc[2 * c]),         \
+                                                                       _mm256_madd_epi16(sh, sc[2 * c + 1])));   \
+                    }                                                                                            \
+                /* bsums of sub-block j: bsums[2j] + bsums[2j + 1], as int16 pairs (j = 2p, 2p + 1) */           \
+                __m256i msum = _mm256_setzero_si256();                                                           \
+                for (int p = 0; p < 4; p++) {                                                                    \
+                    const int a0 = yb->bsums[4 * p] + yb->bsums[4 * p + 1];                                      \
+                    const int a1 = yb->bsums[4 * p + 2] + yb->bsums[4 * p + 3];                                  \
+                    const __m256i bj = _mm256_set1_epi32((int32_t)((uint32_t)(uint16_t)a0 | (uint32_t)(uint16_t)a1 << 16)); \
+                    msum = _mm256_add_epi32(msum, _mm256_madd_epi16(mp[p], bj));                                 \
+                }                                                                                                \
+                const __m256 yd = _mm256_set1_ps(yb->d);                                                         \
+                const __m256 d = _mm256_mul_ps(yd, dx), dmin = _mm256_mul_ps(yd, dmx);                           \
+                const __m256 r = _mm256_sub_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(isum)),                       \
+                                               _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(msum)));                   \
+                acc[t] = _mm256_add_ps(acc[t], r);                                                               \
+            }                                                                                                    \
+        }                                                                                                        \
+        PSI_UNROLL for (int t = 0; t < ny; t++) _mm256_storeu_ps(out + t * os, acc[t]);                          \
+    }
+
+#define KX8_QH(b) ((const uint8_t *)(b)->qs) /* Q4_K: never read */
+KX8_GEMM(gemm8_q4_K, block_q4_Kx8, 0)
+#undef KX8_QH
+#define KX8_QH(b) ((b)->qh)
+KX8_GEMM(gemm8_q5_K, block_q5_Kx8, 1)
+#undef KX8_QH
+#undef KX8_GEMM
+
+/* A group's 8 rows are 8 consecutive outputs of each token. */
+#define GEMM8_DISPATCH(NAME)                                                                                    \
+    static void NAME(int64_t n, const void *vx, const void *vy, size_t ys, int ny, float *out, int64_t os)     \
+    {                                                                                                           \
+        switch (ny) {                                                                                           \
+        case 1: NAME##_body(n, vx, vy, ys, 1, out, os); break;                                                  \
+        case 2: NAME##_body(n, vx, vy, ys, 2, out, os); break;                                                  \
+        case 3: NAME##_body(n, vx, vy, ys, 3, out, os); break;                                                  \
+        case 4: NAME##_body(n, vx, vy, ys, 4, out, os); break;                                                  \
+        case 5: NAME##_body(n, vx, vy, ys, 5, out, os); break;                                                  \
+        case 6: NAME##_body(n, vx, vy, ys, 6, out, os); break;                                                  \
+        case 7: NAME##_body(n, vx, vy, ys, 7, out, os); break;                                                  \
+        default: NAME##_body(n, vx, vy, ys, 8, out, os); break;                                                 \
+        }                                                                                                       \
+    }
+GEMM8_DISPATCH(gemm8_q4_0)
+GEMM8_DISPATCH(gemm8_q8_0)
+GEMM8_DISPATCH(gemm8_q4_K)
+GEMM8_DISPATCH(gemm8_q5_K)
+#undef GEMM8_DISPATCH
+
 /* ---------------------------------------------------------------- table */
 
 void kernels_fill_avx2(kernels *k)
@@ -378,6 +936,7 @@ void kernels_fill_avx2(kernels *k)
     k->t[PSI_TYPE_F16].vec_dot_ny = vec_dot_ny_f16_f32;
     k->t[PSI_TYPE_F32].axpy = axpy_f32;
     k->t[PSI_TYPE_F16].axpy = axpy_f16;
+    k->t[PSI_TYPE_Q8_0].axpy = axpy_q8_0;
     k->t[PSI_TYPE_BF16].vec_dot = vec_dot_ny_bf16_1;
     k->t[PSI_TYPE_BF16].vec_dot_ny = vec_dot_ny_bf16;
     k->t[PSI_TYPE_BF16].from_float = bf16_from_f32;
@@ -386,6 +945,22 @@ void kernels_fill_avx2(kernels *k)
     k->t[PSI_TYPE_Q8_0].from_float = q8_0_from_f32;
     k->t[PSI_TYPE_Q4_0].vec_dot = vec_dot_q4_0_q8_0;
     k->t[PSI_TYPE_Q4_0].vec_dot_ny = vec_dot_ny_q4_0_q8_0;
+    k->t[PSI_TYPE_F32].gemm = gemm_f32;
+    k->t[PSI_TYPE_F16].gemm = gemm_f16;
+    k->t[PSI_TYPE_Q4_0].repack8 = repack8_q4_0;
+    k->t[PSI_TYPE_Q4_0].gemm8 = gemm8_q4_0;
+    k->t[PSI_TYPE_Q4_0].unpack8 = repack8_q4_0_row;
+    k->t[PSI_TYPE_Q8_0].repack8 = repack8_q8_0;
+    k->t[PSI_TYPE_Q8_0].gemm8 = gemm8_q8_0;
+    k->t[PSI_TYPE_Q8_0].unpack8 = repack8_q8_0_row;
+    k->t[PSI_TYPE_Q4_K].repack8 = repack8_q4_K;
+    k->t[PSI_TYPE_Q4_K].gemm8 = gemm8_q4_K;
+    k->t[PSI_TYPE_Q5_K].repack8 = repack8_q5_K;
+    k->t[PSI_TYPE_Q5_K].gemm8 = gemm8_q5_K;
+    k->t[PSI_TYPE_Q4_K].vec_dot = vec_dot_ny_q4_K_q8_K_1;
+    k->t[PSI_TYPE_Q4_K].vec_dot_ny = vec_dot_ny_q4_K_q8_K;
+    k->t[PSI_TYPE_Q5_K].vec_dot = vec_dot_ny_q5_K_q8_K_1;
+    k->t[PSI_TYPE_Q5_K].vec_dot_ny = vec_dot_ny_q5_K_q8_K;
     k->t[PSI_TYPE_Q6_K].vec_dot = vec_dot_q6_K_q8_K;
     k->t[PSI_TYPE_Q6_K].vec_dot_ny = vec_dot_ny_q6_K_q8_K;
     k->t[PSI_TYPE_Q8_K].from_float = q8_K_from_f32;

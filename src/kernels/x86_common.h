@@ -29,7 +29,7 @@ static inline int32_t hsum_epi32(__m256i v)
 /* The multi-token kernels are written once with ny as a parameter and
  * compiled for each ny in 1..KERN_NY, so their per-token accumulators are
  * registers (a loop over a run-time ny keeps them in memory). */
-#define PSI_UNROLL _Pragma("GCC unroll 4")
+#define PSI_UNROLL _Pragma("GCC unroll 8")
 #define NY_DISPATCH(name)                                                                                 \
     static void name(int64_t n, float *out, int64_t os, const void *vx, const void *vy, size_t ys, int ny) \
     {                                                                                                     \
@@ -37,7 +37,11 @@ static inline int32_t hsum_epi32(__m256i v)
         case 1: name##_body(n, out, os, vx, vy, ys, 1); break;                                            \
         case 2: name##_body(n, out, os, vx, vy, ys, 2); break;                                            \
         case 3: name##_body(n, out, os, vx, vy, ys, 3); break;                                            \
-        default: name##_body(n, out, os, vx, vy, ys, 4); break;                                           \
+        case 4: name##_body(n, out, os, vx, vy, ys, 4); break;                                            \
+        case 5: name##_body(n, out, os, vx, vy, ys, 5); break;                                            \
+        case 6: name##_body(n, out, os, vx, vy, ys, 6); break;                                            \
+        case 7: name##_body(n, out, os, vx, vy, ys, 7); break;                                            \
+        default: name##_body(n, out, os, vx, vy, ys, 8); break;                                           \
         }                                                                                                 \
     }
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 int cli_fail(const char *cmd, const char *fmt, ...)
 {
@@ -158,4 +159,45 @@ bool cli_kv_type(const char *cmd, const char *s, psi_type *out)
     else if (!strcmp(s, "q8_0")) *out = PSI_TYPE_Q8_0;
     else return cli_fail(cmd, "--kv-type: '%s' is not one of f32, f16, q8_0", s), false;
     return true;
+}
+
+bool cli_ftype(const char *cmd, const char *s, bool allow_f32, psi_ftype *out)
+{
+    static const struct { const char *name; psi_ftype ftype; } ftypes[] = {
+        {"f32", PSI_FTYPE_F32},       {"f16", PSI_FTYPE_F16},       {"bf16", PSI_FTYPE_BF16},
+        {"q8_0", PSI_FTYPE_Q8_0},     {"q4_0", PSI_FTYPE_Q4_0},     {"q4_1", PSI_FTYPE_Q4_1},
+        {"q5_0", PSI_FTYPE_Q5_0},     {"q5_1", PSI_FTYPE_Q5_1},     {"q4_k_s", PSI_FTYPE_Q4_K_S},
+        {"q4_k_m", PSI_FTYPE_Q4_K_M}, {"q5_k_s", PSI_FTYPE_Q5_K_S}, {"q5_k_m", PSI_FTYPE_Q5_K_M},
+        {"q6_k", PSI_FTYPE_Q6_K},
+    };
+    for (size_t k = allow_f32 ? 0 : 1; k < sizeof ftypes / sizeof ftypes[0]; k++)
+        if (!strcasecmp(s, ftypes[k].name)) {
+            *out = ftypes[k].ftype;
+            return true;
+        }
+    cli_fail(cmd, "type '%s' is not supported (supported: %sf16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k_s, "
+                  "q4_k_m, q5_k_s, q5_k_m, q6_k)", s, allow_f32 ? "f32, " : "");
+    return false;
+}
+
+void cli_show_progress(void *user, const char *tensor, psi_type type, uint64_t done, uint64_t total)
+{
+    cli_progress *p = user;
+    const double f = total ? (double)done / (double)total : 1.0;
+    const char *tn = psi_type_name(type);
+    if (p->tty) {
+        char bar[31];
+        int fill = (int)(f * 30.0);
+        for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '.';
+        bar[30] = 0;
+        fprintf(stderr, "\r[%s] %3d%% %-32.32s %-5s", bar, (int)(f * 100.0), tensor, tn ? tn : "?");
+        if (done >= total) fputc('\n', stderr);
+        fflush(stderr);
+        return;
+    }
+    int q = (int)(f * 4.0);
+    if (q > p->quarter) {
+        p->quarter = q;
+        fprintf(stderr, "psi %s: %3d%% (%s)\n", p->cmd, q * 25, tensor);
+    }
 }

@@ -27,6 +27,18 @@ bool cli_parse_ids(const char *cmd, const char *s, int32_t **ids, int32_t *n);
 char *cli_read_file(const char *cmd, const char *path, size_t *len);
 /* "f32" | "f16" | "q8_0" → type; false with an error otherwise. */
 bool cli_kv_type(const char *cmd, const char *s, psi_type *out);
+/* llama.cpp file type name ("q8_0", "q4_k_m", …; "f32" when allow_f32) →
+ * psi_ftype; false with an error otherwise. */
+bool cli_ftype(const char *cmd, const char *s, bool allow_f32, psi_ftype *out);
+
+/* Progress of psi_quantize / psi_convert_hf on stderr: a bar on a
+ * terminal, a line per quarter otherwise. */
+typedef struct cli_progress {
+    const char *cmd;
+    bool tty;
+    int quarter; /* last quarter reported (plain lines) */
+} cli_progress;
+void cli_show_progress(void *user, const char *tensor, psi_type type, uint64_t done, uint64_t total);
 
 int cmd_run(int argc, char **argv);
 int cmd_logits(int argc, char **argv);

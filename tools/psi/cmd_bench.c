@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "hub.h"
 #include "gen.h"
 
 #ifndef PSI_GIT_COMMIT
@@ -27,7 +28,7 @@
 #endif
 
 static const char *bench_help =
-    "usage: psi bench -m FILE [-m FILE ...] [-p N] [-n N] [-r N] [-t N] [--kv-type f32|f16] [--json]\n"
+    "usage: psi bench -m FILE [-m FILE ...] [-p N] [-n N] [-r N] [-t N] [--kv-type f16|f32|q8_0] [--json]\n"
     "  -p N   prompt tokens per pp test (default 512; 0 = no pp test)\n"
     "  -n N   tokens per tg test (default 128; 0 = no tg test)\n"
     "  -r N   timed repetitions (default 3), after one warm-up\n"
@@ -180,7 +181,7 @@ static long peak_rss_bytes(void)
 
 int cmd_bench(int argc, char **argv)
 {
-    bench_opts b = {.n_prompt = 512, .n_gen = 128, .reps = 3, .kv_type = PSI_TYPE_F32};
+    bench_opts b = {.n_prompt = 512, .n_gen = 128, .reps = 3, .kv_type = PSI_TYPE_F16};
     b.threads = psi_cpu_count();
     int prc = parse(&b, argc, argv);
     if (prc) return prc < 0 ? 0 : prc;
@@ -198,7 +199,14 @@ int cmd_bench(int argc, char **argv)
     for (int mi = 0; mi < b.n_models && !rc; mi++) {
         char err[512];
         psi_model *m = NULL;
-        if (psi_model_load(b.models[mi], NULL, &m, err, sizeof err) != PSI_OK) {
+        char *path = hub_model_path("bench", b.models[mi]); /* hf:... pulls on first use */
+        if (!path) {
+            rc = 1;
+            break;
+        }
+        psi_status lrc = psi_model_load(path, NULL, &m, err, sizeof err);
+        free(path);
+        if (lrc != PSI_OK) {
             rc = cli_fail("bench", "%s", err);
             break;
         }
@@ -263,8 +271,9 @@ int cmd_bench(int argc, char **argv)
             json_object_set_new(o, "n_batch", json_integer(np ? np : 1));
             json_object_set_new(o, "n_ubatch", json_integer(256));
             json_object_set_new(o, "n_threads", json_integer(b.threads));
-            json_object_set_new(o, "type_k", json_string(b.kv_type == PSI_TYPE_F16 ? "f16" : "f32"));
-            json_object_set_new(o, "type_v", json_string(b.kv_type == PSI_TYPE_F16 ? "f16" : "f32"));
+            const char *kvt = b.kv_type == PSI_TYPE_F16 ? "f16" : b.kv_type == PSI_TYPE_Q8_0 ? "q8_0" : "f32";
+            json_object_set_new(o, "type_k", json_string(kvt));
+            json_object_set_new(o, "type_v", json_string(kvt));
             json_object_set_new(o, "n_gpu_layers", json_integer(0));
             json_object_set_new(o, "use_mmap", json_true());
             json_object_set_new(o, "n_prompt", json_integer(np));

@@ -39,7 +39,7 @@ static const char *chat_help =
     "  -n N                 at most N tokens per answer (default: until the model ends its turn)\n"
     "  --temp T  --top-k K  --top-p P  --min-p P  --seed S   sampling, as for psi run\n"
     "  -c N                 context size in tokens (default: the model's, at most 4096)\n"
-    "  -t N                 threads   --kv-type f32|f16   -v  log details\n"
+    "  -t N                 threads   --kv-type f16|f32|q8_0  -v  log details\n"
     "In the chat: /reset clears the conversation, /exit (or Ctrl-D) quits,\n"
     "Ctrl-C stops the answer being written. A line ending in '\\' continues.\n";
 
@@ -316,7 +316,7 @@ static bool template_fits(chat *ch)
 int cmd_chat(int argc, char **argv)
 {
     opts o = {.cmd = "chat", .n_predict = -1, .temp = 0.8, .top_k = 40, .top_p = 0.95, .min_p = 0.05,
-              .kv_type = PSI_TYPE_F32};
+              .kv_type = PSI_TYPE_F16};
     int prc = gen_parse_opts(&o, argc, argv, chat_help);
     if (prc) return prc < 0 ? 0 : prc;
     if (o.prompt || o.prompt_file || o.tokens) return cli_fail(o.cmd, "the chat reads its messages from stdin (no -p, -f or --tokens)");

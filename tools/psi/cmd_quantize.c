@@ -6,45 +6,11 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include "cli.h"
 
-static const struct { const char *name; psi_ftype ftype; } ftypes[] = {
-    {"f16", PSI_FTYPE_F16},       {"bf16", PSI_FTYPE_BF16},     {"q8_0", PSI_FTYPE_Q8_0},
-    {"q4_0", PSI_FTYPE_Q4_0},     {"q4_1", PSI_FTYPE_Q4_1},     {"q5_0", PSI_FTYPE_Q5_0},
-    {"q5_1", PSI_FTYPE_Q5_1},     {"q4_k_s", PSI_FTYPE_Q4_K_S}, {"q4_k_m", PSI_FTYPE_Q4_K_M},
-    {"q5_k_s", PSI_FTYPE_Q5_K_S}, {"q5_k_m", PSI_FTYPE_Q5_K_M}, {"q6_k", PSI_FTYPE_Q6_K},
-};
 #define TYPE_LIST "f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k_s, q4_k_m, q5_k_s, q5_k_m, q6_k"
-
-typedef struct progress {
-    bool tty;
-    int quarter; /* last quarter reported (plain lines) */
-} progress;
-
-static void show_progress(void *user, const char *tensor, psi_type type, uint64_t done, uint64_t total)
-{
-    progress *p = user;
-    const double f = total ? (double)done / (double)total : 1.0;
-    const char *tn = psi_type_name(type);
-    if (p->tty) {
-        char bar[31];
-        int fill = (int)(f * 30.0);
-        for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '.';
-        bar[30] = 0;
-        fprintf(stderr, "\r[%s] %3d%% %-32.32s %-5s", bar, (int)(f * 100.0), tensor, tn ? tn : "?");
-        if (done >= total) fputc('\n', stderr);
-        fflush(stderr);
-        return;
-    }
-    int q = (int)(f * 4.0);
-    if (q > p->quarter) {
-        p->quarter = q;
-        fprintf(stderr, "psi quantize: %3d%% (%s)\n", q * 25, tensor);
-    }
-}
 
 int cmd_quantize(int argc, char **argv)
 {
@@ -69,17 +35,13 @@ int cmd_quantize(int argc, char **argv)
     }
     if (n_pos != 3) return cli_fail("quantize", "usage: psi quantize IN.gguf OUT.gguf TYPE");
     psi_quantize_params params = psi_quantize_default_params();
-    size_t k = 0;
-    while (k < sizeof ftypes / sizeof ftypes[0] && strcasecmp(pos[2], ftypes[k].name)) k++;
-    if (k == sizeof ftypes / sizeof ftypes[0])
-        return cli_fail("quantize", "type '%s' is not supported (supported: " TYPE_LIST ")", pos[2]);
-    params.ftype = ftypes[k].ftype;
+    if (!cli_ftype("quantize", pos[2], false, &params.ftype)) return 1;
     params.n_threads = (int32_t)threads;
-    progress prog = {isatty(STDERR_FILENO) == 1, 0};
-    params.progress = show_progress;
+    cli_progress prog = {"quantize", isatty(STDERR_FILENO) == 1, 0};
+    params.progress = cli_show_progress;
     params.progress_user = &prog;
     char err[512];
-    fprintf(stderr, "psi quantize: %s -> %s (%s)\n", pos[0], pos[1], ftypes[k].name);
+    fprintf(stderr, "psi quantize: %s -> %s (%s)\n", pos[0], pos[1], pos[2]);
     if (psi_quantize(pos[0], pos[1], &params, err, sizeof err) != PSI_OK) {
         if (prog.tty) fputc('\n', stderr);
         return cli_fail("quantize", "%s", err);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "hub.h"
 #include "gen.h"
 
 
@@ -26,7 +27,7 @@ static const char *run_help =
     "  --seed S         random seed (default: from the clock; printed with -v)\n"
     "  -t N             threads (default: all cores)\n"
     "  -c N             context size (default: the model's, at most 4096)\n"
-    "  --kv-type T      KV cache type: f32 (default), f16\n"
+    "  --kv-type T      KV cache type: f16 (default), f32, q8_0\n"
     "  --no-bos         do not add BOS to a text prompt\n"
     "  --parse-special  read special tokens written in the prompt (\"<|eot_id|>\") as tokens\n"
     "  --ignore-eos     keep generating past end-of-generation tokens\n"
@@ -150,9 +151,15 @@ int gen_session_open(session *s, const opts *o, bool need_ctx, long extra_ctx)
     psi_model_params mp = psi_model_default_params();
     mp.verbose = o->verbose;
     mp.vocab_only = !need_ctx; /* tokenize / detokenize need no weights */
-    if (need_ctx && trust_check(o->cmd, o->model, &o->trust, NULL, 0)) return 1;
-    if (psi_model_load(o->model, &mp, &s->model, err, sizeof err) != PSI_OK)
-        return cli_fail(o->cmd, "%s", err);
+    char *path = hub_model_path(o->cmd, o->model); /* hf:... pulls on first use */
+    if (!path) return 1;
+    if (need_ctx && trust_check(o->cmd, path, &o->trust, NULL, 0)) {
+        free(path);
+        return 1;
+    }
+    psi_status lrc = psi_model_load(path, &mp, &s->model, err, sizeof err);
+    free(path);
+    if (lrc != PSI_OK) return cli_fail(o->cmd, "%s", err);
     if (o->tokens) {
         if (!cli_parse_ids(o->cmd, o->tokens, &s->prompt, &s->n_prompt)) return 1;
         int32_t n_vocab = psi_model_n_vocab(s->model);
@@ -240,7 +247,7 @@ static json_t *ids_json(const int32_t *ids, int32_t n)
 int cmd_run(int argc, char **argv)
 {
     opts o = {.cmd = "run", .n_predict = 128, .temp = 0.8, .top_k = 40, .top_p = 0.95, .min_p = 0.05,
-              .kv_type = PSI_TYPE_F32};
+              .kv_type = PSI_TYPE_F16};
     int prc = gen_parse_opts(&o, argc, argv, run_help);
     if (prc) return prc < 0 ? 0 : prc;
     if (!o.seed_set) o.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
@@ -347,7 +354,7 @@ done:
 
 int cmd_logits(int argc, char **argv)
 {
-    opts o = {.cmd = "logits", .kv_type = PSI_TYPE_F32};
+    opts o = {.cmd = "logits", .kv_type = PSI_TYPE_F16};
     int prc = gen_parse_opts(&o, argc, argv,
                          "usage: psi logits -m FILE (--tokens \"IDS\" | -p PROMPT) -o OUT.f32 [-t N] [-c N] [--kv-type T]\n"
                          "  evaluates the ids in one batch and writes little-endian float32 logits\n"
@@ -381,7 +388,7 @@ done:
 
 int cmd_tokenize(int argc, char **argv)
 {
-    opts o = {.cmd = "tokenize", .kv_type = PSI_TYPE_F32};
+    opts o = {.cmd = "tokenize", .kv_type = PSI_TYPE_F16};
     int prc = gen_parse_opts(&o, argc, argv,
                          "usage: psi tokenize -m FILE [--no-bos] [--parse-special] [--pieces] (TEXT | -f FILE)\n"
                          "  prints the token ids, space-separated, on one line;\n"
@@ -415,7 +422,7 @@ int cmd_tokenize(int argc, char **argv)
 
 int cmd_detokenize(int argc, char **argv)
 {
-    opts o = {.cmd = "detokenize", .kv_type = PSI_TYPE_F32};
+    opts o = {.cmd = "detokenize", .kv_type = PSI_TYPE_F16};
     int prc = gen_parse_opts(&o, argc, argv,
                          "usage: psi detokenize -m FILE ID...\n"
                          "  prints the text of the token ids (also accepted as one \"1 2 3\" argument)\n");

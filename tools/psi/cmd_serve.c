@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "hub.h"
 #include "serve.h"
 
 static const char *serve_help =
@@ -24,7 +25,7 @@ static const char *serve_help =
     "  --parallel N          slots: conversations evaluated together (default 4)\n"
     "  -c N                  context size per slot in tokens (default: the model's, at most 4096)\n"
     "  -t N                  threads (default: every core)\n"
-    "  --kv-type f32|f16     KV cache type (default f32)\n"
+    "  --kv-type f16|f32|q8_0  KV cache type (default f16)\n"
     "  --alias NAME          model id clients use (default: the file's name)\n"
     "  --chat-template NAME  llama3, llama3.1, llama3.2, llama2 or plain (default: from the model)\n"
     "  --api-key-file FILE   require one of these keys (one per line) as Authorization: Bearer KEY\n"
@@ -142,10 +143,15 @@ static int load(srv *s)
 int cmd_serve(int argc, char **argv)
 {
     srv s = {.cfg = {.host = "127.0.0.1", .port = 8080, .parallel = 4, .queue_max = 64, .timeout_s = 60,
-                     .max_body = 4 << 20, .prefill_chunk = 256, .max_connections = 256, .kv_type = PSI_TYPE_F32}};
+                     .max_body = 4 << 20, .prefill_chunk = 256, .max_connections = 256, .kv_type = PSI_TYPE_F16}};
     int rc = parse(&s.cfg, argc, argv);
     if (rc) return rc < 0 ? 0 : rc;
     if (sodium_init() < 0) return cli_fail("serve", "libsodium failed to start");
+    if (hub_is_ref(s.cfg.model_path)) { /* hf:... pulls on first use; the path lives as long as psi */
+        char *path = hub_model_path("serve", s.cfg.model_path);
+        if (!path) return 1;
+        s.cfg.model_path = path;
+    }
     const char *base = strrchr(s.cfg.model_path, '/');
     s.model_id = s.cfg.alias ? s.cfg.alias : base ? base + 1 : s.cfg.model_path;
     if (http_load_keys(&s)) return 1;

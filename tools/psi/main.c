@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "hub.h"
 
 static const struct {
     const char *name;
@@ -21,12 +22,15 @@ static const struct {
     {"bench", cmd_bench, "measure prompt and generation speed (llama-bench compatible)"},
     {"inspect", cmd_inspect, "print a GGUF file's metadata and tensor table"},
     {"quantize", cmd_quantize, "rewrite a model's weight matrices as F16, BF16 or Q8_0"},
-    {"convert", cmd_convert, "convert a llama2.c checkpoint to GGUF"},
     {"license", cmd_license, "show or accept a model's licence"},
     {"hash", cmd_hash, "print a file's SHA-256"},
     {"keygen", cmd_keygen, "make an ed25519 key pair for signing models"},
     {"sign", cmd_sign, "sign a model file (writes FILE.sig)"},
     {"verify", cmd_verify, "check a model file's signature"},
+    {"convert", cmd_convert, "convert a llama2.c or Hugging Face checkpoint to GGUF"},
+    {"pull", cmd_pull, "download a model from Hugging Face (hf:OWNER/REPO[:QUANT]) or a URL"},
+    {"list", cmd_list, "list the models in the cache"},
+    {"rm", cmd_rm, "remove a model from the cache"},
 };
 
 static void usage(FILE *f)

@@ -1,0 +1,150 @@
+/*
+ * bench_kernels — single-thread throughput of the matrix-product kernels
+ * psi uses, per weight type and instruction-set path: one weight matrix
+ * (rows × n) times 1 token (decode: GB/s of weights) and times a batch of
+ * tokens (prefill: multiply-adds per second), through the same tiles as
+ * model_llama.c's matmul ("rows": vec_dot_ny row by row, "gemm": tile
+ * kernels, "x8": matrices repacked in groups of 8 rows). For tuning kernels; figures vary with the machine.
+ *
+ *   bench_kernels [n] [rows] [tokens]     (defaults 2048 2048 64)
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kernels/kernels.h"
+#include "types.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static uint64_t rng = 88172645463325252ull;
+static float frand(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)((rng >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
+}
+
+/* out[t][r] for r < rows, t < nt, the way matmul_worker tiles it. */
+/* The repacked path: groups of 8 rows through gemm8. */
+static void product8(const kern_type *k, int64_t n, const uint8_t *g, size_t row_size, int64_t rows, const uint8_t *act,
+                     size_t act_row, int nt, float *out)
+{
+    for (int t0 = 0; t0 < nt; t0 += KERN_NY) {
+        int ny = nt - t0 < KERN_NY ? nt - t0 : KERN_NY;
+        for (int64_t r = 0; r < rows; r += 8)
+            k->gemm8(n, g + (size_t)r * row_size, act + (size_t)t0 * act_row, act_row, ny, out + (size_t)t0 * rows + r,
+                     rows);
+    }
+}
+
+static void product(const kern_type *k, bool use_gemm, int64_t n, const uint8_t *w, size_t row_size, int64_t rows, const uint8_t *act,
+                    size_t act_row, int nt, float *out)
+{
+    if (use_gemm && k->gemm) {
+        for (int t0 = 0; t0 < nt; t0 += KERN_NY) {
+            int ny = nt - t0 < KERN_NY ? nt - t0 : KERN_NY;
+            for (int64_t r = 0; r < rows; r += KERN_MX) {
+                int nx = rows - r < KERN_MX ? (int)(rows - r) : KERN_MX;
+                k->gemm(n, w + (size_t)r * row_size, row_size, nx, act + (size_t)t0 * act_row, act_row, ny,
+                        out + (size_t)t0 * rows + r, rows);
+            }
+        }
+        return;
+    }
+    for (int t0 = 0; t0 < nt; t0 += KERN_NY) {
+        int ny = nt - t0 < KERN_NY ? nt - t0 : KERN_NY;
+        for (int64_t r = 0; r < rows; r++) {
+            if (k->vec_dot_ny)
+                k->vec_dot_ny(n, out + (size_t)t0 * rows + r, rows, w + (size_t)r * row_size,
+                              act + (size_t)t0 * act_row, act_row, ny);
+            else
+                for (int t = 0; t < ny; t++)
+                    k->vec_dot(n, out + (size_t)(t0 + t) * rows + r, w + (size_t)r * row_size,
+                               act + (size_t)(t0 + t) * act_row);
+        }
+    }
+}
+
+int main(int argc, char **argv)
+{
+    int64_t n = argc > 1 ? atoll(argv[1]) : 2048, rows = argc > 2 ? atoll(argv[2]) : 2048;
+    int nt = argc > 3 ? atoi(argv[3]) : 64;
+    if (n <= 0 || n % 256 || rows <= 0 || nt <= 0) {
+        fprintf(stderr, "bench_kernels: n must be a positive multiple of 256, rows and tokens positive\n");
+        return 1;
+    }
+    static const uint32_t types[] = {PSI_TYPE_F32, PSI_TYPE_F16, PSI_TYPE_BF16, PSI_TYPE_Q8_0, PSI_TYPE_Q4_0,
+                                     PSI_TYPE_Q4_K, PSI_TYPE_Q5_K, PSI_TYPE_Q6_K};
+    float *src = malloc((size_t)n * rows * sizeof(float)), *asrc = malloc((size_t)n * nt * sizeof(float));
+    float *out = malloc((size_t)rows * nt * sizeof(float));
+    if (!src || !asrc || !out) return 1;
+    for (int64_t i = 0; i < n * rows; i++) src[i] = frand();
+    for (int64_t i = 0; i < n * nt; i++) asrc[i] = frand();
+    printf("n %lld, rows %lld, batch %d tokens, 1 thread\n", (long long)n, (long long)rows, nt);
+    printf("%-8s %-8s %-6s %12s %14s\n", "type", "path", "kernel", "decode GB/s", "batch GMAC/s");
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        const type_traits *tt = type_get(types[ti]);
+        size_t row_size = type_row_size(types[ti], n);
+        uint8_t *w = malloc(row_size * (size_t)rows);
+        const type_traits *at = type_get(tt->vec_dot_type);
+        size_t act_row = type_row_size(tt->vec_dot_type, n);
+        uint8_t *act = malloc(act_row * (size_t)nt);
+        for (int64_t r = 0; r < rows; r++) tt->from_float(src + r * n, w + (size_t)r * row_size, n);
+        for (int t = 0; t < nt; t++) at->from_float(asrc + (size_t)t * n, act + (size_t)t * act_row, n);
+        for (int lv = 0; lv < KERN_LEVELS; lv++) {
+            const kernels *ks = kernels_for((kern_level)lv);
+            if (!ks) continue;
+            const kern_type *k = kernels_type(ks, types[ti]);
+            if (!k->vec_dot) continue;
+            for (int g = k->gemm ? 1 : 0; g >= 0; g--) {
+                double best1 = 1e30, bestn = 1e30;
+                for (int rep = 0; rep < 5; rep++) {
+                    double t0 = now_s();
+                    product(k, g, n, w, row_size, rows, act, act_row, 1, out);
+                    double t1 = now_s();
+                    product(k, g, n, w, row_size, rows, act, act_row, nt, out);
+                    double t2 = now_s();
+                    if (t1 - t0 < best1) best1 = t1 - t0;
+                    if (t2 - t1 < bestn) bestn = t2 - t1;
+                }
+                printf("%-8s %-8s %-6s %12.1f %14.1f\n", tt->name, ks->name, g ? "gemm" : "rows",
+                       (double)row_size * rows / best1 * 1e-9, (double)n * rows * nt / bestn * 1e-9);
+            }
+            if (k->repack8 && k->gemm8 && rows % 8 == 0) {
+                uint8_t *g = malloc(row_size * (size_t)rows);
+                if (!g) return 1;
+                for (int64_t r = 0; r < rows; r += 8)
+                    k->repack8(n, w + (size_t)r * row_size, row_size, g + (size_t)r * row_size);
+                double best1 = 1e30, bestn = 1e30;
+                for (int rep = 0; rep < 5; rep++) {
+                    double t0 = now_s();
+                    product8(k, n, g, row_size, rows, act, act_row, 1, out);
+                    double t1 = now_s();
+                    product8(k, n, g, row_size, rows, act, act_row, nt, out);
+                    double t2 = now_s();
+                    if (t1 - t0 < best1) best1 = t1 - t0;
+                    if (t2 - t1 < bestn) bestn = t2 - t1;
+                }
+                printf("%-8s %-8s %-6s %12.1f %14.1f\n", tt->name, ks->name, "x8", (double)row_size * rows / best1 * 1e-9,
+                       (double)n * rows * nt / bestn * 1e-9);
+                free(g);
+            }
+        }
+        free(w);
+        free(act);
+    }
+    free(src);
+    free(asrc);
+    free(out);
+    return 0;
+}
