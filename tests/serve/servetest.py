@@ -59,12 +59,18 @@ class Server:
             raise RuntimeError("psi serve did not start: " + "".join(self.log))
         self.reader = threading.Thread(target=self._drain, daemon=True)
         self.reader.start()
-        if wait_ready:
+        if wait_ready:  # the model loads after the port opens; a loaded machine (ASan, parallel tests) is slow
+            deadline = time.time() + 180
             while time.time() < deadline:
-                if self.request("GET", "/health")[0] == 200:
+                if self.proc.poll() is not None:
+                    time.sleep(0.2)  # let the reader take the last lines
+                    raise RuntimeError(f"psi serve exited ({self.proc.returncode}) before it was ready: "
+                                       + "".join(self.log))
+                if self.request("GET", "/health", timeout=10)[0] == 200:
                     return
                 time.sleep(0.05)
-            raise RuntimeError("psi serve never became ready")
+            self.proc.kill()
+            raise RuntimeError("psi serve never became ready: " + "".join(self.log))
 
     def _drain(self):
         for line in self.proc.stderr:
