@@ -12,6 +12,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -205,6 +206,8 @@ static psi_status repack_matrix(psi_model *m, tensor *w, const kern_type *k, cha
 static psi_status repack_weights(psi_model *m, char *err, size_t n)
 {
     const kernels *ks = kernels_get();
+    const char *env = getenv("PSI_REPACK"); /* PSI_REPACK=0: keep the file's layout (comparisons) */
+    if (env && !strcmp(env, "0")) return PSI_OK;
     tensor *list[8];
     for (int32_t l = -1; l < m->hp.n_layer; l++) {
         int cnt = 0;

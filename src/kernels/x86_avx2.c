@@ -592,8 +592,10 @@ FLOAT_GEMM(gemm_f16, uint16_t, load_f16)
  * 4-byte runs: run m of row r at 4·(8m + r) (byte j of a row holds values
  * j, low nibble, and j + 16, high). So vector m (32 bytes) holds bytes
  * 4m..4m+3 of every row, one row per 32-bit lane, and multiplies with the
- * matching 4 activation bytes broadcast to every lane. Q8_0 uses the same
- * layout with byte j = value j (32-byte rows). */
+ * matching 4 activation bytes broadcast to every lane.
+ * Tried and dropped for Q8_0 (same layout, byte j = value j, sign trick
+ * per vector): faster in isolation (bench_kernels) but in the model pp512
+ * 32-41 against 44-46 tok/s without it, decode equal (PSI_REPACK=0 A/B). */
 typedef struct { uint16_t d[8]; uint8_t qs[8 * 16]; } block_q4_0x8;
 
 #define REPACK8(NAME, BT, GT, QBYTES)                                                                   \
@@ -675,47 +677,7 @@ static inline __attribute__((always_inline)) void gemm8_q4_0_body(int64_t n, con
     PSI_UNROLL for (int t = 0; t < ny; t++) _mm256_storeu_ps(out + t * os, acc[t]);
 }
 
-/* Q8_0: the sign trick per vector (|x| · (y with x's sign), |x| once per
- * block for every token); pair sums reach 32258, so each vector's go to
- * int32 at once. */
-typedef struct { uint16_t d[8]; int8_t qs[8 * 32]; } block_q8_0x8;
-_Static_assert(sizeof(block_q8_0x8) == 8 * sizeof(block_q8_0), "repacked in place: same size");
-REPACK8(repack8_q8_0, block_q8_0, block_q8_0x8, 32)
 #undef REPACK8
-
-static inline __attribute__((always_inline)) void gemm8_q8_0_body(int64_t n, const void *vx, const void *vy,
-                                                                  size_t ys, const int ny, float *out, int64_t os)
-{
-    const block_q8_0x8 *x = vx;
-    const block_q8_0 *y[KERN_NY];
-    __m256 acc[KERN_NY];
-    PSI_UNROLL for (int t = 0; t < ny; t++) {
-        y[t] = (const block_q8_0 *)((const uint8_t *)vy + (size_t)t * ys);
-        acc[t] = _mm256_setzero_ps();
-    }
-    const __m256i one = _mm256_set1_epi16(1);
-    const int64_t nb = n / QK8_0;
-    for (int64_t i = 0; i < nb; i++) {
-        const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)x[i].d));
-        __m256i ax[8];
-        for (int m = 0; m < 8; m++) {
-            const __m256i xv = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * m));
-            ax[m] = _mm256_sign_epi8(xv, xv);
-        }
-        PSI_UNROLL for (int t = 0; t < ny; t++) {
-            const block_q8_0 *yb = &y[t][i];
-            __m256i s = _mm256_setzero_si256();
-            for (int m = 0; m < 8; m++) {
-                const __m256i xv = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * m));
-                const __m256i p = _mm256_maddubs_epi16(ax[m], _mm256_sign_epi8(bcast4(yb->qs + 4 * m), xv));
-                s = _mm256_add_epi32(s, _mm256_madd_epi16(p, one));
-            }
-            const __m256 d = _mm256_mul_ps(dx, _mm256_set1_ps(h2f(yb->d)));
-            acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(d, _mm256_cvtepi32_ps(s)));
-        }
-    }
-    PSI_UNROLL for (int t = 0; t < ny; t++) _mm256_storeu_ps(out + t * os, acc[t]);
-}
 
 /* Repacked Q4_K and Q5_K: 8 rows' super-block i (as many bytes as the 8
  * rows): d[8], dmin[8]; the 6-bit scales and mins as lo[r][j] = low 4
@@ -921,7 +883,6 @@ KX8_GEMM(gemm8_q5_K, block_q5_Kx8, 1)
         }                                                                                                       \
     }
 GEMM8_DISPATCH(gemm8_q4_0)
-GEMM8_DISPATCH(gemm8_q8_0)
 GEMM8_DISPATCH(gemm8_q4_K)
 GEMM8_DISPATCH(gemm8_q5_K)
 #undef GEMM8_DISPATCH
@@ -950,9 +911,6 @@ void kernels_fill_avx2(kernels *k)
     k->t[PSI_TYPE_Q4_0].repack8 = repack8_q4_0;
     k->t[PSI_TYPE_Q4_0].gemm8 = gemm8_q4_0;
     k->t[PSI_TYPE_Q4_0].unpack8 = repack8_q4_0_row;
-    k->t[PSI_TYPE_Q8_0].repack8 = repack8_q8_0;
-    k->t[PSI_TYPE_Q8_0].gemm8 = gemm8_q8_0;
-    k->t[PSI_TYPE_Q8_0].unpack8 = repack8_q8_0_row;
     k->t[PSI_TYPE_Q4_K].repack8 = repack8_q4_K;
     k->t[PSI_TYPE_Q4_K].gemm8 = gemm8_q4_K;
     k->t[PSI_TYPE_Q5_K].repack8 = repack8_q5_K;
