@@ -207,15 +207,6 @@ static void q8_0_from_f32(const float *src, void *dst, int64_t n)
 
 static inline __m256i q8_0_load(const int8_t *qs) { return _mm256_loadu_si256((const __m256i *)qs); }
 
-/* 32 quants of a Q4_0 block as signed bytes in value order: low nibbles
- * are values 0..15, high nibbles 16..31. */
-static inline __m256i q4_0_unpack(const uint8_t *qs)
-{
-    const __m128i b = _mm_loadu_si128((const __m128i *)qs);
-    const __m256i v = _mm256_set_m128i(_mm_srli_epi16(b, 4), b);
-    return _mm256_sub_epi8(_mm256_and_si256(v, _mm256_set1_epi8(0x0f)), _mm256_set1_epi8(8));
-}
-
 /* One weight row (blocks of 32 that UNPACK turns into signed bytes) against
  * up to KERN_NY Q8_0 activation rows: each weight block is loaded, unpacked
  * and made |x| once for all the tokens, one accumulator per token (a
@@ -266,24 +257,6 @@ static void vec_dot_q4_0_q8_0(int64_t n, float *out, const void *vx, const void 
 }
 
 /* ---------------------------------------------------------------- Q6_K, Q8_K */
-
-/* Quants 128h + 32g .. +31 (g < 4) of a Q6_K block plus 32 (0..63,
- * unsigned) in value order (layout: types.c q6_K_unpack). */
-static inline void q6_K_half(const block_q6_K *b, int h, __m256i q[4])
-{
-    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3);
-    const __m256i l0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h));
-    const __m256i l1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h + 32));
-    const __m256i hb = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
-    const __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4);
-    const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4);
-    const __m256i h2 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4);
-    const __m256i h3 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4);
-    q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), h0);
-    q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), h1);
-    q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), h2);
-    q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), h3);
-}
 
 /* Σ_groups scale·Σ q6·q8 per super-block, exact: Σ (q+32)·q8·s minus
  * 32·Σ s·bsum (no int32 overflow: |sum| <= 256·63·128·128 < 2^31), then
@@ -575,7 +548,7 @@ static inline void tile_rows(const void *base, size_t stride, int n, int max, co
     static void NAME(int64_t n, const void *vx, size_t xs, int nx, const void *vy, size_t ys, int ny,        \
                      float *out, int64_t os)                                                                 \
     {                                                                                                        \
-        const uint8_t *xr[KERN_MX], *yr[KERN_NY + 3];                                                        \
+        const uint8_t *xr[KERN_MX], *yr[KERN_NY + 3]; /* + 3: a last group of 4 past ny repeats the last */ \
         tile_rows(vx, xs, nx, KERN_MX, xr);                                                                  \
         tile_rows(vy, ys, ny, KERN_NY + 3, yr);                                                              \
         for (int t0 = 0; t0 < ny; t0 += 4)                                                                   \

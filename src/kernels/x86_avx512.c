@@ -31,13 +31,6 @@ static inline __m256i dot_i8(__m256i x, __m256i y)
     return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
 }
 
-static inline __m256i q4_0_unpack(const uint8_t *qs)
-{
-    const __m128i b = _mm_loadu_si128((const __m128i *)qs);
-    const __m256i v = _mm256_set_m128i(_mm_srli_epi16(b, 4), b);
-    return _mm256_sub_epi8(_mm256_and_si256(v, _mm256_set1_epi8(0x0f)), _mm256_set1_epi8(8));
-}
-
 static inline __attribute__((always_inline)) void
 vec_dot_ny_q8_0_q8_0_body(int64_t n, float *out, int64_t os, const void *vx, const void *vy, size_t ys, const int ny)
 {
@@ -102,20 +95,8 @@ static void vec_dot_q4_0_q8_0(int64_t n, float *out, const void *vx, const void 
  * vector is [s_a ×4, s_b ×4]. */
 static inline void q6_K_unpack(const block_q6_K *b, __m256i q[8], __m256i sc[8])
 {
-    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3);
-    for (int h = 0; h < 2; h++) {
-        const __m256i l0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h));
-        const __m256i l1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h + 32));
-        const __m256i hb = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
-        const __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4);
-        const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m2), 4);
-        const __m256i h2 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m2), 4);
-        const __m256i h3 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m2), 4);
-        q[4 * h + 0] = _mm256_or_si256(_mm256_and_si256(l0, m4), h0);
-        q[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(l1, m4), h1);
-        q[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), h2);
-        q[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), h3);
-    }
+    q6_K_half(b, 0, q);
+    q6_K_half(b, 1, q + 4);
     for (int c = 0; c < 8; c++)
         sc[c] = _mm256_set_m128i(_mm_set1_epi32(b->scales[2 * c + 1]), _mm_set1_epi32(b->scales[2 * c]));
 }
