@@ -299,11 +299,12 @@ static void rmsnorm(float *out, const float *x, const float *w, int64_t n, float
 
 /* out[t][r] = W[r] · x[t] for t < n_tok, r < W.ne1. Activations are first
  * converted to the weight type's vec_dot_type (as llama.cpp does), then the
- * rows of W are split evenly across threads. One token (decode) streams the
- * rows through vec_dot. Several tokens (prefill) go in tiles: a run of rows
- * small enough to stay in the L2 cache is multiplied by KERN_NY tokens at
- * a time through vec_dot_ny, which decodes each weight block once for all
- * of them, so every weight byte comes from memory once per batch. */
+ * rows of W are split evenly across threads (whole groups of 8 for a
+ * repacked matrix). A run of rows small enough to stay in the L2 cache is
+ * multiplied by KERN_NY tokens at a time, through gemm8 (repacked), gemm
+ * (tile kernels) or vec_dot_ny (one row), each of which decodes a weight
+ * block once for all the tokens, so every weight byte comes from memory
+ * once per batch; one token through plain vec_dot streams the rows. */
 #define MATMUL_TILE_BYTES (64 * 1024) /* 16-256 KiB measured alike on Zen 3; 64 KiB a little ahead */
 
 typedef struct matmul_job {
@@ -316,69 +317,38 @@ typedef struct matmul_job {
     int32_t n_tok;
 } matmul_job;
 
-/* A run of rows through the tile kernel: KERN_MX rows × KERN_NY tokens at
- * a time, each weight block decoded once per tile. */
-static void matmul_gemm(const matmul_job *j, int64_t r0, int64_t r1)
-{
-    const tensor *w = j->w;
-    const uint8_t *wd = w->data;
-    if (w->x8) { /* r0, r1: multiples of 8 */
-        for (int32_t t0 = 0; t0 < j->n_tok; t0 += KERN_NY) {
-            int ny = j->n_tok - t0 < KERN_NY ? (int)(j->n_tok - t0) : KERN_NY;
-            const uint8_t *a = (const uint8_t *)j->act + (size_t)t0 * j->act_row;
-            float *o = j->out + (size_t)t0 * (size_t)j->out_stride;
-            for (int64_t r = r0; r < r1; r += 8)
-                j->k->gemm8(w->ne0, wd + (size_t)r * w->row_size, a, j->act_row, ny, o + r, j->out_stride);
-        }
-        return;
-    }
-    for (int32_t t0 = 0; t0 < j->n_tok; t0 += KERN_NY) {
-        int ny = j->n_tok - t0 < KERN_NY ? (int)(j->n_tok - t0) : KERN_NY;
-        const uint8_t *a = (const uint8_t *)j->act + (size_t)t0 * j->act_row;
-        float *o = j->out + (size_t)t0 * (size_t)j->out_stride;
-        for (int64_t r = r0; r < r1; r += KERN_MX) {
-            int nx = r1 - r < KERN_MX ? (int)(r1 - r) : KERN_MX;
-            j->k->gemm(w->ne0, wd + (size_t)r * w->row_size, w->row_size, nx, a, j->act_row, ny, o + r,
-                       j->out_stride);
-        }
-    }
-}
-
 static void matmul_worker(void *arg, int ith, int nth)
 {
     const matmul_job *j = arg;
     const tensor *w = j->w;
     const kern_type *k = j->k;
+    /* rows per kernel call: a repacked group, a tile kernel's rows, one row */
+    const int64_t step = w->x8 ? 8 : k->gemm ? KERN_MX : 1;
     int64_t lo, hi;
-    if (w->x8) { /* whole groups of 8 rows per thread */
-        pool_split(w->ne1 / 8, ith, nth, &lo, &hi);
-        lo *= 8;
-        hi *= 8;
-    } else {
-        pool_split(w->ne1, ith, nth, &lo, &hi);
-    }
+    pool_split(w->ne1 / step + (w->ne1 % step != 0), ith, nth, &lo, &hi);
+    lo *= step;
+    hi = hi * step < w->ne1 ? hi * step : w->ne1;
     const uint8_t *wd = w->data;
-    const uint8_t *act = j->act;
-    if (j->n_tok == 1 && !k->gemm && !w->x8) {
-        for (int64_t r = lo; r < hi; r++) k->vec_dot(w->ne0, &j->out[r], wd + (size_t)r * w->row_size, act);
+    if (j->n_tok == 1 && step == 1) {
+        for (int64_t r = lo; r < hi; r++) k->vec_dot(w->ne0, &j->out[r], wd + (size_t)r * w->row_size, j->act);
         return;
     }
-    int64_t tile = (int64_t)(MATMUL_TILE_BYTES / w->row_size);
-    if (k->gemm || w->x8) tile = tile < KERN_MX ? KERN_MX : tile / KERN_MX * KERN_MX; /* KERN_MX: 8 */
-    if (tile < 1) tile = 1;
+    int64_t tile = (int64_t)(MATMUL_TILE_BYTES / w->row_size) / step * step;
+    if (tile < step) tile = step;
     for (int64_t r0 = lo; r0 < hi; r0 += tile) {
         int64_t r1 = r0 + tile < hi ? r0 + tile : hi;
-        if (k->gemm || w->x8) {
-            matmul_gemm(j, r0, r1);
-            continue;
-        }
         for (int32_t t0 = 0; t0 < j->n_tok; t0 += KERN_NY) {
             int ny = j->n_tok - t0 < KERN_NY ? (int)(j->n_tok - t0) : KERN_NY;
-            const uint8_t *a = act + (size_t)t0 * j->act_row;
+            const uint8_t *a = (const uint8_t *)j->act + (size_t)t0 * j->act_row;
             float *o = j->out + (size_t)t0 * (size_t)j->out_stride;
-            for (int64_t r = r0; r < r1; r++) {
-                const void *row = wd + (size_t)r * w->row_size;
-                if (k->vec_dot_ny) {
+            for (int64_t r = r0; r < r1; r += step) {
+                const uint8_t *row = wd + (size_t)r * w->row_size;
+                if (w->x8) {
+                    k->gemm8(w->ne0, row, a, j->act_row, ny, o + r, j->out_stride);
+                } else if (k->gemm) {
+                    int nx = r1 - r < KERN_MX ? (int)(r1 - r) : KERN_MX;
+                    k->gemm(w->ne0, row, w->row_size, nx, a, j->act_row, ny, o + r, j->out_stride);
+                } else if (k->vec_dot_ny) {
                     k->vec_dot_ny(w->ne0, o + r, j->out_stride, row, a, j->act_row, ny);
                 } else {
                     for (int t = 0; t < ny; t++)
