@@ -6,13 +6,14 @@
  * model_llama.c's matmul ("rows": vec_dot_ny row by row, "gemm": tile
  * kernels, "x8": matrices repacked in groups of 8 rows). For tuning kernels; figures vary with the machine.
  *
- *   bench_kernels [n] [rows] [tokens]     (defaults 2048 2048 64)
+ *   bench_kernels [n] [rows] [tokens] [TYPE,...]   (defaults 2048 2048 64, all types)
  */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "kernels/kernels.h"
@@ -75,6 +76,19 @@ static void product(const kern_type *k, bool use_gemm, int64_t n, const uint8_t 
     }
 }
 
+/* Whether name is one of the comma-separated names in list (any case). */
+static bool name_listed(const char *list, const char *name)
+{
+    size_t len = strlen(name);
+    for (const char *p = list; *p;) {
+        const char *e = strchr(p, ',');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        if (l == len && strncasecmp(p, name, len) == 0) return true;
+        p += l + (e ? 1 : 0);
+    }
+    return false;
+}
+
 int main(int argc, char **argv)
 {
     int64_t n = argc > 1 ? atoll(argv[1]) : 2048, rows = argc > 2 ? atoll(argv[2]) : 2048;
@@ -92,8 +106,10 @@ int main(int argc, char **argv)
     for (int64_t i = 0; i < n * nt; i++) asrc[i] = frand();
     printf("n %lld, rows %lld, batch %d tokens, 1 thread\n", (long long)n, (long long)rows, nt);
     printf("%-8s %-8s %-6s %12s %14s\n", "type", "path", "kernel", "decode GB/s", "batch GMAC/s");
+    const char *only = argc > 4 ? argv[4] : NULL;
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         const type_traits *tt = type_get(types[ti]);
+        if (only && !name_listed(only, tt->name)) continue;
         size_t row_size = type_row_size(types[ti], n);
         uint8_t *w = malloc(row_size * (size_t)rows);
         const type_traits *at = type_get(tt->vec_dot_type);

@@ -281,11 +281,11 @@ vec_dot_ny_q6_K_q8_K_body(int64_t n, float *out, int64_t os, const void *vx, con
         /* the 16 scales as int16, 8 per half in both lanes; vector c takes
          * scale 2c in its low lane and 2c + 1 in its high lane (a shuffle) */
         const __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
-        for (int h = 0; h < 2; h++) {
+        PSI_UNROLL for (int h = 0; h < 2; h++) {
             __m256i q[4];
             q6_K_half(b, h, q);
             const __m256i sh = h ? _mm256_permute2x128_si256(s16, s16, 0x11) : _mm256_permute2x128_si256(s16, s16, 0x00);
-            for (int g = 0; g < 4; g++) {
+            PSI_UNROLL for (int g = 0; g < 4; g++) {
                 const int c = 4 * h + g;
                 const short lo = (short)(0x0100 + 0x0404 * g), hi = (short)(0x0302 + 0x0404 * g);
                 const __m256i sc = _mm256_shuffle_epi8(sh, _mm256_setr_epi16(lo, lo, lo, lo, lo, lo, lo, lo, hi, hi, hi,
@@ -395,7 +395,7 @@ static inline __m256i kq_scale(__m256i s16, int j)
             kq_scales_v(b->scales, &s16, &m16);                                                            \
             const __m256i qh = HIGH(b);                                                                    \
             PSI_UNROLL for (int t = 0; t < ny; t++) acc[t] = _mm256_setzero_si256();                       \
-            for (int c = 0; c < 4; c++) {                                                                  \
+            PSI_UNROLL for (int c = 0; c < 4; c++) {                                                       \
                 __m256i lo, hi;                                                                            \
                 PAIR(b, qh, c, &lo, &hi);                                                                  \
                 const __m256i sl = kq_scale(s16, 2 * c), sh = kq_scale(s16, 2 * c + 1);                    \
@@ -534,7 +534,7 @@ static inline void tile_rows(const void *base, size_t stride, int n, int max, co
     {                                                                                                        \
         const int rm = ny == 1 ? 4 : 2;                                                                      \
         for (int r0 = 0; r0 < nx; r0 += rm) {                                                                \
-            float res[4][4];                                                                                 \
+            float res[4][4] = {{0}};                                                                         \
             switch (ny) {                                                                                    \
             case 1: NAME##_sub(n, xr + r0, yr, 4, 1, res); break;                                            \
             case 2: NAME##_sub(n, xr + r0, yr, 2, 2, res); break;                                            \
