@@ -11,6 +11,7 @@
  */
 #include <inttypes.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -297,66 +298,85 @@ static void rmsnorm(float *out, const float *x, const float *w, int64_t n, float
     for (int64_t i = 0; i < n; i++) out[i] = x[i] * scale * w[i];
 }
 
-/* out[t][r] = W[r] · x[t] for t < n_tok, r < W.ne1. Activations are first
- * converted to the weight type's vec_dot_type (as llama.cpp does), then the
- * rows of W are split evenly across threads (whole groups of 8 for a
- * repacked matrix). A run of rows small enough to stay in the L2 cache is
- * multiplied by KERN_NY tokens at a time, through gemm8 (repacked), gemm
- * (tile kernels) or vec_dot_ny (one row), each of which decodes a weight
- * block once for all the tokens, so every weight byte comes from memory
- * once per batch; one token through plain vec_dot streams the rows. */
 #define MATMUL_TILE_BYTES (64 * 1024) /* 16-256 KiB measured alike on Zen 3; 64 KiB a little ahead */
 
-typedef struct matmul_job {
+/* The matrices of one pool run: those that read the same input (q, k and
+ * v; gate and up) go together, so the input is converted once and the
+ * threads meet once per group rather than twice per matrix (decode does
+ * some 240 fewer barriers per token on a 16-layer model). */
+#define MATMUL_MAX 3
+
+typedef struct matmul_part {
     const tensor *w;
-    const kern_type *k;
+    kern_type k;
     const void *act;     /* [n_tok] rows of act_row bytes */
     size_t act_row;
     float *out;          /* [n_tok][out_stride] */
     int64_t out_stride;
+} matmul_part;
+
+typedef struct matmul_job {
+    matmul_part part[MATMUL_MAX];
+    int64_t chunk_rows[MATMUL_MAX]; /* rows per chunk: a multiple of the kernel's step */
+    int64_t chunk_end[MATMUL_MAX];  /* chunks of parts 0..i */
+    int n_part;
     int32_t n_tok;
+    atomic_llong next;              /* the next chunk to take */
 } matmul_job;
 
-static void matmul_worker(void *arg, int ith, int nth)
+/* Rows [r0, r1) of one matrix for all the tokens: KERN_NY tokens at a time
+ * through gemm8 (repacked), gemm (tile kernels) or vec_dot_ny (one row). */
+static void matmul_rows(const matmul_part *j, int32_t n_tok, int64_t r0, int64_t r1)
 {
-    const matmul_job *j = arg;
     const tensor *w = j->w;
-    const kern_type *k = j->k;
-    /* rows per kernel call: a repacked group, a tile kernel's rows, one row */
-    const int64_t step = w->x8 ? 8 : k->gemm ? KERN_MX : 1;
-    int64_t lo, hi;
-    pool_split(w->ne1 / step + (w->ne1 % step != 0), ith, nth, &lo, &hi);
-    lo *= step;
-    hi = hi * step < w->ne1 ? hi * step : w->ne1;
+    const kern_type *k = &j->k;
     const uint8_t *wd = w->data;
-    if (j->n_tok == 1 && step == 1) {
-        for (int64_t r = lo; r < hi; r++) k->vec_dot(w->ne0, &j->out[r], wd + (size_t)r * w->row_size, j->act);
+    if (n_tok == 1 && !w->x8 && !k->gemm) {
+        for (int64_t r = r0; r < r1; r++) k->vec_dot(w->ne0, &j->out[r], wd + (size_t)r * w->row_size, j->act);
         return;
     }
-    int64_t tile = (int64_t)(MATMUL_TILE_BYTES / w->row_size) / step * step;
-    if (tile < step) tile = step;
-    for (int64_t r0 = lo; r0 < hi; r0 += tile) {
-        int64_t r1 = r0 + tile < hi ? r0 + tile : hi;
-        for (int32_t t0 = 0; t0 < j->n_tok; t0 += KERN_NY) {
-            int ny = j->n_tok - t0 < KERN_NY ? (int)(j->n_tok - t0) : KERN_NY;
-            const uint8_t *a = (const uint8_t *)j->act + (size_t)t0 * j->act_row;
-            float *o = j->out + (size_t)t0 * (size_t)j->out_stride;
-            for (int64_t r = r0; r < r1; r += step) {
-                const uint8_t *row = wd + (size_t)r * w->row_size;
-                if (w->x8) {
-                    k->gemm8(w->ne0, row, a, j->act_row, ny, o + r, j->out_stride);
-                } else if (k->gemm) {
-                    int nx = r1 - r < KERN_MX ? (int)(r1 - r) : KERN_MX;
-                    k->gemm(w->ne0, row, w->row_size, nx, a, j->act_row, ny, o + r, j->out_stride);
-                } else if (k->vec_dot_ny) {
-                    k->vec_dot_ny(w->ne0, o + r, j->out_stride, row, a, j->act_row, ny);
-                } else {
-                    for (int t = 0; t < ny; t++)
-                        k->vec_dot(w->ne0, o + (size_t)t * (size_t)j->out_stride + r, row,
-                                   a + (size_t)t * j->act_row);
-                }
+    const int64_t step = w->x8 ? 8 : k->gemm ? KERN_MX : 1;
+    for (int32_t t0 = 0; t0 < n_tok; t0 += KERN_NY) {
+        int ny = n_tok - t0 < KERN_NY ? (int)(n_tok - t0) : KERN_NY;
+        const uint8_t *a = (const uint8_t *)j->act + (size_t)t0 * j->act_row;
+        float *o = j->out + (size_t)t0 * (size_t)j->out_stride;
+        for (int64_t r = r0; r < r1; r += step) {
+            const uint8_t *row = wd + (size_t)r * w->row_size;
+            if (w->x8) {
+                k->gemm8(w->ne0, row, a, j->act_row, ny, o + r, j->out_stride);
+            } else if (k->gemm) {
+                int nx = r1 - r < KERN_MX ? (int)(r1 - r) : KERN_MX;
+                k->gemm(w->ne0, row, w->row_size, nx, a, j->act_row, ny, o + r, j->out_stride);
+            } else if (k->vec_dot_ny) {
+                k->vec_dot_ny(w->ne0, o + r, j->out_stride, row, a, j->act_row, ny);
+            } else {
+                for (int t = 0; t < ny; t++)
+                    k->vec_dot(w->ne0, o + (size_t)t * (size_t)j->out_stride + r, row, a + (size_t)t * j->act_row);
             }
         }
+    }
+}
+
+/* Threads take chunks (a run of rows small enough to stay in the L2 cache,
+ * for all the tokens) from a shared counter until none is left, so a
+ * thread that gets less memory bandwidth for a while does less of the
+ * work instead of making the other wait at the end. Which thread computes
+ * an output does not change it. */
+static void matmul_worker(void *arg, int ith, int nth)
+{
+    (void)ith;
+    (void)nth;
+    matmul_job *j = arg;
+    const int64_t total = j->chunk_end[j->n_part - 1];
+    for (;;) {
+        int64_t c = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (c >= total) return;
+        int i = 0;
+        while (c >= j->chunk_end[i]) i++;
+        const matmul_part *p = &j->part[i];
+        int64_t r0 = (c - (i ? j->chunk_end[i - 1] : 0)) * j->chunk_rows[i];
+        int64_t r1 = r0 + j->chunk_rows[i] < p->w->ne1 ? r0 + j->chunk_rows[i] : p->w->ne1;
+        matmul_rows(p, j->n_tok, r0, r1);
     }
 }
 
@@ -378,35 +398,82 @@ static void convert_worker(void *arg, int ith, int nth)
         j->from_float(j->x + t * j->n, (uint8_t *)j->act + (size_t)t * j->act_row, j->n);
 }
 
+/* Inputs of fewer values than this are converted by the calling thread:
+ * a pool run costs more than quantizing a decode step's few thousand. */
+#define CONVERT_POOL_MIN 16384
+
+/* out_i[t][r] = W_i[r] · x[t] for t < n_tok, r < W_i.ne1, i < n (all W_i
+ * with x's row length), in one pool run. Activations are first converted
+ * to each weight type's vec_dot_type (as llama.cpp does; once per type),
+ * then the threads share out chunks of rows (whole groups of 8 for a
+ * repacked matrix), each small enough to stay in the L2 cache while it is
+ * multiplied by KERN_NY tokens at a time through kernels that decode a
+ * weight block once for all the tokens, so every weight byte comes from
+ * memory once per batch; one token through plain vec_dot streams the
+ * rows. */
+static psi_status matmuls(psi_context *ctx, int n, const tensor *const *ws, const float *x, int32_t n_tok,
+                          float *const *outs, const int64_t *out_strides)
+{
+    const kernels *ks = kernels_get();
+    matmul_job j = {.n_part = n, .n_tok = n_tok};
+    uint32_t done_type = PSI_TYPE_F32; /* the vec_dot_type ctx->act holds */
+    for (int i = 0; i < n; i++) {
+        const tensor *w = ws[i];
+        matmul_part *p = &j.part[i];
+        p->w = w;
+        p->k = *kernels_type(ks, w->type);
+        /* a type the reference computes but the table lacks (cannot happen
+         * with today's tables: they start as a copy of the traits) */
+        if (!p->k.vec_dot) p->k = (kern_type){.vec_dot = w->tt->vec_dot};
+        p->out = outs[i];
+        p->out_stride = out_strides[i];
+        p->act = x;
+        p->act_row = (size_t)w->ne0 * sizeof(float);
+        uint32_t vdt = w->tt->vec_dot_type;
+        if (vdt == PSI_TYPE_F32) continue;
+        p->act_row = type_row_size(vdt, w->ne0);
+        p->act = ctx->act;
+        if (vdt == done_type) continue;
+        /* a second conversion would overwrite the first: run what is
+         * ready and start a new group (no model today mixes two) */
+        if (done_type != PSI_TYPE_F32) {
+            psi_status rc = matmuls(ctx, i, ws, x, n_tok, outs, out_strides);
+            if (rc) return rc;
+            return matmuls(ctx, n - i, ws + i, x, n_tok, outs + i, out_strides + i);
+        }
+        from_float_fn ff = kernels_type(ks, vdt)->from_float;
+        if (!ff) ff = type_get(vdt)->from_float;
+        size_t need = p->act_row * (size_t)n_tok;
+        if (need > ctx->act_size) {
+            void *np = mem_realloc(ctx->act, need);
+            if (!np) return PSI_ERR_NO_MEMORY;
+            ctx->act = np;
+            ctx->act_size = need;
+        }
+        p->act = ctx->act;
+        convert_job cj = {ff, x, w->ne0, ctx->act, p->act_row, n_tok};
+        if ((int64_t)n_tok * w->ne0 < CONVERT_POOL_MIN)
+            convert_worker(&cj, 0, 1);
+        else
+            pool_run(ctx->pool, convert_worker, &cj);
+        done_type = vdt;
+    }
+    for (int i = 0; i < n; i++) {
+        const tensor *w = j.part[i].w;
+        const int64_t step = w->x8 ? 8 : j.part[i].k.gemm ? KERN_MX : 1;
+        int64_t rows = (int64_t)(MATMUL_TILE_BYTES / w->row_size) / step * step;
+        j.chunk_rows[i] = rows < step ? step : rows;
+        j.chunk_end[i] = (i ? j.chunk_end[i - 1] : 0) + (w->ne1 + j.chunk_rows[i] - 1) / j.chunk_rows[i];
+    }
+    atomic_init(&j.next, 0);
+    pool_run(ctx->pool, matmul_worker, &j);
+    return PSI_OK;
+}
+
 static psi_status matmul(psi_context *ctx, const tensor *w, const float *x, int32_t n_tok, float *out,
                          int64_t out_stride)
 {
-    const kernels *ks = kernels_get();
-    const kern_type *k = kernels_type(ks, w->type);
-    /* a type the reference computes but the table lacks (cannot happen with
-     * today's tables: they start as a copy of the traits) */
-    kern_type fallback = {.vec_dot = w->tt->vec_dot};
-    if (!k->vec_dot) k = &fallback;
-    const void *act = x;
-    size_t act_row = (size_t)w->ne0 * sizeof(float);
-    if (w->tt->vec_dot_type != PSI_TYPE_F32) {
-        from_float_fn ff = kernels_type(ks, w->tt->vec_dot_type)->from_float;
-        if (!ff) ff = type_get(w->tt->vec_dot_type)->from_float;
-        act_row = type_row_size(w->tt->vec_dot_type, w->ne0);
-        size_t need = act_row * (size_t)n_tok;
-        if (need > ctx->act_size) {
-            void *p = mem_realloc(ctx->act, need);
-            if (!p) return PSI_ERR_NO_MEMORY;
-            ctx->act = p;
-            ctx->act_size = need;
-        }
-        convert_job cj = {ff, x, w->ne0, ctx->act, act_row, n_tok};
-        pool_run(ctx->pool, convert_worker, &cj);
-        act = ctx->act;
-    }
-    matmul_job j = {w, k, act, act_row, out, out_stride, n_tok};
-    pool_run(ctx->pool, matmul_worker, &j);
-    return PSI_OK;
+    return matmuls(ctx, 1, &w, x, n_tok, &out, &out_stride);
 }
 
 /* cos/sin of pos·θ_i for each rotary pair i, θ_i = base^(−2i/n_rot) / freqs[i]
@@ -560,10 +627,10 @@ psi_status llama_decode(psi_context *ctx, const int32_t *tokens, const int32_t *
         const layer *L = &m->layers[l];
         for (int32_t t = 0; t < n; t++)
             rmsnorm(ctx->xb + (size_t)t * embd, ctx->x + (size_t)t * embd, L->attn_norm, embd, hp->rms_eps);
-        if ((rc = matmul(ctx, &L->wq, ctx->xb, n, ctx->q, q_dim)) ||
-            (rc = matmul(ctx, &L->wk, ctx->xb, n, ctx->k, kv_dim)) ||
-            (rc = matmul(ctx, &L->wv, ctx->xb, n, ctx->v, kv_dim)))
-            return rc;
+        const tensor *qkv[] = {&L->wq, &L->wk, &L->wv};
+        float *qkv_out[] = {ctx->q, ctx->k, ctx->v};
+        const int64_t qkv_stride[] = {q_dim, kv_dim, kv_dim};
+        if ((rc = matmuls(ctx, 3, qkv, ctx->xb, n, qkv_out, qkv_stride))) return rc;
         size_t layer_off = (size_t)l * (size_t)ctx->n_seq * (size_t)ctx->n_ctx * ctx->kv_row;
         for (int32_t t = 0; t < n; t++) {
             const float *cs = ctx->rope_cs + (size_t)t * hp->n_rot;
@@ -580,9 +647,10 @@ psi_status llama_decode(psi_context *ctx, const int32_t *tokens, const int32_t *
 
         for (int32_t t = 0; t < n; t++)
             rmsnorm(ctx->xb + (size_t)t * embd, ctx->x + (size_t)t * embd, L->ffn_norm, embd, hp->rms_eps);
-        if ((rc = matmul(ctx, &L->w_gate, ctx->xb, n, ctx->hb, hp->n_ff)) ||
-            (rc = matmul(ctx, &L->w_up, ctx->xb, n, ctx->hb2, hp->n_ff)))
-            return rc;
+        const tensor *ffn[] = {&L->w_gate, &L->w_up};
+        float *ffn_out[] = {ctx->hb, ctx->hb2};
+        const int64_t ffn_stride[] = {hp->n_ff, hp->n_ff};
+        if ((rc = matmuls(ctx, 2, ffn, ctx->xb, n, ffn_out, ffn_stride))) return rc;
         for (size_t i = 0; i < (size_t)n * hp->n_ff; i++) {
             float g = ctx->hb[i];
             ctx->hb[i] = g / (1.0f + expf(-g)) * ctx->hb2[i]; /* SwiGLU: silu(gate)·up */
