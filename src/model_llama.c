@@ -416,7 +416,11 @@ static psi_status matmuls(psi_context *ctx, int n, const tensor *const *ws, cons
 {
     const kernels *ks = kernels_get();
     matmul_job j = {.n_part = n, .n_tok = n_tok};
-    uint32_t done_type = PSI_TYPE_F32; /* the vec_dot_type ctx->act holds */
+    /* the distinct conversions the parts need, one after another in ctx->act
+     * (a Q4_K_M file's repacked Q4_K wq and wk read one, its Q6_K wv another) */
+    struct { from_float_fn ff; size_t row, off; } conv[MATMUL_MAX];
+    int n_conv = 0, conv_of[MATMUL_MAX];
+    size_t need = 0;
     for (int i = 0; i < n; i++) {
         const tensor *w = ws[i];
         matmul_part *p = &j.part[i];
@@ -429,35 +433,44 @@ static psi_status matmuls(psi_context *ctx, int n, const tensor *const *ws, cons
         p->out_stride = out_strides[i];
         p->act = x;
         p->act_row = (size_t)w->ne0 * sizeof(float);
+        conv_of[i] = -1;
         uint32_t vdt = w->tt->vec_dot_type;
         if (vdt == PSI_TYPE_F32) continue;
-        p->act_row = type_row_size(vdt, w->ne0);
-        p->act = ctx->act;
-        if (vdt == done_type) continue;
-        /* a second conversion would overwrite the first: run what is
-         * ready and start a new group (no model today mixes two) */
-        if (done_type != PSI_TYPE_F32) {
-            psi_status rc = matmuls(ctx, i, ws, x, n_tok, outs, out_strides);
-            if (rc) return rc;
-            return matmuls(ctx, n - i, ws + i, x, n_tok, outs + i, out_strides + i);
+        from_float_fn ff;
+        if (w->x8 && p->k.x8_from_float) { /* gemm8's own layout */
+            ff = p->k.x8_from_float;
+            p->act_row = p->k.x8_act_row(w->ne0);
+        } else {
+            ff = kernels_type(ks, vdt)->from_float;
+            if (!ff) ff = type_get(vdt)->from_float;
+            p->act_row = type_row_size(vdt, w->ne0);
         }
-        from_float_fn ff = kernels_type(ks, vdt)->from_float;
-        if (!ff) ff = type_get(vdt)->from_float;
-        size_t need = p->act_row * (size_t)n_tok;
-        if (need > ctx->act_size) {
-            void *np = mem_realloc(ctx->act, need);
-            if (!np) return PSI_ERR_NO_MEMORY;
-            ctx->act = np;
-            ctx->act_size = need;
+        int c = 0;
+        while (c < n_conv && conv[c].ff != ff) c++;
+        if (c == n_conv) {
+            conv[c].ff = ff;
+            conv[c].row = p->act_row;
+            conv[c].off = need;
+            need += p->act_row * (size_t)n_tok;
+            n_conv++;
         }
-        p->act = ctx->act;
-        convert_job cj = {ff, x, w->ne0, ctx->act, p->act_row, n_tok};
-        if ((int64_t)n_tok * w->ne0 < CONVERT_POOL_MIN)
+        conv_of[i] = c;
+    }
+    if (need > ctx->act_size) {
+        void *np = mem_realloc(ctx->act, need);
+        if (!np) return PSI_ERR_NO_MEMORY;
+        ctx->act = np;
+        ctx->act_size = need;
+    }
+    for (int c = 0; c < n_conv; c++) {
+        convert_job cj = {conv[c].ff, x, ws[0]->ne0, (uint8_t *)ctx->act + conv[c].off, conv[c].row, n_tok};
+        if ((int64_t)n_tok * ws[0]->ne0 < CONVERT_POOL_MIN)
             convert_worker(&cj, 0, 1);
         else
             pool_run(ctx->pool, convert_worker, &cj);
-        done_type = vdt;
     }
+    for (int i = 0; i < n; i++)
+        if (conv_of[i] >= 0) j.part[i].act = (uint8_t *)ctx->act + conv[conv_of[i]].off;
     for (int i = 0; i < n; i++) {
         const tensor *w = j.part[i].w;
         const int64_t step = w->x8 ? 8 : j.part[i].k.gemm ? KERN_MX : 1;

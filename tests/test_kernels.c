@@ -254,7 +254,8 @@ static void test_gemm(const kernels *k)
 
 /* Repacked groups of 8 rows (repack8 + gemm8) against the reference
  * vec_dot on the original rows, bit for bit, for every token count, with
- * guard values between and after the outputs. */
+ * guard values between and after the outputs. gemm8 reads the same
+ * activations converted by x8_from_float when the table has one. */
 static void test_gemm8(const kernels *k)
 {
     int checked = 0;
@@ -266,12 +267,17 @@ static void test_gemm8(const kernels *k)
         for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
             int64_t n = lens[li] * t->blck_size;
             size_t rs = type_row_size(wt, n), ys = type_row_size(t->vec_dot_type, n) + 4;
-            uint8_t *x = malloc(8 * rs), *g = malloc(8 * rs), *y = calloc(KERN_NY, ys);
+            const size_t ys8 = kt->x8_from_float ? kt->x8_act_row(n) + 4 : ys;
+            uint8_t *x = malloc(8 * rs), *g = malloc(8 * rs), *y = calloc(KERN_NY, ys), *y8 = calloc(KERN_NY, ys8);
             float *f = malloc((size_t)n * sizeof(float));
             for (int r = 0; r < 8; r++) fill_weights(wt, x + (size_t)r * rs, n);
             for (int r = 0; r < KERN_NY; r++) {
                 fill_f32(f, n, r % 5);
                 a->from_float(f, y + (size_t)r * ys, n);
+                if (kt->x8_from_float)
+                    kt->x8_from_float(f, y8 + (size_t)r * ys8, n);
+                else
+                    memcpy(y8 + (size_t)r * ys8, y + (size_t)r * ys, ys);
             }
             kt->repack8(n, x, rs, g);
             if (kt->unpack8) { /* each row back, byte for byte */
@@ -290,7 +296,7 @@ static void test_gemm8(const kernels *k)
             for (int ny = 1; ny <= KERN_NY; ny++) {
                 float out[KERN_NY * OS];
                 for (int i = 0; i < KERN_NY * OS; i++) out[i] = -777.0f;
-                kt->gemm8(n, g, y, ys, ny, out, OS);
+                kt->gemm8(n, g, y8, ys8, ny, out, OS);
                 bool ok = true;
                 for (int tk = 0; tk < KERN_NY; tk++)
                     for (int r = 0; r < OS; r++) {
@@ -304,6 +310,7 @@ static void test_gemm8(const kernels *k)
             free(x);
             free(g);
             free(y);
+            free(y8);
             free(f);
         }
     }

@@ -58,6 +58,11 @@ typedef void (*repack8_fn)(int64_t n, const void *src, size_t row_size, void *ds
 typedef void (*unpack8_fn)(int64_t n, const void *group, int r, void *row);
 typedef void (*gemm8_fn)(int64_t n, const void *x, const void *y, size_t y_stride, int ny, float *out,
                          int64_t out_stride);
+/* gemm8 may read its activations in a layout of its own, made once per
+ * product by x8_from_float (e.g. Q8_0 blocks with the block's quant sum
+ * and a float scale, which every group of 8 rows would otherwise
+ * recompute); x8_act_row gives the bytes of one such row of n values. */
+typedef size_t (*act_row_fn)(int64_t n);
 
 /* y[i] += a · x[i] for i < n, x of the entry's type (attention's weighted
  * sum of value-cache rows). */
@@ -70,6 +75,8 @@ typedef struct kern_type {
     repack8_fn repack8;        /* with gemm8: matrices whose row count is a multiple of 8 are repacked */
     gemm8_fn gemm8;
     unpack8_fn unpack8;        /* NULL: this type's token_embd is not repacked */
+    from_float_fn x8_from_float; /* gemm8's activations; NULL: the vec_dot_type's from_float */
+    act_row_fn x8_act_row;
     from_float_fn from_float;  /* f32 → this type (the activation quantizer); NULL = none */
     axpy_fn axpy;              /* F32 and F16 (the KV cache types); NULL = none */
 } kern_type;

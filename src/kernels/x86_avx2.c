@@ -182,27 +182,28 @@ static inline float hmax_ps(__m256 v)
 
 /* ---------------------------------------------------------------- Q8_0 */
 
+/* One block of 32 as types.c quantizes it: the quants and the fp16 scale. */
+static inline __m256i q8_0_block(const float *x, uint16_t *d16)
+{
+    __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8);
+    __m256 v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
+    __m256 m = absmax_step(_mm256_setzero_ps(), v0);
+    m = absmax_step(m, v1);
+    m = absmax_step(m, v2);
+    m = absmax_step(m, v3);
+    const float amax = hmax_ps(m);
+    const float d = amax / 127.0f;
+    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    *d16 = f32_to_fp16(d);
+    const __m256 s = _mm256_set1_ps(id);
+    return round_pack32(_mm256_mul_ps(v0, s), _mm256_mul_ps(v1, s), _mm256_mul_ps(v2, s), _mm256_mul_ps(v3, s));
+}
+
 static void q8_0_from_f32(const float *src, void *dst, int64_t n)
 {
     block_q8_0 *y = dst;
-    const int64_t nb = n / QK8_0;
-    for (int64_t i = 0; i < nb; i++) {
-        const float *x = src + i * QK8_0;
-        __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8);
-        __m256 v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
-        __m256 m = absmax_step(_mm256_setzero_ps(), v0);
-        m = absmax_step(m, v1);
-        m = absmax_step(m, v2);
-        m = absmax_step(m, v3);
-        const float amax = hmax_ps(m);
-        const float d = amax / 127.0f;
-        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
-        y[i].d = f32_to_fp16(d);
-        const __m256 s = _mm256_set1_ps(id);
-        __m256i q = round_pack32(_mm256_mul_ps(v0, s), _mm256_mul_ps(v1, s), _mm256_mul_ps(v2, s),
-                                 _mm256_mul_ps(v3, s));
-        _mm256_storeu_si256((__m256i *)y[i].qs, q);
-    }
+    for (int64_t i = 0; i < n / QK8_0; i++)
+        _mm256_storeu_si256((__m256i *)y[i].qs, q8_0_block(src + i * QK8_0, &y[i].d));
 }
 
 static inline __m256i q8_0_load(const int8_t *qs) { return _mm256_loadu_si256((const __m256i *)qs); }
@@ -594,19 +595,31 @@ typedef struct { uint16_t d[8]; uint8_t qs[8 * 16]; } block_q4_0x8;
     }
 REPACK8(repack8_q4_0, block_q4_0, block_q4_0x8, 16)
 
+/* gemm8_q4_0's activations: a Q8_0 block (the same quants, the scale as
+ * the float its fp16 stands for) with 8·Σ quants, the term the unsigned
+ * nibbles' offset of 8 adds to each row's sum. */
+typedef struct { float d; int32_t s8; int8_t qs[QK8_0]; } block_q8_0x;
+
+static size_t q8_0x_row(int64_t n) { return (size_t)(n / QK8_0) * sizeof(block_q8_0x); }
+
+static void q8_0x_from_f32(const float *src, void *dst, int64_t n)
+{
+    block_q8_0x *y = dst;
+    const __m256i one8 = _mm256_set1_epi8(1), one16 = _mm256_set1_epi16(1);
+    for (int64_t i = 0; i < n / QK8_0; i++) {
+        uint16_t d16;
+        const __m256i q = q8_0_block(src + i * QK8_0, &d16);
+        _mm256_storeu_si256((__m256i *)y[i].qs, q);
+        y[i].d = h2f(d16);
+        y[i].s8 = 8 * hsum_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(one8, q), one16));
+    }
+}
+
 static inline __m256i bcast4(const int8_t *p)
 {
     int32_t v;
     memcpy(&v, p, 4);
     return _mm256_set1_epi32(v);
-}
-
-/* The same value in every int32 lane: the sum of v's 8 lanes. */
-static inline __m256i allsum_epi32(__m256i v)
-{
-    v = _mm256_add_epi32(v, _mm256_permute2x128_si256(v, v, 1));
-    v = _mm256_add_epi32(v, _mm256_shuffle_epi32(v, _MM_SHUFFLE(1, 0, 3, 2)));
-    return _mm256_add_epi32(v, _mm256_shuffle_epi32(v, _MM_SHUFFLE(2, 3, 0, 1)));
 }
 
 /* Per block and row: isum exact in integers, then sumf += (dx·dy)·isum
@@ -617,13 +630,13 @@ static inline __attribute__((always_inline)) void gemm8_q4_0_body(int64_t n, con
                                                                   size_t ys, const int ny, float *out, int64_t os)
 {
     const block_q4_0x8 *x = vx;
-    const block_q8_0 *y[KERN_NY];
+    const block_q8_0x *y[KERN_NY];
     __m256 acc[KERN_NY];
     PSI_UNROLL for (int t = 0; t < ny; t++) {
-        y[t] = (const block_q8_0 *)((const uint8_t *)vy + (size_t)t * ys);
+        y[t] = (const block_q8_0x *)((const uint8_t *)vy + (size_t)t * ys);
         acc[t] = _mm256_setzero_ps();
     }
-    const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi16(1), eight = _mm256_set1_epi8(8);
+    const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi16(1);
     const int64_t nb = n / QK4_0;
     for (int64_t i = 0; i < nb; i++) {
         __m256i lo[4], hi[4];
@@ -634,16 +647,14 @@ static inline __attribute__((always_inline)) void gemm8_q4_0_body(int64_t n, con
         }
         const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)x[i].d));
         PSI_UNROLL for (int t = 0; t < ny; t++) {
-            const block_q8_0 *yb = &y[t][i];
+            const block_q8_0x *yb = &y[t][i];
             __m256i s = _mm256_setzero_si256();
             for (int m = 0; m < 4; m++) {
                 s = _mm256_add_epi16(s, _mm256_maddubs_epi16(lo[m], bcast4(yb->qs + 4 * m)));
                 s = _mm256_add_epi16(s, _mm256_maddubs_epi16(hi[m], bcast4(yb->qs + 16 + 4 * m)));
             }
-            const __m256i yq = _mm256_loadu_si256((const __m256i *)yb->qs);
-            const __m256i corr = allsum_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(eight, yq), one));
-            const __m256i isum = _mm256_sub_epi32(_mm256_madd_epi16(s, one), corr);
-            const __m256 d = _mm256_mul_ps(dx, _mm256_set1_ps(h2f(yb->d)));
+            const __m256i isum = _mm256_sub_epi32(_mm256_madd_epi16(s, one), _mm256_set1_epi32(yb->s8));
+            const __m256 d = _mm256_mul_ps(dx, _mm256_set1_ps(yb->d));
             acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(d, _mm256_cvtepi32_ps(isum)));
         }
     }
@@ -765,6 +776,29 @@ static inline __attribute__((always_inline)) void kx8_quants(const uint8_t *qs, 
     }
 }
 
+/* gemm8_q4_K's and gemm8_q5_K's activations: a Q8_K block with, instead
+ * of the 16 group sums, the sums of sub-blocks 2p and 2p + 1 (32 values
+ * each, |sum| <= 4064) as the int16 pair of word p, what the mins
+ * multiply. */
+typedef struct { float d; int32_t bj[4]; int8_t qs[QK_K]; } block_q8_Kx;
+
+static size_t q8_Kx_row(int64_t n) { return (size_t)(n / QK_K) * sizeof(block_q8_Kx); }
+
+static void q8_Kx_from_f32(const float *src, void *dst, int64_t n)
+{
+    block_q8_Kx *y = dst;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        block_q8_K b;
+        q8_K_from_f32(src + i * QK_K, &b, QK_K);
+        y[i].d = b.d;
+        memcpy(y[i].qs, b.qs, QK_K);
+        for (int p = 0; p < 4; p++) {
+            const int a0 = b.bsums[4 * p] + b.bsums[4 * p + 1], a1 = b.bsums[4 * p + 2] + b.bsums[4 * p + 3];
+            y[i].bj[p] = (int32_t)((uint32_t)(uint16_t)a0 | (uint32_t)(uint16_t)a1 << 16);
+        }
+    }
+}
+
 /* Per row (lane): isum = Σ_j sc_j·Σ q·y and msum = Σ_j m_j·(bsums of
  * sub-block j), exact (int16 lanes sum at most 8 Q4_K or 4 Q5_K pair
  * products: <= 8·2·15·127, 4·2·31·127), then sumf += d·isum - dmin·msum
@@ -777,10 +811,10 @@ static inline __attribute__((always_inline)) void kx8_quants(const uint8_t *qs, 
                                                                   int64_t os)                                   \
     {                                                                                                            \
         const GT *x = vx;                                                                                        \
-        const block_q8_K *y[KERN_NY];                                                                            \
+        const block_q8_Kx *y[KERN_NY];                                                                           \
         __m256 acc[KERN_NY];                                                                                     \
         PSI_UNROLL for (int t = 0; t < ny; t++) {                                                                \
-            y[t] = (const block_q8_K *)((const uint8_t *)vy + (size_t)t * ys);                                   \
+            y[t] = (const block_q8_Kx *)((const uint8_t *)vy + (size_t)t * ys);                                  \
             acc[t] = _mm256_setzero_ps();                                                                        \
         }                                                                                                        \
         const int64_t nb = n / QK_K;                                                                             \
@@ -794,7 +828,7 @@ static inline __attribute__((always_inline)) void kx8_quants(const uint8_t *qs, 
             if (ny > 1)                                                                                          \
                 for (int v = 0; v < 32; v++) kx8_quants(b->qs, KX8_QH(b), v, FIVE, &nib[2 * v], &nib[2 * v + 1]); \
             PSI_UNROLL for (int t = 0; t < ny; t++) {                                                            \
-                const block_q8_K *yb = &y[t][i];                                                                 \
+                const block_q8_Kx *yb = &y[t][i];                                                                \
                 __m256i isum = _mm256_setzero_si256();                                                           \
                 for (int c = 0; c < 4; c++)                                                                      \
                     for (int k0 = 0; k0 < 8; k0 += (FIVE) ? 4 : 8) {                                             \
@@ -814,14 +848,9 @@ static inline __attribute__((always_inline)) void kx8_quants(const uint8_t *qs, 
                         isum = _mm256_add_epi32(isum, _mm256_add_epi32(_mm256_madd_epi16(sl, sc[2 * c]),         \
                                                                        _mm256_madd_epi16(sh, sc[2 * c + 1])));   \
                     }                                                                                            \
-                /* bsums of sub-block j: bsums[2j] + bsums[2j + 1], as int16 pairs (j = 2p, 2p + 1) */           \
                 __m256i msum = _mm256_setzero_si256();                                                           \
-                for (int p = 0; p < 4; p++) {                                                                    \
-                    const int a0 = yb->bsums[4 * p] + yb->bsums[4 * p + 1];                                      \
-                    const int a1 = yb->bsums[4 * p + 2] + yb->bsums[4 * p + 3];                                  \
-                    const __m256i bj = _mm256_set1_epi32((int32_t)((uint32_t)(uint16_t)a0 | (uint32_t)(uint16_t)a1 << 16)); \
-                    msum = _mm256_add_epi32(msum, _mm256_madd_epi16(mp[p], bj));                                 \
-                }                                                                                                \
+                PSI_UNROLL for (int p = 0; p < 4; p++)                                                           \
+                    msum = _mm256_add_epi32(msum, _mm256_madd_epi16(mp[p], _mm256_set1_epi32(yb->bj[p])));       \
                 const __m256 yd = _mm256_set1_ps(yb->d);                                                         \
                 const __m256 d = _mm256_mul_ps(yd, dx), dmin = _mm256_mul_ps(yd, dmx);                           \
                 const __m256 r = _mm256_sub_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(isum)),                       \
@@ -884,6 +913,12 @@ void kernels_fill_avx2(kernels *k)
     k->t[PSI_TYPE_Q4_0].repack8 = repack8_q4_0;
     k->t[PSI_TYPE_Q4_0].gemm8 = gemm8_q4_0;
     k->t[PSI_TYPE_Q4_0].unpack8 = repack8_q4_0_row;
+    k->t[PSI_TYPE_Q4_0].x8_from_float = q8_0x_from_f32;
+    k->t[PSI_TYPE_Q4_0].x8_act_row = q8_0x_row;
+    k->t[PSI_TYPE_Q4_K].x8_from_float = q8_Kx_from_f32;
+    k->t[PSI_TYPE_Q4_K].x8_act_row = q8_Kx_row;
+    k->t[PSI_TYPE_Q5_K].x8_from_float = q8_Kx_from_f32;
+    k->t[PSI_TYPE_Q5_K].x8_act_row = q8_Kx_row;
     k->t[PSI_TYPE_Q4_K].repack8 = repack8_q4_K;
     k->t[PSI_TYPE_Q4_K].gemm8 = gemm8_q4_K;
     k->t[PSI_TYPE_Q5_K].repack8 = repack8_q5_K;
