@@ -51,6 +51,10 @@ static void product8(const kern_type *k, int64_t n, const uint8_t *g, size_t row
 static void product(const kern_type *k, bool use_gemm, int64_t n, const uint8_t *w, size_t row_size, int64_t rows, const uint8_t *act,
                     size_t act_row, int nt, float *out)
 {
+    if (nt == 1 && !use_gemm) { /* one token: vec_dot on plain activations, as the model does */
+        for (int64_t r = 0; r < rows; r++) k->vec_dot(n, out + r, w + (size_t)r * row_size, act);
+        return;
+    }
     if (use_gemm && k->gemm) {
         for (int t0 = 0; t0 < nt; t0 += KERN_NY) {
             int ny = nt - t0 < KERN_NY ? nt - t0 : KERN_NY;
@@ -74,6 +78,22 @@ static void product(const kern_type *k, bool use_gemm, int64_t n, const uint8_t 
                                act + (size_t)(t0 + t) * act_row);
         }
     }
+}
+
+/* The activations of nt tokens (asrc) in a kernel's own layout (ff, rowf),
+ * or a copy of act when it has none; NULL when out of memory. */
+static uint8_t *own_layout(from_float_fn ff, act_row_fn rowf, int64_t n, const float *asrc, int nt,
+                           const uint8_t *act, size_t act_row, size_t *row)
+{
+    *row = ff ? rowf(n) : act_row;
+    uint8_t *p = malloc(*row * (size_t)nt);
+    for (int t = 0; p && t < nt; t++) {
+        if (ff)
+            ff(asrc + (size_t)t * n, p + (size_t)t * *row, n);
+        else
+            memcpy(p + (size_t)t * *row, act + (size_t)t * act_row, act_row);
+    }
+    return p;
 }
 
 /* Whether name is one of the comma-separated names in list (any case). */
@@ -122,13 +142,16 @@ int main(int argc, char **argv)
             if (!ks) continue;
             const kern_type *k = kernels_type(ks, types[ti]);
             if (!k->vec_dot) continue;
+            size_t actn_row; /* vec_dot_ny's own layout for the batch, when it has one */
+            uint8_t *actn = own_layout(k->ny_from_float, k->ny_act_row, n, asrc, nt, act, act_row, &actn_row);
+            if (!actn) return 1;
             for (int g = k->gemm ? 1 : 0; g >= 0; g--) {
                 double best1 = 1e30, bestn = 1e30;
                 for (int rep = 0; rep < 5; rep++) {
                     double t0 = now_s();
                     product(k, g, n, w, row_size, rows, act, act_row, 1, out);
                     double t1 = now_s();
-                    product(k, g, n, w, row_size, rows, act, act_row, nt, out);
+                    product(k, g, n, w, row_size, rows, g ? act : actn, g ? act_row : actn_row, nt, out);
                     double t2 = now_s();
                     if (t1 - t0 < best1) best1 = t1 - t0;
                     if (t2 - t1 < bestn) bestn = t2 - t1;
@@ -136,21 +159,15 @@ int main(int argc, char **argv)
                 printf("%-8s %-8s %-6s %12.1f %14.1f\n", tt->name, ks->name, g ? "gemm" : "rows",
                        (double)row_size * rows / best1 * 1e-9, (double)n * rows * nt / bestn * 1e-9);
             }
+            free(actn);
             if (k->repack8 && k->gemm8 && rows % 8 == 0) {
                 uint8_t *g = malloc(row_size * (size_t)rows);
                 if (!g) return 1;
                 for (int64_t r = 0; r < rows; r += 8)
                     k->repack8(n, w + (size_t)r * row_size, row_size, g + (size_t)r * row_size);
-                /* gemm8's own activation layout, when it has one */
-                size_t act8_row = k->x8_from_float ? k->x8_act_row(n) : act_row;
-                uint8_t *act8 = malloc(act8_row * (size_t)nt);
+                size_t act8_row;
+                uint8_t *act8 = own_layout(k->x8_from_float, k->x8_act_row, n, asrc, nt, act, act_row, &act8_row);
                 if (!act8) return 1;
-                for (int t = 0; t < nt; t++) {
-                    if (k->x8_from_float)
-                        k->x8_from_float(asrc + (size_t)t * n, act8 + (size_t)t * act8_row, n);
-                    else
-                        memcpy(act8 + (size_t)t * act8_row, act + (size_t)t * act_row, act_row);
-                }
                 double best1 = 1e30, bestn = 1e30;
                 for (int rep = 0; rep < 5; rep++) {
                     double t0 = now_s();

@@ -437,9 +437,15 @@ static psi_status matmuls(psi_context *ctx, int n, const tensor *const *ws, cons
         uint32_t vdt = w->tt->vec_dot_type;
         if (vdt == PSI_TYPE_F32) continue;
         from_float_fn ff;
-        if (w->x8 && p->k.x8_from_float) { /* gemm8's own layout */
+        /* gemm8's or vec_dot_ny's own layout where it has one (matmul_rows
+         * takes vec_dot_ny for several tokens of a plain matrix) */
+        const bool ny = !w->x8 && !p->k.gemm && p->k.vec_dot_ny && n_tok > 1;
+        if (w->x8 && p->k.x8_from_float) {
             ff = p->k.x8_from_float;
             p->act_row = p->k.x8_act_row(w->ne0);
+        } else if (ny && p->k.ny_from_float) {
+            ff = p->k.ny_from_float;
+            p->act_row = p->k.ny_act_row(w->ne0);
         } else {
             ff = kernels_type(ks, vdt)->from_float;
             if (!ff) ff = type_get(vdt)->from_float;

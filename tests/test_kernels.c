@@ -153,13 +153,19 @@ static void test_dots(const kernels *k)
             if (t->blck_size == 256 && len > 20) break;
             if (len == 80) n *= 13; /* one long row */
             size_t wbytes = type_row_size(wt, n), abytes = type_row_size(at, n);
-            uint8_t *w = malloc(wbytes), *y = malloc(abytes * KERN_NY);
+            /* vec_dot_ny reads its own layout of the same values when it has one */
+            const size_t nbytes = kt->ny_from_float ? kt->ny_act_row(n) : abytes;
+            uint8_t *w = malloc(wbytes), *y = malloc(abytes * KERN_NY), *yn = malloc(nbytes * KERN_NY);
             float *xf = malloc((size_t)n * sizeof(float));
             fill_weights(wt, w, n);
             for (int r = 0; r < KERN_NY; r++) {
                 fill_f32(xf, n, (int)((len + r) % 5));
                 if (at == PSI_TYPE_F32) memcpy(y + (size_t)r * abytes, xf, abytes);
                 else a->from_float(xf, y + (size_t)r * abytes, n);
+                if (kt->ny_from_float)
+                    kt->ny_from_float(xf, yn + (size_t)r * nbytes, n);
+                else
+                    memcpy(yn + (size_t)r * nbytes, y + (size_t)r * abytes, abytes);
             }
             float ref[KERN_NY], got[KERN_NY], ny_out[KERN_NY * 3];
             for (int r = 0; r < KERN_NY; r++) {
@@ -180,7 +186,7 @@ static void test_dots(const kernels *k)
             if (kt->vec_dot_ny) {
                 for (int ny = 1; ny <= KERN_NY; ny++) {
                     for (int i = 0; i < KERN_NY * 3; i++) ny_out[i] = -12345.0f;
-                    kt->vec_dot_ny(n, ny_out, 3, w, y, abytes, ny);
+                    kt->vec_dot_ny(n, ny_out, 3, w, yn, nbytes, ny);
                     for (int r = 0; r < KERN_NY; r++) {
                         /* bit for bit the single product: a token's result
                          * must not depend on the batch it comes in */
@@ -197,6 +203,7 @@ static void test_dots(const kernels *k)
             }
             free(w);
             free(y);
+            free(yn);
             free(xf);
         }
         printf("%-8s %-5s %d dot products, worst |Δ|/Σ|x·y| %.2g\n", k->name, t->name, cases, worst);

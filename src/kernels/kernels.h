@@ -61,7 +61,9 @@ typedef void (*gemm8_fn)(int64_t n, const void *x, const void *y, size_t y_strid
 /* gemm8 may read its activations in a layout of its own, made once per
  * product by x8_from_float (e.g. Q8_0 blocks with the block's quant sum
  * and a float scale, which every group of 8 rows would otherwise
- * recompute); x8_act_row gives the bytes of one such row of n values. */
+ * recompute); x8_act_row gives the bytes of one such row of n values.
+ * vec_dot_ny may do the same (ny_from_float, ny_act_row); vec_dot always
+ * reads the vec_dot_type's own layout. */
 typedef size_t (*act_row_fn)(int64_t n);
 
 /* y[i] += a · x[i] for i < n, x of the entry's type (attention's weighted
@@ -77,6 +79,8 @@ typedef struct kern_type {
     unpack8_fn unpack8;        /* NULL: this type's token_embd is not repacked */
     from_float_fn x8_from_float; /* gemm8's activations; NULL: the vec_dot_type's from_float */
     act_row_fn x8_act_row;
+    from_float_fn ny_from_float; /* vec_dot_ny's activations (the same idea); NULL: the vec_dot_type's */
+    act_row_fn ny_act_row;
     from_float_fn from_float;  /* f32 → this type (the activation quantizer); NULL = none */
     axpy_fn axpy;              /* F32 and F16 (the KV cache types); NULL = none */
 } kern_type;

@@ -206,24 +206,47 @@ static void q8_0_from_f32(const float *src, void *dst, int64_t n)
         _mm256_storeu_si256((__m256i *)y[i].qs, q8_0_block(src + i * QK8_0, &y[i].d));
 }
 
+/* The activations of the multi-token Q8_0 and repacked Q4_0 kernels: a
+ * Q8_0 block (the same quants, the scale as the float its fp16 stands for,
+ * which no token then converts once per weight block) with 8·Σ quants,
+ * the term the unsigned nibbles' offset of 8 adds to a Q4_0 row's sum. */
+typedef struct { float d; int32_t s8; int8_t qs[QK8_0]; } block_q8_0x;
+
+static size_t q8_0x_row(int64_t n) { return (size_t)(n / QK8_0) * sizeof(block_q8_0x); }
+
+static void q8_0x_from_f32(const float *src, void *dst, int64_t n)
+{
+    block_q8_0x *y = dst;
+    const __m256i one8 = _mm256_set1_epi8(1), one16 = _mm256_set1_epi16(1);
+    for (int64_t i = 0; i < n / QK8_0; i++) {
+        uint16_t d16;
+        const __m256i q = q8_0_block(src + i * QK8_0, &d16);
+        _mm256_storeu_si256((__m256i *)y[i].qs, q);
+        y[i].d = h2f(d16);
+        y[i].s8 = 8 * hsum_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(one8, q), one16));
+    }
+}
+
 static inline __m256i q8_0_load(const int8_t *qs) { return _mm256_loadu_si256((const __m256i *)qs); }
 
 /* One weight row (blocks of 32 that UNPACK turns into signed bytes) against
- * up to KERN_NY Q8_0 activation rows: each weight block is loaded, unpacked
- * and made |x| once for all the tokens, one accumulator per token (a
- * single token is latency-bound at 32 weights per FMA, still well above
- * memory bandwidth). The single-token vec_dot is this with ny = 1, so a
- * token's result is the same bit for bit whatever the batch. */
-#define Q8_DOT_NY(NAME, BT, UNPACK)                                                                         \
+ * up to KERN_NY activation rows (YT: Q8_0 blocks, or block_q8_0x with the
+ * scale as a float, YD), each weight block loaded, unpacked and made |x|
+ * once for all the tokens, one accumulator per token (a single token is
+ * latency-bound at 32 weights per FMA, still well above memory
+ * bandwidth). The single-token vec_dot is the same code with ny = 1 on
+ * Q8_0 blocks, so a token's result is the same bit for bit whatever the
+ * batch. */
+#define Q8_DOT_BODY(NAME, BT, YT, YD, UNPACK)                                                               \
     static inline __attribute__((always_inline)) void NAME##_body(int64_t n, float *out, int64_t os,       \
                                                                   const void *vx, const void *vy,           \
                                                                   size_t ys, const int ny)                  \
     {                                                                                                       \
         const BT *x = vx;                                                                                   \
-        const block_q8_0 *y[KERN_NY];                                                                       \
+        const YT *y[KERN_NY];                                                                               \
         __m256 acc[KERN_NY];                                                                                \
         PSI_UNROLL for (int t = 0; t < ny; t++) {                                                           \
-            y[t] = (const block_q8_0 *)((const uint8_t *)vy + (size_t)t * ys);                              \
+            y[t] = (const YT *)((const uint8_t *)vy + (size_t)t * ys);                                      \
             acc[t] = _mm256_setzero_ps();                                                                   \
         }                                                                                                   \
         const int64_t nb = n / QK8_0;                                                                       \
@@ -235,21 +258,25 @@ static inline __m256i q8_0_load(const int8_t *qs) { return _mm256_loadu_si256((c
                 const __m256i yq = _mm256_loadu_si256((const __m256i *)y[t][i].qs);                         \
                 const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(yq, xq)),     \
                                                     _mm256_set1_epi16(1));                                  \
-                const __m256 d = _mm256_set1_ps(dx * h2f(y[t][i].d));                                       \
+                const __m256 d = _mm256_set1_ps(dx * YD(y[t][i].d));                                        \
                 acc[t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc[t]);                                 \
             }                                                                                               \
         }                                                                                                   \
         PSI_UNROLL for (int t = 0; t < ny; t++) out[t * os] = hsum_ps(acc[t]);                              \
-    }                                                                                                       \
-    NY_DISPATCH(NAME)
+    }
 
-Q8_DOT_NY(vec_dot_ny_q8_0_q8_0, block_q8_0, q8_0_load)
-Q8_DOT_NY(vec_dot_ny_q4_0_q8_0, block_q4_0, q4_0_unpack)
-#undef Q8_DOT_NY
+#define Q8_SCALE_F(d) (d)
+Q8_DOT_BODY(vec_dot_q8_0_q8_0, block_q8_0, block_q8_0, h2f, q8_0_load)
+Q8_DOT_BODY(vec_dot_ny_q8_0_q8_0x, block_q8_0, block_q8_0x, Q8_SCALE_F, q8_0_load)
+NY_DISPATCH(vec_dot_ny_q8_0_q8_0x)
+Q8_DOT_BODY(vec_dot_ny_q4_0_q8_0, block_q4_0, block_q8_0, h2f, q4_0_unpack)
+NY_DISPATCH(vec_dot_ny_q4_0_q8_0)
+#undef Q8_SCALE_F
+#undef Q8_DOT_BODY
 
 static void vec_dot_q8_0_q8_0(int64_t n, float *out, const void *vx, const void *vy)
 {
-    vec_dot_ny_q8_0_q8_0_body(n, out, 1, vx, vy, 0, 1);
+    vec_dot_q8_0_q8_0_body(n, out, 1, vx, vy, 0, 1);
 }
 
 static void vec_dot_q4_0_q8_0(int64_t n, float *out, const void *vx, const void *vy)
@@ -301,7 +328,7 @@ vec_dot_ny_q6_K_q8_K_body(int64_t n, float *out, int64_t os, const void *vx, con
         const float dx = h2f(b->d);
         PSI_UNROLL for (int t = 0; t < ny; t++) {
             const __m256i bs = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[t][i].bsums), s16);
-            const int32_t isum = hsum_epi32(acc[t]) - 32 * hsum_epi32(bs);
+            const int32_t isum = hsum_epi32(_mm256_sub_epi32(acc[t], _mm256_slli_epi32(bs, 5)));
             sumf[t] += y[t][i].d * dx * (float)isum;
         }
     }
@@ -595,26 +622,6 @@ typedef struct { uint16_t d[8]; uint8_t qs[8 * 16]; } block_q4_0x8;
     }
 REPACK8(repack8_q4_0, block_q4_0, block_q4_0x8, 16)
 
-/* gemm8_q4_0's activations: a Q8_0 block (the same quants, the scale as
- * the float its fp16 stands for) with 8·Σ quants, the term the unsigned
- * nibbles' offset of 8 adds to each row's sum. */
-typedef struct { float d; int32_t s8; int8_t qs[QK8_0]; } block_q8_0x;
-
-static size_t q8_0x_row(int64_t n) { return (size_t)(n / QK8_0) * sizeof(block_q8_0x); }
-
-static void q8_0x_from_f32(const float *src, void *dst, int64_t n)
-{
-    block_q8_0x *y = dst;
-    const __m256i one8 = _mm256_set1_epi8(1), one16 = _mm256_set1_epi16(1);
-    for (int64_t i = 0; i < n / QK8_0; i++) {
-        uint16_t d16;
-        const __m256i q = q8_0_block(src + i * QK8_0, &d16);
-        _mm256_storeu_si256((__m256i *)y[i].qs, q);
-        y[i].d = h2f(d16);
-        y[i].s8 = 8 * hsum_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(one8, q), one16));
-    }
-}
-
 static inline __m256i bcast4(const int8_t *p)
 {
     int32_t v;
@@ -904,7 +911,9 @@ void kernels_fill_avx2(kernels *k)
     k->t[PSI_TYPE_BF16].vec_dot_ny = vec_dot_ny_bf16;
     k->t[PSI_TYPE_BF16].from_float = bf16_from_f32;
     k->t[PSI_TYPE_Q8_0].vec_dot = vec_dot_q8_0_q8_0;
-    k->t[PSI_TYPE_Q8_0].vec_dot_ny = vec_dot_ny_q8_0_q8_0;
+    k->t[PSI_TYPE_Q8_0].vec_dot_ny = vec_dot_ny_q8_0_q8_0x;
+    k->t[PSI_TYPE_Q8_0].ny_from_float = q8_0x_from_f32;
+    k->t[PSI_TYPE_Q8_0].ny_act_row = q8_0x_row;
     k->t[PSI_TYPE_Q8_0].from_float = q8_0_from_f32;
     k->t[PSI_TYPE_Q4_0].vec_dot = vec_dot_q4_0_q8_0;
     k->t[PSI_TYPE_Q4_0].vec_dot_ny = vec_dot_ny_q4_0_q8_0;

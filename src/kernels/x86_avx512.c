@@ -145,6 +145,8 @@ void kernels_fill_avx512(kernels *k)
 {
     k->t[PSI_TYPE_Q8_0].vec_dot = vec_dot_q8_0_q8_0;
     k->t[PSI_TYPE_Q8_0].vec_dot_ny = vec_dot_ny_q8_0_q8_0;
+    k->t[PSI_TYPE_Q8_0].ny_from_float = NULL; /* this one reads plain Q8_0 blocks */
+    k->t[PSI_TYPE_Q8_0].ny_act_row = NULL;
     k->t[PSI_TYPE_Q4_0].vec_dot = vec_dot_q4_0_q8_0;
     k->t[PSI_TYPE_Q4_0].vec_dot_ny = vec_dot_ny_q4_0_q8_0;
     k->t[PSI_TYPE_Q6_K].vec_dot = vec_dot_q6_K_q8_K;
