@@ -8,6 +8,7 @@ keys themselves; bad configs stop the server with one line."""
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 
 from servetest import DATA, L3, PSI, TMP, Results, Server
@@ -200,5 +201,43 @@ for args, want in ((["--config", os.path.join(CFG, "absent.json")], "absent.json
     p = subprocess.run([PSI, "serve", *args, "--port", "0"], capture_output=True, text=True, timeout=60)
     t.check(p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1 and want in p.stderr,
             f"serve {args}: {p.returncode} {p.stderr!r}")
+
+# ---- licences and signatures apply to every model of the config
+
+signed = os.path.join(CFG, "signed.gguf")
+shutil.copyfile(os.path.join(DATA, "reference", "llama2-tiny-Q4_0.gguf"), signed)
+me = os.path.join(CFG, "me")
+for ext in (".key", ".pub", ""):
+    if os.path.exists(me + ext):
+        os.unlink(me + ext)
+subprocess.run([PSI, "keygen", me], capture_output=True, timeout=60, check=True)
+subprocess.run([PSI, "sign", "--key", me + ".key", signed], capture_output=True, timeout=120, check=True)
+SIGNED = {"name": "signed", "path": "signed.gguf", "access": "open", "require_signed": "me.pub"}
+UNSIGNED_OWN = dict(MODELS[1], access="open", require_signed="me.pub")  # the model's own key, no .sig
+
+
+def serve_once(cfg, *args, env=None):
+    p = subprocess.run([PSI, "serve", "--config", cfg, "--port", "0", "-c", "128", "-t", "2", *args],
+                       capture_output=True, text=True, timeout=120, env=env)
+    return p.returncode, p.stderr
+
+
+srv = Server("--config", write("signed.json", {"models": [SIGNED]}), "--accept-license", "-c", "128", "-t", "2",
+             model=None)
+st, r = srv.post(P, {"prompt": "Once", "max_tokens": 2})
+_, log = srv.stop()
+t.check(st == 200 and r["model"] == "signed" and "signature by" in log, f"model's own require_signed: {st} {log}")
+rc, err = serve_once(write("own-unsigned.json", {"models": [SIGNED, UNSIGNED_OWN]}), "--accept-license")
+t.check(rc == 1 and "refusing the model" in err and "llama3-tiny-Q8_0.gguf" in err, f"own key, unsigned: {rc} {err}")
+signed_plain = {k: v for k, v in SIGNED.items() if k != "require_signed"}
+rc, err = serve_once(write("global-signed.json", {"models": [signed_plain, MODELS[0]]}),
+                     "--accept-license", "--require-signed", me + ".pub")
+t.check(rc == 1 and "refusing the model" in err and "llama2-tiny-F32.gguf" in err,
+        f"--require-signed, second model unsigned: {rc} {err}")
+# a licence not accepted: the second model stops the server, as psi serve -m would
+fresh = dict(os.environ, XDG_CONFIG_HOME=os.path.join(CFG, "xdg-empty"))
+shutil.rmtree(fresh["XDG_CONFIG_HOME"], ignore_errors=True)
+rc, err = serve_once(write("licence.json", {"models": [MODELS[0]]}), env=fresh)
+t.check(rc == 1 and "psi license accept" in err and "llama2-tiny-F32.gguf" in err, f"licence refused: {rc} {err}")
 
 t.finish("test_serve_access")
