@@ -132,6 +132,21 @@ t.check(other.request("GET", "/v1/models", headers=auth("bob"))[2] ==
         srv.request("GET", "/v1/models", headers=auth("bob"))[2], "bob's /v1/models: the same on both servers")
 other.stop()
 
+# a config without keys: open models for anyone; a restricted model no key lists: a note, and nobody sees it
+anyone = Server("--config", write("nokeys-open.json", {"models": MODELS[:1]}), "-c", "128", "-t", "2",
+                "--parallel", "1", model=None)
+st, _, data = anyone.request("GET", "/v1/models")
+t.check(st == 200 and [m["id"] for m in json.loads(data)["data"]] == ["tiny"], f"no keys: /v1/models {st} {data!r}")
+st, r = anyone.post(P, {"prompt": "Once", "max_tokens": 2})
+t.check(st == 200 and r["model"] == "tiny", f"no keys: completion {st} {r}")
+anyone.stop()
+unlisted = Server("--config", write("unlisted.json", {"models": MODELS, "keys": [{"name": "bob", "sha256": sha("bob")}]}),
+                  "-c", "128", "-t", "2", "--parallel", "1", model=None)
+st, _, data = unlisted.request("GET", "/v1/models", headers=auth("bob"))
+_, log = unlisted.stop()
+t.check(st == 200 and [m["id"] for m in json.loads(data)["data"]] == ["tiny"]
+        and "no key lists the restricted model 'secret'" in log, f"unlisted restricted model: {st} {data!r} {log}")
+
 # ---- wrong key, no key: 401 on every endpoint but /health
 for who, h in (("wrong key", {"Authorization": "Bearer alice-secret-key-"}), ("no key", {}),
                ("hash as key", {"Authorization": "Bearer " + sha("alice")}), ("not bearer", {"Authorization": "Basic x"})):
