@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fuzz_scratch.h"
 #include "hub.h"
 #include "serve.h"
 
@@ -30,24 +31,11 @@ char *hub_model_path(const char *cmd, const char *ref)
     return NULL;
 }
 
-static char dir[64];
-
-static void put(const char *name, const uint8_t *data, size_t size)
-{
-    char p[128];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    FILE *f = fopen(p, "wb");
-    if (!f) abort();
-    fwrite(data, 1, size, f);
-    fclose(f);
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!dir[0]) {
-        snprintf(dir, sizeof dir, "/tmp/fuzz_serve_config.XXXXXX");
-        if (!mkdtemp(dir)) abort();
+    if (scratch_first("fuzz_serve_config")) {
         put("m.gguf", data, 0);
         put("k.pub", data, 0);
     }
