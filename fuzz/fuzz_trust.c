@@ -11,26 +11,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fuzz_scratch.h"
 #include "psi.h"
 
-static char dir[64];
-
-static void put(const char *name, const uint8_t *data, size_t size)
-{
-    char p[128];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    FILE *f = fopen(p, "wb");
-    if (!f) abort();
-    fwrite(data, 1, size, f);
-    fclose(f);
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!dir[0]) {
-        snprintf(dir, sizeof dir, "/tmp/fuzz_trust.XXXXXX");
-        if (!mkdtemp(dir)) abort();
+    if (scratch_first("fuzz_trust")) {
         char err[256], name[128];
         snprintf(name, sizeof name, "%s/k", dir);
         if (psi_keygen(name, err, sizeof err) != PSI_OK) abort();

@@ -37,11 +37,12 @@ class Results:
 
 
 class Server:
-    """psi serve in the background; stop() returns (exit status, log)."""
+    """psi serve in the background; stop() returns (exit status, log). model=None: no -m (--config)."""
 
     def __init__(self, *args, model=L3, wait_ready=True):
         self.log = []
-        self.proc = subprocess.Popen([PSI, "serve", "-m", model, "--host", "127.0.0.1", "--port", "0", *args],
+        m = ["-m", model] if model else []
+        self.proc = subprocess.Popen([PSI, "serve", *m, "--host", "127.0.0.1", "--port", "0", *args],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      text=True, errors="replace")
         self.port = None

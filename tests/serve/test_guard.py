@@ -2,14 +2,16 @@
 user turn. With the bigram guard models test_guard (C) builds — one always
 answers "unsafe\\nS9", one "safe", one no verdict — the request is blocked
 with finish_reason content_filter and S9 named, passes, or follows
---guard-fail; verdicts are counted in /metrics and written to the audit
-log (--audit-log), which holds no text unless --audit-content."""
+--guard-fail; /v1/completions prompts are judged too; with --guard-output
+the answer is judged as well (an unsafe one withheld, streamed or not);
+verdicts are counted in /metrics and written to the audit log
+(--audit-log), which holds no text unless --audit-content."""
 import json
 import os
 import stat
 import subprocess
 
-from servetest import L3, PSI, Results, Server
+from servetest import L3, PSI, Results, Server, stream_text
 
 t = Results()
 GUARDS = os.path.join(os.environ.get("PSI_TMP", "/tmp"), "guard")
@@ -98,10 +100,90 @@ with open(audit) as f:
 t.check(last["key"] == "-" and last["guard"] == "safe" and "nerve agent" in last["request"]
         and last["answer"] == r["choices"][0]["message"]["content"] and last["tokens_out"] > 0, f"audit content: {last}")
 
+# ---- /v1/completions: the prompt is judged as a user turn
+P = "/v1/completions"
+PREQ = {"prompt": "How do I make a nerve agent?", "max_tokens": 4, "temperature": 0}
+srv = Server("--guard", os.path.join(GUARDS, "unsafe-s9.gguf"), "-c", "512", "-t", "2")
+st, r = srv.post(P, PREQ)
+ch = r.get("choices", [{}])[0]
+t.check(st == 200 and ch.get("finish_reason") == "content_filter" and ch.get("text") == ""
+        and r.get("guard", {}).get("categories") == [{"code": "S9", "name": "Indiscriminate Weapons"}]
+        and r["usage"]["completion_tokens"] == 0, f"completions unsafe: {st} {r}")
+st, r = srv.post(P, dict(PREQ, prompt=[128000, 4438, 656, 358]))  # token ids: judged as their text
+t.check(st == 200 and r["choices"][0]["finish_reason"] == "content_filter", f"completions ids unsafe: {st} {r}")
+t.check(srv.metric("psi_guard_unsafe_total") == 2, "completions: /metrics")
+srv.stop()
+
+# ---- --guard-output: the answer is judged too
+RESUME = {"messages": [{"role": "user", "content": "Tell me a story."},
+                       {"role": "assistant", "content": "Once upon"}], "max_tokens": 6, "temperature": 0}
+audit2 = os.path.join(GUARDS, "audit-output.jsonl")
+if os.path.exists(audit2):
+    os.unlink(audit2)
+srv = Server("--guard", os.path.join(GUARDS, "safe.gguf"), "--guard-output", "-c", "512", "-t", "2",
+             "--audit-log", audit2)
+st, r = srv.post(C, REQ)
+ch = r.get("choices", [{}])[0]
+t.check(st == 200 and ch.get("finish_reason") in ("stop", "length") and ch["message"]["content"]
+        and r.get("guard") == {"verdict": "safe", "categories": [],
+                               "output": {"verdict": "safe", "categories": []}}, f"output safe: {st} {r}")
+st, events, done, _ = srv.stream(C, REQ)
+t.check(st == 200 and done and stream_text(events) == ch["message"]["content"]
+        and events[-1]["guard"]["output"]["verdict"] == "safe", f"output safe stream: {st} {events}")
+st, r = srv.post(P, PREQ)
+t.check(st == 200 and r["choices"][0]["finish_reason"] in ("stop", "length") and r["choices"][0]["text"]
+        and r.get("guard", {}).get("output", {}).get("verdict") == "safe", f"output safe completions: {st} {r}")
+t.check(srv.metric("psi_guard_output_safe_total") == 3 and srv.metric("psi_guard_safe_total") == 3,
+        "output safe: /metrics counts answers apart")
+srv.stop()
+with open(audit2) as f:
+    lines = [json.loads(x) for x in f.read().splitlines()]
+t.check(len(lines) == 3 and all(a["guard"] == "safe" and a["guard_output"] == "safe" and a["output_categories"] == []
+                                for a in lines), f"output safe: audit {lines}")
+
+# a guard that says unsafe, S9: a conversation that ends with an answer being
+# continued has no user turn to judge first, so only the answer is judged
+srv = Server("--guard", os.path.join(GUARDS, "unsafe-s9.gguf"), "--guard-output", "-c", "512", "-t", "2",
+             "--audit-log", audit2, "--audit-content")
+st, r = srv.post(C, dict(RESUME, logprobs=True, top_logprobs=2))
+ch = r.get("choices", [{}])[0]
+t.check(st == 200 and ch.get("finish_reason") == "content_filter" and ch["message"]["content"] == ""
+        and "S9 Indiscriminate Weapons" in ch["message"].get("refusal", "") and ch.get("logprobs") is None
+        and r.get("guard") == {"output": {"verdict": "unsafe", "categories": [
+            {"code": "S9", "name": "Indiscriminate Weapons"}]}}
+        and r["usage"]["completion_tokens"] > 0, f"output unsafe: {st} {r}")
+st, events, done, raw = srv.stream(C, RESUME)
+fins = [e["choices"][0].get("finish_reason") for e in events if e.get("choices")]
+t.check(st == 200 and done and stream_text(events) == "" and fins[-1] == "content_filter"
+        and all(e["guard"]["output"]["verdict"] == "unsafe" for e in events), f"output unsafe stream: {st} {events}")
+st, r = srv.post(P, PREQ)  # the prompt is blocked first: the answer never exists
+t.check(st == 200 and r["choices"][0]["finish_reason"] == "content_filter" and "output" not in r.get("guard", {}),
+        f"output: completions prompt blocked first: {st} {r}")
+t.check(srv.metric("psi_guard_output_unsafe_total") == 2 and srv.metric("psi_guard_unsafe_total") == 1,
+        "output unsafe: /metrics")
+srv.stop()
+with open(audit2) as f:
+    lines = [json.loads(x) for x in f.read().splitlines()][3:]
+t.check(len(lines) == 3 and lines[0]["guard"] is None and lines[0]["guard_output"] == "unsafe"
+        and lines[0]["output_categories"] == ["S9"] and lines[0]["finish"] == "content_filter"
+        and lines[0]["answer"] != "" and lines[2]["guard"] == "unsafe" and "guard_output" not in lines[2],
+        f"output unsafe: audit {lines}")
+
+# a guard that gives no verdict on the answer: closed blocks it, open lets it through
+for args, blocked in (([], True), (["--guard-fail", "open"], False)):
+    srv = Server("--guard", bad, "--guard-output", "-c", "512", "-t", "2", *args)
+    st, r = srv.post(C, RESUME)
+    fin = r.get("choices", [{}])[0].get("finish_reason")
+    t.check(st == 200 and (fin == "content_filter") == blocked
+            and r.get("guard", {}).get("output", {}).get("verdict") == "error", f"output bad guard {args}: {st} {r}")
+    t.check(srv.metric("psi_guard_output_errors_total") == 1, f"output bad guard {args}: /metrics")
+    srv.stop()
+
 # ---- bad options: one line, exit 1
 for args, want in ((["--guard-fail", "maybe"], "--guard-fail"), (["--guard-categories", "S1,S99"], "--guard-categories"),
                    (["--guard", "/nonexistent/guard.gguf"], "guard.gguf"),
-                   (["--audit-log", "/nonexistent/dir/audit.jsonl"], "--audit-log")):
+                   (["--audit-log", "/nonexistent/dir/audit.jsonl"], "--audit-log"),
+                   (["--guard-output"], "--guard-output needs --guard")):
     p = subprocess.run([PSI, "serve", "-m", L3, "--port", "0", *args], capture_output=True, text=True, timeout=60)
     t.check(p.returncode == 1 and want in p.stderr, f"serve {args}: {p.returncode} {p.stderr!r}")
 

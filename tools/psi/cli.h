@@ -50,6 +50,7 @@ int cmd_chat(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_keyhash(int argc, char **argv);
 int cmd_license(int argc, char **argv);
 int cmd_hash(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);

@@ -2,7 +2,8 @@
  * cmd_serve.c — `psi serve`: options, start-up and shutdown of the
  * OpenAI-compatible server (serve.h describes its parts, docs/server.md
  * its API). The HTTP side starts first so /health can say 503 while the
- * model loads; SIGINT/SIGTERM cancel what is in flight and free everything.
+ * models load; SIGINT/SIGTERM cancel what is in flight and free everything.
+ * Also `psi keyhash`, the hash --config stores for an API key.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,7 +20,10 @@
 
 static const char *serve_help =
     "usage: psi serve -m FILE [options]\n"
+    "       psi serve --config FILE [options]\n"
     "  -m FILE               GGUF model\n"
+    "  --config FILE         JSON: several models, each open or restricted, and named API keys (their\n"
+    "                        SHA-256, see psi keyhash) with the restricted models each may use\n"
     "  --host ADDR           address to listen on (default 127.0.0.1)\n"
     "  --port N              port (default 8080; 0 picks a free one, printed on stderr)\n"
     "  --parallel N          slots: conversations evaluated together (default 4)\n"
@@ -28,7 +32,7 @@ static const char *serve_help =
     "  --kv-type f16|f32|q8_0  KV cache type (default f16)\n"
     "  --alias NAME          model id clients use (default: the file's name)\n"
     "  --chat-template NAME  llama3, llama3.1, llama3.2, llama2 or plain (default: from the model)\n"
-    "  --api-key-file FILE   require one of these keys (one per line) as Authorization: Bearer KEY\n"
+    "  --api-key-file FILE   require one of these keys (one per line) as Authorization: Bearer KEY (-m only)\n"
     "  --queue N             requests that may wait for a slot (default 64; beyond: 503)\n"
     "  --max-body BYTES      largest request body (default 4194304; beyond: 413)\n"
     "  --timeout S           close connections idle this long (default 60)\n"
@@ -38,6 +42,8 @@ static const char *serve_help =
     "                        answered with finish_reason content_filter and the categories\n"
     "  --guard-fail open|closed  a guard failure or unparseable verdict lets through or blocks (default closed)\n"
     "  --guard-categories L  the categories that apply, e.g. S1,S9,S14 (default all 14)\n"
+    "  --guard-output        also judge each answer before it is sent; an unsafe one is withheld\n"
+    "                        (content_filter); streamed answers are then held back until judged\n"
     "  --audit-log FILE      append one JSON line per completion request (time, key, model, tokens,\n"
     "                        guard verdict, status; no text unless --audit-content)\n"
     "  -v                    log details\n";
@@ -58,6 +64,9 @@ static int parse(srv_config *c, int argc, char **argv)
         } else if (!strcmp(a, "--audit-content")) {
             c->audit_content = true;
             continue;
+        } else if (!strcmp(a, "--guard-output")) {
+            c->guard_output = true;
+            continue;
         }
         int t = trust_parse(cmd, &c->trust, argc, argv, &i);
         if (t < 0) return 1;
@@ -70,6 +79,7 @@ static int parse(srv_config *c, int argc, char **argv)
         else if (!strcmp(a, "--api-key-file")) c->api_key_file = v;
         else if (!strcmp(a, "--guard")) c->guard_path = v;
         else if (!strcmp(a, "--audit-log")) c->audit_path = v;
+        else if (!strcmp(a, "--config")) c->config_path = v;
         else if (!strcmp(a, "--guard-fail")) {
             if (strcmp(v, "open") && strcmp(v, "closed"))
                 return cli_fail(cmd, "--guard-fail: '%s' is not one of open, closed", v);
@@ -99,7 +109,12 @@ static int parse(srv_config *c, int argc, char **argv)
         else return cli_fail(cmd, "unknown option '%s' (see psi serve --help)", a);
         if (num && !cli_int(cmd, a, v, lo, hi, num)) return 1;
     }
-    if (!c->model_path) return cli_fail(cmd, "no model: give -m FILE");
+    if (c->config_path && c->model_path) return cli_fail(cmd, "give -m FILE or --config FILE, not both");
+    if (!c->model_path && !c->config_path) return cli_fail(cmd, "no model: give -m FILE or --config FILE");
+    if (c->config_path && c->api_key_file)
+        return cli_fail(cmd, "--api-key-file and --config exclude each other: put the keys in the config");
+    if (c->config_path && c->alias) return cli_fail(cmd, "--alias and --config exclude each other: name models in the config");
+    if (c->guard_output && !c->guard_path) return cli_fail(cmd, "--guard-output needs --guard FILE");
     return 0;
 }
 
@@ -130,40 +145,67 @@ static int load(srv *s)
         return cli_fail("serve", "%s (choose one with --chat-template)", err);
     }
     s->tmpl_stop = psi_chat_stop_text(s->tmpl);
-    if (s->cfg.guard_path) {
-        if (trust_check("serve", s->cfg.guard_path, &s->cfg.trust, NULL, 0)) return 1;
-        if (psi_model_load(s->cfg.guard_path, &mp, &s->guard, err, sizeof err) != PSI_OK)
-            return cli_fail("serve", "--guard: %s", err);
+    fprintf(stderr, "psi serve: %s as '%s'%s; %ld slots of %d tokens; chat template %s\n", psi_model_desc(s->model),
+            s->model_id, s->restricted ? " (restricted)" : "", s->cfg.parallel, psi_context_n_ctx(s->ctx), s->tmpl);
+    return 0;
+}
+
+static int load_guard(srv_front *f)
+{
+    char err[512];
+    psi_model_params mp = psi_model_default_params();
+    mp.verbose = f->cfg.verbose;
+    if (!f->cfg.guard_path) return 0;
+    if (trust_check("serve", f->cfg.guard_path, &f->cfg.trust, NULL, 0)) return 1;
+    if (psi_model_load(f->cfg.guard_path, &mp, &f->guard, err, sizeof err) != PSI_OK)
+        return cli_fail("serve", "--guard: %s", err);
+    return 0;
+}
+
+/* -m FILE: one open model, every key may use it. */
+static int single_model(srv_front *f)
+{
+    srv *s;
+    if (!(f->models = calloc(1, sizeof *f->models)) || !(s = f->models[0] = calloc(1, sizeof *s)))
+        return cli_fail("serve", "out of memory");
+    f->n_models = 1;
+    s->cfg = f->cfg;
+    s->front = f;
+    if (hub_is_ref(s->cfg.model_path)) { /* hf:... pulls on first use */
+        if (!(s->own_path = hub_model_path("serve", s->cfg.model_path))) return 1;
+        s->cfg.model_path = s->own_path;
     }
-    fprintf(stderr, "psi serve: %s as '%s'; %ld slots of %d tokens; chat template %s\n", psi_model_desc(s->model),
-            s->model_id, s->cfg.parallel, psi_context_n_ctx(s->ctx), s->tmpl);
+    const char *base = strrchr(s->cfg.model_path, '/');
+    s->model_id = s->cfg.alias ? s->cfg.alias : base ? base + 1 : s->cfg.model_path;
+    /* a missing file is said before the server starts (access: never blocks, even on a FIFO) */
+    if (access(s->cfg.model_path, R_OK)) return cli_fail("serve", "%s: %s", s->cfg.model_path, strerror(errno));
     return 0;
 }
 
 int cmd_serve(int argc, char **argv)
 {
-    srv s = {.cfg = {.host = "127.0.0.1", .port = 8080, .parallel = 4, .queue_max = 64, .timeout_s = 60,
-                     .max_body = 4 << 20, .prefill_chunk = 256, .max_connections = 256, .kv_type = PSI_TYPE_F16}};
-    int rc = parse(&s.cfg, argc, argv);
+    srv_front f = {.cfg = {.host = "127.0.0.1", .port = 8080, .parallel = 4, .queue_max = 64, .timeout_s = 60,
+                           .max_body = 4 << 20, .prefill_chunk = 256, .max_connections = 256,
+                           .kv_type = PSI_TYPE_F16}};
+    int rc = parse(&f.cfg, argc, argv);
     if (rc) return rc < 0 ? 0 : rc;
     if (sodium_init() < 0) return cli_fail("serve", "libsodium failed to start");
-    if (hub_is_ref(s.cfg.model_path)) { /* hf:... pulls on first use; the path lives as long as psi */
-        char *path = hub_model_path("serve", s.cfg.model_path);
-        if (!path) return 1;
-        s.cfg.model_path = path;
+    rc = 1;
+    if (f.cfg.config_path ? config_load(&f) : single_model(&f) || http_load_keys(&f)) {
+        srv_models_free(&f);
+        free(f.keys);
+        return 1;
     }
-    const char *base = strrchr(s.cfg.model_path, '/');
-    s.model_id = s.cfg.alias ? s.cfg.alias : base ? base + 1 : s.cfg.model_path;
-    if (http_load_keys(&s)) return 1;
-    if (s.cfg.audit_path) { /* appended, readable by the owner only */
-        int fd = open(s.cfg.audit_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-        if (fd < 0 || !(s.audit = fdopen(fd, "a"))) {
+    if (f.cfg.audit_path) { /* appended, readable by the owner only */
+        int fd = open(f.cfg.audit_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0 || !(f.audit = fdopen(fd, "a"))) {
             if (fd >= 0) close(fd);
-            return cli_fail("serve", "--audit-log: %s: %s", s.cfg.audit_path, strerror(errno));
+            cli_fail("serve", "--audit-log: %s: %s", f.cfg.audit_path, strerror(errno));
+            srv_models_free(&f);
+            free(f.keys);
+            return 1;
         }
     }
-    /* a missing file is said before the server starts (access: never blocks, even on a FIFO) */
-    if (access(s.cfg.model_path, R_OK)) return cli_fail("serve", "%s: %s", s.cfg.model_path, strerror(errno));
 
     /* Signals are taken by sigwait below, never by a handler: every thread
      * started from here on inherits the blocked mask. */
@@ -173,38 +215,80 @@ int cmd_serve(int argc, char **argv)
     sigaddset(&stop_sigs, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop_sigs, &old);
     signal(SIGPIPE, SIG_IGN);
-    pthread_mutex_init(&s.lock, NULL);
-    pthread_mutex_init(&s.tok_lock, NULL);
-    pthread_mutex_init(&s.guard_lock, NULL);
-    pthread_mutex_init(&s.audit_lock, NULL);
-    pthread_cond_init(&s.work, NULL);
-    pthread_cond_init(&s.progress, NULL);
+    pthread_mutex_init(&f.lock, NULL);
+    pthread_mutex_init(&f.guard_lock, NULL);
+    pthread_mutex_init(&f.audit_lock, NULL);
+    for (int i = 0; i < f.n_models; i++) {
+        srv *s = f.models[i];
+        pthread_mutex_init(&s->lock, NULL);
+        pthread_mutex_init(&s->tok_lock, NULL);
+        pthread_cond_init(&s->work, NULL);
+        pthread_cond_init(&s->progress, NULL);
+    }
 
-    rc = 1;
-    if (engine_init(&s) || http_start(&s) || load(&s) || engine_start(&s)) goto done;
-    pthread_mutex_lock(&s.lock);
-    s.ready = true;
-    pthread_mutex_unlock(&s.lock);
+    for (int i = 0; i < f.n_models; i++)
+        if (engine_init(f.models[i])) goto done;
+    if (http_start(&f) || load_guard(&f)) goto done;
+    for (int i = 0; i < f.n_models; i++)
+        if (load(f.models[i]) || engine_start(f.models[i])) goto done;
+    pthread_mutex_lock(&f.lock);
+    f.ready = true;
+    pthread_mutex_unlock(&f.lock);
     fprintf(stderr, "psi serve: ready\n");
     int sig = 0;
     sigwait(&stop_sigs, &sig);
     fprintf(stderr, "psi serve: %s: shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     rc = 0;
 done:
-    engine_stop(&s); /* cancels every request: their connections end */
-    http_stop(&s);
-    engine_free(&s);
-    psi_context_free(s.ctx);
-    psi_model_free(s.model);
-    psi_model_free(s.guard);
-    free(s.keys);
-    pthread_cond_destroy(&s.work);
-    pthread_cond_destroy(&s.progress);
-    pthread_mutex_destroy(&s.lock);
-    pthread_mutex_destroy(&s.tok_lock);
-    pthread_mutex_destroy(&s.guard_lock);
-    pthread_mutex_destroy(&s.audit_lock);
-    if (s.audit) fclose(s.audit);
+    for (int i = 0; i < f.n_models; i++) engine_stop(f.models[i]); /* cancels every request: their connections end */
+    http_stop(&f);
+    for (int i = 0; i < f.n_models; i++) {
+        srv *s = f.models[i];
+        engine_free(s);
+        psi_context_free(s->ctx);
+        psi_model_free(s->model);
+        pthread_cond_destroy(&s->work);
+        pthread_cond_destroy(&s->progress);
+        pthread_mutex_destroy(&s->lock);
+        pthread_mutex_destroy(&s->tok_lock);
+    }
+    psi_model_free(f.guard);
+    srv_models_free(&f);
+    free(f.keys);
+    pthread_mutex_destroy(&f.lock);
+    pthread_mutex_destroy(&f.guard_lock);
+    pthread_mutex_destroy(&f.audit_lock);
+    if (f.audit) fclose(f.audit);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return rc;
+}
+
+/* psi keyhash: the SHA-256 of an API key read on stdin, as --config's
+ * "sha256" wants it (trailing white space, e.g. the newline, is not part
+ * of the key, as in --api-key-file). */
+int cmd_keyhash(int argc, char **argv)
+{
+    if (argc > 1) {
+        if (strcmp(argv[1], "-h") && strcmp(argv[1], "--help"))
+            return cli_fail("keyhash", "takes no arguments: the key is read on stdin");
+        fputs("usage: printf %s KEY | psi keyhash\n"
+              "  prints the SHA-256 of the key (64 hex digits) for psi serve --config's \"sha256\"\n",
+              stdout);
+        return 0;
+    }
+    char key[4096];
+    size_t n = fread(key, 1, sizeof key, stdin);
+    if (n == sizeof key) return cli_fail("keyhash", "the key is longer than %zu bytes", sizeof key - 1);
+    while (n && strchr(" \t\r\n", key[n - 1])) n--;
+    if (!n) return cli_fail("keyhash", "no key on stdin (printf %%s KEY | psi keyhash)");
+    if (memchr(key, '\n', n) || memchr(key, '\r', n) || memchr(key, 0, n))
+        return cli_fail("keyhash", "the key spans several lines or holds a NUL: an API key is one line");
+    if (sodium_init() < 0) return cli_fail("keyhash", "libsodium failed to start");
+    unsigned char h[crypto_hash_sha256_BYTES];
+    char hex[2 * sizeof h + 1];
+    crypto_hash_sha256(h, (const unsigned char *)key, n);
+    sodium_bin2hex(hex, sizeof hex, h, sizeof h);
+    sodium_memzero(key, sizeof key);
+    printf("%s\n", hex);
+    return 0;
 }

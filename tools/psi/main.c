@@ -19,6 +19,7 @@ static const struct {
     {"detokenize", cmd_detokenize, "print the text of token ids"},
     {"chat", cmd_chat, "talk with a chat model in the terminal"},
     {"serve", cmd_serve, "OpenAI-compatible HTTP server with continuous batching"},
+    {"keyhash", cmd_keyhash, "print the SHA-256 of an API key read on stdin (for serve --config)"},
     {"bench", cmd_bench, "measure prompt and generation speed (llama-bench compatible)"},
     {"inspect", cmd_inspect, "print a GGUF file's metadata and tensor table"},
     {"quantize", cmd_quantize, "rewrite a model's weight matrices as F16, BF16 or Q8_0"},

@@ -4,12 +4,19 @@
  *   serve_http.c    libmicrohttpd: routing, auth, bodies, SSE streaming
  *   serve_api.c     OpenAI JSON → srv_request, results → OpenAI JSON
  *   serve_engine.c  the scheduler: slots, FIFO queue, continuous batching
+ *   serve_config.c  --config: the models, their access, the named keys
  * cmd_serve.c parses the options and runs start-up and shutdown.
  *
- * Threads: libmicrohttpd runs one thread per connection; one engine thread
- * owns the psi_context, the samplers and detokenizers. They meet in the
- * server lock (srv.lock): the queue, the requests' results and the metrics
- * are read and written only under it.
+ * One server (srv_front: the HTTP daemon, the keys, the guard, the audit
+ * log) serves one or more models; each served model is a `srv` with its
+ * own psi_context and engine thread (slots, queue, batching), so N models
+ * take the sum of their memory and never wait for each other. Requests are
+ * routed by their `model` field.
+ *
+ * Threads: libmicrohttpd runs one thread per connection; each model's
+ * engine thread owns its psi_context, the samplers and detokenizers. They
+ * meet in that model's lock (srv.lock): its queue, its requests' results
+ * and its metrics are read and written only under it.
  */
 #ifndef PSI_SERVE_H
 #define PSI_SERVE_H
@@ -24,6 +31,7 @@
 
 #define SRV_MAX_STOP 4       /* stop strings per request (OpenAI's limit) */
 #define SRV_MAX_TOP_LOGPROBS 20
+#define SRV_MAX_MODELS 64    /* models of one server (a key's models are a 64-bit mask) */
 
 typedef struct srv_config {
     const char *model_path;
@@ -43,7 +51,9 @@ typedef struct srv_config {
     psi_type kv_type;
     bool verbose;
     trust_opts trust;          /* licence and signature checks (trust.h) */
+    const char *config_path;   /* --config: models, access, named keys (serve_config.c) */
     const char *guard_path;    /* --guard: Llama Guard 3 model judging each user turn */
+    bool guard_output;         /* --guard-output: the guard also judges each answer */
     bool guard_fail_open;      /* --guard-fail open: a guard failure lets the request through */
     uint32_t guard_mask;       /* --guard-categories (0: all) */
     const char *audit_path;    /* --audit-log: JSON lines, one per completion request */
@@ -91,43 +101,49 @@ typedef struct srv_request {
     /* set by api_parse when a guard runs: "safe", "unsafe" or "error" */
     const char *guard_verdict;
     uint32_t guard_categories; /* violated categories (unsafe) */
-    bool blocked;              /* answered with finish_reason content_filter, never generated */
-    int key;                   /* API key used: 1-based line among the keys, 0 without --api-key-file */
+    /* set by api_guard_output (--guard-output) once the answer is complete */
+    const char *guard_out_verdict;
+    uint32_t guard_out_categories;
+    psi_chat_msg *guard_conv;  /* --guard-output: the user/assistant turns the answer follows (owned) */
+    int32_t n_guard_conv;
+    bool blocked;              /* answered with finish_reason content_filter: never generated
+                                  (input) or the answer withheld (output) */
+    const char *key_name;      /* API key used (its name), NULL without keys */
+    char model[128];           /* the model asked for (audit log) */
     char *audit_request;       /* --audit-content: the request body */
 } srv_request;
 
 typedef struct srv_slot srv_slot;
 
 typedef struct srv_metrics {
-    uint64_t http_requests, completions, errors, rejected_busy;
+    uint64_t completions, rejected_busy; /* the HTTP counters are the front's */
     uint64_t prompt_tokens, gen_tokens;
     double prompt_seconds, gen_seconds; /* engine time, split by tokens */
     uint64_t steps;
-    uint64_t guard_safe, guard_unsafe, guard_errors; /* guard verdicts */
+    uint64_t guard_safe, guard_unsafe, guard_errors; /* guard verdicts on user turns */
+    uint64_t guard_out_safe, guard_out_unsafe, guard_out_errors; /* on answers (--guard-output) */
 } srv_metrics;
 
+typedef struct srv_front srv_front;
+
+/* One served model: its context and engine. */
 typedef struct srv {
-    srv_config cfg;
+    srv_config cfg;         /* the server's options; model_path, alias, chat_template, trust its own */
+    srv_front *front;
+    int index;              /* among front->models */
+    bool restricted;        /* --config access "restricted": only keys that list it */
+    char *own_name, *own_path, *own_pub; /* --config: name, resolved path and require_signed (owned) */
     const char *model_id;
     char license[64];       /* the model's general.license, "" when none */
     psi_model *model;
-    psi_model *guard;       /* --guard model, or NULL; used under guard_lock */
-    pthread_mutex_t guard_lock;
-    FILE *audit;            /* --audit-log, or NULL; written under audit_lock */
-    pthread_mutex_t audit_lock;
     psi_context *ctx;
     int32_t n_ctx;          /* per slot (read by the HTTP threads; the context is the engine's) */
     const char *tmpl;       /* chat template */
     const char *tmpl_stop;  /* its stop text, or NULL */
-    unsigned char (*keys)[32]; /* SHA-256 of each API key */
-    size_t n_keys;
-    struct MHD_Daemon *daemon;
-
     pthread_mutex_t lock;
     pthread_cond_t work;    /* engine: a request arrived or was cancelled */
     pthread_cond_t progress; /* readers: some request has new output */
     pthread_mutex_t tok_lock; /* tokenizer calls (psi_tokenize writes the model's errmsg) */
-    bool ready;             /* model loaded, engine running */
     bool stopping;
     srv_request **queue;    /* FIFO ring of waiting requests */
     long q_head, q_len;
@@ -139,6 +155,31 @@ typedef struct srv {
     pthread_t engine;
     bool engine_started;
 } srv;
+
+/* An API key: --api-key-file lines (named key1, key2, …, every model) or
+ * --config keys (a name, the restricted models they may use). */
+typedef struct srv_key {
+    char name[64];
+    unsigned char hash[32]; /* SHA-256 of the key */
+    uint64_t models;        /* restricted models it may use: bit i = front->models[i] */
+} srv_key;
+
+/* The server: what every model shares. */
+struct srv_front {
+    srv_config cfg;
+    srv **models;
+    int n_models;
+    srv_key *keys;          /* none: no authentication (open models only) */
+    size_t n_keys;
+    psi_model *guard;       /* --guard model, or NULL; used under guard_lock */
+    pthread_mutex_t guard_lock;
+    FILE *audit;            /* --audit-log, or NULL; written under audit_lock */
+    pthread_mutex_t audit_lock;
+    struct MHD_Daemon *daemon;
+    pthread_mutex_t lock;   /* ready and the HTTP counters */
+    bool ready;             /* every model loaded */
+    uint64_t http_requests, errors;
+};
 
 /* serve_engine.c */
 int engine_init(srv *s);   /* slots, queue; 0 or -1 (message printed) */
@@ -159,6 +200,18 @@ typedef struct api_error {
     char message[512];
 } api_error;
 
+/* May this key (NULL: no keys configured) use the model? */
+bool api_may_use(const srv_key *key, const srv *m);
+/* The model of that name (len: its length; one with a NUL inside matches none) if
+ * the key may use it; else NULL and the 404 "does not exist or you do not
+ * have access to it", the same bytes whether it exists or not. */
+srv *api_find(srv_front *f, const srv_key *key, const char *name, size_t len, api_error *e);
+/* The model a request body asks for, among those the key may use: its
+ * `model` field, or the only one the key may use when it has none. NULL
+ * with e set otherwise — a model the key may not use gets exactly the 404
+ * of a model that does not exist. asked receives the name asked for. */
+srv *api_route(srv_front *f, const srv_key *key, const char *body, size_t len, char *asked, size_t asked_size,
+               api_error *e);
 /* Fill r from a request body; tokenizes the prompt (under tok_lock). false
  * with e set on any error. */
 bool api_parse(srv *s, const char *body, size_t len, bool chat, srv_request *r, api_error *e);
@@ -172,15 +225,24 @@ char *api_final_json(srv *s, const srv_request *r);  /* non-streaming answer; un
  * and [DONE]. Appends to *buf. */
 bool api_stream_events(srv *s, const srv_request *r, bool first, size_t *text_off, size_t *lp_off, bool end,
                        char **buf, size_t *len, size_t *cap);
-char *api_models_json(srv *s);
+/* The models the key may use; one (the one named) when one is not NULL. */
+char *api_models_json(srv_front *f, const srv_key *key, const srv *one);
+/* --guard-output: judge the finished answer (under no lock; r is done);
+ * an unsafe one is withheld (r->blocked, finish_reason content_filter). */
+void api_guard_output(srv *s, srv_request *r);
 /* One audit-log line for a finished completion request (no-op without --audit-log). */
-void api_audit(srv *s, const srv_request *r, int status);
-char *api_metrics_text(srv *s);
+void api_audit(srv_front *f, const srv_request *r, int status);
+char *api_metrics_text(srv_front *f);
 
 /* serve_http.c */
-int http_start(srv *s);    /* 0 or -1 (message printed) */
-void http_stop(srv *s);
-int http_load_keys(srv *s); /* --api-key-file */
+int http_start(srv_front *f);    /* 0 or -1 (message printed) */
+void http_stop(srv_front *f);
+int http_load_keys(srv_front *f); /* --api-key-file */
+
+/* serve_config.c: read --config into f (models created, not loaded; keys).
+ * 0, or -1 with one line printed. */
+int config_load(srv_front *f);
+void srv_models_free(srv_front *f); /* f->models, however made */
 
 double srv_now(void);      /* monotonic seconds */
 bool buf_append(char **buf, size_t *len, size_t *cap, const char *data, size_t n);

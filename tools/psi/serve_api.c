@@ -110,17 +110,75 @@ static bool parse_stop(json_t *o, srv_request *r, api_error *e)
     return true;
 }
 
-/* The fields both endpoints share. */
+/* ------------------------------------------------------------------ routing */
+
+/* The body as a JSON object, or NULL with e set. */
+static json_t *load_body(const char *body, size_t len, api_error *e)
+{
+    json_error_t je;
+    json_t *o = json_loadb(body, len, JSON_ALLOW_NUL, &je); /* NUL in text: refused with its field */
+    if (!o) {
+        (void)BAD(NULL, "the body is not valid JSON: %s (line %d, column %d)", je.text, je.line, je.column);
+        return NULL;
+    }
+    if (!json_is_object(o)) {
+        json_decref(o);
+        (void)BAD(NULL, "the body must be a JSON object");
+        return NULL;
+    }
+    return o;
+}
+
+bool api_may_use(const srv_key *key, const srv *m)
+{
+    return !m->restricted || (key && (key->models >> m->index & 1));
+}
+
+/* The one 404 for a model the caller may not see, whether it exists or not:
+ * built from the name asked for alone, so that the two cannot be told apart. */
+static void model_not_found(api_error *e, const char *name)
+{
+    api_errorf(e, 404, "invalid_request_error", "model", "model_not_found",
+               "The model '%.200s' does not exist or you do not have access to it", name);
+}
+
+srv *api_find(srv_front *f, const srv_key *key, const char *name, size_t len, api_error *e)
+{
+    srv *found = NULL;
+    for (int i = 0; i < f->n_models && strlen(name) == len; i++)
+        if (!strcmp(name, f->models[i]->model_id) && api_may_use(key, f->models[i])) found = f->models[i];
+    if (!found) model_not_found(e, name);
+    return found;
+}
+
+srv *api_route(srv_front *f, const srv_key *key, const char *body, size_t len, char *asked, size_t asked_size,
+               api_error *e)
+{
+    asked[0] = 0;
+    json_t *o = load_body(body, len, e), *v = o ? field(o, "model") : NULL;
+    srv *found = NULL;
+    if (!o) return NULL;
+    if (v && !json_is_string(v)) {
+        (void)BAD("model", "'model' must be a string");
+    } else if (!v) { /* no model: the only one the caller may use */
+        int n = 0;
+        for (int i = 0; i < f->n_models; i++)
+            if (api_may_use(key, f->models[i])) found = f->models[i], n++;
+        if (n != 1) {
+            found = NULL;
+            (void)BAD("model", "'model' is required: this server serves several models (GET /v1/models lists them)");
+        }
+    } else {
+        snprintf(asked, asked_size, "%s", json_string_value(v));
+        found = api_find(f, key, json_string_value(v), json_string_length(v), e);
+    }
+    json_decref(o);
+    return found;
+}
+
+/* The fields both endpoints share (the model was chosen by api_route). */
 static bool parse_common(srv *s, json_t *o, bool chat, srv_request *r, api_error *e)
 {
-    json_t *v = field(o, "model");
-    if (v && !json_is_string(v)) return BAD("model", "'model' must be a string");
-    if (v && strcmp(json_string_value(v), s->model_id)) {
-        api_errorf(e, 404, "invalid_request_error", "model", "model_not_found",
-                   "The model '%.200s' does not exist; this server serves '%.200s'", json_string_value(v),
-                   s->model_id);
-        return false;
-    }
     long long n = 1;
     if (!opt_int(o, "n", LLONG_MIN, LLONG_MAX, &n, e)) return false;
     if (n != 1) return BAD("n", "'n' is %lld: psi serve returns exactly one choice per request (n must be 1)", n);
@@ -268,6 +326,54 @@ static bool message_text(json_t *m, size_t i, char **own, const char **text, api
     return true;
 }
 
+/* Run the guard on conv (its last turn is judged) and record the verdict
+ * as the request's (input) or the answer's (output); a block sets
+ * finish_reason content_filter. Under no lock. */
+static void guard_judge(srv *s, const psi_chat_msg *conv, int32_t k, bool output, srv_request *r)
+{
+    srv_front *f = s->front;
+    psi_guard_verdict v = {0};
+    char raw[128], err[256] = "out of memory";
+    psi_status rc = PSI_ERR_NO_MEMORY;
+    if (conv) {
+        pthread_mutex_lock(&f->guard_lock);
+        uint32_t mask = f->cfg.guard_mask ? f->cfg.guard_mask : PSI_GUARD_ALL;
+        rc = psi_guard_check(f->guard, conv, k, mask, (int32_t)f->cfg.n_threads, &v, raw, sizeof raw, err, sizeof err);
+        pthread_mutex_unlock(&f->guard_lock);
+    }
+    const char *verdict = rc != PSI_OK ? "error" : v.safe ? "safe" : "unsafe";
+    bool blocked = rc != PSI_OK ? !f->cfg.guard_fail_open : !v.safe;
+    pthread_mutex_lock(&s->lock);
+    srv_metrics *m = &s->m;
+    if (output) {
+        (*(rc != PSI_OK ? &m->guard_out_errors : v.safe ? &m->guard_out_safe : &m->guard_out_unsafe))++;
+        r->guard_out_verdict = verdict;
+        r->guard_out_categories = v.categories;
+    } else {
+        (*(rc != PSI_OK ? &m->guard_errors : v.safe ? &m->guard_safe : &m->guard_unsafe))++;
+        r->guard_verdict = verdict;
+        r->guard_categories = v.categories;
+    }
+    if (blocked) {
+        r->blocked = true;
+        r->finish = "content_filter";
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (rc != PSI_OK)
+        fprintf(stderr, "psi serve: %s (%s %s)\n", err, output ? "answer" : "request", blocked ? "blocked" : "let through");
+}
+
+/* --guard-output: keep the turns the answer will be judged after. */
+static void keep_conv(srv *s, const psi_chat_msg *conv, int32_t k, srv_request *r)
+{
+    if (!s->front->cfg.guard_output || !(r->guard_conv = calloc((size_t)k + 1, sizeof *r->guard_conv))) return;
+    for (int32_t i = 0; i < k; i++) {
+        r->guard_conv[i].role = strcmp(conv[i].role, "user") ? "assistant" : "user";
+        if (!(r->guard_conv[i].content = strdup(conv[i].content))) break;
+        r->n_guard_conv = i + 1;
+    }
+}
+
 /* The guard's verdict on the conversation's last user turn (system and
  * tool messages are not shown to it; a conversation that does not end
  * with a user turn is not judged). Sets r->guard_verdict and r->blocked. */
@@ -277,37 +383,44 @@ static void guard_input(srv *s, const psi_chat_msg *msgs, size_t n, srv_request 
     int32_t k = 0;
     for (size_t i = 0; conv && i < n; i++)
         if (!strcmp(msgs[i].role, "user") || !strcmp(msgs[i].role, "assistant")) conv[k++] = msgs[i];
-    if (conv && (k == 0 || strcmp(conv[k - 1].role, "user"))) {
-        free(conv);
-        return;
-    }
-    psi_guard_verdict v = {0};
-    char raw[128], err[256] = "out of memory";
-    psi_status rc = PSI_ERR_NO_MEMORY;
-    if (conv) {
-        pthread_mutex_lock(&s->guard_lock);
-        uint32_t mask = s->cfg.guard_mask ? s->cfg.guard_mask : PSI_GUARD_ALL;
-        rc = psi_guard_check(s->guard, conv, k, mask, (int32_t)s->cfg.n_threads, &v, raw, sizeof raw, err, sizeof err);
-        pthread_mutex_unlock(&s->guard_lock);
-    }
+    if (conv) keep_conv(s, conv, k, r);
+    if (!conv || (k > 0 && !strcmp(conv[k - 1].role, "user"))) guard_judge(s, conv, k, false, r);
     free(conv);
-    pthread_mutex_lock(&s->lock);
-    if (rc != PSI_OK) {
-        s->m.guard_errors++;
-        r->guard_verdict = "error";
-        r->blocked = !s->cfg.guard_fail_open;
-    } else if (v.safe) {
-        s->m.guard_safe++;
-        r->guard_verdict = "safe";
-    } else {
-        s->m.guard_unsafe++;
-        r->guard_verdict = "unsafe";
-        r->guard_categories = v.categories;
-        r->blocked = true;
+}
+
+/* /v1/completions: the prompt is judged as a user turn (token ids as their text). */
+static void guard_prompt(srv *s, json_t *o, srv_request *r)
+{
+    json_t *p = field(o, "prompt");
+    if (json_is_array(p) && json_array_size(p) == 1 && json_is_string(json_array_get(p, 0))) p = json_array_get(p, 0);
+    char *own = NULL;
+    const char *text = json_is_string(p) ? json_string_value(p) : NULL;
+    if (!text) {
+        size_t len = 0;
+        pthread_mutex_lock(&s->tok_lock);
+        psi_status rc = psi_detokenize(s->model, r->prompt, r->n_prompt, NULL, 0, &len);
+        if ((rc == PSI_OK || rc == PSI_ERR_BUFFER_SMALL) && (own = malloc(len + 1)) &&
+            psi_detokenize(s->model, r->prompt, r->n_prompt, own, len + 1, &len) != PSI_OK)
+            own = (free(own), NULL);
+        pthread_mutex_unlock(&s->tok_lock);
+        text = own;
     }
-    pthread_mutex_unlock(&s->lock);
-    if (rc != PSI_OK) fprintf(stderr, "psi serve: %s (request %s)\n", err, r->blocked ? "blocked" : "let through");
-    if (r->blocked) r->finish = "content_filter";
+    psi_chat_msg turn = {"user", text};
+    keep_conv(s, &turn, text ? 1 : 0, r);
+    guard_judge(s, text ? &turn : NULL, 1, false, r); /* no text: judged as a guard failure */
+    free(own);
+}
+
+void api_guard_output(srv *s, srv_request *r)
+{
+    if (!s->front->guard || !s->front->cfg.guard_output || r->blocked || r->error[0] || !r->done) return;
+    psi_chat_msg *conv = malloc(((size_t)r->n_guard_conv + 1) * sizeof *conv);
+    if (conv) {
+        if (r->n_guard_conv) memcpy(conv, r->guard_conv, (size_t)r->n_guard_conv * sizeof *conv);
+        conv[r->n_guard_conv] = (psi_chat_msg){"assistant", r->text ? r->text : ""};
+    }
+    guard_judge(s, conv, r->n_guard_conv + 1, true, r);
+    free(conv);
 }
 
 static bool parse_messages(srv *s, json_t *o, srv_request *r, api_error *e)
@@ -355,7 +468,7 @@ static bool parse_messages(srv *s, json_t *o, srv_request *r, api_error *e)
         else if (rc == PSI_ERR_INVALID_ARG) ok = BAD("messages", "%s", err);
         else ok = oom(e);
     }
-    if (ok && s->guard) guard_input(s, msgs, n, r);
+    if (ok && s->front->guard) guard_input(s, msgs, n, r);
     for (size_t i = 0; own && i < n; i++) free(own[i]);
     free(own);
     free(msgs);
@@ -364,13 +477,11 @@ static bool parse_messages(srv *s, json_t *o, srv_request *r, api_error *e)
 
 bool api_parse(srv *s, const char *body, size_t len, bool chat, srv_request *r, api_error *e)
 {
-    json_error_t je;
-    json_t *o = json_loadb(body, len, JSON_ALLOW_NUL, &je); /* NUL in text: refused with its field */
-    if (!o)
-        return BAD(NULL, "the body is not valid JSON: %s (line %d, column %d)", je.text, je.line, je.column);
-    bool ok = json_is_object(o) ? true : BAD(NULL, "the body must be a JSON object");
-    ok = ok && parse_common(s, o, chat, r, e);
+    json_t *o = load_body(body, len, e);
+    if (!o) return false;
+    bool ok = parse_common(s, o, chat, r, e);
     ok = ok && (chat ? parse_messages(s, o, r, e) : parse_prompt(s, o, r, e));
+    if (ok && !chat && s->front->guard && r->n_prompt > 0) guard_prompt(s, o, r);
     json_decref(o);
     if (!ok) return false;
     if (chat && s->tmpl_stop && r->n_stop < SRV_MAX_STOP) {
@@ -487,6 +598,19 @@ static json_t *usage_json(const srv_request *r)
                      (json_int_t)r->n_gen, "total_tokens", (json_int_t)(r->n_prompt + r->n_gen));
 }
 
+/* A verdict and its categories as the response's `guard` object says them. */
+static json_t *verdict_json(const char *verdict, uint32_t cats)
+{
+    json_t *a = json_array();
+    char code[8];
+    for (int c = 1; c <= PSI_GUARD_N_CATEGORIES; c++)
+        if (cats >> (c - 1) & 1) {
+            snprintf(code, sizeof code, "S%d", c);
+            json_array_append_new(a, json_pack("{s:s,s:s}", "code", code, "name", psi_guard_category_name(c)));
+        }
+    return json_pack("{s:s,s:o}", "verdict", verdict, "categories", a);
+}
+
 static json_t *envelope(srv *s, const srv_request *r, bool chunk)
 {
     const char *object = r->chat ? (chunk ? "chat.completion.chunk" : "chat.completion") : "text_completion";
@@ -494,15 +618,11 @@ static json_t *envelope(srv *s, const srv_request *r, bool chunk)
     snprintf(fp, sizeof fp, "psi-%s", psi_version());
     json_t *o = json_pack("{s:s,s:s,s:I,s:s,s:s}", "id", r->id, "object", object, "created",
                           (json_int_t)r->created, "model", s->model_id, "system_fingerprint", fp);
-    if (o && r->guard_verdict) { /* psi extension: what the guard said */
-        json_t *cats = json_array();
-        char code[8];
-        for (int c = 1; c <= PSI_GUARD_N_CATEGORIES; c++)
-            if (r->guard_categories >> (c - 1) & 1) {
-                snprintf(code, sizeof code, "S%d", c);
-                json_array_append_new(cats, json_pack("{s:s,s:s}", "code", code, "name", psi_guard_category_name(c)));
-            }
-        json_object_set_new(o, "guard", json_pack("{s:s,s:o}", "verdict", r->guard_verdict, "categories", cats));
+    if (o && (r->guard_verdict || r->guard_out_verdict)) { /* psi extension: what the guard said */
+        json_t *g = r->guard_verdict ? verdict_json(r->guard_verdict, r->guard_categories) : json_object();
+        if (r->guard_out_verdict)
+            json_object_set_new(g, "output", verdict_json(r->guard_out_verdict, r->guard_out_categories));
+        json_object_set_new(o, "guard", g);
     }
     return o;
 }
@@ -510,8 +630,9 @@ static json_t *envelope(srv *s, const srv_request *r, bool chunk)
 char *api_final_json(srv *s, const srv_request *r)
 {
     json_t *o = envelope(s, r, false), *choice;
-    json_t *text = json_text(r->text ? r->text : "", r->text_len);
-    json_t *lp = r->n_logprobs < 0 ? json_null()
+    /* a blocked answer is withheld whole: its text and its tokens' logprobs */
+    json_t *text = r->blocked ? json_string("") : json_text(r->text ? r->text : "", r->text_len);
+    json_t *lp = r->n_logprobs < 0 || r->blocked ? json_null()
                  : r->chat         ? chat_logprobs(s, r, 0, r->n_lp)
                                    : text_logprobs(s, r, 0, r->n_lp, 0);
     if (r->chat)
@@ -521,10 +642,12 @@ char *api_final_json(srv *s, const srv_request *r)
         choice = json_pack("{s:i,s:o,s:o,s:s}", "index", 0, "text", text, "logprobs", lp, "finish_reason",
                            r->finish ? r->finish : "stop");
     if (r->chat && r->blocked) { /* OpenAI's message.refusal, naming the categories */
-        char why[512] = "blocked by the guard model";
+        char why[512];
+        snprintf(why, sizeof why, "%s blocked by the guard model", r->guard_out_verdict ? "answer" : "request");
         size_t at = strlen(why);
+        uint32_t cats = r->guard_categories | r->guard_out_categories;
         for (int c = 1, first = 1; c <= PSI_GUARD_N_CATEGORIES && at < sizeof why; c++)
-            if (r->guard_categories >> (c - 1) & 1) {
+            if (cats >> (c - 1) & 1) {
                 at += (size_t)snprintf(why + at, sizeof why - at, "%sS%d %s", first ? ": " : ", ", c,
                                        psi_guard_category_name(c));
                 first = 0;
@@ -582,7 +705,7 @@ bool api_stream_events(srv *s, const srv_request *r, bool first, size_t *text_of
         free(txt);
         return ok;
     }
-    if (*text_off < r->text_len || *lp_off < r->n_lp) {
+    if (!r->blocked && (*text_off < r->text_len || *lp_off < r->n_lp)) {
         json_t *lp = NULL;
         if (r->n_logprobs >= 0)
             lp = r->chat ? chat_logprobs(s, r, *lp_off, r->n_lp) : text_logprobs(s, r, *lp_off, r->n_lp, *text_off);
@@ -604,67 +727,103 @@ bool api_stream_events(srv *s, const srv_request *r, bool first, size_t *text_of
     return ok;
 }
 
-char *api_models_json(srv *s)
+char *api_models_json(srv_front *f, const srv_key *key, const srv *one)
 {
-    json_t *o = json_pack("{s:s,s:[{s:s,s:s,s:I,s:s,s:s?}]}", "object", "list", "data", "id", s->model_id, "object",
-                          "model", "created", (json_int_t)0, "owned_by", "psi", "license",
-                          s->license[0] ? s->license : NULL);
+    json_t *data = json_array(), *o;
+    for (int i = 0; i < f->n_models; i++) {
+        const srv *m = f->models[i];
+        if ((one && m != one) || !api_may_use(key, m)) continue;
+        json_array_append_new(data, json_pack("{s:s,s:s,s:I,s:s,s:s?}", "id", m->model_id, "object", "model",
+                                              "created", (json_int_t)0, "owned_by", "psi", "license",
+                                              m->license[0] ? m->license : NULL));
+    }
+    if (one) {
+        o = json_incref(json_array_get(data, 0));
+        json_decref(data);
+    } else {
+        o = json_pack("{s:s,s:o}", "object", "list", "data", data);
+    }
     char *txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return txt;
 }
 
-void api_audit(srv *s, const srv_request *r, int status)
+/* Category codes as ["S1","S9"]. */
+static json_t *codes_json(uint32_t cats)
 {
-    if (!s->audit) return;
-    char when[32], key[16] = "-";
+    json_t *a = json_array();
+    char code[8];
+    for (int c = 1; c <= PSI_GUARD_N_CATEGORIES; c++)
+        if (cats >> (c - 1) & 1) {
+            snprintf(code, sizeof code, "S%d", c);
+            json_array_append_new(a, json_string(code));
+        }
+    return a;
+}
+
+void api_audit(srv_front *f, const srv_request *r, int status)
+{
+    if (!f->audit) return;
+    char when[32];
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    if (r->key > 0) snprintf(key, sizeof key, "key%d", r->key);
-    json_t *cats = json_array();
-    char code[8];
-    for (int c = 1; c <= PSI_GUARD_N_CATEGORIES; c++)
-        if (r->guard_categories >> (c - 1) & 1) {
-            snprintf(code, sizeof code, "S%d", c);
-            json_array_append_new(cats, json_string(code));
-        }
-    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:s?,s:o,s:s?,s:i}", "time", when, "key", key, "model", s->model_id,
-                          "endpoint", r->chat ? "chat" : "completions", "tokens_in", (json_int_t)r->n_prompt,
-                          "tokens_out", (json_int_t)r->n_gen, "guard", r->guard_verdict, "categories", cats,
-                          "finish", r->finish, "status", status);
-    if (o && s->cfg.audit_content) {
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:s?,s:o,s:s?,s:i}", "time", when, "key",
+                          r->key_name ? r->key_name : "-", "model", r->model, "endpoint",
+                          r->chat ? "chat" : "completions", "tokens_in", (json_int_t)r->n_prompt, "tokens_out",
+                          (json_int_t)r->n_gen, "guard", r->guard_verdict, "categories",
+                          codes_json(r->guard_categories), "finish", r->finish, "status", status);
+    if (o && r->guard_out_verdict) { /* --guard-output: the answer's verdict, apart from the request's */
+        json_object_set_new(o, "guard_output", json_string(r->guard_out_verdict));
+        json_object_set_new(o, "output_categories", codes_json(r->guard_out_categories));
+    }
+    if (o && f->cfg.audit_content) {
         json_object_set_new(o, "request", r->audit_request ? json_string(r->audit_request) : json_null());
         json_object_set_new(o, "answer", json_text(r->text ? r->text : "", r->text_len));
     }
     char *line = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (!line) return;
-    pthread_mutex_lock(&s->audit_lock);
-    fprintf(s->audit, "%s\n", line);
-    fflush(s->audit);
-    pthread_mutex_unlock(&s->audit_lock);
+    pthread_mutex_lock(&f->audit_lock);
+    fprintf(f->audit, "%s\n", line);
+    fflush(f->audit);
+    pthread_mutex_unlock(&f->audit_lock);
     free(line);
 }
 
-char *api_metrics_text(srv *s)
+/* Sums over the models: the figures say nothing of which models exist. */
+char *api_metrics_text(srv_front *f)
 {
     char *buf = NULL;
     size_t len = 0, cap = 0;
     char line[512];
-    pthread_mutex_lock(&s->lock);
-    srv_metrics m = s->m;
-    long q = s->q_len;
-    int active = s->n_active, slots = s->n_slots;
-    pthread_mutex_unlock(&s->lock);
+    srv_metrics m = {0};
+    long q = 0;
+    int active = 0, slots = 0;
+    for (int i = 0; i < f->n_models; i++) {
+        srv *s = f->models[i];
+        pthread_mutex_lock(&s->lock);
+        const srv_metrics *x = &s->m;
+        m.completions += x->completions, m.rejected_busy += x->rejected_busy, m.steps += x->steps;
+        m.prompt_tokens += x->prompt_tokens, m.prompt_seconds += x->prompt_seconds;
+        m.gen_tokens += x->gen_tokens, m.gen_seconds += x->gen_seconds;
+        m.guard_safe += x->guard_safe, m.guard_unsafe += x->guard_unsafe, m.guard_errors += x->guard_errors;
+        m.guard_out_safe += x->guard_out_safe, m.guard_out_unsafe += x->guard_out_unsafe;
+        m.guard_out_errors += x->guard_out_errors;
+        q += s->q_len, active += s->n_active, slots += s->n_slots;
+        pthread_mutex_unlock(&s->lock);
+    }
+    pthread_mutex_lock(&f->lock);
+    double http_requests = (double)f->http_requests, errors = (double)f->errors;
+    pthread_mutex_unlock(&f->lock);
     struct {
         const char *name, *type, *help;
         double v;
     } rows[] = {
-        {"psi_http_requests_total", "counter", "HTTP requests received", (double)m.http_requests},
+        {"psi_http_requests_total", "counter", "HTTP requests received", http_requests},
         {"psi_completions_total", "counter", "completion requests accepted", (double)m.completions},
-        {"psi_request_errors_total", "counter", "requests answered with an error status", (double)m.errors},
+        {"psi_request_errors_total", "counter", "requests answered with an error status", errors},
         {"psi_requests_rejected_busy_total", "counter", "requests refused because the queue was full",
          (double)m.rejected_busy},
         {"psi_prompt_tokens_total", "counter", "prompt tokens evaluated (tokens in)", (double)m.prompt_tokens},
@@ -673,9 +832,15 @@ char *api_metrics_text(srv *s)
         {"psi_guard_safe_total", "counter", "user turns the guard judged safe", (double)m.guard_safe},
         {"psi_guard_unsafe_total", "counter", "user turns the guard judged unsafe (blocked)", (double)m.guard_unsafe},
         {"psi_guard_errors_total", "counter", "guard failures and unparseable verdicts", (double)m.guard_errors},
+        {"psi_guard_output_safe_total", "counter", "answers the guard judged safe (--guard-output)",
+         (double)m.guard_out_safe},
+        {"psi_guard_output_unsafe_total", "counter", "answers the guard judged unsafe (withheld)",
+         (double)m.guard_out_unsafe},
+        {"psi_guard_output_errors_total", "counter", "guard failures and unparseable verdicts on answers",
+         (double)m.guard_out_errors},
         {"psi_queue_depth", "gauge", "requests waiting for a slot", (double)q},
         {"psi_slots_active", "gauge", "slots serving a request", (double)active},
-        {"psi_slots_total", "gauge", "slots (--parallel)", (double)slots},
+        {"psi_slots_total", "gauge", "slots (--parallel, times the models)", (double)slots},
         {"psi_prompt_tokens_per_second", "gauge", "prompt throughput over the engine's busy time",
          m.prompt_seconds > 0 ? (double)m.prompt_tokens / m.prompt_seconds : 0},
         {"psi_generation_tokens_per_second", "gauge", "generation throughput over the engine's busy time",

@@ -69,6 +69,8 @@ void srv_request_free(srv_request *r)
     free(r->text);
     free(r->lp);
     free(r->audit_request);
+    for (int32_t i = 0; i < r->n_guard_conv; i++) free((char *)r->guard_conv[i].content);
+    free(r->guard_conv);
     free(r);
 }
 

@@ -1,7 +1,8 @@
 /*
  * serve_http.c — the HTTP side of `psi serve` on libmicrohttpd: one thread
  * per connection, routing (404 unknown path, 405 wrong method), Bearer
- * authentication against --api-key-file, request bodies up to --max-body
+ * authentication against the keys (--api-key-file or --config), each
+ * request to the model it names (one the key may use), request bodies up to --max-body
  * (413 beyond), OpenAI errors, and answers: whole JSON documents, or
  * Server-Sent Events streamed from the engine's output as it comes.
  *
@@ -44,12 +45,12 @@ typedef struct conn {
     size_t len, cap;
     bool too_big;
     size_t dropped; /* body bytes read and thrown away once too_big */
-    int key;        /* the API key used (see authorized) */
+    const srv_key *key; /* the API key used (see authorized); NULL without keys */
 } conn;
 
 /* ------------------------------------------------------------------ answers */
 
-static enum MHD_Result respond(srv *s, struct MHD_Connection *c, unsigned status, const char *type, char *body,
+static enum MHD_Result respond(srv_front *f, struct MHD_Connection *c, unsigned status, const char *type, char *body,
                                const char *retry_after)
 {
     if (!body) {
@@ -67,36 +68,38 @@ static enum MHD_Result respond(srv *s, struct MHD_Connection *c, unsigned status
     if (retry_after) MHD_add_response_header(rsp, MHD_HTTP_HEADER_RETRY_AFTER, retry_after);
     if (status == MHD_HTTP_UNAUTHORIZED) MHD_add_response_header(rsp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
     if (status >= 400) {
-        pthread_mutex_lock(&s->lock);
-        s->m.errors++;
-        pthread_mutex_unlock(&s->lock);
+        pthread_mutex_lock(&f->lock);
+        f->errors++;
+        pthread_mutex_unlock(&f->lock);
     }
     enum MHD_Result rc = MHD_queue_response(c, status, rsp);
     MHD_destroy_response(rsp);
     return rc;
 }
 
-static enum MHD_Result respond_error(srv *s, struct MHD_Connection *c, const api_error *e, const char *retry_after)
+static enum MHD_Result respond_error(srv_front *f, struct MHD_Connection *c, const api_error *e,
+                                     const char *retry_after)
 {
-    return respond(s, c, (unsigned)e->status, "application/json", api_error_json(e), retry_after);
+    return respond(f, c, (unsigned)e->status, "application/json", api_error_json(e), retry_after);
 }
 
-static enum MHD_Result fail(srv *s, struct MHD_Connection *c, int status, const char *type, const char *code,
+static enum MHD_Result fail(srv_front *f, struct MHD_Connection *c, int status, const char *type, const char *code,
                             const char *msg, const char *retry_after)
 {
     api_error e;
     api_errorf(&e, status, type, NULL, code, "%s", msg);
-    return respond_error(s, c, &e, retry_after);
+    return respond_error(f, c, &e, retry_after);
 }
 
 /* ---------------------------------------------------------------- auth */
 
-int http_load_keys(srv *s)
+int http_load_keys(srv_front *fr)
 {
-    if (!s->cfg.api_key_file) return 0;
-    FILE *f = fopen(s->cfg.api_key_file, "r");
+    const char *path = fr->cfg.api_key_file;
+    if (!path) return 0;
+    FILE *f = fopen(path, "r");
     if (!f) {
-        fprintf(stderr, "psi serve: %s: %s\n", s->cfg.api_key_file, strerror(errno));
+        fprintf(stderr, "psi serve: %s: %s\n", path, strerror(errno));
         return -1;
     }
     char *line = NULL;
@@ -106,36 +109,39 @@ int http_load_keys(srv *s)
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
             line[--n] = 0;
         if (n == 0 || line[0] == '#') continue;
-        unsigned char(*k)[32] = realloc(s->keys, (s->n_keys + 1) * sizeof *k);
+        srv_key *k = realloc(fr->keys, (fr->n_keys + 1) * sizeof *k);
         if (!k) break;
-        s->keys = k;
-        crypto_hash_sha256(s->keys[s->n_keys++], (const unsigned char *)line, (unsigned long long)n);
+        fr->keys = k;
+        k += fr->n_keys++;
+        snprintf(k->name, sizeof k->name, "key%zu", fr->n_keys); /* the file has no names: its line among the keys */
+        k->models = ~(uint64_t)0;
+        crypto_hash_sha256(k->hash, (const unsigned char *)line, (unsigned long long)n);
     }
     free(line);
     fclose(f);
-    if (!s->n_keys) {
-        fprintf(stderr, "psi serve: %s holds no API key (one per line)\n", s->cfg.api_key_file);
+    if (!fr->n_keys) {
+        fprintf(stderr, "psi serve: %s holds no API key (one per line)\n", path);
         return -1;
     }
     return 0;
 }
 
-/* Constant time in the key: every stored key is compared (hashes of equal
- * length, sodium_memcmp), whatever matched before. Returns the 1-based
- * number of the matching key, 0 when no keys are set, -1 when refused. */
-static int authorized(srv *s, struct MHD_Connection *c)
+/* Constant time in the key: the key's SHA-256 is compared with every
+ * stored hash (sodium_memcmp), whatever matched before. false when keys
+ * are set and none matches; *key: the match (NULL when no keys are set). */
+static bool authorized(srv_front *f, struct MHD_Connection *c, const srv_key **key)
 {
-    if (!s->n_keys) return 0;
+    *key = NULL;
+    if (!f->n_keys) return true;
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    if (!h || strncasecmp(h, "Bearer ", 7)) return -1;
+    if (!h || strncasecmp(h, "Bearer ", 7)) return false;
     h += 7;
     while (*h == ' ') h++;
     unsigned char hash[32];
     crypto_hash_sha256(hash, (const unsigned char *)h, strlen(h));
-    int which = -1;
-    for (size_t i = 0; i < s->n_keys; i++)
-        if (sodium_memcmp(hash, s->keys[i], sizeof hash) == 0) which = (int)i + 1;
-    return which;
+    for (size_t i = 0; i < f->n_keys; i++)
+        if (sodium_memcmp(hash, f->keys[i].hash, sizeof hash) == 0) *key = &f->keys[i];
+    return *key != NULL;
 }
 
 /* ---------------------------------------------------------------- streaming */
@@ -182,6 +188,7 @@ typedef struct stream {
     size_t len, cap, off;
     size_t text_off, lp_off;
     bool first, finished;
+    bool held;      /* --guard-output: the answer is held back until judged */
 } stream;
 
 /* While the engine works on a request the connection's idle timeout is
@@ -190,6 +197,15 @@ typedef struct stream {
 static void idle_timeout(srv *s, struct MHD_Connection *c, bool on)
 {
     MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, on ? (unsigned)s->cfg.timeout_s : 0u);
+}
+
+/* Wait (under the lock) until the engine is done with r; false when the
+ * client left. */
+static bool wait_done(srv *s, srv_request *r, int fd)
+{
+    while (!r->done)
+        if (!wait_news(s, r, fd)) return false;
+    return true;
 }
 
 /* Blocks until there is something to send (returning 0, "nothing yet",
@@ -205,6 +221,14 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
         st->off = st->len = 0;
         idle_timeout(s, st->c, false);
         pthread_mutex_lock(&s->lock);
+        if (st->held) { /* nothing is sent before the whole answer has been judged */
+            bool here = wait_done(s, r, st->fd);
+            pthread_mutex_unlock(&s->lock);
+            if (!here) return MHD_CONTENT_READER_END_WITH_ERROR;
+            api_guard_output(s, r);
+            st->held = false;
+            pthread_mutex_lock(&s->lock);
+        }
         while (!(st->first && r->chat) && !r->done && r->text_len == st->text_off && r->n_lp == st->lp_off)
             if (!wait_news(s, r, st->fd)) {
                 pthread_mutex_unlock(&s->lock);
@@ -229,7 +253,7 @@ static void stream_free(void *cls)
     stream *st = cls;
     srv *s = st->s;
     pthread_mutex_lock(&s->lock);
-    api_audit(s, st->r, !st->r->done ? 499 : st->r->error[0] ? 500 : 200); /* the stream's outcome */
+    api_audit(s->front, st->r, !st->r->done ? 499 : st->r->error[0] ? 500 : 200); /* the stream's outcome */
     if (!st->r->done) {
         st->r->cancelled = true;
         pthread_cond_signal(&s->work);
@@ -242,41 +266,44 @@ static void stream_free(void *cls)
 
 /* ---------------------------------------------------------------- completions */
 
-static enum MHD_Result completion(srv *s, struct MHD_Connection *c, conn *cn)
+static enum MHD_Result completion(srv_front *f, struct MHD_Connection *c, conn *cn)
 {
-    pthread_mutex_lock(&s->lock);
-    bool ready = s->ready;
-    pthread_mutex_unlock(&s->lock);
-    if (!ready) return fail(s, c, 503, "server_error", "model_loading", "the model is still loading", "1");
+    pthread_mutex_lock(&f->lock);
+    bool ready = f->ready;
+    pthread_mutex_unlock(&f->lock);
+    if (!ready) return fail(f, c, 503, "server_error", "model_loading", "the model is still loading", "1");
     srv_request *r = calloc(1, sizeof *r);
-    if (!r) return fail(s, c, 500, "server_error", NULL, "out of memory", NULL);
+    if (!r) return fail(f, c, 500, "server_error", NULL, "out of memory", NULL);
     r->refs = 1;
     r->chat = cn->route == R_CHAT;
-    r->key = cn->key;
-    if (s->cfg.audit_content && cn->body) r->audit_request = strndup(cn->body, cn->len);
+    r->key_name = cn->key ? cn->key->name : NULL;
+    if (f->cfg.audit_content && cn->body) r->audit_request = strndup(cn->body, cn->len);
     api_error e;
-    if (!api_parse(s, cn->body ? cn->body : "", cn->len, r->chat, r, &e)) {
-        api_audit(s, r, e.status);
+    const char *body = cn->body ? cn->body : "";
+    srv *s = api_route(f, cn->key, body, cn->len, r->model, sizeof r->model, &e);
+    if (s) snprintf(r->model, sizeof r->model, "%s", s->model_id);
+    if (!s || !api_parse(s, body, cn->len, r->chat, r, &e)) {
+        api_audit(f, r, e.status);
         srv_request_free(r);
-        return respond_error(s, c, &e, NULL);
+        return respond_error(f, c, &e, NULL);
     }
     if (r->blocked) { /* the guard said no: a normal answer, nothing generated */
-        char *body = NULL;
+        char *out = NULL;
         size_t len = 0, cap = 0, text_off = 0, lp_off = 0;
-        if (!r->stream) body = api_final_json(s, r);
-        else if (!api_stream_events(s, r, true, &text_off, &lp_off, true, &body, &len, &cap)) body = (free(body), NULL);
+        if (!r->stream) out = api_final_json(s, r);
+        else if (!api_stream_events(s, r, true, &text_off, &lp_off, true, &out, &len, &cap)) out = (free(out), NULL);
         bool sse_body = r->stream;
-        api_audit(s, r, 200);
+        api_audit(f, r, 200);
         srv_request_free(r);
-        return respond(s, c, MHD_HTTP_OK, sse_body ? "text/event-stream" : "application/json", body, NULL);
+        return respond(f, c, MHD_HTTP_OK, sse_body ? "text/event-stream" : "application/json", out, NULL);
     }
     int sub = engine_submit(s, r);
     if (sub) {
-        api_audit(s, r, 503);
+        api_audit(f, r, 503);
         srv_request_free(r);
-        return sub == 1 ? fail(s, c, 503, "server_error", "server_overloaded",
+        return sub == 1 ? fail(f, c, 503, "server_error", "server_overloaded",
                                "the server is busy: every slot is in use and the queue is full; retry later", "1")
-                        : fail(s, c, 503, "server_error", "shutting_down", "the server is shutting down", NULL);
+                        : fail(f, c, 503, "server_error", "shutting_down", "the server is shutting down", NULL);
     }
     pthread_mutex_lock(&s->lock);
     s->m.completions++;
@@ -295,7 +322,7 @@ static enum MHD_Result completion(srv *s, struct MHD_Connection *c, conn *cn)
             pthread_mutex_unlock(&s->lock);
             return MHD_NO;
         }
-        *st = (stream){.s = s, .r = r, .c = c, .fd = fd, .first = true};
+        *st = (stream){.s = s, .r = r, .c = c, .fd = fd, .first = true, .held = f->guard && f->cfg.guard_output};
         MHD_add_response_header(rsp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
         MHD_add_response_header(rsp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
         enum MHD_Result rc = MHD_queue_response(c, MHD_HTTP_OK, rsp);
@@ -304,19 +331,21 @@ static enum MHD_Result completion(srv *s, struct MHD_Connection *c, conn *cn)
     }
     idle_timeout(s, c, false);
     pthread_mutex_lock(&s->lock);
-    bool here = true;
-    while (!r->done && (here = wait_news(s, r, fd))) {}
-    char *body = NULL;
+    bool here = wait_done(s, r, fd);
+    pthread_mutex_unlock(&s->lock);
+    if (here) api_guard_output(s, r); /* no-op without --guard-output */
+    pthread_mutex_lock(&s->lock);
+    char *out = NULL;
     api_error err = {0};
     if (here && r->error[0]) api_errorf(&err, 500, "server_error", NULL, NULL, "%s", r->error);
-    else if (here) body = api_final_json(s, r);
-    api_audit(s, r, !here ? 499 : err.status ? err.status : 200); /* 499: the client went away */
+    else if (here) out = api_final_json(s, r);
+    api_audit(f, r, !here ? 499 : err.status ? err.status : 200); /* 499: the client went away */
     srv_request_unref(s, r);
     pthread_mutex_unlock(&s->lock);
     if (!here) return MHD_NO; /* nobody to answer */
     idle_timeout(s, c, true);
-    if (err.status) return respond_error(s, c, &err, NULL);
-    return respond(s, c, MHD_HTTP_OK, "application/json", body, NULL);
+    if (err.status) return respond_error(f, c, &err, NULL);
+    return respond(f, c, MHD_HTTP_OK, "application/json", out, NULL);
 }
 
 /* ---------------------------------------------------------------- dispatch */
@@ -325,12 +354,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                   const char *version, const char *upload, size_t *upload_size, void **con_cls)
 {
     (void)version;
-    srv *s = cls;
+    srv_front *f = cls;
     conn *cn = *con_cls;
     if (!cn) {
-        pthread_mutex_lock(&s->lock);
-        s->m.http_requests++;
-        pthread_mutex_unlock(&s->lock);
+        pthread_mutex_lock(&f->lock);
+        f->http_requests++;
+        pthread_mutex_unlock(&f->lock);
         int found = -1;
         bool path_known = false;
         for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
@@ -342,15 +371,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         bool model_one = !strncmp(url, "/v1/models/", 11) && (!strcmp(method, "GET") || !strcmp(method, "HEAD"));
         if (found < 0 && !model_one) {
             if (!path_known && strncmp(url, "/v1/models/", 11))
-                return fail(s, c, 404, "invalid_request_error", "not_found", "no such endpoint", NULL);
+                return fail(f, c, 404, "invalid_request_error", "not_found", "no such endpoint", NULL);
             char msg[128];
             snprintf(msg, sizeof msg, "method %.20s is not allowed here", method);
-            return fail(s, c, 405, "invalid_request_error", "method_not_allowed", msg, NULL);
+            return fail(f, c, 405, "invalid_request_error", "method_not_allowed", msg, NULL);
         }
         enum route rt = model_one ? R_MODEL_ONE : routes[found].route;
-        int key = rt == R_HEALTH ? 0 : authorized(s, c);
-        if (key < 0)
-            return fail(s, c, 401, "invalid_request_error", "invalid_api_key",
+        const srv_key *key = NULL;
+        if (rt != R_HEALTH && !authorized(f, c, &key))
+            return fail(f, c, 401, "invalid_request_error", "invalid_api_key",
                         "a valid API key is required (Authorization: Bearer KEY)", NULL);
         /* A body announced too large is refused at once when the client waits
          * for "100 Continue" or the body is absurd; otherwise it is read and
@@ -358,11 +387,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         const char *expect = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
         unsigned long long announced = cl ? strtoull(cl, NULL, 10) : 0;
-        if (announced > (unsigned long long)s->cfg.max_body &&
-            ((expect && strcasestr(expect, "100-continue")) || announced / 16 > (unsigned long long)s->cfg.max_body)) {
+        if (announced > (unsigned long long)f->cfg.max_body &&
+            ((expect && strcasestr(expect, "100-continue")) || announced / 16 > (unsigned long long)f->cfg.max_body)) {
             char msg[128];
-            snprintf(msg, sizeof msg, "the request body is larger than %ld bytes", s->cfg.max_body);
-            return fail(s, c, 413, "invalid_request_error", "request_too_large", msg, NULL);
+            snprintf(msg, sizeof msg, "the request body is larger than %ld bytes", f->cfg.max_body);
+            return fail(f, c, 413, "invalid_request_error", "request_too_large", msg, NULL);
         }
         if (!(cn = calloc(1, sizeof *cn))) return MHD_NO;
         cn->route = rt;
@@ -371,12 +400,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     if (*upload_size) {
-        if (cn->too_big && (cn->dropped += *upload_size) / 16 > (size_t)s->cfg.max_body) {
+        if (cn->too_big && (cn->dropped += *upload_size) / 16 > (size_t)f->cfg.max_body) {
             char msg[128];
-            snprintf(msg, sizeof msg, "the request body is larger than %ld bytes", s->cfg.max_body);
-            return fail(s, c, 413, "invalid_request_error", "request_too_large", msg, NULL);
+            snprintf(msg, sizeof msg, "the request body is larger than %ld bytes", f->cfg.max_body);
+            return fail(f, c, 413, "invalid_request_error", "request_too_large", msg, NULL);
         }
-        if (!cn->too_big && cn->len + *upload_size > (size_t)s->cfg.max_body) {
+        if (!cn->too_big && cn->len + *upload_size > (size_t)f->cfg.max_body) {
             cn->too_big = true;
             free(cn->body);
             cn->body = NULL;
@@ -388,35 +417,27 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (cn->too_big) {
         char msg[128];
-        snprintf(msg, sizeof msg, "the request body is larger than %ld bytes", s->cfg.max_body);
-        return fail(s, c, 413, "invalid_request_error", "request_too_large", msg, NULL);
+        snprintf(msg, sizeof msg, "the request body is larger than %ld bytes", f->cfg.max_body);
+        return fail(f, c, 413, "invalid_request_error", "request_too_large", msg, NULL);
     }
     switch (cn->route) {
     case R_HEALTH: {
-        pthread_mutex_lock(&s->lock);
-        bool ready = s->ready;
-        pthread_mutex_unlock(&s->lock);
-        return ready ? respond(s, c, 200, "application/json", strdup("{\"status\":\"ok\"}"), NULL)
-                     : fail(s, c, 503, "server_error", "model_loading", "the model is still loading", "1");
+        pthread_mutex_lock(&f->lock);
+        bool ready = f->ready;
+        pthread_mutex_unlock(&f->lock);
+        return ready ? respond(f, c, 200, "application/json", strdup("{\"status\":\"ok\"}"), NULL)
+                     : fail(f, c, 503, "server_error", "model_loading", "the model is still loading", "1");
     }
-    case R_METRICS: return respond(s, c, 200, "text/plain; version=0.0.4", api_metrics_text(s), NULL);
-    case R_MODELS: return respond(s, c, 200, "application/json", api_models_json(s), NULL);
-    case R_MODEL_ONE:
-        if (strcmp(url + 11, s->model_id)) {
-            api_error e;
-            api_errorf(&e, 404, "invalid_request_error", "model", "model_not_found", "The model '%.200s' does not exist",
-                       url + 11);
-            return respond_error(s, c, &e, NULL);
-        } else {
-            char *list = api_models_json(s), *one = list ? strstr(list, "[{") : NULL;
-            if (one) {
-                memmove(list, one + 1, strlen(one + 1) + 1);
-                list[strlen(list) - 2] = 0; /* drop "]}" */
-            }
-            return respond(s, c, 200, "application/json", list, NULL);
-        }
+    case R_METRICS: return respond(f, c, 200, "text/plain; version=0.0.4", api_metrics_text(f), NULL);
+    case R_MODELS: return respond(f, c, 200, "application/json", api_models_json(f, cn->key, NULL), NULL);
+    case R_MODEL_ONE: {
+        api_error e;
+        srv *m = api_find(f, cn->key, url + 11, strlen(url + 11), &e);
+        return m ? respond(f, c, 200, "application/json", api_models_json(f, cn->key, m), NULL)
+                 : respond_error(f, c, &e, NULL);
+    }
     case R_CHAT:
-    case R_COMPLETIONS: return completion(s, c, cn);
+    case R_COMPLETIONS: return completion(f, c, cn);
     }
     return MHD_NO;
 }
@@ -432,38 +453,38 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     *con_cls = NULL;
 }
 
-int http_start(srv *s)
+int http_start(srv_front *f)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai = NULL;
     char port[16];
-    snprintf(port, sizeof port, "%ld", s->cfg.port);
-    int gai = getaddrinfo(s->cfg.host, port, &hints, &ai);
+    snprintf(port, sizeof port, "%ld", f->cfg.port);
+    int gai = getaddrinfo(f->cfg.host, port, &hints, &ai);
     if (gai) {
-        fprintf(stderr, "psi serve: --host %s: %s\n", s->cfg.host, gai_strerror(gai));
+        fprintf(stderr, "psi serve: --host %s: %s\n", f->cfg.host, gai_strerror(gai));
         return -1;
     }
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
-    if (s->cfg.verbose) flags |= MHD_USE_ERROR_LOG;
-    s->daemon = MHD_start_daemon(flags, (uint16_t)s->cfg.port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
-                                 ai->ai_addr, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->cfg.timeout_s,
-                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->cfg.max_connections,
-                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+    if (f->cfg.verbose) flags |= MHD_USE_ERROR_LOG;
+    f->daemon = MHD_start_daemon(flags, (uint16_t)f->cfg.port, NULL, NULL, on_request, f, MHD_OPTION_SOCK_ADDR,
+                                 ai->ai_addr, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)f->cfg.timeout_s,
+                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)f->cfg.max_connections,
+                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, f, MHD_OPTION_END);
     int family = ai->ai_family;
     freeaddrinfo(ai);
-    if (!s->daemon) {
+    if (!f->daemon) {
         fprintf(stderr, "psi serve: cannot listen on %s port %ld (in use, or not an address of this machine)\n",
-                s->cfg.host, s->cfg.port);
+                f->cfg.host, f->cfg.port);
         return -1;
     }
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    fprintf(stderr, "psi serve: listening on http://%s%s%s:%u\n", family == AF_INET6 ? "[" : "", s->cfg.host,
-            family == AF_INET6 ? "]" : "", di ? di->port : (unsigned)s->cfg.port);
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(f->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    fprintf(stderr, "psi serve: listening on http://%s%s%s:%u\n", family == AF_INET6 ? "[" : "", f->cfg.host,
+            family == AF_INET6 ? "]" : "", di ? di->port : (unsigned)f->cfg.port);
     return 0;
 }
 
-void http_stop(srv *s)
+void http_stop(srv_front *f)
 {
-    if (s->daemon) MHD_stop_daemon(s->daemon);
-    s->daemon = NULL;
+    if (f->daemon) MHD_stop_daemon(f->daemon);
+    f->daemon = NULL;
 }

@@ -71,15 +71,16 @@ int trust_check(const char *cmd, const char *path, const trust_opts *t, char *li
     /* not a file (missing, a FIFO): nothing to check, and opening a FIFO
      * here would block; the loader then says what is wrong with it */
     if (stat(path, &st) || !S_ISREG(st.st_mode)) return 0;
-    if (t->require_signed) {
+    const char *pubs[2] = {t->require_signed, t->model_signed};
+    for (int i = 0; i < 2; i++) {
+        if (!pubs[i] || (i && pubs[0] && !strcmp(pubs[0], pubs[1]))) continue;
         char err[512], cache[4096];
         bool cached = false;
         double t0 = gen_now_ms();
         bool use_cache = psi_verify_cache_path(cache, sizeof cache) == PSI_OK;
-        if (psi_verify_file_cached(t->require_signed, path, use_cache ? cache : NULL, &cached, err, sizeof err) !=
-            PSI_OK)
+        if (psi_verify_file_cached(pubs[i], path, use_cache ? cache : NULL, &cached, err, sizeof err) != PSI_OK)
             return cli_fail(cmd, "refusing the model: %s", err);
-        fprintf(stderr, "psi %s: %s: signature by %s verified %s in %.0f ms\n", cmd, path, t->require_signed,
+        fprintf(stderr, "psi %s: %s: signature by %s verified %s in %.0f ms\n", cmd, path, pubs[i],
                 cached ? "before, file unchanged since (cache)" : "now", gen_now_ms() - t0);
     }
     return check_license(cmd, path, t, license_id, id_size);

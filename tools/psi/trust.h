@@ -18,6 +18,7 @@ typedef struct trust_opts {
     bool accept_license;        /* --accept-license */
     license_policy policy;      /* --license-policy for missing / unknown licences */
     const char *require_signed; /* --require-signed PUBKEY */
+    const char *model_signed;   /* serve --config "require_signed" of one model: a key it must be signed by too */
 } trust_opts;
 
 /* If argv[*i] is a trust option, take it (and its value): 1 = taken,
