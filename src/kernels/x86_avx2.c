@@ -302,6 +302,7 @@ vec_dot_ny_q6_K_q8_K_body(int64_t n, float *out, int64_t os, const void *vx, con
         sumf[t] = 0.0f;
     }
     const int64_t nb = n / QK_K;
+    __m256 sumv = _mm256_setzero_ps(); /* ny = 8: sumf[t] in lane t */
     for (int64_t i = 0; i < nb; i++) {
         const block_q6_K *b = &x[i];
         __m256i acc[KERN_NY];
@@ -328,10 +329,21 @@ vec_dot_ny_q6_K_q8_K_body(int64_t n, float *out, int64_t os, const void *vx, con
         const float dx = h2f(b->d);
         PSI_UNROLL for (int t = 0; t < ny; t++) {
             const __m256i bs = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[t][i].bsums), s16);
-            const int32_t isum = hsum_epi32(_mm256_sub_epi32(acc[t], _mm256_slli_epi32(bs, 5)));
-            sumf[t] += y[t][i].d * dx * (float)isum;
+            acc[t] = _mm256_sub_epi32(acc[t], _mm256_slli_epi32(bs, 5));
+        }
+        if (ny == KERN_NY) { /* the 8 tokens' sums at once, one per lane, then the same float steps */
+            const __m256i h0 = _mm256_hadd_epi32(_mm256_hadd_epi32(acc[0], acc[1]), _mm256_hadd_epi32(acc[2], acc[3]));
+            const __m256i h1 = _mm256_hadd_epi32(_mm256_hadd_epi32(acc[4], acc[5]), _mm256_hadd_epi32(acc[6], acc[7]));
+            const __m256i isum = _mm256_add_epi32(_mm256_permute2x128_si256(h0, h1, 0x20),
+                                                  _mm256_permute2x128_si256(h0, h1, 0x31));
+            const __m256 yd = _mm256_setr_ps(y[0][i].d, y[1][i].d, y[2][i].d, y[3][i].d, y[4][i].d, y[5][i].d,
+                                             y[6][i].d, y[7][i].d);
+            sumv = _mm256_add_ps(sumv, _mm256_mul_ps(_mm256_mul_ps(yd, _mm256_set1_ps(dx)), _mm256_cvtepi32_ps(isum)));
+        } else {
+            PSI_UNROLL for (int t = 0; t < ny; t++) sumf[t] += y[t][i].d * dx * (float)hsum_epi32(acc[t]);
         }
     }
+    if (ny == KERN_NY) _mm256_storeu_ps(sumf, sumv);
     for (int t = 0; t < ny; t++) out[t * os] = sumf[t];
 }
 NY_DISPATCH(vec_dot_ny_q6_K_q8_K)
