@@ -4,6 +4,7 @@ evaluates only the rest. Every answer must equal, token for token (greedy),
 the answer of a server started with --no-prompt-cache; usage says
 prompt_tokens_details.cached_tokens, /metrics psi_prompt_tokens_cached_total."""
 import concurrent.futures
+import json
 import os
 
 from servetest import TMP, Results, Server, stream_text
@@ -128,7 +129,10 @@ t.check(ref.metric("psi_prompt_tokens_cached_total") == 0, "--no-prompt-cache: t
 keyfile = os.path.join(TMP, "prompt_cache_keys.txt")
 with open(keyfile, "w") as f:
     f.write("sk-cache-one\nsk-cache-two\n")
-ks = Server("--api-key-file", keyfile, "--parallel", "1", "-c", "256", "-t", "2")
+audit = os.path.join(TMP, "prompt_cache_audit.jsonl")
+if os.path.exists(audit):
+    os.unlink(audit)
+ks = Server("--api-key-file", keyfile, "--parallel", "1", "-c", "256", "-t", "2", "--audit-log", audit)
 p = {"model": MODEL, "messages": [{"role": "user", "content": "Hello there."}], "temperature": 0, "max_tokens": 4}
 seen = []
 for key in ("one", "one", "two", "two", "one"):
@@ -139,6 +143,11 @@ t.check(seen == [(200, 0, n), (200, n - 1, n), (200, 0, n), (200, n - 1, n), (20
         f"keys one, one, two, two, one: (status, cached, prompt) {seen}")
 rc, log = ks.stop()
 t.check(rc == 0, f"clean exit {rc}: {log[-500:]}")
+with open(audit) as f:
+    lines = [json.loads(x) for x in f]
+t.check([(a["key"], a["tokens_cached"], a["tokens_in"]) for a in lines] ==
+        [("key" + ("1" if k == "one" else "2"), c, p) for k, (_, c, p) in zip(("one", "one", "two", "two", "one"), seen)],
+        f"audit log tokens_cached: {lines}")
 
 for s in (srv, ref):
     rc, log = s.stop()

@@ -770,9 +770,10 @@ void api_audit(srv_front *f, const srv_request *r, int status)
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:s?,s:o,s:s?,s:i}", "time", when, "key",
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:i,s:s?,s:o,s:s?,s:i}", "time", when, "key",
                           r->key_name ? r->key_name : "-", "model", r->model, "endpoint",
-                          r->chat ? "chat" : "completions", "tokens_in", (json_int_t)r->n_prompt, "tokens_out",
+                          r->chat ? "chat" : "completions", "tokens_in", (json_int_t)r->n_prompt, "tokens_cached",
+                          (json_int_t)r->n_cached, "tokens_out",
                           (json_int_t)r->n_gen, "guard", r->guard_verdict, "categories",
                           codes_json(r->guard_categories), "finish", r->finish, "status", status);
     if (o && r->guard_out_verdict) { /* --guard-output: the answer's verdict, apart from the request's */
