@@ -274,7 +274,9 @@ typedef struct psi_batch_token {
 
 int32_t psi_context_n_seq(const psi_context *ctx);
 int32_t psi_context_seq_n_past(const psi_context *ctx, int32_t seq);
-/* Forget sequence seq from position n_past on (0 empties it). */
+/* Forget sequence seq from position n_past on (0 empties it). The first
+ * n_past positions are kept: feeding the rest of a prompt that begins with
+ * their tokens gives that whole prompt's logits (a prompt cache). */
 psi_status psi_context_seq_truncate(psi_context *ctx, int32_t seq, int32_t n_past);
 /* Evaluate the tokens of several sequences in one forward pass (the weights
  * are read once for the whole batch). Each sequence's tokens are appended

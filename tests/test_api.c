@@ -505,6 +505,18 @@ static void test_multi_seq(const char *rel)
     CHECK(psi_context_decode_batch(c, big, nb) == PSI_OK);
     const float *l = psi_context_batch_logits(c, at3);
     CHECK(l && max_abs_diff(l, want + (size_t)3 * (STEPS + 1) * (size_t)n_vocab, n_vocab) <= 1e-4f);
+    /* a kept prefix (a server's prompt cache): junk past the positions kept,
+     * then truncated away, is never read — the rest of the prompt gives the
+     * logits of the whole prompt alone */
+    psi_batch_token tail[MAXP];
+    for (int i = 0; i < 10; i++) tail[i] = (psi_batch_token){(int32_t)(i * 31 + 5), 3, false};
+    CHECK(psi_context_decode_batch(c, tail, 10) == PSI_OK && psi_context_seq_n_past(c, 3) == plen[3] + 10);
+    CHECK(psi_context_seq_truncate(c, 3, 20) == PSI_OK);
+    CHECK(psi_context_decode_batch(c, tail, 5) == PSI_OK && psi_context_seq_truncate(c, 3, 20) == PSI_OK);
+    for (int i = 20; i < plen[3]; i++) tail[i - 20] = (psi_batch_token){prompts[3][i], 3, i == plen[3] - 1};
+    CHECK(psi_context_decode_batch(c, tail, plen[3] - 20) == PSI_OK && psi_context_seq_n_past(c, 3) == plen[3]);
+    l = psi_context_batch_logits(c, plen[3] - 21);
+    CHECK(l && max_abs_diff(l, want + (size_t)3 * (STEPS + 1) * (size_t)n_vocab, n_vocab) <= 1e-4f);
     psi_context_free(c);
     free(want);
     psi_model_free(m);

@@ -25,7 +25,8 @@ t.check(st == 200, f"chat status {st}: {r}")
 if st == 200:
     t.check(r["choices"][0]["message"] == {"role": "assistant", "content": want}, f"chat {r} != psi run {want!r}")
     t.check(r["object"] == "chat.completion" and r["model"] == MODEL and r["id"].startswith("chatcmpl-"), f"envelope {r}")
-    t.check(r["usage"] == {"prompt_tokens": 17, "completion_tokens": 8, "total_tokens": 25}, f"usage {r['usage']}")
+    t.check(r["usage"] == {"prompt_tokens": 17, "completion_tokens": 8, "total_tokens": 25,
+                            "prompt_tokens_details": {"cached_tokens": 0}}, f"usage {r['usage']}")
     t.check(r["choices"][0]["finish_reason"] == "length", "finish_reason length")
 
 for prompt in ["Once upon a time", "The quick brown fox", "ü€ 漢字 🙂 and"]:

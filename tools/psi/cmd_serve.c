@@ -38,6 +38,8 @@ static const char *serve_help =
     "  --timeout S           close connections idle this long (default 60)\n"
     "  --prefill-chunk N     tokens per step, prompt pieces and other slots' tokens (default 256)\n"
     "  --max-connections N   simultaneous connections (default 256)\n"
+    "  --no-prompt-cache     prefill every prompt whole (default: a slot keeps the tokens of its last\n"
+    "                        request, and a prompt that begins with them evaluates only the rest)\n"
     "  --guard FILE          Llama Guard 3 model: each user turn is judged first; unsafe requests are\n"
     "                        answered with finish_reason content_filter and the categories\n"
     "  --guard-fail open|closed  a guard failure or unparseable verdict lets through or blocks (default closed)\n"
@@ -66,6 +68,9 @@ static int parse(srv_config *c, int argc, char **argv)
             continue;
         } else if (!strcmp(a, "--guard-output")) {
             c->guard_output = true;
+            continue;
+        } else if (!strcmp(a, "--no-prompt-cache")) {
+            c->no_prompt_cache = true;
             continue;
         }
         int t = trust_parse(cmd, &c->trust, argc, argv, &i);

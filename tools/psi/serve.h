@@ -58,6 +58,7 @@ typedef struct srv_config {
     uint32_t guard_mask;       /* --guard-categories (0: all) */
     const char *audit_path;    /* --audit-log: JSON lines, one per completion request */
     bool audit_content;        /* --audit-content: with the request and the answer text */
+    bool no_prompt_cache;      /* --no-prompt-cache: every request prefills its whole prompt */
 } srv_config;
 
 /* One generated token's probabilities (logprobs requests). */
@@ -93,6 +94,7 @@ typedef struct srv_request {
     srv_logprob *lp;     /* [n_lp] one per generated token (logprobs requests) */
     size_t n_lp, lp_cap;
     int32_t n_gen;
+    int32_t n_cached;    /* prompt tokens whose KV entries a slot already held (not evaluated) */
     const char *finish;  /* "stop" | "length" once done */
     bool done;           /* the engine has let go; finish or error set */
     bool cancelled;      /* the client went away */
@@ -118,6 +120,7 @@ typedef struct srv_slot srv_slot;
 typedef struct srv_metrics {
     uint64_t completions, rejected_busy; /* the HTTP counters are the front's */
     uint64_t prompt_tokens, gen_tokens;
+    uint64_t prompt_cached; /* prompt tokens taken from a slot's cache, not evaluated */
     double prompt_seconds, gen_seconds; /* engine time, split by tokens */
     uint64_t steps;
     uint64_t guard_safe, guard_unsafe, guard_errors; /* guard verdicts on user turns */
@@ -152,6 +155,7 @@ typedef struct srv {
     int n_slots, n_active;
     srv_metrics m;
     uint64_t next_id;
+    uint64_t n_assigned;    /* requests put into slots (the slots' LRU stamps) */
     pthread_t engine;
     bool engine_started;
 } srv;

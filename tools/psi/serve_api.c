@@ -594,8 +594,9 @@ static json_t *text_logprobs(srv *s, const srv_request *r, size_t from, size_t t
 
 static json_t *usage_json(const srv_request *r)
 {
-    return json_pack("{s:i,s:i,s:i}", "prompt_tokens", (json_int_t)r->n_prompt, "completion_tokens",
-                     (json_int_t)r->n_gen, "total_tokens", (json_int_t)(r->n_prompt + r->n_gen));
+    return json_pack("{s:i,s:i,s:i,s:{s:i}}", "prompt_tokens", (json_int_t)r->n_prompt, "completion_tokens",
+                     (json_int_t)r->n_gen, "total_tokens", (json_int_t)(r->n_prompt + r->n_gen),
+                     "prompt_tokens_details", "cached_tokens", (json_int_t)r->n_cached);
 }
 
 /* A verdict and its categories as the response's `guard` object says them. */
@@ -769,9 +770,10 @@ void api_audit(srv_front *f, const srv_request *r, int status)
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:s?,s:o,s:s?,s:i}", "time", when, "key",
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:i,s:s?,s:o,s:s?,s:i}", "time", when, "key",
                           r->key_name ? r->key_name : "-", "model", r->model, "endpoint",
-                          r->chat ? "chat" : "completions", "tokens_in", (json_int_t)r->n_prompt, "tokens_out",
+                          r->chat ? "chat" : "completions", "tokens_in", (json_int_t)r->n_prompt, "tokens_cached",
+                          (json_int_t)r->n_cached, "tokens_out",
                           (json_int_t)r->n_gen, "guard", r->guard_verdict, "categories",
                           codes_json(r->guard_categories), "finish", r->finish, "status", status);
     if (o && r->guard_out_verdict) { /* --guard-output: the answer's verdict, apart from the request's */
@@ -807,6 +809,7 @@ char *api_metrics_text(srv_front *f)
         const srv_metrics *x = &s->m;
         m.completions += x->completions, m.rejected_busy += x->rejected_busy, m.steps += x->steps;
         m.prompt_tokens += x->prompt_tokens, m.prompt_seconds += x->prompt_seconds;
+        m.prompt_cached += x->prompt_cached;
         m.gen_tokens += x->gen_tokens, m.gen_seconds += x->gen_seconds;
         m.guard_safe += x->guard_safe, m.guard_unsafe += x->guard_unsafe, m.guard_errors += x->guard_errors;
         m.guard_out_safe += x->guard_out_safe, m.guard_out_unsafe += x->guard_out_unsafe;
@@ -827,6 +830,8 @@ char *api_metrics_text(srv_front *f)
         {"psi_requests_rejected_busy_total", "counter", "requests refused because the queue was full",
          (double)m.rejected_busy},
         {"psi_prompt_tokens_total", "counter", "prompt tokens evaluated (tokens in)", (double)m.prompt_tokens},
+        {"psi_prompt_tokens_cached_total", "counter", "prompt tokens found in a slot's prompt cache (not evaluated)",
+         (double)m.prompt_cached},
         {"psi_generation_tokens_total", "counter", "tokens generated (tokens out)", (double)m.gen_tokens},
         {"psi_engine_steps_total", "counter", "batched forward passes", (double)m.steps},
         {"psi_guard_safe_total", "counter", "user turns the guard judged safe", (double)m.guard_safe},

@@ -10,6 +10,16 @@
  * are admitted FIFO as slots free up. A cancelled request (client gone)
  * gives its slot back at the start of the next step.
  *
+ * Prompt cache: a slot's sequence keeps its KV entries when its request
+ * ends, and the slot remembers their token ids (hist). A waiting request
+ * goes to the free slot whose history shares the longest prefix with its
+ * prompt; that prefix is kept (the sequence is truncated to it) and only
+ * the rest is prefilled. At least the prompt's last token is always
+ * evaluated, for its logits. Attention reads positions 0..pos of the
+ * sequence only, so entries past the kept prefix are never read before
+ * they are written again. A slot's tokens serve only requests made with the
+ * same API key. --no-prompt-cache empties every sequence.
+ *
  * Only the engine thread touches the context, samplers and detokenizers;
  * results reach the HTTP threads through the request under the server lock.
  */
@@ -36,6 +46,10 @@ struct srv_slot {
     const char *finish;
     char error[256];
     double t_first;
+    int32_t *hist;      /* token ids at the sequence's positions: the prompt, then each sampled token */
+    int32_t n_hist, hist_cap; /* once the request ends: exactly the positions the sequence holds */
+    uint64_t used;      /* assignment stamp: the least recently used slot goes first among equals */
+    const char *owner;  /* the API key (its name, in front->keys) of the request hist came from */
 };
 
 double srv_now(void)
@@ -125,29 +139,83 @@ static void slot_release(srv *s, srv_slot *sl)
     srv_request_unref(s, r);
     psi_sampler_free(sl->smp);
     psi_detok_free(sl->detok);
-    psi_context_seq_truncate(s->ctx, sl->seq, 0);
-    int32_t seq = sl->seq;
+    /* the last sampled token (and a prompt cut short) was never evaluated */
+    int32_t n_keep = psi_context_seq_n_past(s->ctx, sl->seq);
+    if (sl->n_hist < n_keep) n_keep = sl->n_hist;
+    if (s->cfg.no_prompt_cache || sl->error[0] || n_keep < 0) n_keep = 0;
+    psi_context_seq_truncate(s->ctx, sl->seq, n_keep);
+    srv_slot keep = {.seq = sl->seq, .hist = sl->hist, .n_hist = n_keep, .hist_cap = sl->hist_cap, .used = sl->used,
+                     .owner = sl->owner};
     free(sl->acc);
     free(sl->lp);
-    memset(sl, 0, sizeof *sl);
-    sl->seq = seq;
+    *sl = keep;
     sl->pending = -1;
     sl->batch_at = -1;
     s->n_active--;
 }
 
-/* Put a waiting request into a free slot (under the lock). */
-static void slot_assign(srv *s, srv_slot *sl, srv_request *r)
+/* Tokens the slot's sequence holds that begin r's prompt. Only for the
+ * same API key: cached_tokens (and the time to the first token) would tell
+ * one key what another key's prompts begin with. */
+static int32_t slot_prefix(const srv_slot *sl, const srv_request *r)
+{
+    if (sl->owner != r->key_name) return 0;
+    int32_t n = sl->n_hist < r->n_prompt ? sl->n_hist : r->n_prompt, i = 0;
+    while (i < n && sl->hist[i] == r->prompt[i]) i++;
+    return i;
+}
+
+/* The free slot for r: the longest cached prefix of its prompt, then the
+ * least recently used; NULL when every slot is busy. */
+static srv_slot *slot_pick(srv *s, const srv_request *r, int32_t *prefix)
+{
+    srv_slot *best = NULL;
+    *prefix = 0;
+    for (int i = 0; i < s->n_slots; i++) {
+        srv_slot *sl = &s->slots[i];
+        if (sl->req) continue;
+        int32_t p = slot_prefix(sl, r);
+        if (!best || p > *prefix || (p == *prefix && sl->used < best->used)) {
+            best = sl;
+            *prefix = p;
+        }
+    }
+    return best;
+}
+
+/* Put a waiting request into a free slot (under the lock); the sequence
+ * keeps its first `prefix` positions (they hold the prompt's first tokens). */
+static void slot_assign(srv *s, srv_slot *sl, srv_request *r, int32_t prefix)
 {
     sl->req = r;
     sl->n_fed = 0;
     sl->pending = -1;
     sl->batch_at = -1;
+    sl->used = ++s->n_assigned;
     s->n_active++;
     if (psi_sampler_new(&r->sp, &sl->smp) != PSI_OK || psi_detok_new(s->model, r->detok_prev, &sl->detok) != PSI_OK) {
         snprintf(sl->error, sizeof sl->error, "cannot start the request (invalid sampler settings or out of memory)");
         slot_release(s, sl);
+        return;
     }
+    if (prefix >= r->n_prompt) prefix = r->n_prompt - 1; /* the last prompt token gives the logits */
+    if (psi_context_seq_truncate(s->ctx, sl->seq, prefix) != PSI_OK) {
+        prefix = 0;
+        psi_context_seq_truncate(s->ctx, sl->seq, 0);
+    }
+    if (!sl->hist && !s->cfg.no_prompt_cache) { /* the prompt and every sampled token fit n_ctx + 1 */
+        sl->hist = malloc(((size_t)s->n_ctx + 1) * sizeof *sl->hist);
+        sl->hist_cap = sl->hist ? s->n_ctx + 1 : 0;
+    }
+    sl->n_hist = 0;
+    sl->owner = r->key_name;
+    if (r->n_prompt <= sl->hist_cap) {
+        memcpy(sl->hist, r->prompt, (size_t)r->n_prompt * sizeof *r->prompt);
+        sl->n_hist = r->n_prompt;
+    }
+    sl->n_fed = prefix;
+    r->n_cached = prefix;
+    s->m.prompt_cached += (uint64_t)prefix;
 }
 
 /* Length of the longest suffix of text[0..n) that begins some stop string. */
@@ -213,6 +281,7 @@ static void slot_token(srv *s, srv_slot *sl, const float *logits)
     psi_sampler_accept(sl->smp, tok);
     if (!sl->n_gen) sl->t_first = srv_now();
     sl->n_gen++;
+    if (sl->n_hist == r->n_prompt + sl->n_gen - 1 && sl->n_hist < sl->hist_cap) sl->hist[sl->n_hist++] = tok;
     if (r->n_logprobs >= 0) {
         if (sl->n_lp == sl->lp_cap) {
             size_t cap = sl->lp_cap ? sl->lp_cap * 2 : 16;
@@ -332,9 +401,8 @@ static void *engine_main(void *arg)
         }
         while (s->q_len && !s->stopping) {
             srv_request *r = s->queue[s->q_head];
-            srv_slot *free_slot = NULL;
-            for (int i = 0; i < s->n_slots && !free_slot; i++)
-                if (!s->slots[i].req) free_slot = &s->slots[i];
+            int32_t prefix;
+            srv_slot *free_slot = slot_pick(s, r, &prefix);
             if (!free_slot && !r->cancelled) break;
             s->q_head = (s->q_head + 1) % s->cfg.queue_max;
             s->q_len--;
@@ -342,7 +410,7 @@ static void *engine_main(void *arg)
                 r->done = true;
                 srv_request_unref(s, r);
             } else {
-                slot_assign(s, free_slot, r);
+                slot_assign(s, free_slot, r, prefix);
             }
         }
         if (s->stopping) break;
@@ -426,6 +494,7 @@ void engine_stop(srv *s)
 
 void engine_free(srv *s)
 {
+    for (int i = 0; s->slots && i < s->n_slots; i++) free(s->slots[i].hist);
     free(s->slots);
     free(s->queue);
     free(s->batch);
