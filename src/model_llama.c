@@ -544,6 +544,24 @@ typedef struct attn_job {
     const int32_t *seq, *pos;
 } attn_job;
 
+/* SwiGLU over n values: g = silu(g)·u, a range per thread. */
+typedef struct swiglu_job {
+    float *g;
+    const float *u;
+    int64_t n;
+} swiglu_job;
+
+static void swiglu_worker(void *arg, int ith, int nth)
+{
+    const swiglu_job *j = arg;
+    int64_t lo, hi;
+    pool_split(j->n, ith, nth, &lo, &hi);
+    for (int64_t i = lo; i < hi; i++) {
+        float g = j->g[i];
+        j->g[i] = g / (1.0f + expf(-g)) * j->u[i];
+    }
+}
+
 static void attn_worker(void *arg, int ith, int nth)
 {
     const attn_job *j = arg;
@@ -670,10 +688,11 @@ psi_status llama_decode(psi_context *ctx, const int32_t *tokens, const int32_t *
         float *ffn_out[] = {ctx->hb, ctx->hb2};
         const int64_t ffn_stride[] = {hp->n_ff, hp->n_ff};
         if ((rc = matmuls(ctx, 2, ffn, ctx->xb, n, ffn_out, ffn_stride))) return rc;
-        for (size_t i = 0; i < (size_t)n * hp->n_ff; i++) {
-            float g = ctx->hb[i];
-            ctx->hb[i] = g / (1.0f + expf(-g)) * ctx->hb2[i]; /* SwiGLU: silu(gate)·up */
-        }
+        swiglu_job sj = {ctx->hb, ctx->hb2, (int64_t)n * hp->n_ff};
+        if (n == 1)
+            swiglu_worker(&sj, 0, 1);
+        else /* a batch's exponentials are worth a pool run (pp512: ~67 M of them) */
+            pool_run(ctx->pool, swiglu_worker, &sj);
         if ((rc = matmul(ctx, &L->w_down, ctx->hb, n, ctx->xb2, embd))) return rc;
         for (size_t i = 0; i < (size_t)n * embd; i++) ctx->x[i] += ctx->xb2[i];
     }
