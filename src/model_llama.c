@@ -380,20 +380,44 @@ static void matmul_worker(void *arg, int ith, int nth)
     }
 }
 
+/* A function over items [lo, hi) of n, the items split across the pool's
+ * threads (pooled) or all on the calling thread. */
+typedef void (*range_fn)(const void *arg, int64_t lo, int64_t hi);
+typedef struct range_job {
+    range_fn fn;
+    const void *arg;
+    int64_t n;
+} range_job;
+
+static void range_worker(void *vj, int ith, int nth)
+{
+    const range_job *j = vj;
+    int64_t lo, hi;
+    pool_split(j->n, ith, nth, &lo, &hi);
+    if (lo < hi) j->fn(j->arg, lo, hi);
+}
+
+static void range_run(psi_context *ctx, bool pooled, range_fn fn, const void *arg, int64_t n)
+{
+    range_job j = {fn, arg, n};
+    if (pooled)
+        pool_run(ctx->pool, range_worker, &j);
+    else
+        range_worker(&j, 0, 1);
+}
+
+/* Activations of tokens [lo, hi) converted to a kernel's input type. */
 typedef struct convert_job {
     from_float_fn from_float;
     const float *x;
     int64_t n;
     void *act;
     size_t act_row;
-    int32_t n_tok;
 } convert_job;
 
-static void convert_worker(void *arg, int ith, int nth)
+static void convert_tokens(const void *arg, int64_t lo, int64_t hi)
 {
     const convert_job *j = arg;
-    int64_t lo, hi;
-    pool_split(j->n_tok, ith, nth, &lo, &hi);
     for (int64_t t = lo; t < hi; t++)
         j->from_float(j->x + t * j->n, (uint8_t *)j->act + (size_t)t * j->act_row, j->n);
 }
@@ -469,11 +493,8 @@ static psi_status matmuls(psi_context *ctx, int n, const tensor *const *ws, cons
         ctx->act_size = need;
     }
     for (int c = 0; c < n_conv; c++) {
-        convert_job cj = {conv[c].ff, x, ws[0]->ne0, (uint8_t *)ctx->act + conv[c].off, conv[c].row, n_tok};
-        if ((int64_t)n_tok * ws[0]->ne0 < CONVERT_POOL_MIN)
-            convert_worker(&cj, 0, 1);
-        else
-            pool_run(ctx->pool, convert_worker, &cj);
+        convert_job cj = {conv[c].ff, x, ws[0]->ne0, (uint8_t *)ctx->act + conv[c].off, conv[c].row};
+        range_run(ctx, (int64_t)n_tok * ws[0]->ne0 >= CONVERT_POOL_MIN, convert_tokens, &cj, n_tok);
     }
     for (int i = 0; i < n; i++)
         if (conv_of[i] >= 0) j.part[i].act = (uint8_t *)ctx->act + conv[conv_of[i]].off;
@@ -544,18 +565,15 @@ typedef struct attn_job {
     const int32_t *seq, *pos;
 } attn_job;
 
-/* SwiGLU over n values: g = silu(g)·u, a range per thread. */
+/* SwiGLU of values [lo, hi): g = silu(g)·u. */
 typedef struct swiglu_job {
     float *g;
     const float *u;
-    int64_t n;
 } swiglu_job;
 
-static void swiglu_worker(void *arg, int ith, int nth)
+static void swiglu_range(const void *arg, int64_t lo, int64_t hi)
 {
     const swiglu_job *j = arg;
-    int64_t lo, hi;
-    pool_split(j->n, ith, nth, &lo, &hi);
     for (int64_t i = lo; i < hi; i++) {
         float g = j->g[i];
         j->g[i] = g / (1.0f + expf(-g)) * j->u[i];
@@ -688,11 +706,9 @@ psi_status llama_decode(psi_context *ctx, const int32_t *tokens, const int32_t *
         float *ffn_out[] = {ctx->hb, ctx->hb2};
         const int64_t ffn_stride[] = {hp->n_ff, hp->n_ff};
         if ((rc = matmuls(ctx, 2, ffn, ctx->xb, n, ffn_out, ffn_stride))) return rc;
-        swiglu_job sj = {ctx->hb, ctx->hb2, (int64_t)n * hp->n_ff};
-        if (n == 1)
-            swiglu_worker(&sj, 0, 1);
-        else /* a batch's exponentials are worth a pool run (pp512: ~67 M of them) */
-            pool_run(ctx->pool, swiglu_worker, &sj);
+        /* a batch's exponentials are worth a pool run (pp512: ~67 M of them) */
+        swiglu_job sj = {ctx->hb, ctx->hb2};
+        range_run(ctx, n > 1, swiglu_range, &sj, (int64_t)n * hp->n_ff);
         if ((rc = matmul(ctx, &L->w_down, ctx->hb, n, ctx->xb2, embd))) return rc;
         for (size_t i = 0; i < (size_t)n * embd; i++) ctx->x[i] += ctx->xb2[i];
     }
