@@ -306,9 +306,28 @@ static void rmsnorm(float *out, const float *x, const float *w, int64_t n, float
  * some 240 fewer barriers per token on a 16-layer model). */
 #define MATMUL_MAX 3
 
+/* The kernel a matrix's rows go through, chosen once per product. */
+typedef enum matmul_path {
+    MM_DOT,   /* one token: vec_dot streams the rows */
+    MM_GEMM8, /* a repacked matrix: gemm8, 8 rows × up to KERN_NY tokens */
+    MM_GEMM,  /* tile kernels: up to KERN_MX rows × KERN_NY tokens */
+    MM_NY,    /* vec_dot_ny: one row × up to KERN_NY tokens */
+    MM_DOTS,  /* vec_dot once per row and token */
+} matmul_path;
+
+static matmul_path matmul_path_of(const tensor *w, const kern_type *k, int32_t n_tok)
+{
+    if (w->x8) return MM_GEMM8;
+    if (k->gemm) return MM_GEMM;
+    if (n_tok == 1) return MM_DOT;
+    return k->vec_dot_ny ? MM_NY : MM_DOTS;
+}
+
 typedef struct matmul_part {
     const tensor *w;
     kern_type k;
+    matmul_path path;
+    int64_t step;        /* rows per kernel call: 8 (gemm8), KERN_MX (gemm) or 1 */
     const void *act;     /* [n_tok] rows of act_row bytes */
     size_t act_row;
     float *out;          /* [n_tok][out_stride] */
@@ -317,7 +336,7 @@ typedef struct matmul_part {
 
 typedef struct matmul_job {
     matmul_part part[MATMUL_MAX];
-    int64_t chunk_rows[MATMUL_MAX]; /* rows per chunk: a multiple of the kernel's step */
+    int64_t chunk_rows[MATMUL_MAX]; /* rows per chunk: a multiple of the part's step */
     int64_t chunk_end[MATMUL_MAX];  /* chunks of parts 0..i */
     int n_part;
     int32_t n_tok;
@@ -331,23 +350,23 @@ static void matmul_rows(const matmul_part *j, int32_t n_tok, int64_t r0, int64_t
     const tensor *w = j->w;
     const kern_type *k = &j->k;
     const uint8_t *wd = w->data;
-    if (n_tok == 1 && !w->x8 && !k->gemm) {
+    if (j->path == MM_DOT) {
         for (int64_t r = r0; r < r1; r++) k->vec_dot(w->ne0, &j->out[r], wd + (size_t)r * w->row_size, j->act);
         return;
     }
-    const int64_t step = w->x8 ? 8 : k->gemm ? KERN_MX : 1;
+    const int64_t step = j->step;
     for (int32_t t0 = 0; t0 < n_tok; t0 += KERN_NY) {
         int ny = n_tok - t0 < KERN_NY ? (int)(n_tok - t0) : KERN_NY;
         const uint8_t *a = (const uint8_t *)j->act + (size_t)t0 * j->act_row;
         float *o = j->out + (size_t)t0 * (size_t)j->out_stride;
         for (int64_t r = r0; r < r1; r += step) {
             const uint8_t *row = wd + (size_t)r * w->row_size;
-            if (w->x8) {
+            if (j->path == MM_GEMM8) {
                 k->gemm8(w->ne0, row, a, j->act_row, ny, o + r, j->out_stride);
-            } else if (k->gemm) {
+            } else if (j->path == MM_GEMM) {
                 int nx = r1 - r < KERN_MX ? (int)(r1 - r) : KERN_MX;
                 k->gemm(w->ne0, row, w->row_size, nx, a, j->act_row, ny, o + r, j->out_stride);
-            } else if (k->vec_dot_ny) {
+            } else if (j->path == MM_NY) {
                 k->vec_dot_ny(w->ne0, o + r, j->out_stride, row, a, j->act_row, ny);
             } else {
                 for (int t = 0; t < ny; t++)
@@ -453,6 +472,11 @@ static psi_status matmuls(psi_context *ctx, int n, const tensor *const *ws, cons
         /* a type the reference computes but the table lacks (cannot happen
          * with today's tables: they start as a copy of the traits) */
         if (!p->k.vec_dot) p->k = (kern_type){.vec_dot = w->tt->vec_dot};
+        p->path = matmul_path_of(w, &p->k, n_tok);
+        p->step = p->path == MM_GEMM8 ? 8 : p->path == MM_GEMM ? KERN_MX : 1;
+        int64_t rows = (int64_t)(MATMUL_TILE_BYTES / w->row_size) / p->step * p->step;
+        j.chunk_rows[i] = rows < p->step ? p->step : rows;
+        j.chunk_end[i] = (i ? j.chunk_end[i - 1] : 0) + (w->ne1 + j.chunk_rows[i] - 1) / j.chunk_rows[i];
         p->out = outs[i];
         p->out_stride = out_strides[i];
         p->act = x;
@@ -460,14 +484,11 @@ static psi_status matmuls(psi_context *ctx, int n, const tensor *const *ws, cons
         conv_of[i] = -1;
         uint32_t vdt = w->tt->vec_dot_type;
         if (vdt == PSI_TYPE_F32) continue;
-        from_float_fn ff;
-        /* gemm8's or vec_dot_ny's own layout where it has one (matmul_rows
-         * takes vec_dot_ny for several tokens of a plain matrix) */
-        const bool ny = !w->x8 && !p->k.gemm && p->k.vec_dot_ny && n_tok > 1;
-        if (w->x8 && p->k.x8_from_float) {
+        from_float_fn ff; /* gemm8's or vec_dot_ny's own layout where it has one */
+        if (p->path == MM_GEMM8 && p->k.x8_from_float) {
             ff = p->k.x8_from_float;
             p->act_row = p->k.x8_act_row(w->ne0);
-        } else if (ny && p->k.ny_from_float) {
+        } else if (p->path == MM_NY && p->k.ny_from_float) {
             ff = p->k.ny_from_float;
             p->act_row = p->k.ny_act_row(w->ne0);
         } else {
@@ -498,13 +519,6 @@ static psi_status matmuls(psi_context *ctx, int n, const tensor *const *ws, cons
     }
     for (int i = 0; i < n; i++)
         if (conv_of[i] >= 0) j.part[i].act = (uint8_t *)ctx->act + conv[conv_of[i]].off;
-    for (int i = 0; i < n; i++) {
-        const tensor *w = j.part[i].w;
-        const int64_t step = w->x8 ? 8 : j.part[i].k.gemm ? KERN_MX : 1;
-        int64_t rows = (int64_t)(MATMUL_TILE_BYTES / w->row_size) / step * step;
-        j.chunk_rows[i] = rows < step ? step : rows;
-        j.chunk_end[i] = (i ? j.chunk_end[i - 1] : 0) + (w->ne1 + j.chunk_rows[i] - 1) / j.chunk_rows[i];
-    }
     atomic_init(&j.next, 0);
     pool_run(ctx->pool, matmul_worker, &j);
     return PSI_OK;
