@@ -207,12 +207,11 @@ psi_status psi_context_new(psi_model *model, const psi_context_params *params, p
     ctx->k_cache = mem_alloc(kv_bytes);
     ctx->v_cache = mem_alloc(kv_bytes);
     int n_threads = params->n_threads ? params->n_threads : psi_cpu_count();
-    ctx->scores = mem_alloc((size_t)n_threads * (size_t)ctx->n_ctx * sizeof(float));
-    /* a head of q in the K cache's dot-product type, per thread */
-    ctx->q_conv_size = type_row_size(type_get(ctx->kv_type)->vec_dot_type, hp->head_dim);
-    ctx->q_conv = mem_alloc((size_t)n_threads * ctx->q_conv_size);
+    /* attention's work space, per thread (kernels.h kern_attn) */
+    ctx->attn_work_size = kern_attn_work(hp->head_dim, ctx->n_ctx, attn_tile_rows(hp));
+    ctx->attn_work = mem_alloc((size_t)n_threads * ctx->attn_work_size * sizeof(float));
     ctx->embd_row = mem_alloc(model->tok_embd.row_size);
-    if (!ctx->k_cache || !ctx->v_cache || !ctx->scores || !ctx->q_conv || !ctx->embd_row) {
+    if (!ctx->k_cache || !ctx->v_cache || !ctx->attn_work || !ctx->embd_row) {
         err_setf(err, err_size, "cannot allocate a KV cache of 2 x %zu bytes for %d x %d tokens", kv_bytes,
                  ctx->n_seq, ctx->n_ctx);
         psi_context_free(ctx);
@@ -232,10 +231,10 @@ void psi_context_free(psi_context *ctx)
     if (!ctx) return;
     pool_free(ctx->pool);
     float *bufs[] = {ctx->x, ctx->xb, ctx->xb2, ctx->q, ctx->k, ctx->v, ctx->att,
-                     ctx->hb, ctx->hb2, ctx->rope_cs, ctx->scores, ctx->logits};
+                     ctx->hb, ctx->hb2, ctx->rope_cs, ctx->attn_work, ctx->logits};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) mem_free(bufs[i]);
     mem_free(ctx->act);
-    mem_free(ctx->q_conv);
+    mem_free(ctx->attn_tiles);
     mem_free(ctx->embd_row);
     int32_t *ibufs[] = {ctx->seq_n_past, ctx->seq_tmp, ctx->b_tok, ctx->b_seq, ctx->b_pos, ctx->b_row, ctx->b_out};
     for (size_t i = 0; i < sizeof ibufs / sizeof ibufs[0]; i++) mem_free(ibufs[i]);

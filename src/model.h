@@ -41,6 +41,21 @@ typedef struct hparams {
     float rms_eps, rope_base;
 } hparams;
 
+/* Attention runs per (tile, KV head): a tile is a run of up to
+ * attn_tile_rows / (query heads per KV head) consecutive batch tokens of
+ * one sequence, so each block of cached K/V is converted once for that
+ * many rows (a prompt's 8 tokens × 4 heads on Llama 3.2). */
+#define ATTN_TILE_ROWS 32
+static inline int32_t attn_tile_rows(const hparams *hp)
+{
+    int32_t group = hp->n_head / hp->n_head_kv;
+    return group > ATTN_TILE_ROWS ? group : ATTN_TILE_ROWS / group * group;
+}
+typedef struct attn_tile {
+    int32_t t0, n_tok; /* batch tokens t0 .. t0 + n_tok - 1 */
+    int32_t cost;      /* the last one's position: tiles run most costly first */
+} attn_tile;
+
 struct psi_model {
     gguf *g;
     vocab *vocab;
@@ -67,10 +82,8 @@ struct psi_context {
     psi_type kv_type;
     size_t kv_row;         /* bytes of one position's K (or V) of one layer: n_head_kv heads */
     size_t kv_head;        /* bytes of one head's K (or V) at one position */
-    void *q_conv;          /* [n_threads][q_conv_size]: a head of q as the K type's vec_dot_type */
-    size_t q_conv_size;
-    void *k_cache;         /* [n_layer][n_seq * n_ctx][n_head_kv*head_dim] of kv_type */
-    void *v_cache;         /*   (sequence s owns rows s*n_ctx … s*n_ctx + n_ctx-1) */
+    void *k_cache;         /* [n_layer][n_seq][n_head_kv][n_ctx] heads of kv_type (kv_head bytes each; */
+    void *v_cache;         /*   model_llama.c kv_at) */
     /* the last batch: token, sequence, position, logits row (-1: none) per entry */
     int32_t *b_tok, *b_seq, *b_pos, *b_row, *b_out;
     int32_t *seq_tmp;      /* [n_seq] */
@@ -81,7 +94,9 @@ struct psi_context {
     void *act;             /* activations converted to a weight's vec_dot_type */
     void *embd_row;        /* one token_embd row, when token_embd is repacked */
     size_t act_size;
-    float *scores;         /* [n_threads][n_ctx] */
+    float *attn_work;      /* [n_threads][attn_work_size] */
+    size_t attn_work_size;
+    struct attn_tile *attn_tiles; /* [cap_tokens] */
     /* logits of the last decode */
     float *logits;         /* [n_logits][n_vocab] */
     int32_t cap_logits;

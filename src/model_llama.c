@@ -557,8 +557,18 @@ static void rope_apply(float *v, int32_t n_heads, int32_t head_dim, int32_t n_ro
     }
 }
 
-/* One position's K or V (n values) into the cache at byte offset off, in
- * the cache's type (the kernel table's quantizer: F16, Q8_0). */
+/* Byte offset of a position's K (or V) of one KV head in the caches: each
+ * (layer, sequence, KV head) owns n_ctx consecutive positions, so
+ * attention streams a head's keys from contiguous memory. */
+static size_t kv_at(const psi_context *ctx, int32_t il, int32_t seq, int32_t head, int32_t pos)
+{
+    const hparams *hp = &ctx->model->hp;
+    size_t run = ((size_t)il * (size_t)ctx->n_seq + (size_t)seq) * (size_t)hp->n_head_kv + (size_t)head;
+    return (run * (size_t)ctx->n_ctx + (size_t)pos) * ctx->kv_head;
+}
+
+/* One head's K or V (n values) into the cache at byte offset off, in the
+ * cache's type (the kernel table's quantizer: F16, Q8_0). */
 static void kv_store(const psi_context *ctx, void *base, size_t off, const float *src, int64_t n)
 {
     uint8_t *dst = (uint8_t *)base + off;
@@ -570,14 +580,6 @@ static void kv_store(const psi_context *ctx, void *base, size_t off, const float
     if (!ff) ff = type_get(ctx->kv_type)->from_float;
     ff(src, dst, n);
 }
-
-/* Causal attention for every (token, head) pair of the batch. */
-typedef struct attn_job {
-    psi_context *ctx;
-    int32_t layer;
-    int32_t n_tok;
-    const int32_t *seq, *pos;
-} attn_job;
 
 /* SwiGLU of values [lo, hi): g = silu(g)·u. */
 typedef struct swiglu_job {
@@ -594,58 +596,67 @@ static void swiglu_range(const void *arg, int64_t lo, int64_t hi)
     }
 }
 
+/* Causal attention for the batch: (tile, KV head) items taken from a
+ * shared counter, the tiles with the most positions first, so the threads
+ * end together however the prompt's causal work is spread. */
+typedef struct attn_job {
+    psi_context *ctx;
+    int32_t layer;
+    const int32_t *seq, *pos;
+    int32_t n_tiles;
+    atomic_int next;
+} attn_job;
+
 static void attn_worker(void *arg, int ith, int nth)
 {
-    const attn_job *j = arg;
+    (void)nth;
+    attn_job *j = arg;
     psi_context *ctx = j->ctx;
     const hparams *hp = &ctx->model->hp;
-    int32_t hd = hp->head_dim, q_dim = hp->n_head * hd;
-    int32_t group = hp->n_head / hp->n_head_kv;
-    size_t layer_off = (size_t)j->layer * (size_t)ctx->n_seq * (size_t)ctx->n_ctx * ctx->kv_row;
-    float *scores = ctx->scores + (size_t)ith * (size_t)ctx->n_ctx;
-    float scale = 1.0f / sqrtf((float)hd);
-    /* q·k through the kernel table, q first converted to the K type's
-     * vec_dot_type (f32 for F32/F16 caches, Q8_0 for Q8_0, as llama.cpp
-     * does); the value sum through the table's axpy */
-    const kernels *ks = kernels_get();
-    const kern_type *kt = kernels_type(ks, ctx->kv_type);
-    vec_dot_fn k_dot = kt->vec_dot;
-    axpy_fn v_axpy = kt->axpy;
-    uint32_t qt = type_get(ctx->kv_type)->vec_dot_type;
-    from_float_fn q_conv = qt == PSI_TYPE_F32 ? NULL : kernels_type(ks, qt)->from_float;
-    void *qbuf = (uint8_t *)ctx->q_conv + (size_t)ith * ctx->q_conv_size;
-    int64_t lo, hi;
-    pool_split((int64_t)j->n_tok * hp->n_head, ith, nth, &lo, &hi);
-    for (int64_t w = lo; w < hi; w++) {
-        int32_t t = (int32_t)(w / hp->n_head), h = (int32_t)(w % hp->n_head);
-        int32_t kvh = h / group;
-        int32_t n_keys = j->pos[t] + 1;
-        size_t head_off = layer_off + (size_t)j->seq[t] * (size_t)ctx->n_ctx * ctx->kv_row + (size_t)kvh * ctx->kv_head;
-        const uint8_t *kc = (const uint8_t *)ctx->k_cache + head_off, *vc = (const uint8_t *)ctx->v_cache + head_off;
-        const float *q = ctx->q + (size_t)t * q_dim + (size_t)h * hd;
-        const void *qd = q;
-        if (q_conv) {
-            q_conv(q, qbuf, hd);
-            qd = qbuf;
-        }
-        float maxs = -INFINITY;
-        for (int32_t p = 0; p < n_keys; p++) {
-            float s;
-            k_dot(hd, &s, kc + (size_t)p * ctx->kv_row, qd);
-            s *= scale;
-            scores[p] = s;
-            if (s > maxs) maxs = s;
-        }
-        float sum = 0;
-        for (int32_t p = 0; p < n_keys; p++) {
-            scores[p] = expf(scores[p] - maxs);
-            sum += scores[p];
-        }
-        float inv = 1.0f / sum;
-        float *out = ctx->att + (size_t)t * q_dim + (size_t)h * hd;
-        memset(out, 0, (size_t)hd * sizeof(float));
-        for (int32_t p = 0; p < n_keys; p++) v_axpy(hd, out, scores[p] * inv, vc + (size_t)p * ctx->kv_row);
+    const int32_t hd = hp->head_dim, q_dim = hp->n_head * hd, group = hp->n_head / hp->n_head_kv;
+    const attn_fn attn = kernels_get()->attn;
+    for (;;) {
+        int item = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (item >= j->n_tiles * hp->n_head_kv) return;
+        const attn_tile *tl = &ctx->attn_tiles[item / hp->n_head_kv];
+        const int32_t kvh = item % hp->n_head_kv;
+        const size_t head_off = kv_at(ctx, j->layer, j->seq[tl->t0], kvh, 0);
+        const size_t q_off = (size_t)tl->t0 * q_dim + (size_t)kvh * group * hd;
+        kern_attn a = {
+            .hd = hd, .n_tok = tl->n_tok, .n_grp = group,
+            .q = ctx->q + q_off, .out = ctx->att + q_off, .tok_stride = q_dim,
+            .last = j->pos + tl->t0,
+            .k = (const uint8_t *)ctx->k_cache + head_off, .v = (const uint8_t *)ctx->v_cache + head_off,
+            .kv_stride = ctx->kv_head, .kv_type = ctx->kv_type,
+            .scale = 1.0f / sqrtf((float)hd),
+            .work = ctx->attn_work + (size_t)ith * ctx->attn_work_size,
+        };
+        attn(&a);
     }
+}
+
+static int tile_cmp(const void *a, const void *b)
+{
+    const attn_tile *x = a, *y = b;
+    return x->cost != y->cost ? (x->cost > y->cost ? -1 : 1) : (x->t0 > y->t0) - (x->t0 < y->t0);
+}
+
+/* The batch's attention tiles into ctx->attn_tiles, most costly first. */
+static int32_t attn_tiles(psi_context *ctx, const int32_t *seq, const int32_t *pos, int32_t n)
+{
+    const hparams *hp = &ctx->model->hp;
+    const int32_t per = attn_tile_rows(hp) / (hp->n_head / hp->n_head_kv);
+    int32_t n_tiles = 0;
+    for (int32_t t = 0; t < n;) {
+        attn_tile *tl = &ctx->attn_tiles[n_tiles++];
+        tl->t0 = t;
+        tl->cost = pos[t];
+        for (t++; t < n && t - tl->t0 < per && seq[t] == seq[tl->t0]; t++)
+            if (pos[t] > tl->cost) tl->cost = pos[t];
+        tl->n_tok = t - tl->t0;
+    }
+    qsort(ctx->attn_tiles, (size_t)n_tiles, sizeof *ctx->attn_tiles, tile_cmp);
+    return n_tiles;
 }
 
 static psi_status ensure_scratch(psi_context *ctx, int32_t n)
@@ -666,6 +677,9 @@ static psi_status ensure_scratch(psi_context *ctx, int32_t n)
         if (!p) return PSI_ERR_NO_MEMORY;
         *bufs[i].p = p;
     }
+    attn_tile *tiles = mem_realloc(ctx->attn_tiles, (size_t)n * sizeof *tiles);
+    if (!tiles) return PSI_ERR_NO_MEMORY;
+    ctx->attn_tiles = tiles;
     ctx->cap_tokens = n;
     return PSI_OK;
 }
@@ -692,6 +706,7 @@ psi_status llama_decode(psi_context *ctx, const int32_t *tokens, const int32_t *
         rope_table(m, pos[t], ctx->rope_cs + (size_t)t * hp->n_rot);
     }
 
+    const int32_t n_tiles = attn_tiles(ctx, seq, pos, n);
     for (int32_t l = 0; l < hp->n_layer; l++) {
         const layer *L = &m->layers[l];
         for (int32_t t = 0; t < n; t++)
@@ -700,16 +715,18 @@ psi_status llama_decode(psi_context *ctx, const int32_t *tokens, const int32_t *
         float *qkv_out[] = {ctx->q, ctx->k, ctx->v};
         const int64_t qkv_stride[] = {q_dim, kv_dim, kv_dim};
         if ((rc = matmuls(ctx, 3, qkv, ctx->xb, n, qkv_out, qkv_stride))) return rc;
-        size_t layer_off = (size_t)l * (size_t)ctx->n_seq * (size_t)ctx->n_ctx * ctx->kv_row;
         for (int32_t t = 0; t < n; t++) {
             const float *cs = ctx->rope_cs + (size_t)t * hp->n_rot;
             rope_apply(ctx->q + (size_t)t * q_dim, hp->n_head, hd, hp->n_rot, cs);
             rope_apply(ctx->k + (size_t)t * kv_dim, hp->n_head_kv, hd, hp->n_rot, cs);
-            size_t at = layer_off + ((size_t)seq[t] * (size_t)ctx->n_ctx + (size_t)pos[t]) * ctx->kv_row;
-            kv_store(ctx, ctx->k_cache, at, ctx->k + (size_t)t * kv_dim, kv_dim);
-            kv_store(ctx, ctx->v_cache, at, ctx->v + (size_t)t * kv_dim, kv_dim);
+            for (int32_t h = 0; h < hp->n_head_kv; h++) {
+                size_t at = kv_at(ctx, l, seq[t], h, pos[t]), from = (size_t)t * kv_dim + (size_t)h * hd;
+                kv_store(ctx, ctx->k_cache, at, ctx->k + from, hd);
+                kv_store(ctx, ctx->v_cache, at, ctx->v + from, hd);
+            }
         }
-        attn_job aj = {ctx, l, n, seq, pos};
+        attn_job aj = {.ctx = ctx, .layer = l, .seq = seq, .pos = pos, .n_tiles = n_tiles};
+        atomic_init(&aj.next, 0);
         pool_run(ctx->pool, attn_worker, &aj);
         if ((rc = matmul(ctx, &L->wo, ctx->att, n, ctx->xb2, embd))) return rc;
         for (size_t i = 0; i < (size_t)n * embd; i++) ctx->x[i] += ctx->xb2[i];

@@ -324,36 +324,94 @@ static void test_gemm8(const kernels *k)
     printf("%-8s gemm8: %d repacked tiles bit for bit the reference\n", k->name, checked);
 }
 
-/* axpy (attention's value sum) for the KV cache types, against the
- * generic table's: y += a·x over many lengths, with untouched guard
- * values after y[n-1]. */
-static void test_axpy(const kernels *k)
+/* Attention (kern_attn) of one KV head against a double-precision
+ * softmax computed here, for the cache types, head sizes (one not a
+ * multiple of 8: the reference's fallback), groups, tiles of tokens and
+ * positions around the kernels' block size; the K/V rows lie among other
+ * heads' (kv_stride), q and out among other tokens' and heads' values,
+ * which must stay untouched. */
+static void test_attn(const kernels *k)
 {
-    const kernels *g = kernels_for(KERN_GENERIC);
     static const uint32_t types[] = {PSI_TYPE_F32, PSI_TYPE_F16, PSI_TYPE_Q8_0};
-    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
-        uint32_t type = types[ti];
-        axpy_fn ref = kernels_type(g, type)->axpy, got = kernels_type(k, type)->axpy;
-        CHECKF(ref && got, "%s: type %u has no axpy", k->name, type);
-        if (!ref || !got) continue;
-        int64_t step0 = type_get(type)->blck_size;
-        for (int64_t n = step0; n <= 300; n += (n < 40 ? step0 : 37 * step0)) {
-            uint8_t x[300 * 4];
-            float y0[304], y1[304];
-            fill_weights(type, x, n);
-            for (int i = 0; i < 304; i++) y0[i] = y1[i] = i < n ? rng_f32() : 777.0f;
-            float a = rng_f32(), xf[300];
-            type_get(type)->to_float(x, xf, n);
-            ref(n, y0, a, x);
-            got(n, y1, a, x);
-            bool ok = true;
-            for (int i = 0; i < 304; i++) {
-                float tol = i < n ? 1e-6f * (fabsf(y0[i]) + fabsf(a * xf[i])) : 0.0f;
-                if (!(fabsf(y0[i] - y1[i]) <= tol)) ok = false;
+    static const int32_t hds[] = {64, 128, 32, 12};
+    static const int32_t bases[] = {0, 6, 31, 32, 33, 100, 517};
+    static const int32_t grps[] = {1, 4, 3}, toks[] = {1, 5, 8};
+    int checked = 0;
+    for (size_t ti = 0; ti < 3; ti++)
+        for (size_t hi = 0; hi < 4; hi++) {
+            const uint32_t type = types[ti];
+            const int32_t hd = hds[hi];
+            if (hd % type_get(type)->blck_size) continue;
+            const int32_t n_pos = 530, heads = 3;
+            const size_t head_bytes = type_row_size(type, hd), kv_stride = heads * head_bytes;
+            uint8_t *kc = malloc(n_pos * kv_stride), *vc = malloc(n_pos * kv_stride);
+            float *kf = malloc(sizeof(float) * n_pos * hd), *vf = malloc(sizeof(float) * n_pos * hd);
+            double sc[530];
+            for (int32_t p = 0; p < n_pos; p++) { /* head 1 is the one attended */
+                fill_weights(type, kc + p * kv_stride, heads * hd);
+                fill_weights(type, vc + p * kv_stride, heads * hd);
+                type_get(type)->to_float(kc + p * kv_stride + head_bytes, kf + (size_t)p * hd, hd);
+                type_get(type)->to_float(vc + p * kv_stride + head_bytes, vf + (size_t)p * hd, hd);
             }
-            CHECKF(ok, "%s: axpy of type %u, n %lld differs or writes past n", k->name, type, (long long)n);
+            for (size_t gi = 0; gi < 3; gi++)
+                for (size_t oi = 0; oi < 3; oi++)
+                    for (size_t bi = 0; bi < sizeof bases / sizeof bases[0]; bi++) {
+                        const int32_t grp = grps[gi], n_tok = toks[oi], stride = (grp + 1) * hd + 3;
+                        int32_t last[8];
+                        for (int32_t t = 0; t < n_tok; t++) /* rising, with a repeat and a step back */
+                            last[t] = bases[bi] + (t == 3 ? 1 : t == 4 ? 9 : t);
+                        float *q = malloc(sizeof(float) * n_tok * stride), *out = malloc(sizeof(float) * n_tok * stride);
+                        const float mag = bi % 2 ? 8.0f : 1.0f; /* sharp softmax too */
+                        for (int32_t i = 0; i < n_tok * stride; i++) {
+                            q[i] = mag * rng_f32();
+                            out[i] = -777.0f;
+                        }
+                        float *work = malloc(sizeof(float) * kern_attn_work(hd, n_pos, n_tok * grp));
+                        kern_attn a = {.hd = hd, .n_tok = n_tok, .n_grp = grp, .q = q + 2, .out = out + 2,
+                                       .tok_stride = stride, .last = last, .k = kc + head_bytes,
+                                       .v = vc + head_bytes, .kv_stride = kv_stride, .kv_type = type,
+                                       .scale = 1.0f / sqrtf((float)hd), .work = work};
+                        k->attn(&a);
+                        bool ok = true;
+                        for (int32_t t = 0; t < n_tok; t++) {
+                            const float *o = out + (size_t)t * stride;
+                            for (int32_t c = 0; c < stride; c++)
+                                if ((c < 2 || c >= 2 + grp * hd) && o[c] != -777.0f) ok = false;
+                            for (int32_t g = 0; g < grp; g++) {
+                                const float *qr = q + (size_t)t * stride + 2 + (size_t)g * hd;
+                                double mx = -INFINITY, sum = 0, acc[128] = {0}, vmax = 0;
+                                for (int32_t p = 0; p <= last[t]; p++) {
+                                    double s = 0;
+                                    for (int32_t i = 0; i < hd; i++) s += (double)qr[i] * kf[(size_t)p * hd + i];
+                                    sc[p] = s * a.scale;
+                                    if (sc[p] > mx) mx = sc[p];
+                                }
+                                for (int32_t p = 0; p <= last[t]; p++) {
+                                    double e = exp(sc[p] - mx);
+                                    sum += e;
+                                    for (int32_t i = 0; i < hd; i++) {
+                                        double v = vf[(size_t)p * hd + i];
+                                        acc[i] += e * v;
+                                        if (fabs(v) > vmax) vmax = fabs(v);
+                                    }
+                                }
+                                for (int32_t i = 0; i < hd; i++)
+                                    if (!(fabs(o[2 + g * hd + i] - acc[i] / sum) <= 2e-5 * vmax + 1e-7)) ok = false;
+                            }
+                        }
+                        CHECKF(ok, "%s: attn type %u hd %d grp %d tokens %d last %d.. differs or writes outside",
+                               k->name, type, hd, grp, n_tok, last[0]);
+                        checked++;
+                        free(q);
+                        free(out);
+                        free(work);
+                    }
+            free(kc);
+            free(vc);
+            free(kf);
+            free(vf);
         }
-    }
+    printf("%-8s attn: %d tiles against a double-precision softmax\n", k->name, checked);
 }
 
 /* PSI_CPU reaches the library: the path psi -v reports, and the warning
@@ -399,6 +457,7 @@ int main(void)
         CHECK(kernels_type(g, 1000)->vec_dot == NULL);
     }
     CHECK(kernels_get() != NULL);
+    if (g) test_attn(g);
     int ran = 0;
     for (int l = KERN_AVX2; l < KERN_LEVELS; l++) {
         const kernels *k = kernels_for((kern_level)l);
@@ -412,7 +471,7 @@ int main(void)
         test_dots(k);
         test_gemm(k);
         test_gemm8(k);
-        test_axpy(k);
+        test_attn(k);
         ran++;
     }
     printf("%d SIMD path(s) checked; in use: %s\n", ran, kernels_get()->name);

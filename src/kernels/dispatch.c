@@ -109,9 +109,13 @@ static void init(void)
     /* the fill functions are compiled for their instruction set too (the
      * compiler may use it even to store pointers): call them only where
      * the CPU runs it */
-    if (c.avx2) kernels_fill_avx2(&tables[KERN_AVX2]);
+    if (c.avx2) {
+        kernels_fill_avx2(&tables[KERN_AVX2]);
+        kernels_fill_avx2_attn(&tables[KERN_AVX2]);
+    }
     if (c.avx512) {
         kernels_fill_avx2(&tables[KERN_AVX512]);
+        kernels_fill_avx2_attn(&tables[KERN_AVX512]);
         kernels_fill_avx512(&tables[KERN_AVX512]);
     }
 #else

@@ -1,38 +1,61 @@
 /*
  * generic.c — portable kernels that have no home in types.c's traits (which
  * hold the per-type reference dequantizers, quantizers and dot products):
- * today the axpy of attention's value sum (F32, F16 and Q8_0 caches). The reference the SIMD versions
- * are tested against.
+ * today attention (kern_attn), written the plain way — every score, the
+ * softmax, then the weighted sum of values — as the reference the SIMD
+ * versions are tested against.
  */
 #include "kernels.h"
 
+#include <math.h>
+#include <string.h>
+
 #include "util.h"
 
-static void axpy_f32(int64_t n, float *y, float a, const void *vx)
+/* Position p's K or V row as floats: the cache row itself for F32, else
+ * converted into buf. */
+static const float *kv_row(const kern_attn *a, const void *base, int32_t p, float *buf)
 {
-    const float *x = vx;
-    for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
+    const uint8_t *row = (const uint8_t *)base + (size_t)p * a->kv_stride;
+    if (a->kv_type == PSI_TYPE_F32) return (const float *)row;
+    type_get(a->kv_type)->to_float(row, buf, a->hd);
+    return buf;
 }
 
-static void axpy_f16(int64_t n, float *y, float a, const void *vx)
+void kern_attn_ref(const kern_attn *a)
 {
-    const uint16_t *x = vx;
-    for (int64_t i = 0; i < n; i++) y[i] += a * fp16_to_f32(x[i]);
-}
-
-/* A Q8_0 row (the Q8_0 KV cache): y[i] += (a·d)·q[i] per block of 32. */
-static void axpy_q8_0(int64_t n, float *y, float a, const void *vx)
-{
-    const block_q8_0 *x = vx;
-    for (int64_t b = 0; b < n / QK8_0; b++) {
-        const float ad = a * fp16_to_f32(x[b].d);
-        for (int j = 0; j < QK8_0; j++) y[b * QK8_0 + j] += ad * (float)x[b].qs[j];
+    for (int32_t t = 0; t < a->n_tok; t++) {
+        int32_t n_keys = a->last[t] + 1;
+        float *scores = a->work, *buf = a->work + n_keys;
+        for (int32_t g = 0; g < a->n_grp; g++) {
+            const float *q = a->q + (size_t)t * (size_t)a->tok_stride + (size_t)g * (size_t)a->hd;
+            float *out = a->out + (size_t)t * (size_t)a->tok_stride + (size_t)g * (size_t)a->hd;
+            float maxs = -INFINITY;
+            for (int32_t p = 0; p < n_keys; p++) {
+                const float *k = kv_row(a, a->k, p, buf);
+                float s = 0;
+                for (int32_t i = 0; i < a->hd; i++) s += q[i] * k[i];
+                s *= a->scale;
+                scores[p] = s;
+                if (s > maxs) maxs = s;
+            }
+            float sum = 0;
+            for (int32_t p = 0; p < n_keys; p++) {
+                scores[p] = expf(scores[p] - maxs);
+                sum += scores[p];
+            }
+            float inv = 1.0f / sum;
+            memset(out, 0, (size_t)a->hd * sizeof(float));
+            for (int32_t p = 0; p < n_keys; p++) {
+                const float *v = kv_row(a, a->v, p, buf);
+                float w = scores[p] * inv;
+                for (int32_t i = 0; i < a->hd; i++) out[i] += w * v[i];
+            }
+        }
     }
 }
 
 void kernels_fill_generic(kernels *k)
 {
-    k->t[PSI_TYPE_F32].axpy = axpy_f32;
-    k->t[PSI_TYPE_F16].axpy = axpy_f16;
-    k->t[PSI_TYPE_Q8_0].axpy = axpy_q8_0;
+    k->attn = kern_attn_ref;
 }

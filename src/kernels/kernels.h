@@ -66,9 +66,40 @@ typedef void (*gemm8_fn)(int64_t n, const void *x, const void *y, size_t y_strid
  * reads the vec_dot_type's own layout. */
 typedef size_t (*act_row_fn)(int64_t n);
 
-/* y[i] += a · x[i] for i < n, x of the entry's type (attention's weighted
- * sum of value-cache rows). */
-typedef void (*axpy_fn)(int64_t n, float *y, float a, const void *x);
+/* Attention of the query heads that share one KV head (grouped-query
+ * attention), for a tile of n_tok tokens of one sequence: row (t, g) —
+ * query head g < n_grp of token t, hd floats at q + t·tok_stride + g·hd —
+ * attends causally to cache positions 0..last[t]:
+ *   out(t, g) = Σ_p softmax_p(scale · q(t, g)·k_p) · v_p
+ * k and v point at the KV head's values at position 0, kv_stride bytes
+ * a position, of kv_type (F32, F16 or Q8_0: any type with to_float). The
+ * K/V of a block of positions are read (and converted) once for all the
+ * tile's rows — that, not the arithmetic, is what attention at a long
+ * context costs when every (head, position) pair goes through a vec_dot.
+ * work: kern_attn_work() floats, the caller's, one per thread. */
+#define KERN_ATTN_KEYS 32 /* positions per block */
+typedef struct kern_attn {
+    int32_t hd, n_tok, n_grp;
+    const float *q;
+    float *out;           /* the same shape as q */
+    int64_t tok_stride;   /* floats from one token to the next in q and out */
+    const int32_t *last;  /* [n_tok] */
+    const void *k, *v;
+    size_t kv_stride;
+    uint32_t kv_type;
+    float scale;
+    float *work;
+} kern_attn;
+typedef void (*attn_fn)(const kern_attn *a);
+/* The reference (generic.c): every score, the softmax, the weighted sum. */
+void kern_attn_ref(const kern_attn *a);
+
+/* Floats of work an attn call needs, for n_ctx positions and up to rows
+ * = n_tok · n_grp rows. */
+static inline size_t kern_attn_work(int32_t hd, int32_t n_ctx, int32_t rows)
+{
+    return 2 * (size_t)KERN_ATTN_KEYS * (size_t)hd + (size_t)n_ctx + (size_t)hd + 2 * (size_t)rows + KERN_ATTN_KEYS;
+}
 
 typedef struct kern_type {
     vec_dot_fn vec_dot;        /* weight of this type · its vec_dot_type; NULL = none */
@@ -82,7 +113,6 @@ typedef struct kern_type {
     from_float_fn ny_from_float; /* vec_dot_ny's activations (the same idea); NULL: the vec_dot_type's */
     act_row_fn ny_act_row;
     from_float_fn from_float;  /* f32 → this type (the activation quantizer); NULL = none */
-    axpy_fn axpy;              /* F32 and F16 (the KV cache types); NULL = none */
 } kern_type;
 
 #define KERN_TYPES 64 /* > every ggml type id */
@@ -91,6 +121,7 @@ typedef struct kernels {
     kern_level level;
     const char *name; /* "generic", "avx2", "avx512" */
     kern_type t[KERN_TYPES];
+    attn_fn attn;
 } kernels;
 
 /* The table in use: the best the CPU runs, or what PSI_CPU asks for.
@@ -108,6 +139,7 @@ const char *kernels_level_name(kern_level level);
 void kernels_fill_generic(kernels *k);
 /* Filled in by the instruction-set files (no-ops where not built). */
 void kernels_fill_avx2(kernels *k);
+void kernels_fill_avx2_attn(kernels *k);
 void kernels_fill_avx512(kernels *k);
 
 #endif

@@ -91,42 +91,6 @@ FLOAT_DOT_NY(vec_dot_ny_f16_f32, uint16_t, load_f16, float, _mm256_loadu_ps)
 FLOAT_DOT_NY(vec_dot_ny_bf16, uint16_t, load_bf16, uint16_t, load_bf16)
 #undef FLOAT_DOT_NY
 
-/* y += a·x, 8 at a time; the tail through zero-padded copies. */
-#define AXPY(NAME, XT, LOADX)                                                   \
-    static void NAME(int64_t n, float *y, float a, const void *vx)             \
-    {                                                                          \
-        const XT *x = vx;                                                      \
-        const __m256 va = _mm256_set1_ps(a);                                   \
-        int64_t i = 0;                                                         \
-        for (; i + 8 <= n; i += 8)                                             \
-            _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, LOADX(x + i), _mm256_loadu_ps(y + i))); \
-        if (i < n) {                                                           \
-            XT tx[8] = {0};                                                    \
-            float ty[8] = {0};                                                 \
-            memcpy(tx, x + i, (size_t)(n - i) * sizeof(XT));                   \
-            memcpy(ty, y + i, (size_t)(n - i) * sizeof(float));                \
-            _mm256_storeu_ps(ty, _mm256_fmadd_ps(va, LOADX(tx), _mm256_loadu_ps(ty))); \
-            memcpy(y + i, ty, (size_t)(n - i) * sizeof(float));                \
-        }                                                                      \
-    }
-AXPY(axpy_f32, float, _mm256_loadu_ps)
-AXPY(axpy_f16, uint16_t, load_f16)
-#undef AXPY
-
-/* The Q8_0 KV cache's value rows: y += (a·d)·q, 8 at a time. */
-static void axpy_q8_0(int64_t n, float *y, float a, const void *vx)
-{
-    const block_q8_0 *x = vx;
-    for (int64_t b = 0; b < n / QK8_0; b++) {
-        const __m256 ad = _mm256_set1_ps(a * h2f(x[b].d));
-        float *yb = y + b * QK8_0;
-        for (int j = 0; j < QK8_0; j += 8) {
-            const __m256 q = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(x[b].qs + j))));
-            _mm256_storeu_ps(yb + j, _mm256_fmadd_ps(ad, q, _mm256_loadu_ps(yb + j)));
-        }
-    }
-}
-
 /* f32 → bf16, round to nearest even, NaN kept quiet: util's f32_to_bf16
  * on 16 values at a time. */
 static inline __m256i bf16_round8(__m256 f)
@@ -916,9 +880,6 @@ void kernels_fill_avx2(kernels *k)
     k->t[PSI_TYPE_F32].vec_dot_ny = vec_dot_ny_f32;
     k->t[PSI_TYPE_F16].vec_dot = vec_dot_ny_f16_f32_1;
     k->t[PSI_TYPE_F16].vec_dot_ny = vec_dot_ny_f16_f32;
-    k->t[PSI_TYPE_F32].axpy = axpy_f32;
-    k->t[PSI_TYPE_F16].axpy = axpy_f16;
-    k->t[PSI_TYPE_Q8_0].axpy = axpy_q8_0;
     k->t[PSI_TYPE_BF16].vec_dot = vec_dot_ny_bf16_1;
     k->t[PSI_TYPE_BF16].vec_dot_ny = vec_dot_ny_bf16;
     k->t[PSI_TYPE_BF16].from_float = bf16_from_f32;
