@@ -7,6 +7,7 @@
  * APIs that report token probabilities.
  */
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -132,6 +133,69 @@ static int32_t argmax(const float *logits, int32_t n)
     return best;
 }
 
+/* Does a rank after b (cand_cmp order)? */
+static bool ranks_after(const cand *a, const cand *b) { return cand_cmp(a, b) > 0; }
+
+/* Restore the heap below h[i]: every entry ranks after (or is) its parent,
+ * so h[0] is the least likely kept. */
+static void sift_down(cand *h, int32_t n, int32_t i)
+{
+    for (;;) {
+        int32_t w = i, l = 2 * i + 1, r = l + 1;
+        if (l < n && ranks_after(&h[l], &h[w])) w = l;
+        if (r < n && ranks_after(&h[r], &h[w])) w = r;
+        if (w == i) return;
+        cand t = h[i];
+        h[i] = h[w];
+        h[w] = t;
+        i = w;
+    }
+}
+
+/* The k most likely candidates (NaN skipped) into c, unsorted; returns how
+ * many (fewer than k when the vocabulary has fewer). One pass with a heap
+ * of the k best so far: most tokens cost one comparison with its root
+ * (a later id ranks after an equal logit, so only a larger one gets in). */
+static int32_t select_top_k(const float *logits, int32_t n_vocab, int32_t k, cand *c)
+{
+    int32_t n = 0;
+    for (int32_t i = 0; i < n_vocab; i++) {
+        float l = logits[i];
+        if (isnan(l)) continue;
+        if (n < k) {
+            c[n++] = (cand){l, i};
+            if (n == k)
+                for (int32_t j = k / 2 - 1; j >= 0; j--) sift_down(c, k, j);
+        } else if (l > c[0].logit) {
+            c[0] = (cand){l, i};
+            sift_down(c, k, 0);
+        }
+    }
+    return n;
+}
+
+/* Draw one of c[0..n) with weights exp((logit - maxl) / T). */
+static int32_t draw(psi_sampler *s, const cand *c, int32_t n, double maxl)
+{
+    double total = 0;
+    double inv_t = 1.0 / s->p.temperature;
+    for (int32_t i = 0; i < n; i++) total += exp(((double)c[i].logit - maxl) * inv_t);
+    double r = rng_uniform(&s->rng) * total;
+    for (int32_t i = 0; i < n; i++) {
+        r -= exp(((double)c[i].logit - maxl) * inv_t);
+        if (r < 0) return c[i].id;
+    }
+    return c[n - 1].id;
+}
+
+/* The chain without sorting the whole vocabulary (a 128k-token qsort is
+ * some 15 ms, half a decode step): top-k keeps a heap of k; without top-k
+ * only the tokens that can survive the cuts are sorted — those min-p keeps,
+ * and for top-p those with probability >= (1 - top_p) / 2n (whatever lies
+ * below carries less than half of 1 - top_p, so the top-p prefix ends
+ * before it); with no cut at all the draw runs over the vocabulary in id
+ * order (the same distribution; only which token a given seed picks
+ * differs from a sorted draw). */
 int32_t psi_sampler_sample(psi_sampler *s, const float *logits, int32_t n_vocab)
 {
     if (!s || !logits || n_vocab <= 0) return -1;
@@ -146,15 +210,37 @@ int32_t psi_sampler_sample(psi_sampler *s, const float *logits, int32_t n_vocab)
     }
     cand *c = s->cands;
     int32_t n = 0;
-    for (int32_t i = 0; i < n_vocab; i++)
-        if (!isnan(logits[i])) c[n++] = (cand){logits[i], i};
-    if (n == 0) return 0;
-    qsort(c, (size_t)n, sizeof *c, cand_cmp);
-    if (p->top_k > 0 && p->top_k < n) n = p->top_k;
-    /* Probabilities at temperature 1 for the top-p / min-p cuts (as
-     * llama.cpp's chain does: temperature is applied last). */
-    double maxl = c[0].logit, sum = 0;
-    for (int32_t i = 0; i < n; i++) sum += exp((double)c[i].logit - maxl);
+    double maxl, sum = 0; /* probabilities at temperature 1, for the top-p / min-p cuts (as llama.cpp's chain) */
+    if (p->top_k > 0 && p->top_k < n_vocab) {
+        n = select_top_k(logits, n_vocab, p->top_k, c);
+        if (n == 0) return 0;
+        qsort(c, (size_t)n, sizeof *c, cand_cmp);
+        maxl = c[0].logit;
+        for (int32_t i = 0; i < n; i++) sum += exp((double)c[i].logit - maxl);
+    } else {
+        int32_t n_valid = 0;
+        maxl = -INFINITY;
+        for (int32_t i = 0; i < n_vocab; i++)
+            if (!isnan(logits[i])) {
+                n_valid++;
+                if (logits[i] > maxl) maxl = logits[i];
+            }
+        if (n_valid == 0) return 0;
+        bool top_p = p->top_p < 1.0f, min_p = p->min_p > 0.0f;
+        if (top_p)
+            for (int32_t i = 0; i < n_vocab; i++)
+                if (!isnan(logits[i])) sum += exp((double)logits[i] - maxl);
+        double cut = -INFINITY;
+        if (min_p) cut = maxl + log((double)p->min_p);
+        if (top_p) {
+            double tp = maxl + log((1.0 - (double)p->top_p) / (2.0 * n_valid) * sum);
+            if (tp > cut) cut = tp;
+        }
+        for (int32_t i = 0; i < n_vocab; i++)
+            if (!isnan(logits[i]) && (double)logits[i] >= cut) c[n++] = (cand){logits[i], i};
+        if (!top_p && !min_p) return draw(s, c, n, maxl);
+        qsort(c, (size_t)n, sizeof *c, cand_cmp);
+    }
     if (p->top_p < 1.0f) {
         double cum = 0;
         for (int32_t i = 0; i < n; i++) {
@@ -172,15 +258,7 @@ int32_t psi_sampler_sample(psi_sampler *s, const float *logits, int32_t n_vocab)
         while (keep < n && c[keep].logit >= cut) keep++;
         n = keep;
     }
-    double total = 0;
-    double inv_t = 1.0 / p->temperature;
-    for (int32_t i = 0; i < n; i++) total += exp(((double)c[i].logit - maxl) * inv_t);
-    double r = rng_uniform(&s->rng) * total;
-    for (int32_t i = 0; i < n; i++) {
-        r -= exp(((double)c[i].logit - maxl) * inv_t);
-        if (r < 0) return c[i].id;
-    }
-    return c[n - 1].id;
+    return draw(s, c, n, maxl);
 }
 
 /* Is (l, id) more likely than the candidate c (ties: lower id first)? */

@@ -199,6 +199,124 @@ static int32_t sample_n(const psi_sampler_params *p, const float *logits, int32_
 }
 
 /* OpenAI's penalties over accepted tokens, and psi_logprobs. */
+/* The chain as it was first written — sort every token, cut, draw in
+ * sorted order — with the sampler's generator (splitmix64, 53-bit
+ * uniforms): psi_sampler_sample, which sorts only what can survive the
+ * cuts, must draw the same tokens whenever a cut is on; with none it draws
+ * in id order, checked against the softmax's frequencies. */
+typedef struct ref_cand {
+    float logit;
+    int32_t id;
+} ref_cand;
+
+static int ref_cmp(const void *a, const void *b)
+{
+    const ref_cand *x = a, *y = b;
+    if (x->logit != y->logit) return x->logit > y->logit ? -1 : 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+static double ref_uniform(uint64_t *st)
+{
+    uint64_t z = (*st += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return (double)((z ^ (z >> 31)) >> 11) * 0x1.0p-53;
+}
+
+static int32_t ref_sample(const psi_sampler_params *p, uint64_t *st, const float *logits, int32_t n_vocab, ref_cand *c)
+{
+    int32_t n = 0;
+    for (int32_t i = 0; i < n_vocab; i++)
+        if (!isnan(logits[i])) c[n++] = (ref_cand){logits[i], i};
+    qsort(c, (size_t)n, sizeof *c, ref_cmp);
+    if (p->top_k > 0 && p->top_k < n) n = p->top_k;
+    double maxl = c[0].logit, sum = 0;
+    for (int32_t i = 0; i < n; i++) sum += exp((double)c[i].logit - maxl);
+    if (p->top_p < 1.0f) {
+        double cum = 0;
+        for (int32_t i = 0; i < n; i++) {
+            cum += exp((double)c[i].logit - maxl) / sum;
+            if (cum >= p->top_p) {
+                n = i + 1;
+                break;
+            }
+        }
+    }
+    if (p->min_p > 0.0f) {
+        int32_t keep = 1;
+        while (keep < n && c[keep].logit >= maxl + log((double)p->min_p)) keep++;
+        n = keep;
+    }
+    double total = 0;
+    for (int32_t i = 0; i < n; i++) total += exp(((double)c[i].logit - maxl) / p->temperature);
+    double r = ref_uniform(st) * total;
+    for (int32_t i = 0; i < n; i++) {
+        r -= exp(((double)c[i].logit - maxl) / p->temperature);
+        if (r < 0) return c[i].id;
+    }
+    return c[n - 1].id;
+}
+
+static void test_sampler_chain_reference(void)
+{
+    enum { V = 3000 };
+    static float logits[V];
+    static ref_cand cands[V];
+    static const struct { int32_t k; float top_p, min_p; } cfg[] = {
+        {1, 1, 0}, {5, 1, 0}, {40, 0.95f, 0.05f}, {V - 1, 1, 0}, {V + 7, 0.9f, 0}, {0, 0.9f, 0},
+        {0, 1, 0.05f}, {0, 0.5f, 0.01f}, {0, 0.999f, 0}, {64, 0.3f, 0}, {0, 0.0f, 0},
+    };
+    uint64_t rs = 12345;
+    int mismatches = 0, runs = 0;
+    for (int shape = 0; shape < 4; shape++) {
+        for (int32_t i = 0; i < V; i++) {
+            double u = ref_uniform(&rs);
+            /* flat, peaked, coarse (many ties), with NaN and -inf holes */
+            logits[i] = shape == 0 ? (float)(u * 2) : shape == 1 ? (float)(u * 30) : shape == 2 ? (float)(int)(u * 6)
+                        : (i % 17 == 0 ? NAN : i % 29 == 0 ? -INFINITY : (float)(u * 12));
+        }
+        for (size_t ci = 0; ci < sizeof cfg / sizeof cfg[0]; ci++)
+            for (int ti = 0; ti < 2; ti++) {
+                psi_sampler_params p = psi_sampler_default_params();
+                p.top_k = cfg[ci].k;
+                p.top_p = cfg[ci].top_p;
+                p.min_p = cfg[ci].min_p;
+                p.temperature = ti ? 1.3f : 0.7f;
+                p.seed = 99 + ci;
+                psi_sampler *s = NULL;
+                CHECK(psi_sampler_new(&p, &s) == PSI_OK);
+                uint64_t st = p.seed;
+                for (int d = 0; d < 50 && s; d++) {
+                    int32_t got = psi_sampler_sample(s, logits, V), want = ref_sample(&p, &st, logits, V, cands);
+                    if (got != want) mismatches++;
+                    runs++;
+                }
+                psi_sampler_free(s);
+            }
+    }
+    CHECKF(mismatches == 0, "sampler vs the sort-everything chain: %d of %d draws differ", mismatches, runs);
+    /* no cut: frequencies of a 5-token softmax (plus a NaN never drawn) */
+    const float lg[6] = {0.0f, 1.0f, NAN, 2.0f, -1.0f, 0.5f};
+    psi_sampler_params p = psi_sampler_default_params();
+    p.top_k = 0;
+    p.top_p = 1;
+    p.min_p = 0;
+    p.temperature = 1;
+    int32_t hist[6] = {0};
+    enum { DRAWS = 40000 };
+    sample_n(&p, lg, 6, hist, DRAWS);
+    double z = 0;
+    for (int i = 0; i < 6; i++) z += isnan(lg[i]) ? 0 : exp(lg[i]);
+    bool ok = hist[2] == 0;
+    for (int i = 0; i < 6; i++) {
+        if (isnan(lg[i])) continue;
+        double pr = exp(lg[i]) / z, sd = sqrt(DRAWS * pr * (1 - pr));
+        if (fabs(hist[i] - DRAWS * pr) > 5 * sd) ok = false;
+    }
+    CHECKF(ok, "no-cut draws off the softmax: %d %d %d %d %d %d", hist[0], hist[1], hist[2], hist[3], hist[4], hist[5]);
+}
+
 static void test_sampler_penalties_logprobs(void)
 {
     float logits[5] = {2.0f, 1.9f, 0.0f, -1.0f, 1.0f};
@@ -593,6 +711,7 @@ int main(void)
     test_kv_types("reference/llama3-tiny-Q8_0.gguf", 0.1f, 0.15f);
     test_tokenize_api();
     test_sampler();
+    test_sampler_chain_reference();
     test_sampler_penalties_logprobs();
     test_alloc_failures();
     test_mmap_no_copy();
