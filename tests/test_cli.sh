@@ -208,6 +208,10 @@ for f in model_filename model_type model_size model_n_params n_threads n_prompt 
 done
 grep -q '"n_prompt": 16' "$TMP/bench.json" && grep -q '"n_gen": 4' "$TMP/bench.json" && ok || bad "bench --json tests"
 "$PSI" bench -m "$M" -p 8 -n 0 -r 1 | grep -q "| pp8 |" && ok || bad "bench table"
+"$PSI" bench -m "$M" -p 8 -n 2 -d 20 -r 1 >"$TMP/bench_d.txt" 2>"$TMP/err" && grep -q "| pp8 @ d20 |" "$TMP/bench_d.txt" &&
+    grep -q "| tg2 @ d20 |" "$TMP/bench_d.txt" && ok || bad "bench -d table: $(cat "$TMP/bench_d.txt" "$TMP/err")"
+"$PSI" bench -m "$M" -p 4 -n 0 -d 7 -r 1 --json | grep -q '"n_depth": 7' && ok || bad "bench -d --json n_depth"
+expect_error "bench -d -1" "out of range" -- bench -m "$M" -d -1
 expect_error "bench without model" "no model" -- bench -p 8
 expect_error "bench nothing to do" "nothing to measure" -- bench -m "$M" -p 0 -n 0
 expect_error "bench -r 0" "out of range" -- bench -m "$M" -r 0

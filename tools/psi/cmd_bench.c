@@ -3,7 +3,11 @@
  * way llama.cpp's llama-bench measures them, so the two compare directly:
  *  - ppN: N random token ids evaluated as one prompt into an empty cache;
  *  - tgN: N tokens evaluated one at a time into an empty cache (the first
- *    is BOS when the model adds one; then random ids), as generation does.
+ *    is BOS when the model adds one; then random ids), as generation does;
+ *  - with -d D both run after D random tokens already in the cache (filled
+ *    once per test, untimed; each run cuts the cache back to D), named
+ *    "pp512 @ d4096" as llama-bench's -d does: speed at a long context,
+ *    where attention's share grows.
  * One untimed warm-up run, then -r timed runs; each figure is the mean ±
  * sample standard deviation of the per-run tokens/s. For tg also the
  * weight bandwidth: bytes of tensor data (all of them are read for each
@@ -28,9 +32,10 @@
 #endif
 
 static const char *bench_help =
-    "usage: psi bench -m FILE [-m FILE ...] [-p N] [-n N] [-r N] [-t N] [--kv-type f16|f32|q8_0] [--json]\n"
+    "usage: psi bench -m FILE [-m FILE ...] [-p N] [-n N] [-d N] [-r N] [-t N] [--kv-type f16|f32|q8_0] [--json]\n"
     "  -p N   prompt tokens per pp test (default 512; 0 = no pp test)\n"
     "  -n N   tokens per tg test (default 128; 0 = no tg test)\n"
+    "  -d N   context depth: the tests run after N tokens already in the cache (default 0)\n"
     "  -r N   timed repetitions (default 3), after one warm-up\n"
     "  -t N   threads (default: all cores)\n"
     "  --json one JSON array, llama-bench's field names\n";
@@ -38,7 +43,7 @@ static const char *bench_help =
 typedef struct bench_opts {
     const char *models[16];
     int n_models;
-    long n_prompt, n_gen, reps, threads;
+    long n_prompt, n_gen, depth, reps, threads;
     psi_type kv_type;
     bool json;
 } bench_opts;
@@ -62,6 +67,9 @@ static int parse(bench_opts *b, int argc, char **argv)
         } else if (!strcmp(a, "-n")) {
             VAL();
             if (!cli_int("bench", a, v, 0, 1 << 20, &b->n_gen)) return 1;
+        } else if (!strcmp(a, "-d")) {
+            VAL();
+            if (!cli_int("bench", a, v, 0, 1 << 20, &b->depth)) return 1;
         } else if (!strcmp(a, "-r")) {
             VAL();
             if (!cli_int("bench", a, v, 1, 1000, &b->reps)) return 1;
@@ -127,18 +135,30 @@ static int32_t rnd_token(int32_t n_vocab)
     return (int32_t)((rnd_state >> 33) % (uint64_t)n_vocab);
 }
 
-/* One run of a test; time in ns, 0 on error. */
-static double run_once(psi_model *m, psi_context *ctx, long n_prompt, long n_gen, int32_t *buf)
+/* n random tokens (BOS first at position 0, when the model adds one)
+ * evaluated as one batch; false on error. */
+static bool eval_random(psi_model *m, psi_context *ctx, long n, int32_t *buf)
 {
     int32_t n_vocab = psi_model_n_vocab(m);
-    psi_context_truncate(ctx, 0);
+    for (long i = 0; i < n; i++) buf[i] = rnd_token(n_vocab);
+    if (psi_model_add_bos(m) && psi_context_n_past(ctx) == 0) buf[0] = psi_token_bos(m);
+    return psi_context_decode(ctx, buf, (int32_t)n, false) == PSI_OK;
+}
+
+/* One run of a test after depth tokens in the cache; time in ns, 0 on error. */
+static double run_once(psi_model *m, psi_context *ctx, long depth, long n_prompt, long n_gen, int32_t *buf)
+{
+    int32_t n_vocab = psi_model_n_vocab(m);
+    psi_context_truncate(ctx, (int32_t)depth);
+    if (psi_context_n_past(ctx) != depth) { /* the test's first run: fill the depth */
+        psi_context_truncate(ctx, 0);
+        if (depth && !eval_random(m, ctx, depth, buf)) return 0;
+    }
     double t0 = gen_now_ms();
     if (n_prompt) {
-        for (long i = 0; i < n_prompt; i++) buf[i] = rnd_token(n_vocab);
-        if (psi_model_add_bos(m)) buf[0] = psi_token_bos(m);
-        if (psi_context_decode(ctx, buf, (int32_t)n_prompt, false) != PSI_OK) return 0;
+        if (!eval_random(m, ctx, n_prompt, buf)) return 0;
     } else {
-        int32_t tok = psi_model_add_bos(m) ? psi_token_bos(m) : rnd_token(n_vocab);
+        int32_t tok = psi_model_add_bos(m) && !depth ? psi_token_bos(m) : rnd_token(n_vocab);
         for (long i = 0; i < n_gen; i++) {
             if (psi_context_decode(ctx, &tok, 1, false) != PSI_OK) return 0;
             tok = rnd_token(n_vocab);
@@ -211,11 +231,12 @@ int cmd_bench(int argc, char **argv)
             break;
         }
         psi_context_params cp = psi_context_default_params();
-        cp.n_ctx = (int32_t)(b.n_prompt > b.n_gen ? b.n_prompt : b.n_gen);
+        cp.n_ctx = (int32_t)(b.depth + (b.n_prompt > b.n_gen ? b.n_prompt : b.n_gen));
         cp.n_threads = (int32_t)b.threads;
         cp.kv_type = b.kv_type;
         psi_context *ctx = NULL;
-        int32_t *buf = malloc((size_t)(b.n_prompt + 1) * sizeof *buf);
+        long n_buf = b.n_prompt > b.depth ? b.n_prompt : b.depth;
+        int32_t *buf = malloc((size_t)(n_buf + 1) * sizeof *buf);
         double *ns = malloc((size_t)b.reps * sizeof *ns), *ts = malloc((size_t)b.reps * sizeof *ts);
         if (!buf || !ns || !ts || psi_context_new(m, &cp, &ctx, err, sizeof err) != PSI_OK) {
             rc = cli_fail("bench", "%s", buf && ns && ts ? err : "out of memory");
@@ -227,12 +248,13 @@ int cmd_bench(int argc, char **argv)
             long np = test == 0 ? b.n_prompt : 0, ng = test == 1 ? b.n_gen : 0;
             if (!np && !ng) continue;
             long n_tok = np ? np : ng;
-            if (run_once(m, ctx, np, ng, buf) == 0) { /* warm-up */
+            psi_context_truncate(ctx, 0); /* the depth is filled anew for each test */
+            if (run_once(m, ctx, b.depth, np, ng, buf) == 0) { /* warm-up */
                 rc = cli_fail("bench", "%s", psi_context_errmsg(ctx));
                 break;
             }
             for (long r = 0; r < b.reps && !rc; r++) {
-                ns[r] = run_once(m, ctx, np, ng, buf);
+                ns[r] = run_once(m, ctx, b.depth, np, ng, buf);
                 if (ns[r] == 0) rc = cli_fail("bench", "%s", psi_context_errmsg(ctx));
                 ts[r] = ns[r] > 0 ? (double)n_tok * 1e9 / ns[r] : 0;
             }
@@ -244,8 +266,9 @@ int cmd_bench(int argc, char **argv)
             long rss = peak_rss_bytes();
             const char *fname = strrchr(b.models[mi], '/') ? strrchr(b.models[mi], '/') + 1 : b.models[mi];
             if (!b.json) {
-                char tname[32], bw[32];
-                snprintf(tname, sizeof tname, np ? "pp%ld" : "tg%ld", n_tok);
+                char tname[48], bw[32];
+                int tl = snprintf(tname, sizeof tname, np ? "pp%ld" : "tg%ld", n_tok);
+                if (b.depth) snprintf(tname + tl, sizeof tname - (size_t)tl, " @ d%ld", b.depth);
                 snprintf(bw, sizeof bw, ng ? "%.1f" : "", gbs);
                 printf("| %s | %.2f GiB | %.2f B | %ld | %s | %.2f ± %.2f | %s | %.2f GiB |\n", fname,
                        (double)size / (1u << 30), (double)params / 1e9, b.threads, tname, avg_ts, sd_ts, bw,
@@ -278,7 +301,7 @@ int cmd_bench(int argc, char **argv)
             json_object_set_new(o, "use_mmap", json_true());
             json_object_set_new(o, "n_prompt", json_integer(np));
             json_object_set_new(o, "n_gen", json_integer(ng));
-            json_object_set_new(o, "n_depth", json_integer(0));
+            json_object_set_new(o, "n_depth", json_integer(b.depth));
             json_object_set_new(o, "test_time", json_string(when));
             json_object_set_new(o, "avg_ns", json_integer((json_int_t)avg_ns));
             json_object_set_new(o, "stddev_ns", json_integer((json_int_t)sd_ns));
