@@ -91,7 +91,7 @@ psi_status psi_sampler_accept(psi_sampler *s, int32_t token)
  * when nothing is penalised (or the copy cannot be made: degrade, never fail). */
 static const float *penalise(psi_sampler *s, const float *logits, int32_t n_vocab)
 {
-    if (s->n_hist == 0) return logits;
+    if (s->n_hist == 0 || (s->p.frequency_penalty == 0 && s->p.presence_penalty == 0)) return logits;
     if (n_vocab > s->cap_pen) {
         float *p = mem_realloc(s->pen, (size_t)n_vocab * sizeof *p);
         if (!p) return logits;

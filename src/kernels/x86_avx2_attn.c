@@ -78,6 +78,15 @@ static const float *kv_block(const kern_attn *a, const void *base, int32_t p0, i
         if (a->kv_type == PSI_TYPE_F16) {
             for (int32_t i = 0; i < a->hd; i += 8)
                 _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 2 * (size_t)i))));
+        } else if (a->kv_type == PSI_TYPE_Q8_0) { /* d·q, as types.c's dequantizer rounds it */
+            const block_q8_0 *b = (const block_q8_0 *)row;
+            for (int32_t k = 0; k < a->hd / QK8_0; k++) {
+                const __m256 d = _mm256_set1_ps(h2f(b[k].d));
+                for (int j = 0; j < QK8_0; j += 8) {
+                    const __m128i q = _mm_loadl_epi64((const __m128i *)(b[k].qs + j));
+                    _mm256_storeu_ps(dst + k * QK8_0 + j, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q))));
+                }
+            }
         } else {
             type_get(a->kv_type)->to_float(row, dst, a->hd);
         }
