@@ -57,6 +57,7 @@ static inline __m256 load_bf16(const uint16_t *p)
         }                                                                                                  \
         int64_t i = 0;                                                                                     \
         for (; i + 16 <= n; i += 16) {                                                                     \
+            if (ny == 1) PREFETCH_AHEAD(x + i, 1);                                                         \
             const __m256 w0 = LOADW(x + i), w1 = LOADW(x + i + 8);                                         \
             PSI_UNROLL for (int t = 0; t < ny; t++) {                                                      \
                 a0[t] = _mm256_fmadd_ps(w0, LOADA(y[t] + i), a0[t]);                                       \
@@ -215,6 +216,7 @@ static inline __m256i q8_0_load(const int8_t *qs) { return _mm256_loadu_si256((c
         }                                                                                                   \
         const int64_t nb = n / QK8_0;                                                                       \
         for (int64_t i = 0; i < nb; i++) {                                                                  \
+            if (ny == 1) PREFETCH_AHEAD(&x[i], 1);                                                          \
             const __m256i xq = UNPACK(x[i].qs);                                                             \
             const __m256i ax = _mm256_sign_epi8(xq, xq);                                                    \
             const float dx = h2f(x[i].d);                                                                   \
@@ -269,6 +271,7 @@ vec_dot_ny_q6_K_q8_K_body(int64_t n, float *out, int64_t os, const void *vx, con
     __m256 sumv = _mm256_setzero_ps(); /* ny = 8: sumf[t] in lane t */
     for (int64_t i = 0; i < nb; i++) {
         const block_q6_K *b = &x[i];
+        if (ny == 1) PREFETCH_AHEAD(b, 4); /* 210 bytes */
         __m256i acc[KERN_NY];
         PSI_UNROLL for (int t = 0; t < ny; t++) acc[t] = _mm256_setzero_si256();
         /* the 16 scales as int16, 8 per half in both lanes; vector c takes
@@ -623,6 +626,7 @@ static inline __attribute__((always_inline)) void gemm8_q4_0_body(int64_t n, con
     const int64_t nb = n / QK4_0;
     for (int64_t i = 0; i < nb; i++) {
         __m256i lo[4], hi[4];
+        if (ny == 1) PREFETCH_AHEAD(&x[i], 3); /* 144 bytes a block */
         for (int m = 0; m < 4; m++) {
             const __m256i v = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * m));
             lo[m] = _mm256_and_si256(v, m4);
@@ -803,6 +807,7 @@ static void q8_Kx_from_f32(const float *src, void *dst, int64_t n)
         const int64_t nb = n / QK_K;                                                                             \
         for (int64_t i = 0; i < nb; i++) {                                                                       \
             const GT *b = &x[i];                                                                                 \
+            if (ny == 1) PREFETCH_AHEAD(b, (int)(sizeof *b + 63) / 64);                                          \
             __m256i sc[8], mp[4];                                                                                \
             kx8_scales(b->lo, b->hi, sc, mp);                                                                    \
             const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->d));                           \

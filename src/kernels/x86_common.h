@@ -50,6 +50,19 @@ static inline int32_t hsum_epi32(__m256i v)
 
 static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
+/* One-token decode streams every weight byte once. The hardware
+ * prefetchers stop at each 4 KiB page and must notice the stream again,
+ * so a kernel reading bytes p.. asks for the `lines` cache lines
+ * PSI_PREFETCH_AHEAD bytes further on (past the end of a matrix is
+ * harmless: a prefetch never faults). Q4_0 decode, 2 threads: +7-15%
+ * tokens/s in interleaved runs; 4.5 KiB ahead was no better than 2.25. */
+#define PSI_PREFETCH_AHEAD 2304
+#define PREFETCH_AHEAD(p, lines)                                                                   \
+    do {                                                                                           \
+        const char *ahead_ = (const char *)(p) + PSI_PREFETCH_AHEAD;                               \
+        for (int l_ = 0; l_ < (lines); l_++) _mm_prefetch(ahead_ + 64 * l_, _MM_HINT_T0);          \
+    } while (0)
+
 /* 32 quants of a Q4_0 block as signed bytes in value order: low nibbles
  * are values 0..15, high nibbles 16..31. */
 static inline __m256i q4_0_unpack(const uint8_t *qs)
