@@ -56,7 +56,9 @@ def make_models(cache, data, types):
         vocab = os.path.join(data, "vocab", "llama3-vocab.gguf")
         run([os.path.join(BUILD, "bench", "gen_model"), "-o", f16, "--vocab", vocab])
     files = [("F16", f16)]
-    for t in types:
+    for t in dict.fromkeys(t.lower() for t in types):  # once each; F16 is always there
+        if t == "f16":
+            continue
         out = os.path.join(cache, "llama-3.2-1b-shape-%s.gguf" % t.upper())
         if not os.path.exists(out):
             try:
