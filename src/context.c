@@ -190,7 +190,6 @@ psi_status psi_context_new(psi_model *model, const psi_context_params *params, p
     if (!ctx) goto oom;
     ctx->model = model;
     ctx->kv_type = params->kv_type;
-    ctx->kv_row = kv_row;
     ctx->kv_head = type_row_size(params->kv_type, hp->head_dim);
     ctx->n_ctx = params->n_ctx ? params->n_ctx : model->hp.n_ctx_train;
     ctx->n_seq = params->n_seq ? params->n_seq : 1;

@@ -80,7 +80,6 @@ struct psi_context {
     int32_t n_seq;
     int32_t *seq_n_past;   /* [n_seq] tokens cached per sequence */
     psi_type kv_type;
-    size_t kv_row;         /* bytes of one position's K (or V) of one layer: n_head_kv heads */
     size_t kv_head;        /* bytes of one head's K (or V) at one position */
     void *k_cache;         /* [n_layer][n_seq][n_head_kv][n_ctx] heads of kv_type (kv_head bytes each; */
     void *v_cache;         /*   model_llama.c kv_at) */

@@ -28,8 +28,8 @@ void kern_attn_ref(const kern_attn *a)
         int32_t n_keys = a->last[t] + 1;
         float *scores = a->work, *buf = a->work + n_keys;
         for (int32_t g = 0; g < a->n_grp; g++) {
-            const float *q = a->q + (size_t)t * (size_t)a->tok_stride + (size_t)g * (size_t)a->hd;
-            float *out = a->out + (size_t)t * (size_t)a->tok_stride + (size_t)g * (size_t)a->hd;
+            const float *q = a->q + kern_attn_row(a, t, g);
+            float *out = a->out + kern_attn_row(a, t, g);
             float maxs = -INFINITY;
             for (int32_t p = 0; p < n_keys; p++) {
                 const float *k = kv_row(a, a->k, p, buf);

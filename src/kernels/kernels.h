@@ -91,6 +91,11 @@ typedef struct kern_attn {
     float *work;
 } kern_attn;
 typedef void (*attn_fn)(const kern_attn *a);
+/* Offset in floats of row (t, g) in q and out. */
+static inline size_t kern_attn_row(const kern_attn *a, int32_t t, int32_t g)
+{
+    return (size_t)t * (size_t)a->tok_stride + (size_t)g * (size_t)a->hd;
+}
 /* The reference (generic.c): every score, the softmax, the weighted sum. */
 void kern_attn_ref(const kern_attn *a);
 

@@ -25,11 +25,6 @@
 
 /* ---------------------------------------------------------------- F32, F16, BF16 */
 
-static inline __m256 load_f16(const uint16_t *p)
-{
-    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
-}
-
 /* bf16 → f32 is a 16-bit shift. */
 static inline __m256 load_bf16(const uint16_t *p)
 {

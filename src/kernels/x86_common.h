@@ -50,6 +50,8 @@ static inline int32_t hsum_epi32(__m256i v)
 
 static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
+static inline __m256 load_f16(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+
 /* One-token decode streams every weight byte once. The hardware
  * prefetchers stop at each 4 KiB page and must notice the stream again,
  * so a kernel reading bytes p.. asks for the `lines` cache lines
