@@ -238,8 +238,7 @@ int32_t psi_sampler_sample(psi_sampler *s, const float *logits, int32_t n_vocab)
         }
         for (int32_t i = 0; i < n_vocab; i++)
             if (!isnan(logits[i]) && (double)logits[i] >= cut) c[n++] = (cand){logits[i], i};
-        if (!top_p && !min_p) return draw(s, c, n, maxl);
-        qsort(c, (size_t)n, sizeof *c, cand_cmp);
+        if (top_p || min_p) qsort(c, (size_t)n, sizeof *c, cand_cmp); /* else: a draw in id order */
     }
     if (p->top_p < 1.0f) {
         double cum = 0;
