@@ -91,6 +91,28 @@ static enum MHD_Result fail(srv_front *f, struct MHD_Connection *c, int status, 
     return respond_error(f, c, &e, retry_after);
 }
 
+/* 413: a body over --max-body. */
+static enum MHD_Result fail_too_large(srv_front *f, struct MHD_Connection *c)
+{
+    char msg[128];
+    snprintf(msg, sizeof msg, "the request body is larger than %ld bytes", f->cfg.max_body);
+    return fail(f, c, 413, "invalid_request_error", "request_too_large", msg, NULL);
+}
+
+/* 503, retry in a second: the models are still loading. */
+static enum MHD_Result fail_loading(srv_front *f, struct MHD_Connection *c)
+{
+    return fail(f, c, 503, "server_error", "model_loading", "the model is still loading", "1");
+}
+
+static bool front_ready(srv_front *f)
+{
+    pthread_mutex_lock(&f->lock);
+    bool ready = f->ready;
+    pthread_mutex_unlock(&f->lock);
+    return ready;
+}
+
 /* ---------------------------------------------------------------- auth */
 
 int http_load_keys(srv_front *fr)
@@ -268,10 +290,7 @@ static void stream_free(void *cls)
 
 static enum MHD_Result completion(srv_front *f, struct MHD_Connection *c, conn *cn)
 {
-    pthread_mutex_lock(&f->lock);
-    bool ready = f->ready;
-    pthread_mutex_unlock(&f->lock);
-    if (!ready) return fail(f, c, 503, "server_error", "model_loading", "the model is still loading", "1");
+    if (!front_ready(f)) return fail_loading(f, c);
     srv_request *r = calloc(1, sizeof *r);
     if (!r) return fail(f, c, 500, "server_error", NULL, "out of memory", NULL);
     r->refs = 1;
@@ -389,9 +408,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         unsigned long long announced = cl ? strtoull(cl, NULL, 10) : 0;
         if (announced > (unsigned long long)f->cfg.max_body &&
             ((expect && strcasestr(expect, "100-continue")) || announced / 16 > (unsigned long long)f->cfg.max_body)) {
-            char msg[128];
-            snprintf(msg, sizeof msg, "the request body is larger than %ld bytes", f->cfg.max_body);
-            return fail(f, c, 413, "invalid_request_error", "request_too_large", msg, NULL);
+            return fail_too_large(f, c);
         }
         if (!(cn = calloc(1, sizeof *cn))) return MHD_NO;
         cn->route = rt;
@@ -401,9 +418,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (*upload_size) {
         if (cn->too_big && (cn->dropped += *upload_size) / 16 > (size_t)f->cfg.max_body) {
-            char msg[128];
-            snprintf(msg, sizeof msg, "the request body is larger than %ld bytes", f->cfg.max_body);
-            return fail(f, c, 413, "invalid_request_error", "request_too_large", msg, NULL);
+            return fail_too_large(f, c);
         }
         if (!cn->too_big && cn->len + *upload_size > (size_t)f->cfg.max_body) {
             cn->too_big = true;
@@ -415,19 +430,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *upload_size = 0;
         return MHD_YES;
     }
-    if (cn->too_big) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "the request body is larger than %ld bytes", f->cfg.max_body);
-        return fail(f, c, 413, "invalid_request_error", "request_too_large", msg, NULL);
-    }
+    if (cn->too_big) return fail_too_large(f, c);
     switch (cn->route) {
-    case R_HEALTH: {
-        pthread_mutex_lock(&f->lock);
-        bool ready = f->ready;
-        pthread_mutex_unlock(&f->lock);
-        return ready ? respond(f, c, 200, "application/json", strdup("{\"status\":\"ok\"}"), NULL)
-                     : fail(f, c, 503, "server_error", "model_loading", "the model is still loading", "1");
-    }
+    case R_HEALTH:
+        return front_ready(f) ? respond(f, c, 200, "application/json", strdup("{\"status\":\"ok\"}"), NULL)
+                              : fail_loading(f, c);
     case R_METRICS: return respond(f, c, 200, "text/plain; version=0.0.4", api_metrics_text(f), NULL);
     case R_MODELS: return respond(f, c, 200, "application/json", api_models_json(f, cn->key, NULL), NULL);
     case R_MODEL_ONE: {
