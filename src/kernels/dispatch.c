@@ -73,16 +73,10 @@ static void fill_generic(kernels *k)
     }
 }
 
-/* The AVX-512 kernels have not yet run on AVX-512 hardware (the machines
- * psi is developed and tested on lack it): until test_kernels and
- * test_reference_avx512 have passed on such a CPU they are used only when
- * PSI_CPU=avx512 asks for them. */
-#define KERN_DEFAULT_MAX KERN_AVX2
-
 static kern_level parse_env(kern_level best)
 {
     const char *e = getenv("PSI_CPU");
-    if (!e || !*e) return best > KERN_DEFAULT_MAX ? KERN_DEFAULT_MAX : best;
+    if (!e || !*e) return best;
     for (int l = 0; l < KERN_LEVELS; l++) {
         if (strcmp(e, level_names[l]) != 0) continue;
         if (l <= (int)best) return (kern_level)l;

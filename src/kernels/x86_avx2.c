@@ -166,11 +166,6 @@ static void q8_0_from_f32(const float *src, void *dst, int64_t n)
         _mm256_storeu_si256((__m256i *)y[i].qs, q8_0_block(src + i * QK8_0, &y[i].d));
 }
 
-/* The activations of the multi-token Q8_0 and repacked Q4_0 kernels: a
- * Q8_0 block (the same quants, the scale as the float its fp16 stands for,
- * which no token then converts once per weight block) with 8·Σ quants,
- * the term the unsigned nibbles' offset of 8 adds to a Q4_0 row's sum. */
-typedef struct { float d; int32_t s8; int8_t qs[QK8_0]; } block_q8_0x;
 
 static size_t q8_0x_row(int64_t n) { return (size_t)(n / QK8_0) * sizeof(block_q8_0x); }
 
@@ -563,15 +558,6 @@ FLOAT_GEMM(gemm_f16, uint16_t, load_f16)
 
 /* ---------------------------------------------------------------- repacked Q4_0 (8 rows) */
 
-/* A group block: the 8 rows' fp16 scales, then their quant bytes in
- * 4-byte runs: run m of row r at 4·(8m + r) (byte j of a row holds values
- * j, low nibble, and j + 16, high). So vector m (32 bytes) holds bytes
- * 4m..4m+3 of every row, one row per 32-bit lane, and multiplies with the
- * matching 4 activation bytes broadcast to every lane.
- * Tried and dropped for Q8_0 (same layout, byte j = value j, sign trick
- * per vector): faster in isolation (bench_kernels) but in the model pp512
- * 32-41 against 44-46 tok/s without it, decode equal (PSI_REPACK=0 A/B). */
-typedef struct { uint16_t d[8]; uint8_t qs[8 * 16]; } block_q4_0x8;
 
 #define REPACK8(NAME, BT, GT, QBYTES)                                                                   \
     static void NAME(int64_t n, const void *src, size_t row_size, void *dst)                          \
@@ -596,82 +582,24 @@ typedef struct { uint16_t d[8]; uint8_t qs[8 * 16]; } block_q4_0x8;
     }
 REPACK8(repack8_q4_0, block_q4_0, block_q4_0x8, 16)
 
-static inline __m256i bcast4(const int8_t *p)
-{
-    int32_t v;
-    memcpy(&v, p, 4);
-    return _mm256_set1_epi32(v);
-}
 
-/* Per block and row: isum exact in integers, then sumf += (dx·dy)·isum
- * with a rounded product and sum, as types.c does (no FMA), so the result
- * is the reference's bit for bit. The nibbles are taken unsigned (0..15:
- * pair sums <= 3810, so 8 of them add in int16) and 8·Σy is subtracted. */
-static inline __attribute__((always_inline)) void gemm8_q4_0_body(int64_t n, const void *vx, const void *vy,
-                                                                  size_t ys, const int ny, float *out, int64_t os)
+/* The 8 rows' exact sums of a Q4_0 group block for one token: unsigned
+ * nibbles (0..15: pair sums <= 3810, so 8 of them add in int16); the
+ * caller subtracts 8·Σy and does the reference's float step (no FMA), so
+ * the result is the reference's bit for bit. */
+static inline __m256i q4_0x8_sums(const __m256i lo[4], const __m256i hi[4], const int8_t *yq)
 {
-    const block_q4_0x8 *x = vx;
-    const block_q8_0x *y[KERN_NY];
-    __m256 acc[KERN_NY];
-    PSI_UNROLL for (int t = 0; t < ny; t++) {
-        y[t] = (const block_q8_0x *)((const uint8_t *)vy + (size_t)t * ys);
-        acc[t] = _mm256_setzero_ps();
+    __m256i s = _mm256_setzero_si256();
+    for (int m = 0; m < 4; m++) {
+        s = _mm256_add_epi16(s, _mm256_maddubs_epi16(lo[m], bcast4(yq + 4 * m)));
+        s = _mm256_add_epi16(s, _mm256_maddubs_epi16(hi[m], bcast4(yq + 16 + 4 * m)));
     }
-    const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi16(1);
-    const int64_t nb = n / QK4_0;
-    for (int64_t i = 0; i < nb; i++) {
-        __m256i lo[4], hi[4];
-        if (ny == 1) PREFETCH_AHEAD(&x[i], 3); /* 144 bytes a block */
-        for (int m = 0; m < 4; m++) {
-            const __m256i v = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * m));
-            lo[m] = _mm256_and_si256(v, m4);
-            hi[m] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-        }
-        const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)x[i].d));
-        PSI_UNROLL for (int t = 0; t < ny; t++) {
-            const block_q8_0x *yb = &y[t][i];
-            __m256i s = _mm256_setzero_si256();
-            for (int m = 0; m < 4; m++) {
-                s = _mm256_add_epi16(s, _mm256_maddubs_epi16(lo[m], bcast4(yb->qs + 4 * m)));
-                s = _mm256_add_epi16(s, _mm256_maddubs_epi16(hi[m], bcast4(yb->qs + 16 + 4 * m)));
-            }
-            const __m256i isum = _mm256_sub_epi32(_mm256_madd_epi16(s, one), _mm256_set1_epi32(yb->s8));
-            const __m256 d = _mm256_mul_ps(dx, _mm256_set1_ps(yb->d));
-            acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(d, _mm256_cvtepi32_ps(isum)));
-        }
-    }
-    PSI_UNROLL for (int t = 0; t < ny; t++) _mm256_storeu_ps(out + t * os, acc[t]);
+    return _mm256_madd_epi16(s, _mm256_set1_epi16(1));
 }
+GEMM8_Q4_0(gemm8_q4_0, q4_0x8_sums)
 
 #undef REPACK8
 
-/* Repacked Q4_K and Q5_K: 8 rows' super-block i (as many bytes as the 8
- * rows): d[8], dmin[8]; the 6-bit scales and mins as lo[r][j] = low 4
- * bits of scale j | low 4 bits of min j << 4 (8 bytes per row) and one word
- * per row with the top 2 bits of scale j at bit 2j and of min j at
- * 16 + 2j; Q5_K's fifth bits qh in 4-byte runs (run k of row r at
- * 32k + 4r: bit 2c is value 64c + 4k + b's, bit 2c + 1 value
- * 64c + 32 + 4k + b's); then the quants in 4-byte runs as for Q4_0: run k
- * of sub-block pair c of row r at 256c + 32k + 4r (low nibbles: values
- * 64c + 4k.., sub-block 2c; high nibbles: 64c + 32 + 4k.., sub-block
- * 2c + 1). */
-typedef struct {
-    uint16_t d[8], dmin[8];
-    uint8_t lo[8][8];
-    uint32_t hi[8];
-    uint8_t qs[8 * 128];
-} block_q4_Kx8;
-typedef struct {
-    uint16_t d[8], dmin[8];
-    uint8_t lo[8][8];
-    uint32_t hi[8];
-    uint8_t qh[8 * 32];
-    uint8_t qs[8 * 128];
-} block_q5_Kx8;
-
-_Static_assert(sizeof(block_q4_0x8) == 8 * sizeof(block_q4_0), "repacked in place: same size");
-_Static_assert(sizeof(block_q4_Kx8) == 8 * sizeof(block_q4_K), "repacked in place: same size");
-_Static_assert(sizeof(block_q5_Kx8) == 8 * sizeof(block_q5_K), "repacked in place: same size");
 
 /* The fields both layouts share, for row r of super-block b. */
 #define KX8_COMMON(G, B, R)                                                                              \
@@ -712,57 +640,8 @@ static void repack8_q5_K(int64_t n, const void *src, size_t row_size, void *dst)
 }
 #undef KX8_COMMON
 
-/* Scales as int16 pairs (sc, sc) per lane (row), mins as pairs
- * (m_2p, m_2p+1). */
-static inline void kx8_scales(const uint8_t lo[8][8], const uint32_t *hi, __m256i sc[8], __m256i mp[4])
-{
-    const __m256i k15 = _mm256_set1_epi32(15), k3 = _mm256_set1_epi32(3);
-    const __m256i l0 = _mm256_loadu_si256((const __m256i *)&lo[0][0]); /* rows 0-3, 8 bytes each */
-    const __m256i l1 = _mm256_loadu_si256((const __m256i *)&lo[4][0]); /* rows 4-7 */
-    /* lane r: bytes j = 0..3 (w0) and 4..7 (w1) of row r */
-    const __m256i idx0 = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6), idx1 = _mm256_setr_epi32(1, 3, 5, 7, 1, 3, 5, 7);
-    const __m256i w0 =
-        _mm256_blend_epi32(_mm256_permutevar8x32_epi32(l0, idx0), _mm256_permutevar8x32_epi32(l1, idx0), 0xf0);
-    const __m256i w1 =
-        _mm256_blend_epi32(_mm256_permutevar8x32_epi32(l0, idx1), _mm256_permutevar8x32_epi32(l1, idx1), 0xf0);
-    const __m256i hw = _mm256_loadu_si256((const __m256i *)hi);
-    __m256i mj[8];
-    for (int j = 0; j < 8; j++) {
-        const __m256i lob = _mm256_srl_epi32(j < 4 ? w0 : w1, _mm_cvtsi32_si128(8 * (j % 4)));
-        const __m256i sh = _mm256_and_si256(_mm256_srl_epi32(hw, _mm_cvtsi32_si128(2 * j)), k3);
-        const __m256i mh = _mm256_and_si256(_mm256_srl_epi32(hw, _mm_cvtsi32_si128(16 + 2 * j)), k3);
-        const __m256i s6 = _mm256_or_si256(_mm256_and_si256(lob, k15), _mm256_slli_epi32(sh, 4));
-        mj[j] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(lob, 4), k15), _mm256_slli_epi32(mh, 4));
-        sc[j] = _mm256_or_si256(s6, _mm256_slli_epi32(s6, 16));
-    }
-    for (int p = 0; p < 4; p++) mp[p] = _mm256_or_si256(mj[2 * p], _mm256_slli_epi32(mj[2 * p + 1], 16));
-}
 
-/* Vector v = 8c + k of the quants: low nibbles (sub-block 2c) and high
- * nibbles (2c + 1) of run k, with Q5_K's fifth bits (five) from qh. */
-static inline __attribute__((always_inline)) void kx8_quants(const uint8_t *qs, const uint8_t *qh, int v, int five,
-                                                            __m256i *lo, __m256i *hi)
-{
-    const __m256i m4 = _mm256_set1_epi8(0x0f);
-    const __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * v));
-    *lo = _mm256_and_si256(q, m4);
-    *hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-    if (five) {
-        const int c = v / 8, k = v % 8;
-        const __m256i one = _mm256_set1_epi8(1);
-        const __m256i h = _mm256_loadu_si256((const __m256i *)(qh + 32 * k));
-        const __m256i h0 = _mm256_and_si256(_mm256_srl_epi16(h, _mm_cvtsi32_si128(2 * c)), one);
-        const __m256i h1 = _mm256_and_si256(_mm256_srl_epi16(h, _mm_cvtsi32_si128(2 * c + 1)), one);
-        *lo = _mm256_or_si256(*lo, _mm256_slli_epi16(h0, 4));
-        *hi = _mm256_or_si256(*hi, _mm256_slli_epi16(h1, 4));
-    }
-}
 
-/* gemm8_q4_K's and gemm8_q5_K's activations: a Q8_K block with, instead
- * of the 16 group sums, the sums of sub-blocks 2p and 2p + 1 (32 values
- * each, |sum| <= 4064) as the int16 pair of word p, what the mins
- * multiply. */
-typedef struct { float d; int32_t bj[4]; int8_t qs[QK_K]; } block_q8_Kx;
 
 static size_t q8_Kx_row(int64_t n) { return (size_t)(n / QK_K) * sizeof(block_q8_Kx); }
 
@@ -781,96 +660,35 @@ static void q8_Kx_from_f32(const float *src, void *dst, int64_t n)
     }
 }
 
-/* Per row (lane): isum = Σ_j sc_j·Σ q·y and msum = Σ_j m_j·(bsums of
- * sub-block j), exact (int16 lanes sum at most 8 Q4_K or 4 Q5_K pair
- * products: <= 8·2·15·127, 4·2·31·127), then sumf += d·isum - dmin·msum
- * with d = y.d·dx, dmin = y.d·dmx, in the reference's order (types.c
- * kq_dot_block): bit for bit. Several tokens read the unpacked quants from
- * L1. FIVE: Q5_K (fifth bits from qh). */
-#define KX8_GEMM(NAME, GT, FIVE)                                                                                 \
-    static inline __attribute__((always_inline)) void NAME##_body(int64_t n, const void *vx, const void *vy,    \
-                                                                  size_t ys, const int ny, float *out,          \
-                                                                  int64_t os)                                   \
-    {                                                                                                            \
-        const GT *x = vx;                                                                                        \
-        const block_q8_Kx *y[KERN_NY];                                                                           \
-        __m256 acc[KERN_NY];                                                                                     \
-        PSI_UNROLL for (int t = 0; t < ny; t++) {                                                                \
-            y[t] = (const block_q8_Kx *)((const uint8_t *)vy + (size_t)t * ys);                                  \
-            acc[t] = _mm256_setzero_ps();                                                                        \
-        }                                                                                                        \
-        const int64_t nb = n / QK_K;                                                                             \
-        for (int64_t i = 0; i < nb; i++) {                                                                       \
-            const GT *b = &x[i];                                                                                 \
-            if (ny == 1) PREFETCH_AHEAD(b, (int)(sizeof *b + 63) / 64);                                          \
-            __m256i sc[8], mp[4];                                                                                \
-            kx8_scales(b->lo, b->hi, sc, mp);                                                                    \
-            const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->d));                           \
-            const __m256 dmx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->dmin));                       \
-            __m256i nib[64]; /* [c][k][lo, hi]: several tokens read them from L1 */                              \
-            if (ny > 1)                                                                                          \
-                for (int v = 0; v < 32; v++) kx8_quants(b->qs, KX8_QH(b), v, FIVE, &nib[2 * v], &nib[2 * v + 1]); \
-            PSI_UNROLL for (int t = 0; t < ny; t++) {                                                            \
-                const block_q8_Kx *yb = &y[t][i];                                                                \
-                __m256i isum = _mm256_setzero_si256();                                                           \
-                for (int c = 0; c < 4; c++)                                                                      \
-                    for (int k0 = 0; k0 < 8; k0 += (FIVE) ? 4 : 8) {                                             \
-                        __m256i sl = _mm256_setzero_si256(), sh = _mm256_setzero_si256();                        \
-                        for (int k = k0; k < k0 + ((FIVE) ? 4 : 8); k++) {                                       \
-                            const int v = 8 * c + k;                                                             \
-                            __m256i ql, qh;                                                                      \
-                            if (ny > 1) {                                                                        \
-                                ql = nib[2 * v];                                                                 \
-                                qh = nib[2 * v + 1];                                                             \
-                            } else {                                                                             \
-                                kx8_quants(b->qs, KX8_QH(b), v, FIVE, &ql, &qh);                                 \
-                            }                                                                                    \
-                            sl = _mm256_add_epi16(sl, _mm256_maddubs_epi16(ql, bcast4(yb->qs + 64 * c + 4 * k))); \
-                            sh = _mm256_add_epi16(sh, _mm256_maddubs_epi16(qh, bcast4(yb->qs + 64 * c + 32 + 4 * k))); \
-                        }                                                                                        \
-                        isum = _mm256_add_epi32(isum, _mm256_add_epi32(_mm256_madd_epi16(sl, sc[2 * c]),         \
-                                                                       _mm256_madd_epi16(sh, sc[2 * c + 1])));   \
-                    }                                                                                            \
-                __m256i msum = _mm256_setzero_si256();                                                           \
-                PSI_UNROLL for (int p = 0; p < 4; p++)                                                           \
-                    msum = _mm256_add_epi32(msum, _mm256_madd_epi16(mp[p], _mm256_set1_epi32(yb->bj[p])));       \
-                const __m256 yd = _mm256_set1_ps(yb->d);                                                         \
-                const __m256 d = _mm256_mul_ps(yd, dx), dmin = _mm256_mul_ps(yd, dmx);                           \
-                const __m256 r = _mm256_sub_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(isum)),                       \
-                                               _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(msum)));                   \
-                acc[t] = _mm256_add_ps(acc[t], r);                                                               \
-            }                                                                                                    \
-        }                                                                                                        \
-        PSI_UNROLL for (int t = 0; t < ny; t++) _mm256_storeu_ps(out + t * os, acc[t]);                          \
-    }
+/* Per row (lane): isum = Σ_j sc_j·Σ q·y, exact (int16 lanes sum at most
+ * 8 Q4_K or 4 Q5_K pair products: <= 8·2·15·127, 4·2·31·127); the caller
+ * adds the mins and does the reference's float steps (types.c
+ * kq_dot_block): bit for bit. */
+static inline __attribute__((always_inline)) __m256i kx8_isum(const uint8_t *qs, const uint8_t *qh,
+                                                              const __m256i *nib, const int five, const int8_t *yq,
+                                                              const __m256i sc[8])
+{
+    __m256i isum = _mm256_setzero_si256();
+    for (int c = 0; c < 4; c++)
+        for (int k0 = 0; k0 < 8; k0 += five ? 4 : 8) {
+            __m256i sl = _mm256_setzero_si256(), sh = _mm256_setzero_si256();
+            for (int k = k0; k < k0 + (five ? 4 : 8); k++) {
+                __m256i ql, qv;
+                kx8_pair(qs, qh, nib, 8 * c + k, five, &ql, &qv);
+                sl = _mm256_add_epi16(sl, _mm256_maddubs_epi16(ql, bcast4(yq + 64 * c + 4 * k)));
+                sh = _mm256_add_epi16(sh, _mm256_maddubs_epi16(qv, bcast4(yq + 64 * c + 32 + 4 * k)));
+            }
+            isum = _mm256_add_epi32(isum, _mm256_add_epi32(_mm256_madd_epi16(sl, sc[2 * c]),
+                                                           _mm256_madd_epi16(sh, sc[2 * c + 1])));
+        }
+    return isum;
+}
+KX8_GEMM(gemm8_q4_K, block_q4_Kx8, 0, b->qs, 0, kx8_isum)
+KX8_GEMM(gemm8_q5_K, block_q5_Kx8, 1, b->qh, 0, kx8_isum)
 
-#define KX8_QH(b) ((const uint8_t *)(b)->qs) /* Q4_K: never read */
-KX8_GEMM(gemm8_q4_K, block_q4_Kx8, 0)
-#undef KX8_QH
-#define KX8_QH(b) ((b)->qh)
-KX8_GEMM(gemm8_q5_K, block_q5_Kx8, 1)
-#undef KX8_QH
-#undef KX8_GEMM
-
-/* A group's 8 rows are 8 consecutive outputs of each token. */
-#define GEMM8_DISPATCH(NAME)                                                                                    \
-    static void NAME(int64_t n, const void *vx, const void *vy, size_t ys, int ny, float *out, int64_t os)     \
-    {                                                                                                           \
-        switch (ny) {                                                                                           \
-        case 1: NAME##_body(n, vx, vy, ys, 1, out, os); break;                                                  \
-        case 2: NAME##_body(n, vx, vy, ys, 2, out, os); break;                                                  \
-        case 3: NAME##_body(n, vx, vy, ys, 3, out, os); break;                                                  \
-        case 4: NAME##_body(n, vx, vy, ys, 4, out, os); break;                                                  \
-        case 5: NAME##_body(n, vx, vy, ys, 5, out, os); break;                                                  \
-        case 6: NAME##_body(n, vx, vy, ys, 6, out, os); break;                                                  \
-        case 7: NAME##_body(n, vx, vy, ys, 7, out, os); break;                                                  \
-        default: NAME##_body(n, vx, vy, ys, 8, out, os); break;                                                 \
-        }                                                                                                       \
-    }
 GEMM8_DISPATCH(gemm8_q4_0)
 GEMM8_DISPATCH(gemm8_q4_K)
 GEMM8_DISPATCH(gemm8_q5_K)
-#undef GEMM8_DISPATCH
 
 /* ---------------------------------------------------------------- table */
 

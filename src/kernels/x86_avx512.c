@@ -4,14 +4,28 @@
  * dispatch.c installs them over the AVX2 table (the quantizers stay AVX2)
  * when the CPU has them and the OS saves the ZMM and opmask state.
  *
- * The int8 products use VNNI's vpdpbusd on 256-bit vectors (one Q8_0 block
- * each; u8 × s8 quadruples summed into int32, no int16 saturation step).
- * Same results as the reference up to float reassociation; Q6_K×Q8_K bit
- * for bit. The float types (F32, F16, BF16) keep the AVX2 kernels: their
- * single-token products are bound by memory bandwidth, and their
- * multi-token ones by FMA throughput, which 512-bit vectors do not double
- * on every AVX-512 CPU. As on AVX2, vec_dot is vec_dot_ny with one token,
- * so results do not depend on the batch.
+ * Measured on such a CPU (a 16-core Sapphire Rapids-class Xeon,
+ * 2026-11-27; bench_kernels one thread, n 2048, 8 tokens; `psi bench -t 2`
+ * on the Llama-3.2-1B shape): the repacked tiles (gemm8) with VNNI's
+ * vpdpbusd, which sums u8 × s8 quadruples straight into int32 — Q4_0 68.5
+ * against AVX2's 56.0 GMAC/s (model pp512 116-137 against 93-112 tok/s),
+ * Q5_K 59.3 against 56.4, Q4_K level (65.4 / 67.0 in cache, 50.3 / 49.7
+ * from memory) — and the Q4_0 rows (a little ahead). VNNI versions of the
+ * Q8_0 rows (17.0 against 19.6 GMAC/s; decode equal) and of Q6_K (29.4
+ * against 41.3: one vpmulld per 32 values where AVX2 folds the scale into
+ * vpmaddwd) were slower and were removed; the float types keep the AVX2
+ * kernels too. The tiles give the reference's results bit for bit (the
+ * same integer sums, the float steps in its order); the Q4_0 rows, like
+ * AVX2's, add in another order. On that CPU test_kernels passed on every
+ * path and test_reference's Q4_0 and Q4_K_M cases matched as on AVX2, so
+ * dispatch.c uses this table wherever the CPU has it.
+ * Tried there and dropped: AMX (TDPBSUD) for the same repacked Q4_0 tile,
+ * one 8 × ny tile product per 32-value block with the int32 sums stored
+ * and scaled as here — bit for bit right, but 42-52 against 63-72
+ * GMAC/s, model pp512 81-93 against 114-130 tok/s: tile configuration,
+ * the store of every block's sums and a unit a quarter used cost more
+ * than the products. AMX needs 16 × 16 tiles over several blocks (a tile
+ * interface of its own), not this one.
  */
 #include "kernels.h"
 
@@ -22,41 +36,13 @@
 #include "x86_common.h"
 
 
-/* ---------------------------------------------------------------- Q8_0, Q4_0 */
+/* ---------------------------------------------------------------- Q4_0 rows */
 
 /* 8 int32 lanes of Σ x·y over byte quadruples (x, y signed, |y| <= 127):
  * |x| (unsigned) times y carrying x's sign. */
 static inline __m256i dot_i8(__m256i x, __m256i y)
 {
     return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
-}
-
-static inline __attribute__((always_inline)) void
-vec_dot_ny_q8_0_q8_0_body(int64_t n, float *out, int64_t os, const void *vx, const void *vy, size_t ys, const int ny)
-{
-    const block_q8_0 *x = vx;
-    const block_q8_0 *y[KERN_NY];
-    __m256 acc[KERN_NY];
-    for (int t = 0; t < ny; t++) {
-        y[t] = (const block_q8_0 *)((const uint8_t *)vy + (size_t)t * ys);
-        acc[t] = _mm256_setzero_ps();
-    }
-    const int64_t nb = n / QK8_0;
-    for (int64_t i = 0; i < nb; i++) {
-        const __m256i xq = _mm256_loadu_si256((const __m256i *)x[i].qs);
-        const float dx = h2f(x[i].d);
-        PSI_UNROLL for (int t = 0; t < ny; t++) {
-            const __m256i p = dot_i8(xq, _mm256_loadu_si256((const __m256i *)y[t][i].qs));
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dx * h2f(y[t][i].d)), _mm256_cvtepi32_ps(p), acc[t]);
-        }
-    }
-    for (int t = 0; t < ny; t++) out[t * os] = hsum_ps(acc[t]);
-}
-NY_DISPATCH(vec_dot_ny_q8_0_q8_0)
-
-static void vec_dot_q8_0_q8_0(int64_t n, float *out, const void *vx, const void *vy)
-{
-    vec_dot_ny_q8_0_q8_0_body(n, out, 1, vx, vy, 0, 1);
 }
 
 static inline __attribute__((always_inline)) void
@@ -71,6 +57,7 @@ vec_dot_ny_q4_0_q8_0_body(int64_t n, float *out, int64_t os, const void *vx, con
     }
     const int64_t nb = n / QK4_0;
     for (int64_t i = 0; i < nb; i++) {
+        if (ny == 1) PREFETCH_AHEAD(&x[i], 1);
         const __m256i xq = q4_0_unpack(x[i].qs);
         const float dx = h2f(x[i].d);
         PSI_UNROLL for (int t = 0; t < ny; t++) {
@@ -87,70 +74,63 @@ static void vec_dot_q4_0_q8_0(int64_t n, float *out, const void *vx, const void 
     vec_dot_ny_q4_0_q8_0_body(n, out, 1, vx, vy, 0, 1);
 }
 
-/* ---------------------------------------------------------------- Q6_K */
+/* ---------------------------------------------------------------- repacked groups of 8 rows */
 
-/* As x86_avx2.c: quants + 32 (unsigned) in value order, 32 per vector;
- * vpdpbusd sums quadruples, so lanes 0..3 of a vector's products belong to
- * its first 16-value group and lanes 4..7 to the second: the int32 scale
- * vector is [s_a ×4, s_b ×4]. */
-static inline void q6_K_unpack(const block_q6_K *b, __m256i q[8], __m256i sc[8])
+/* The AVX2 gemm8 kernels' products on the same repacked bytes and
+ * activations (x86_common.h), with vpdpbusd summing each quadruple
+ * straight into int32: the AVX2 kernels need maddubs, int16 adds and a
+ * madd for that. The integer sums are the same exact numbers, and the
+ * float steps the same operations, so the results are the AVX2 kernels'
+ * (and the reference's) bit for bit. */
+static inline __m256i q4_0x8_sums(const __m256i lo[4], const __m256i hi[4], const int8_t *yq)
 {
-    q6_K_half(b, 0, q);
-    q6_K_half(b, 1, q + 4);
-    for (int c = 0; c < 8; c++)
-        sc[c] = _mm256_set_m128i(_mm_set1_epi32(b->scales[2 * c + 1]), _mm_set1_epi32(b->scales[2 * c]));
-}
-
-static inline __attribute__((always_inline)) void
-vec_dot_ny_q6_K_q8_K_body(int64_t n, float *out, int64_t os, const void *vx, const void *vy, size_t ys, const int ny)
-{
-    const block_q6_K *x = vx;
-    const block_q8_K *y[KERN_NY];
-    float sumf[KERN_NY];
-    for (int t = 0; t < ny; t++) {
-        y[t] = (const block_q8_K *)((const uint8_t *)vy + (size_t)t * ys);
-        sumf[t] = 0.0f;
+    __m256i s = _mm256_setzero_si256();
+    for (int m = 0; m < 4; m++) {
+        s = _mm256_dpbusd_epi32(s, lo[m], bcast4(yq + 4 * m));
+        s = _mm256_dpbusd_epi32(s, hi[m], bcast4(yq + 16 + 4 * m));
     }
-    const int64_t nb = n / QK_K;
-    __m256i q[8], sc[8];
-    for (int64_t i = 0; i < nb; i++) {
-        q6_K_unpack(&x[i], q, sc);
-        const __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
-        const float dx = h2f(x[i].d);
-        PSI_UNROLL for (int t = 0; t < ny; t++) {
-            const block_q8_K *yb = &y[t][i];
-            __m256i acc = _mm256_setzero_si256();
-            for (int c = 0; c < 8; c++) {
-                const __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), q[c],
-                                                      _mm256_loadu_si256((const __m256i *)(yb->qs + 32 * c)));
-                acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(p, sc[c]));
-            }
-            const __m256i bs = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)yb->bsums), s16);
-            const int32_t isum = hsum_epi32(acc) - 32 * hsum_epi32(bs);
-            sumf[t] += yb->d * dx * (float)isum;
+    return s;
+}
+GEMM8_Q4_0(gemm8_q4_0, q4_0x8_sums)
+
+/* Q4_K/Q5_K: a sub-block's 32 products per row summed in int32 by
+ * vpdpbusd (|sum| <= 32·31·127), times its 6-bit scale as int32
+ * (vpmulld), so no int16 partial sums and no 4-vector runs for Q5_K. */
+static inline __attribute__((always_inline)) __m256i kx8_isum(const uint8_t *qs, const uint8_t *qh,
+                                                              const __m256i *nib, const int five, const int8_t *yq,
+                                                              const __m256i sc[8])
+{
+    __m256i isum = _mm256_setzero_si256();
+    PSI_UNROLL for (int c = 0; c < 4; c++) {
+        __m256i sl = _mm256_setzero_si256(), sh = _mm256_setzero_si256();
+        PSI_UNROLL for (int k = 0; k < 8; k++) {
+            __m256i ql, qv;
+            kx8_pair(qs, qh, nib, 8 * c + k, five, &ql, &qv);
+            sl = _mm256_dpbusd_epi32(sl, ql, bcast4(yq + 64 * c + 4 * k));
+            sh = _mm256_dpbusd_epi32(sh, qv, bcast4(yq + 64 * c + 32 + 4 * k));
         }
+        isum = _mm256_add_epi32(isum, _mm256_add_epi32(_mm256_mullo_epi32(sl, sc[2 * c]),
+                                                       _mm256_mullo_epi32(sh, sc[2 * c + 1])));
     }
-    for (int t = 0; t < ny; t++) out[t * os] = sumf[t];
+    return isum;
 }
-NY_DISPATCH(vec_dot_ny_q6_K_q8_K)
+KX8_GEMM(gemm8_q4_K, block_q4_Kx8, 0, b->qs, 1, kx8_isum)
+KX8_GEMM(gemm8_q5_K, block_q5_Kx8, 1, b->qh, 1, kx8_isum)
 
-static void vec_dot_q6_K_q8_K(int64_t n, float *out, const void *vx, const void *vy)
-{
-    vec_dot_ny_q6_K_q8_K_body(n, out, 1, vx, vy, 0, 1);
-}
+GEMM8_DISPATCH(gemm8_q4_0)
+GEMM8_DISPATCH(gemm8_q4_K)
+GEMM8_DISPATCH(gemm8_q5_K)
 
 /* ---------------------------------------------------------------- table */
 
 void kernels_fill_avx512(kernels *k)
 {
-    k->t[PSI_TYPE_Q8_0].vec_dot = vec_dot_q8_0_q8_0;
-    k->t[PSI_TYPE_Q8_0].vec_dot_ny = vec_dot_ny_q8_0_q8_0;
-    k->t[PSI_TYPE_Q8_0].ny_from_float = NULL; /* this one reads plain Q8_0 blocks */
-    k->t[PSI_TYPE_Q8_0].ny_act_row = NULL;
     k->t[PSI_TYPE_Q4_0].vec_dot = vec_dot_q4_0_q8_0;
     k->t[PSI_TYPE_Q4_0].vec_dot_ny = vec_dot_ny_q4_0_q8_0;
-    k->t[PSI_TYPE_Q6_K].vec_dot = vec_dot_q6_K_q8_K;
-    k->t[PSI_TYPE_Q6_K].vec_dot_ny = vec_dot_ny_q6_K_q8_K;
+    /* the AVX2 repacking and activation layouts stay */
+    k->t[PSI_TYPE_Q4_0].gemm8 = gemm8_q4_0;
+    k->t[PSI_TYPE_Q4_K].gemm8 = gemm8_q4_K;
+    k->t[PSI_TYPE_Q5_K].gemm8 = gemm8_q5_K;
 }
 
 #else

@@ -1,14 +1,16 @@
 /*
  * x86_common.h — helpers both x86 kernel files share: horizontal sums in
  * the reference's order, fp16 loads, the ny dispatch of multi-token
- * kernels, and the Q4_0 and Q6_K quant unpacking. Included only by files
- * built with AVX2 (or later) enabled.
+ * kernels, the Q4_0 and Q6_K quant unpacking, and the repacked 8-row
+ * layouts of the gemm8 kernels. Included only by files built with AVX2 (or
+ * later) enabled.
  */
 #ifndef PSI_X86_COMMON_H
 #define PSI_X86_COMMON_H
 
 #include <immintrin.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "types.h"
 
@@ -91,5 +93,245 @@ static inline void q6_K_half(const block_q6_K *b, int h, __m256i q[4])
     q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), h2);
     q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), h3);
 }
+
+/* ---------------------------------------------------------------- repacked layouts
+ * The activation layouts and the 8-row weight groups of the gemm8 kernels
+ * (kernels.h): x86_avx2.c repacks and computes them, x86_avx512.c has
+ * VNNI versions of the same products on the same bytes. */
+
+/* The activations of the multi-token Q8_0 and repacked Q4_0 kernels: a
+ * Q8_0 block (the same quants, the scale as the float its fp16 stands for,
+ * which no token then converts once per weight block) with 8·Σ quants,
+ * the term the unsigned nibbles' offset of 8 adds to a Q4_0 row's sum. */
+typedef struct { float d; int32_t s8; int8_t qs[QK8_0]; } block_q8_0x;
+
+/* A group block: the 8 rows' fp16 scales, then their quant bytes in
+ * 4-byte runs: run m of row r at 4·(8m + r) (byte j of a row holds values
+ * j, low nibble, and j + 16, high). So vector m (32 bytes) holds bytes
+ * 4m..4m+3 of every row, one row per 32-bit lane, and multiplies with the
+ * matching 4 activation bytes broadcast to every lane.
+ * Tried and dropped for Q8_0 (same layout, byte j = value j, sign trick
+ * per vector): faster in isolation (bench_kernels) but in the model pp512
+ * 32-41 against 44-46 tok/s without it, decode equal (PSI_REPACK=0 A/B). */
+typedef struct { uint16_t d[8]; uint8_t qs[8 * 16]; } block_q4_0x8;
+
+static inline __m256i bcast4(const int8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+
+/* Repacked Q4_K and Q5_K: 8 rows' super-block i (as many bytes as the 8
+ * rows): d[8], dmin[8]; the 6-bit scales and mins as lo[r][j] = low 4
+ * bits of scale j | low 4 bits of min j << 4 (8 bytes per row) and one word
+ * per row with the top 2 bits of scale j at bit 2j and of min j at
+ * 16 + 2j; Q5_K's fifth bits qh in 4-byte runs (run k of row r at
+ * 32k + 4r: bit 2c is value 64c + 4k + b's, bit 2c + 1 value
+ * 64c + 32 + 4k + b's); then the quants in 4-byte runs as for Q4_0: run k
+ * of sub-block pair c of row r at 256c + 32k + 4r (low nibbles: values
+ * 64c + 4k.., sub-block 2c; high nibbles: 64c + 32 + 4k.., sub-block
+ * 2c + 1). */
+typedef struct {
+    uint16_t d[8], dmin[8];
+    uint8_t lo[8][8];
+    uint32_t hi[8];
+    uint8_t qs[8 * 128];
+} block_q4_Kx8;
+typedef struct {
+    uint16_t d[8], dmin[8];
+    uint8_t lo[8][8];
+    uint32_t hi[8];
+    uint8_t qh[8 * 32];
+    uint8_t qs[8 * 128];
+} block_q5_Kx8;
+
+_Static_assert(sizeof(block_q4_0x8) == 8 * sizeof(block_q4_0), "repacked in place: same size");
+_Static_assert(sizeof(block_q4_Kx8) == 8 * sizeof(block_q4_K), "repacked in place: same size");
+_Static_assert(sizeof(block_q5_Kx8) == 8 * sizeof(block_q5_K), "repacked in place: same size");
+
+/* Scales as int16 pairs (sc, sc) per lane (row), mins as pairs
+ * (m_2p, m_2p+1). */
+static inline void kx8_scales(const uint8_t lo[8][8], const uint32_t *hi, __m256i sc[8], __m256i mp[4])
+{
+    const __m256i k15 = _mm256_set1_epi32(15), k3 = _mm256_set1_epi32(3);
+    const __m256i l0 = _mm256_loadu_si256((const __m256i *)&lo[0][0]); /* rows 0-3, 8 bytes each */
+    const __m256i l1 = _mm256_loadu_si256((const __m256i *)&lo[4][0]); /* rows 4-7 */
+    /* lane r: bytes j = 0..3 (w0) and 4..7 (w1) of row r */
+    const __m256i idx0 = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6), idx1 = _mm256_setr_epi32(1, 3, 5, 7, 1, 3, 5, 7);
+    const __m256i w0 =
+        _mm256_blend_epi32(_mm256_permutevar8x32_epi32(l0, idx0), _mm256_permutevar8x32_epi32(l1, idx0), 0xf0);
+    const __m256i w1 =
+        _mm256_blend_epi32(_mm256_permutevar8x32_epi32(l0, idx1), _mm256_permutevar8x32_epi32(l1, idx1), 0xf0);
+    const __m256i hw = _mm256_loadu_si256((const __m256i *)hi);
+    __m256i mj[8];
+    for (int j = 0; j < 8; j++) {
+        const __m256i lob = _mm256_srl_epi32(j < 4 ? w0 : w1, _mm_cvtsi32_si128(8 * (j % 4)));
+        const __m256i sh = _mm256_and_si256(_mm256_srl_epi32(hw, _mm_cvtsi32_si128(2 * j)), k3);
+        const __m256i mh = _mm256_and_si256(_mm256_srl_epi32(hw, _mm_cvtsi32_si128(16 + 2 * j)), k3);
+        const __m256i s6 = _mm256_or_si256(_mm256_and_si256(lob, k15), _mm256_slli_epi32(sh, 4));
+        mj[j] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(lob, 4), k15), _mm256_slli_epi32(mh, 4));
+        sc[j] = _mm256_or_si256(s6, _mm256_slli_epi32(s6, 16));
+    }
+    for (int p = 0; p < 4; p++) mp[p] = _mm256_or_si256(mj[2 * p], _mm256_slli_epi32(mj[2 * p + 1], 16));
+}
+
+/* Vector v = 8c + k of the quants: low nibbles (sub-block 2c) and high
+ * nibbles (2c + 1) of run k, with Q5_K's fifth bits (five) from qh. */
+static inline __attribute__((always_inline)) void kx8_quants(const uint8_t *qs, const uint8_t *qh, int v, int five,
+                                                            __m256i *lo, __m256i *hi)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    const __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * v));
+    *lo = _mm256_and_si256(q, m4);
+    *hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+    if (five) {
+        const int c = v / 8, k = v % 8;
+        const __m256i one = _mm256_set1_epi8(1);
+        const __m256i h = _mm256_loadu_si256((const __m256i *)(qh + 32 * k));
+        const __m256i h0 = _mm256_and_si256(_mm256_srl_epi16(h, _mm_cvtsi32_si128(2 * c)), one);
+        const __m256i h1 = _mm256_and_si256(_mm256_srl_epi16(h, _mm_cvtsi32_si128(2 * c + 1)), one);
+        *lo = _mm256_or_si256(*lo, _mm256_slli_epi16(h0, 4));
+        *hi = _mm256_or_si256(*hi, _mm256_slli_epi16(h1, 4));
+    }
+}
+
+/* gemm8_q4_K's and gemm8_q5_K's activations: a Q8_K block with, instead
+ * of the 16 group sums, the sums of sub-blocks 2p and 2p + 1 (32 values
+ * each, |sum| <= 4064) as the int16 pair of word p, what the mins
+ * multiply. */
+typedef struct { float d; int32_t bj[4]; int8_t qs[QK_K]; } block_q8_Kx;
+
+/* The 4 vectors of a Q4_0 group block as unsigned nibbles: lo[m] holds
+ * values 4m..4m+3 of every row, hi[m] values 16 + 4m.. */
+static inline void q4_0x8_nibbles(const block_q4_0x8 *b, __m256i lo[4], __m256i hi[4])
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    for (int m = 0; m < 4; m++) {
+        const __m256i v = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * m));
+        lo[m] = _mm256_and_si256(v, m4);
+        hi[m] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+    }
+}
+
+/* One token's float step for a Q4_0 group block, s the 8 rows' exact sums
+ * of nibble × quant: isum = s - 8·Σy, then acc + (dx·dy)·isum with a
+ * rounded product and sum (no FMA), as types.c does. */
+static inline __m256 q4_0x8_step(__m256 acc, __m256 dx, const block_q8_0x *yb, __m256i s)
+{
+    const __m256i isum = _mm256_sub_epi32(s, _mm256_set1_epi32(yb->s8));
+    const __m256 d = _mm256_mul_ps(dx, _mm256_set1_ps(yb->d));
+    return _mm256_add_ps(acc, _mm256_mul_ps(d, _mm256_cvtepi32_ps(isum)));
+}
+
+/* One token's step for a Q4_K/Q5_K group super-block, isum the 8 rows'
+ * exact scaled sums: the mins (msum = Σ_j m_j·bsums of sub-block j), then
+ * acc + (d·isum - dmin·msum) with d = y.d·dx, dmin = y.d·dmx, in types.c
+ * kq_dot_block's order. */
+static inline __m256 kx8_step(__m256 acc, __m256 dx, __m256 dmx, const __m256i mp[4], const block_q8_Kx *yb,
+                              __m256i isum)
+{
+    __m256i msum = _mm256_setzero_si256();
+    for (int p = 0; p < 4; p++) msum = _mm256_add_epi32(msum, _mm256_madd_epi16(mp[p], _mm256_set1_epi32(yb->bj[p])));
+    const __m256 yd = _mm256_set1_ps(yb->d);
+    const __m256 d = _mm256_mul_ps(yd, dx), dmin = _mm256_mul_ps(yd, dmx);
+    return _mm256_add_ps(acc, _mm256_sub_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(isum)),
+                                            _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(msum))));
+}
+
+/* Quant vectors v of a group super-block: from nib, unpacked once for
+ * several tokens, or (nib NULL: one token) unpacked now. */
+static inline __attribute__((always_inline)) void kx8_pair(const uint8_t *qs, const uint8_t *qh, const __m256i *nib,
+                                                          int v, int five, __m256i *lo, __m256i *hi)
+{
+    if (nib) {
+        *lo = nib[2 * v];
+        *hi = nib[2 * v + 1];
+    } else {
+        kx8_quants(qs, qh, v, five, lo, hi);
+    }
+}
+
+/* The repacked tiles (gemm8) of Q4_0 and of Q4_K/Q5_K, written once: the
+ * blocks' nibbles, scales and float steps are the same on every x86 path,
+ * only the exact integer sums are each instruction set's own:
+ *   SUMS(lo, hi, yq): a Q4_0 group block's 8 rows' Σ nibble·quant (int32);
+ *   ISUM(qs, qh, nib, five, yq, sc): a K-quant group super-block's 8 rows'
+ *   Σ_j sc_j·Σ q·y, sc as int16 pairs (sc, sc) per row, or as int32 when
+ *   SC32. Several tokens read the unpacked quants from L1. */
+#define GEMM8_Q4_0(NAME, SUMS)                                                                                  \
+    static inline __attribute__((always_inline)) void NAME##_body(int64_t n, const void *vx, const void *vy,   \
+                                                                  size_t ys, const int ny, float *out,         \
+                                                                  int64_t os)                                  \
+    {                                                                                                           \
+        const block_q4_0x8 *x = vx;                                                                             \
+        const block_q8_0x *y[KERN_NY];                                                                          \
+        __m256 acc[KERN_NY];                                                                                    \
+        PSI_UNROLL for (int t = 0; t < ny; t++) {                                                               \
+            y[t] = (const block_q8_0x *)((const uint8_t *)vy + (size_t)t * ys);                                 \
+            acc[t] = _mm256_setzero_ps();                                                                       \
+        }                                                                                                       \
+        const int64_t nb = n / QK4_0;                                                                           \
+        for (int64_t i = 0; i < nb; i++) {                                                                      \
+            __m256i lo[4], hi[4];                                                                               \
+            if (ny == 1) PREFETCH_AHEAD(&x[i], 3); /* 144 bytes a block */                                      \
+            q4_0x8_nibbles(&x[i], lo, hi);                                                                      \
+            const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)x[i].d));                        \
+            PSI_UNROLL for (int t = 0; t < ny; t++) acc[t] = q4_0x8_step(acc[t], dx, &y[t][i], SUMS(lo, hi, y[t][i].qs)); \
+        }                                                                                                       \
+        PSI_UNROLL for (int t = 0; t < ny; t++) _mm256_storeu_ps(out + t * os, acc[t]);                         \
+    }
+
+/* QH: the fifth bits' bytes of group super-block b (anything for Q4_K,
+ * FIVE 0, which never reads them). */
+#define KX8_GEMM(NAME, GT, FIVE, QH, SC32, ISUM)                                                                 \
+    static inline __attribute__((always_inline)) void NAME##_body(int64_t n, const void *vx, const void *vy,    \
+                                                                  size_t ys, const int ny, float *out,          \
+                                                                  int64_t os)                                   \
+    {                                                                                                            \
+        const GT *x = vx;                                                                                        \
+        const block_q8_Kx *y[KERN_NY];                                                                           \
+        __m256 acc[KERN_NY];                                                                                     \
+        PSI_UNROLL for (int t = 0; t < ny; t++) {                                                                \
+            y[t] = (const block_q8_Kx *)((const uint8_t *)vy + (size_t)t * ys);                                  \
+            acc[t] = _mm256_setzero_ps();                                                                        \
+        }                                                                                                        \
+        const int64_t nb = n / QK_K;                                                                             \
+        for (int64_t i = 0; i < nb; i++) {                                                                       \
+            const GT *b = &x[i];                                                                                 \
+            if (ny == 1) PREFETCH_AHEAD(b, (int)(sizeof *b + 63) / 64);                                          \
+            __m256i sc[8], mp[4];                                                                                \
+            kx8_scales(b->lo, b->hi, sc, mp);                                                                    \
+            if (SC32)                                                                                            \
+                for (int j = 0; j < 8; j++) sc[j] = _mm256_and_si256(sc[j], _mm256_set1_epi32(0xffff));          \
+            const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->d));                           \
+            const __m256 dmx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->dmin));                       \
+            __m256i nib[64]; /* [c][k][lo, hi] */                                                                \
+            if (ny > 1)                                                                                          \
+                for (int v = 0; v < 32; v++) kx8_quants(b->qs, QH, v, FIVE, &nib[2 * v], &nib[2 * v + 1]);       \
+            PSI_UNROLL for (int t = 0; t < ny; t++) {                                                            \
+                const __m256i isum = ISUM(b->qs, QH, ny > 1 ? nib : NULL, FIVE, y[t][i].qs, sc);                 \
+                acc[t] = kx8_step(acc[t], dx, dmx, mp, &y[t][i], isum);                                          \
+            }                                                                                                    \
+        }                                                                                                        \
+        PSI_UNROLL for (int t = 0; t < ny; t++) _mm256_storeu_ps(out + t * os, acc[t]);                          \
+    }
+
+/* gemm8 with ny as a compile-time constant, as NY_DISPATCH. A group's 8
+ * rows are 8 consecutive outputs of each token. */
+#define GEMM8_DISPATCH(NAME)                                                                                    \
+    static void NAME(int64_t n, const void *vx, const void *vy, size_t ys, int ny, float *out, int64_t os)     \
+    {                                                                                                           \
+        switch (ny) {                                                                                           \
+        case 1: NAME##_body(n, vx, vy, ys, 1, out, os); break;                                                  \
+        case 2: NAME##_body(n, vx, vy, ys, 2, out, os); break;                                                  \
+        case 3: NAME##_body(n, vx, vy, ys, 3, out, os); break;                                                  \
+        case 4: NAME##_body(n, vx, vy, ys, 4, out, os); break;                                                  \
+        case 5: NAME##_body(n, vx, vy, ys, 5, out, os); break;                                                  \
+        case 6: NAME##_body(n, vx, vy, ys, 6, out, os); break;                                                  \
+        case 7: NAME##_body(n, vx, vy, ys, 7, out, os); break;                                                  \
+        default: NAME##_body(n, vx, vy, ys, 8, out, os); break;                                                 \
+        }                                                                                                       \
+    }
 
 #endif
