@@ -280,6 +280,7 @@ vec_dot_ny_q6_K_q8_K_body(int64_t n, float *out, int64_t os, const void *vx, con
                     const __m256i p =
                         _mm256_maddubs_epi16(q[g], _mm256_loadu_si256((const __m256i *)(y[t][i].qs + 32 * c)));
                     acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(p, sc));
+                    if (ny > 1) PSI_KEEP(acc[t]); /* one token: no spills to avoid, and decode ran slower with it */
                 }
             }
         }

@@ -50,6 +50,12 @@ static inline int32_t hsum_epi32(__m256i v)
         }                                                                                                 \
     }
 
+/* An empty asm that claims to change v: GCC may not move the arithmetic
+ * on either side of it across, so a kernel's per-token accumulators are
+ * added in the order written (GCC otherwise reassociated Q6_K's integer
+ * sums into all products first, spilling them to the stack). */
+#define PSI_KEEP(v) __asm__("" : "+x"(v))
+
 static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
 static inline __m256 load_f16(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
