@@ -166,7 +166,7 @@ static void q8_0_from_f32(const float *src, void *dst, int64_t n)
         _mm256_storeu_si256((__m256i *)y[i].qs, q8_0_block(src + i * QK8_0, &y[i].d));
 }
 
-/* The activations of the multi-token Q8_0 and repacked Q4_0 kernels: a
+/* The activations of the multi-token and repacked Q8_0 and Q4_0 kernels: a
  * Q8_0 block (the same quants, the scale as the float its fp16 stands for,
  * which no token then converts once per weight block) with 8·Σ quants,
  * the term the unsigned nibbles' offset of 8 adds to a Q4_0 row's sum. */
@@ -567,10 +567,8 @@ FLOAT_GEMM(gemm_f16, uint16_t, load_f16)
  * 4-byte runs: run m of row r at 4·(8m + r) (byte j of a row holds values
  * j, low nibble, and j + 16, high). So vector m (32 bytes) holds bytes
  * 4m..4m+3 of every row, one row per 32-bit lane, and multiplies with the
- * matching 4 activation bytes broadcast to every lane.
- * Tried and dropped for Q8_0 (same layout, byte j = value j, sign trick
- * per vector): faster in isolation (bench_kernels) but in the model pp512
- * 32-41 against 44-46 tok/s without it, decode equal (PSI_REPACK=0 A/B). */
+ * matching 4 activation bytes broadcast to every lane. Q8_0 uses the same
+ * layout (block_q8_0x8 below). */
 typedef struct { uint16_t d[8]; uint8_t qs[8 * 16]; } block_q4_0x8;
 
 #define REPACK8(NAME, BT, GT, QBYTES)                                                                   \
@@ -603,6 +601,24 @@ static inline __m256i bcast4(const int8_t *p)
     return _mm256_set1_epi32(v);
 }
 
+/* The activation rows of a gemm8 call on block_q8_0x, and their
+ * accumulators (one output per row lane). */
+static inline __attribute__((always_inline)) void x8_tokens(const void *vy, size_t ys, const int ny,
+                                                            const block_q8_0x **y, __m256 *acc)
+{
+    PSI_UNROLL for (int t = 0; t < ny; t++) {
+        y[t] = (const block_q8_0x *)((const uint8_t *)vy + (size_t)t * ys);
+        acc[t] = _mm256_setzero_ps();
+    }
+}
+
+/* acc + (dx·dy)·isum per row lane, each product and the sum rounded (the
+ * reference's order, no FMA). */
+static inline __m256 x8_add_block(__m256 acc, __m256 dx, float dy, __m256i isum)
+{
+    return _mm256_add_ps(acc, _mm256_mul_ps(_mm256_mul_ps(dx, _mm256_set1_ps(dy)), _mm256_cvtepi32_ps(isum)));
+}
+
 /* Per block and row: isum exact in integers, then sumf += (dx·dy)·isum
  * with a rounded product and sum, as types.c does (no FMA), so the result
  * is the reference's bit for bit. The nibbles are taken unsigned (0..15:
@@ -613,10 +629,7 @@ static inline __attribute__((always_inline)) void gemm8_q4_0_body(int64_t n, con
     const block_q4_0x8 *x = vx;
     const block_q8_0x *y[KERN_NY];
     __m256 acc[KERN_NY];
-    PSI_UNROLL for (int t = 0; t < ny; t++) {
-        y[t] = (const block_q8_0x *)((const uint8_t *)vy + (size_t)t * ys);
-        acc[t] = _mm256_setzero_ps();
-    }
+    x8_tokens(vy, ys, ny, y, acc);
     const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi16(1);
     const int64_t nb = n / QK4_0;
     for (int64_t i = 0; i < nb; i++) {
@@ -636,8 +649,54 @@ static inline __attribute__((always_inline)) void gemm8_q4_0_body(int64_t n, con
                 s = _mm256_add_epi16(s, _mm256_maddubs_epi16(hi[m], bcast4(yb->qs + 16 + 4 * m)));
             }
             const __m256i isum = _mm256_sub_epi32(_mm256_madd_epi16(s, one), _mm256_set1_epi32(yb->s8));
-            const __m256 d = _mm256_mul_ps(dx, _mm256_set1_ps(yb->d));
-            acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(d, _mm256_cvtepi32_ps(isum)));
+            acc[t] = x8_add_block(acc[t], dx, yb->d, isum);
+        }
+    }
+    PSI_UNROLL for (int t = 0; t < ny; t++) _mm256_storeu_ps(out + t * os, acc[t]);
+}
+
+/* Repacked Q8_0: the same layout with byte j = value j (run m of row r at
+ * 4·(8m + r), 8 runs a row).
+ * An earlier try of this kernel was dropped as slower in the model (pp 32-41
+ * against 44-46 tok/s with PSI_REPACK=0) though faster in bench_kernels.
+ * Rebuilt then, that commit's release flags were -O2, at which GCC kept the
+ * 8-vector loops rolled with |x| in an indexed stack array; at -O3 (how
+ * this file is built now) the same code was ahead of PSI_REPACK=0 in the
+ * model (pp512 24 against 17 tok/s, a loaded machine). Hence PSI_UNROLL on
+ * those loops. */
+typedef struct { uint16_t d[8]; int8_t qs[8 * 32]; } block_q8_0x8;
+REPACK8(repack8_q8_0, block_q8_0, block_q8_0x8, 32)
+
+/* Per block and row the reference's exact integer sum, then its float
+ * order, as gemm8_q4_0. Signed × signed bytes through maddubs (u8 × s8)
+ * takes the sign trick, |x| · (y with x's sign): |x| once per block for
+ * all the tokens, the sign per vector and token. A pair sum reaches
+ * 2·128·127, so two of them no longer fit int16: each vector's go to
+ * int32 at once (madd), the one cost Q4_0's small nibbles avoid. */
+static inline __attribute__((always_inline)) void gemm8_q8_0_body(int64_t n, const void *vx, const void *vy,
+                                                                  size_t ys, const int ny, float *out, int64_t os)
+{
+    const block_q8_0x8 *x = vx;
+    const block_q8_0x *y[KERN_NY];
+    __m256 acc[KERN_NY];
+    x8_tokens(vy, ys, ny, y, acc);
+    const __m256i one = _mm256_set1_epi16(1);
+    const int64_t nb = n / QK8_0;
+    for (int64_t i = 0; i < nb; i++) {
+        if (ny == 1) PREFETCH_AHEAD(&x[i], 5); /* 272 bytes a block */
+        const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)x[i].d));
+        __m256i ax[8];
+        PSI_UNROLL for (int m = 0; m < 8; m++) ax[m] =
+            _mm256_abs_epi8(_mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * m)));
+        PSI_UNROLL for (int t = 0; t < ny; t++) {
+            const block_q8_0x *yb = &y[t][i];
+            __m256i s = _mm256_setzero_si256();
+            PSI_UNROLL for (int m = 0; m < 8; m++) {
+                const __m256i xv = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * m));
+                const __m256i p = _mm256_maddubs_epi16(ax[m], _mm256_sign_epi8(bcast4(yb->qs + 4 * m), xv));
+                s = _mm256_add_epi32(s, _mm256_madd_epi16(p, one));
+            }
+            acc[t] = x8_add_block(acc[t], dx, yb->d, s);
         }
     }
     PSI_UNROLL for (int t = 0; t < ny; t++) _mm256_storeu_ps(out + t * os, acc[t]);
@@ -670,6 +729,7 @@ typedef struct {
 } block_q5_Kx8;
 
 _Static_assert(sizeof(block_q4_0x8) == 8 * sizeof(block_q4_0), "repacked in place: same size");
+_Static_assert(sizeof(block_q8_0x8) == 8 * sizeof(block_q8_0), "repacked in place: same size");
 _Static_assert(sizeof(block_q4_Kx8) == 8 * sizeof(block_q4_K), "repacked in place: same size");
 _Static_assert(sizeof(block_q5_Kx8) == 8 * sizeof(block_q5_K), "repacked in place: same size");
 
@@ -868,6 +928,7 @@ KX8_GEMM(gemm8_q5_K, block_q5_Kx8, 1)
         }                                                                                                       \
     }
 GEMM8_DISPATCH(gemm8_q4_0)
+GEMM8_DISPATCH(gemm8_q8_0)
 GEMM8_DISPATCH(gemm8_q4_K)
 GEMM8_DISPATCH(gemm8_q5_K)
 #undef GEMM8_DISPATCH
@@ -892,6 +953,11 @@ void kernels_fill_avx2(kernels *k)
     k->t[PSI_TYPE_Q4_0].vec_dot_ny = vec_dot_ny_q4_0_q8_0;
     k->t[PSI_TYPE_F32].gemm = gemm_f32;
     k->t[PSI_TYPE_F16].gemm = gemm_f16;
+    k->t[PSI_TYPE_Q8_0].repack8 = repack8_q8_0;
+    k->t[PSI_TYPE_Q8_0].gemm8 = gemm8_q8_0;
+    k->t[PSI_TYPE_Q8_0].unpack8 = repack8_q8_0_row;
+    k->t[PSI_TYPE_Q8_0].x8_from_float = q8_0x_from_f32;
+    k->t[PSI_TYPE_Q8_0].x8_act_row = q8_0x_row;
     k->t[PSI_TYPE_Q4_0].repack8 = repack8_q4_0;
     k->t[PSI_TYPE_Q4_0].gemm8 = gemm8_q4_0;
     k->t[PSI_TYPE_Q4_0].unpack8 = repack8_q4_0_row;
