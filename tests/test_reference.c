@@ -68,9 +68,9 @@ static int argmax(const float *v, size_t n)
  * type_override: judge it as that type (BF16: NMSE, F16: max|d|). */
 /* Whether every matrix product of the model runs kernels that give the
  * reference's (generic) result bit for bit on the SIMD paths: F32 and F16
- * (tile kernels), the K-quants (integer block sums), and Q4_0 matrices
- * repacked in groups of 8 rows (row count a multiple of 8; token_embd
- * too, also where it is the output). The Q8_0 SIMD kernels, and Q4_0's
+ * (tile kernels), the K-quants (integer block sums), and Q4_0 and Q8_0
+ * matrices repacked in groups of 8 rows (row count a multiple of 8;
+ * token_embd too, also where it is the output). Their other SIMD kernels,
  * where a matrix is not repacked, add in another order. */
 static bool simd_exact(const char *model)
 {
@@ -85,7 +85,7 @@ static bool simd_exact(const char *model)
         if (embd && untied) continue; /* only looked up */
         bool ok = t->type == PSI_TYPE_F32 || t->type == PSI_TYPE_F16 || t->type == PSI_TYPE_Q4_K ||
                   t->type == PSI_TYPE_Q5_K || t->type == PSI_TYPE_Q6_K ||
-                  (t->type == PSI_TYPE_Q4_0 && t->ne[1] % 8 == 0);
+                  ((t->type == PSI_TYPE_Q4_0 || t->type == PSI_TYPE_Q8_0) && t->ne[1] % 8 == 0);
         if (!ok) exact = false;
     }
     gguf_close(g);
@@ -193,8 +193,8 @@ static void run_case(const char *dir, const char *json_name, const char *model_o
         size_t k = 0, n = json_array_size(want);
         /* all 32 ids only where the float additions run in the reference's
          * order too (generic kernels, or SIMD kernels that are bit for bit
-         * the generic ones for this file's matrices): the Q8_0 SIMD kernels
-         * (and Q4_0's where not repacked) add in another order,
+         * the generic ones for this file's matrices): the Q8_0 and Q4_0
+         * SIMD kernels of matrices that are not repacked add in another order,
          * which on these random models moves some activations across a
          * Q8_0/Q8_K rounding boundary */
         const bool exact = !strcmp(psi_cpu_kernels(), "generic") || simd_exact(model);

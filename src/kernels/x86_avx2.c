@@ -599,6 +599,52 @@ static inline __m256i q4_0x8_sums(const __m256i lo[4], const __m256i hi[4], cons
 }
 GEMM8_Q4_0(gemm8_q4_0, q4_0x8_sums)
 
+/* Repacked Q8_0 (block_q8_0x8, x86_common.h). Per block and row the
+ * reference's exact integer sum, then its float order, as gemm8_q4_0.
+ * Signed × signed bytes through maddubs (u8 × s8) take the sign trick,
+ * |x| · (y with x's sign): |x| once per block for all the tokens, the sign
+ * per vector and token. A pair sum reaches 2·128·127, so two of them no
+ * longer fit int16: each vector's go to int32 at once (madd), the cost
+ * Q4_0's small nibbles avoid (about four operations per 32
+ * multiply-adds against two; widening with shifts instead of madd, or an
+ * 8-token call as two 4-token passes, measured slower).
+ * An earlier try of this kernel was dropped as slower in the model (pp
+ * 32-41 against 44-46 tok/s with PSI_REPACK=0) though faster in
+ * bench_kernels: that tree was built at -O2, where GCC kept the 8-vector
+ * loops rolled with |x| in an indexed stack array; rebuilt at -O3 the same
+ * code was ahead (pp512 24 against 17 tok/s, a loaded machine). Hence
+ * PSI_UNROLL on those loops. */
+REPACK8(repack8_q8_0, block_q8_0, block_q8_0x8, 32)
+
+static inline __attribute__((always_inline)) void gemm8_q8_0_body(int64_t n, const void *vx, const void *vy,
+                                                                  size_t ys, const int ny, float *out, int64_t os)
+{
+    const block_q8_0x8 *x = vx;
+    const block_q8_0x *y[KERN_NY];
+    __m256 acc[KERN_NY];
+    x8_tokens(vy, ys, ny, y, acc);
+    const __m256i one = _mm256_set1_epi16(1);
+    const int64_t nb = n / QK8_0;
+    for (int64_t i = 0; i < nb; i++) {
+        if (ny == 1) PREFETCH_AHEAD(&x[i], 5); /* 272 bytes a block */
+        const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)x[i].d));
+        __m256i ax[8];
+        PSI_UNROLL for (int m = 0; m < 8; m++) ax[m] =
+            _mm256_abs_epi8(_mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * m)));
+        PSI_UNROLL for (int t = 0; t < ny; t++) {
+            const block_q8_0x *yb = &y[t][i];
+            __m256i s = _mm256_setzero_si256();
+            PSI_UNROLL for (int m = 0; m < 8; m++) {
+                const __m256i xv = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * m));
+                const __m256i p = _mm256_maddubs_epi16(ax[m], _mm256_sign_epi8(bcast4(yb->qs + 4 * m), xv));
+                s = _mm256_add_epi32(s, _mm256_madd_epi16(p, one));
+            }
+            acc[t] = x8_step(acc[t], dx, yb->d, s);
+        }
+    }
+    PSI_UNROLL for (int t = 0; t < ny; t++) _mm256_storeu_ps(out + t * os, acc[t]);
+}
+
 #undef REPACK8
 
 
@@ -688,6 +734,7 @@ KX8_GEMM(gemm8_q4_K, block_q4_Kx8, 0, b->qs, 0, kx8_isum)
 KX8_GEMM(gemm8_q5_K, block_q5_Kx8, 1, b->qh, 0, kx8_isum)
 
 GEMM8_DISPATCH(gemm8_q4_0)
+GEMM8_DISPATCH(gemm8_q8_0)
 GEMM8_DISPATCH(gemm8_q4_K)
 GEMM8_DISPATCH(gemm8_q5_K)
 
@@ -711,6 +758,11 @@ void kernels_fill_avx2(kernels *k)
     k->t[PSI_TYPE_Q4_0].vec_dot_ny = vec_dot_ny_q4_0_q8_0;
     k->t[PSI_TYPE_F32].gemm = gemm_f32;
     k->t[PSI_TYPE_F16].gemm = gemm_f16;
+    k->t[PSI_TYPE_Q8_0].repack8 = repack8_q8_0;
+    k->t[PSI_TYPE_Q8_0].gemm8 = gemm8_q8_0;
+    k->t[PSI_TYPE_Q8_0].unpack8 = repack8_q8_0_row;
+    k->t[PSI_TYPE_Q8_0].x8_from_float = q8_0x_from_f32;
+    k->t[PSI_TYPE_Q8_0].x8_act_row = q8_0x_row;
     k->t[PSI_TYPE_Q4_0].repack8 = repack8_q4_0;
     k->t[PSI_TYPE_Q4_0].gemm8 = gemm8_q4_0;
     k->t[PSI_TYPE_Q4_0].unpack8 = repack8_q4_0_row;

@@ -108,7 +108,7 @@ static inline void q6_K_half(const block_q6_K *b, int h, __m256i q[4])
  * (kernels.h): x86_avx2.c repacks and computes them, x86_avx512.c has
  * VNNI versions of the same products on the same bytes. */
 
-/* The activations of the multi-token Q8_0 and repacked Q4_0 kernels: a
+/* The activations of the multi-token and repacked Q8_0 and Q4_0 kernels: a
  * Q8_0 block (the same quants, the scale as the float its fp16 stands for,
  * which no token then converts once per weight block) with 8·Σ quants,
  * the term the unsigned nibbles' offset of 8 adds to a Q4_0 row's sum. */
@@ -118,11 +118,10 @@ typedef struct { float d; int32_t s8; int8_t qs[QK8_0]; } block_q8_0x;
  * 4-byte runs: run m of row r at 4·(8m + r) (byte j of a row holds values
  * j, low nibble, and j + 16, high). So vector m (32 bytes) holds bytes
  * 4m..4m+3 of every row, one row per 32-bit lane, and multiplies with the
- * matching 4 activation bytes broadcast to every lane.
- * Tried and dropped for Q8_0 (same layout, byte j = value j, sign trick
- * per vector): faster in isolation (bench_kernels) but in the model pp512
- * 32-41 against 44-46 tok/s without it, decode equal (PSI_REPACK=0 A/B). */
+ * matching 4 activation bytes broadcast to every lane. Repacked Q8_0 is
+ * the same with 32 quant bytes a row, byte j = value j. */
 typedef struct { uint16_t d[8]; uint8_t qs[8 * 16]; } block_q4_0x8;
+typedef struct { uint16_t d[8]; int8_t qs[8 * 32]; } block_q8_0x8;
 
 static inline __m256i bcast4(const int8_t *p)
 {
@@ -156,6 +155,7 @@ typedef struct {
 } block_q5_Kx8;
 
 _Static_assert(sizeof(block_q4_0x8) == 8 * sizeof(block_q4_0), "repacked in place: same size");
+_Static_assert(sizeof(block_q8_0x8) == 8 * sizeof(block_q8_0), "repacked in place: same size");
 _Static_assert(sizeof(block_q4_Kx8) == 8 * sizeof(block_q4_K), "repacked in place: same size");
 _Static_assert(sizeof(block_q5_Kx8) == 8 * sizeof(block_q5_K), "repacked in place: same size");
 
@@ -223,14 +223,29 @@ static inline void q4_0x8_nibbles(const block_q4_0x8 *b, __m256i lo[4], __m256i 
     }
 }
 
+/* The activation rows of a gemm8 call on block_q8_0x, and their
+ * accumulators (one output per row lane). */
+static inline __attribute__((always_inline)) void x8_tokens(const void *vy, size_t ys, const int ny,
+                                                            const block_q8_0x **y, __m256 *acc)
+{
+    PSI_UNROLL for (int t = 0; t < ny; t++) {
+        y[t] = (const block_q8_0x *)((const uint8_t *)vy + (size_t)t * ys);
+        acc[t] = _mm256_setzero_ps();
+    }
+}
+
+/* acc + (dx·dy)·isum per row lane with a rounded product and sum (no
+ * FMA), as types.c does: the reference's result bit for bit. */
+static inline __m256 x8_step(__m256 acc, __m256 dx, float dy, __m256i isum)
+{
+    return _mm256_add_ps(acc, _mm256_mul_ps(_mm256_mul_ps(dx, _mm256_set1_ps(dy)), _mm256_cvtepi32_ps(isum)));
+}
+
 /* One token's float step for a Q4_0 group block, s the 8 rows' exact sums
- * of nibble × quant: isum = s - 8·Σy, then acc + (dx·dy)·isum with a
- * rounded product and sum (no FMA), as types.c does. */
+ * of nibble × quant: 8·Σy off for the nibbles' offset, then x8_step. */
 static inline __m256 q4_0x8_step(__m256 acc, __m256 dx, const block_q8_0x *yb, __m256i s)
 {
-    const __m256i isum = _mm256_sub_epi32(s, _mm256_set1_epi32(yb->s8));
-    const __m256 d = _mm256_mul_ps(dx, _mm256_set1_ps(yb->d));
-    return _mm256_add_ps(acc, _mm256_mul_ps(d, _mm256_cvtepi32_ps(isum)));
+    return x8_step(acc, dx, yb->d, _mm256_sub_epi32(s, _mm256_set1_epi32(yb->s8)));
 }
 
 /* One token's step for a Q4_K/Q5_K group super-block, isum the 8 rows'
@@ -276,10 +291,7 @@ static inline __attribute__((always_inline)) void kx8_pair(const uint8_t *qs, co
         const block_q4_0x8 *x = vx;                                                                             \
         const block_q8_0x *y[KERN_NY];                                                                          \
         __m256 acc[KERN_NY];                                                                                    \
-        PSI_UNROLL for (int t = 0; t < ny; t++) {                                                               \
-            y[t] = (const block_q8_0x *)((const uint8_t *)vy + (size_t)t * ys);                                 \
-            acc[t] = _mm256_setzero_ps();                                                                       \
-        }                                                                                                       \
+        x8_tokens(vy, ys, ny, y, acc);                                                                          \
         const int64_t nb = n / QK4_0;                                                                           \
         for (int64_t i = 0; i < nb; i++) {                                                                      \
             __m256i lo[4], hi[4];                                                                               \
