@@ -673,8 +673,11 @@ static psi_status ensure_scratch(psi_context *ctx, int32_t n)
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
         size_t bytes;
         if (size_mul_ovf(bufs[i].per_tok * sizeof(float), (size_t)n, &bytes)) return PSI_ERR_NO_MEMORY;
-        float *p = mem_realloc(*bufs[i].p, bytes);
+        /* aligned (mem_alloc_lines), so not realloc: the old contents are
+         * scratch, rewritten by every call */
+        float *p = mem_alloc_lines(bytes);
         if (!p) return PSI_ERR_NO_MEMORY;
+        mem_free(*bufs[i].p);
         *bufs[i].p = p;
     }
     attn_tile *tiles = mem_realloc(ctx->attn_tiles, (size_t)n * sizeof *tiles);
