@@ -299,6 +299,12 @@ static void rmsnorm(float *out, const float *x, const float *w, int64_t n, float
 }
 
 #define MATMUL_TILE_BYTES (64 * 1024) /* 16-256 KiB measured alike on Zen 3; 64 KiB a little ahead */
+/* At least this many rows per chunk through the float tile kernels when
+ * there are several tokens (decode keeps its chunks): every chunk reads
+ * all the tokens' activations again (an F16 ffn_down chunk of
+ * 64 KiB is 4 rows of 8192, 32 KiB of activations per token for 4 outputs);
+ * 16 rows: 26-29 against 19-21 GMAC/s a thread, n 8192, 512 tokens. */
+#define MATMUL_GEMM_ROWS 16
 
 /* The matrices of one pool run: those that read the same input (q, k and
  * v; gate and up) go together, so the input is converted once and the
@@ -475,6 +481,7 @@ static psi_status matmuls(psi_context *ctx, int n, const tensor *const *ws, cons
         p->path = matmul_path_of(w, &p->k, n_tok);
         p->step = p->path == MM_GEMM8 ? 8 : p->path == MM_GEMM ? KERN_MX : 1;
         int64_t rows = (int64_t)(MATMUL_TILE_BYTES / w->row_size) / p->step * p->step;
+        if (p->path == MM_GEMM && n_tok > 1 && rows < MATMUL_GEMM_ROWS) rows = MATMUL_GEMM_ROWS;
         j.chunk_rows[i] = rows < p->step ? p->step : rows;
         j.chunk_end[i] = (i ? j.chunk_end[i - 1] : 0) + (w->ne1 + j.chunk_rows[i] - 1) / j.chunk_rows[i];
         p->out = outs[i];
@@ -673,8 +680,11 @@ static psi_status ensure_scratch(psi_context *ctx, int32_t n)
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
         size_t bytes;
         if (size_mul_ovf(bufs[i].per_tok * sizeof(float), (size_t)n, &bytes)) return PSI_ERR_NO_MEMORY;
-        float *p = mem_realloc(*bufs[i].p, bytes);
+        /* aligned (mem_alloc_lines), so not realloc: the old contents are
+         * scratch, rewritten by every call */
+        float *p = mem_alloc_lines(bytes);
         if (!p) return PSI_ERR_NO_MEMORY;
+        mem_free(*bufs[i].p);
         *bufs[i].p = p;
     }
     attn_tile *tiles = mem_realloc(ctx->attn_tiles, (size_t)n * sizeof *tiles);

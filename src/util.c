@@ -39,6 +39,13 @@ void *mem_calloc(size_t count, size_t size)
     return calloc(count, size);
 }
 
+void *mem_alloc_lines(size_t n)
+{
+    if (mem_should_fail()) return NULL;
+    void *p = NULL;
+    return posix_memalign(&p, MEM_LINE, n ? n : 1) ? NULL : p;
+}
+
 void *mem_realloc(void *p, size_t n)
 {
     if (mem_should_fail()) return NULL;
