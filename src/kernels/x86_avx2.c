@@ -242,6 +242,27 @@ static void vec_dot_q4_0_q8_0(int64_t n, float *out, const void *vx, const void 
 
 /* ---------------------------------------------------------------- Q6_K, Q8_K */
 
+/* Quants 128h + 32g .. +31 (g < 4) of a Q6_K block plus 32 (0..63,
+ * unsigned) in value order (layout: types.c q6_K_unpack). */
+static inline void q6_K_half(const block_q6_K *b, int h, __m256i q[4])
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m30 = _mm256_set1_epi8(0x30);
+    const __m256i l0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h));
+    const __m256i l1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h + 32));
+    const __m256i hb = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
+    /* bits 2g, 2g + 1 of each qh byte moved to bits 4, 5 of the same byte
+     * (a 16-bit shift carries bits across the byte boundary, but only into
+     * positions the mask clears) */
+    const __m256i h0 = _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30);
+    const __m256i h1 = _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30);
+    const __m256i h2 = _mm256_and_si256(hb, m30);
+    const __m256i h3 = _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30);
+    q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), h0);
+    q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), h1);
+    q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), h2);
+    q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), h3);
+}
+
 /* Σ_groups scale·Σ q6·q8 per super-block, exact: Σ (q+32)·q8·s minus
  * 32·Σ s·bsum (no int32 overflow: |sum| <= 256·63·128·128 < 2^31), then
  * the reference's float order. Each half of the block is unpacked once for

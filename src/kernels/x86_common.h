@@ -1,7 +1,7 @@
 /*
  * x86_common.h — helpers both x86 kernel files share: horizontal sums in
  * the reference's order, fp16 loads, the ny dispatch of multi-token
- * kernels, the Q4_0 and Q6_K quant unpacking, and the repacked 8-row
+ * kernels, the Q4_0 quant unpacking, and the repacked 8-row
  * layouts of the gemm8 kernels. Included only by files built with AVX2 (or
  * later) enabled.
  */
@@ -80,27 +80,6 @@ static inline __m256i q4_0_unpack(const uint8_t *qs)
     const __m128i b = _mm_loadu_si128((const __m128i *)qs);
     const __m256i v = _mm256_set_m128i(_mm_srli_epi16(b, 4), b);
     return _mm256_sub_epi8(_mm256_and_si256(v, _mm256_set1_epi8(0x0f)), _mm256_set1_epi8(8));
-}
-
-/* Quants 128h + 32g .. +31 (g < 4) of a Q6_K block plus 32 (0..63,
- * unsigned) in value order (layout: types.c q6_K_unpack). */
-static inline void q6_K_half(const block_q6_K *b, int h, __m256i q[4])
-{
-    const __m256i m4 = _mm256_set1_epi8(0x0f), m30 = _mm256_set1_epi8(0x30);
-    const __m256i l0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h));
-    const __m256i l1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h + 32));
-    const __m256i hb = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
-    /* bits 2g, 2g + 1 of each qh byte moved to bits 4, 5 of the same byte
-     * (a 16-bit shift carries bits across the byte boundary, but only into
-     * positions the mask clears) */
-    const __m256i h0 = _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30);
-    const __m256i h1 = _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30);
-    const __m256i h2 = _mm256_and_si256(hb, m30);
-    const __m256i h3 = _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30);
-    q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), h0);
-    q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), h1);
-    q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), h2);
-    q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), h3);
 }
 
 /* ---------------------------------------------------------------- repacked layouts
