@@ -11,7 +11,7 @@
 # Debian packages the build and tests need. npm counts as present when an npm
 # command exists (NodeSource's nodejs package ships its own and conflicts with Debian's npm).
 DEB_PACKAGES := build-essential cmake pkg-config libjansson-dev libsodium-dev libpcre2-dev libmicrohttpd-dev libcurl4-openssl-dev \
-                curl python3 nodejs npm
+                libsimde-dev curl python3 nodejs npm
 PSI_TEST_DATA ?= $(abspath ../shared/data)
 export PSI_TEST_DATA
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)

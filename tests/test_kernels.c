@@ -446,6 +446,10 @@ static void test_env(void)
     unsetenv("PSI_CPU");
 }
 
+#ifdef PSI_TEST_AVX512_EMU
+void kernels_fill_avx512_emu(kernels *k); /* x86_avx512.c built with SIMDe */
+#endif
+
 int main(void)
 {
     /* the generic table is the reference itself */
@@ -474,6 +478,23 @@ int main(void)
         test_attn(k);
         ran++;
     }
+#ifdef PSI_TEST_AVX512_EMU
+    /* the AVX-512 kernels with SIMDe's emulation of the instructions
+     * (tests/CMakeLists.txt) over the AVX2 table, as dispatch.c builds it */
+    const kernels *a2 = kernels_for(KERN_AVX2);
+    if (a2) {
+        static kernels emu;
+        emu = *a2;
+        emu.name = "avx512e";
+        kernels_fill_avx512_emu(&emu);
+        test_dots(&emu);
+        test_gemm(&emu);
+        test_gemm8(&emu);
+        ran++;
+    } else {
+        printf("avx512e: not run (emulated over AVX2, which this CPU lacks)\n");
+    }
+#endif
     printf("%d SIMD path(s) checked; in use: %s\n", ran, kernels_get()->name);
     test_env();
     return tu_finish("test_kernels");

@@ -649,34 +649,21 @@ GEMM8_Q4_0(gemm8_q4_0, q4_0x8_sums)
  * PSI_UNROLL on those loops. */
 REPACK8(repack8_q8_0, block_q8_0, block_q8_0x8, 32)
 
-static inline __attribute__((always_inline)) void gemm8_q8_0_body(int64_t n, const void *vx, const void *vy,
-                                                                  size_t ys, const int ny, float *out, int64_t os)
+/* A token's 8 row sums: |x| (ax, once per block) times y with x's sign
+ * (the block's own bytes qs). */
+static inline __attribute__((always_inline)) __m256i q8_0x8_sums(const __m256i ax[8], const int8_t *qs,
+                                                                const block_q8_0x *yb)
 {
-    const block_q8_0x8 *x = vx;
-    const block_q8_0x *y[KERN_NY];
-    __m256 acc[KERN_NY];
-    x8_tokens(vy, ys, ny, y, acc);
     const __m256i one = _mm256_set1_epi16(1);
-    const int64_t nb = n / QK8_0;
-    for (int64_t i = 0; i < nb; i++) {
-        if (ny == 1) PREFETCH_AHEAD(&x[i], 5); /* 272 bytes a block */
-        const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)x[i].d));
-        __m256i ax[8];
-        PSI_UNROLL for (int m = 0; m < 8; m++) ax[m] =
-            _mm256_abs_epi8(_mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * m)));
-        PSI_UNROLL for (int t = 0; t < ny; t++) {
-            const block_q8_0x *yb = &y[t][i];
-            __m256i s = _mm256_setzero_si256();
-            PSI_UNROLL for (int m = 0; m < 8; m++) {
-                const __m256i xv = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * m));
-                const __m256i p = _mm256_maddubs_epi16(ax[m], _mm256_sign_epi8(bcast4(yb->qs + 4 * m), xv));
-                s = _mm256_add_epi32(s, _mm256_madd_epi16(p, one));
-            }
-            acc[t] = x8_step(acc[t], dx, yb->d, s);
-        }
+    __m256i s = _mm256_setzero_si256();
+    PSI_UNROLL for (int m = 0; m < 8; m++) {
+        const __m256i xv = _mm256_loadu_si256((const __m256i *)(qs + 32 * m));
+        const __m256i p = _mm256_maddubs_epi16(ax[m], _mm256_sign_epi8(bcast4(yb->qs + 4 * m), xv));
+        s = _mm256_add_epi32(s, _mm256_madd_epi16(p, one));
     }
-    PSI_UNROLL for (int t = 0; t < ny; t++) _mm256_storeu_ps(out + t * os, acc[t]);
+    return s;
 }
+GEMM8_Q8_0(gemm8_q8_0, _mm256_abs_epi8, q8_0x8_sums)
 
 #undef REPACK8
 

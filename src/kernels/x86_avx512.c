@@ -10,7 +10,9 @@
  * vpdpbusd, which sums u8 × s8 quadruples straight into int32 — Q4_0 68.5
  * against AVX2's 56.0 GMAC/s (model pp512 116-137 against 93-112 tok/s),
  * Q5_K 59.3 against 56.4, Q4_K level (65.4 / 67.0 in cache, 50.3 / 49.7
- * from memory) — and the Q4_0 rows (a little ahead). VNNI versions of the
+ * from memory) — and the Q4_0 rows (a little ahead). The repacked Q8_0
+ * tile came later (2026-11-27, a session without that CPU): checked bit
+ * for bit under emulation only, not yet timed there. VNNI versions of the
  * Q8_0 rows (17.0 against 19.6 GMAC/s; decode equal) and of Q6_K (29.4
  * against 41.3: one vpmulld per 32 values where AVX2 folds the scale into
  * vpmaddwd) were slower and were removed; the float types keep the AVX2
@@ -32,6 +34,24 @@
 #if defined(__x86_64__) || defined(__i386__)
 
 #include <immintrin.h>
+
+/* The test build's copy of this file (tests/CMakeLists.txt): SIMDe, when
+ * installed, stands in for the AVX-512 instructions on a CPU without them,
+ * so test_kernels checks these kernels' results on any x86-64 with AVX2.
+ * Each emulated instruction is a function call (inlined into the unrolled
+ * kernels, SIMDe's code took GCC minutes to compile); an instruction used
+ * here needs a line below. */
+#ifdef PSI_AVX512_EMU
+#include <simde/x86/avx512/dpbusd.h>
+#define kernels_fill_avx512 kernels_fill_avx512_emu
+void kernels_fill_avx512_emu(kernels *k);
+__attribute__((noinline)) static __m256i emu_dpbusd_epi32(__m256i s, __m256i a, __m256i b)
+{
+    return simde_mm256_dpbusd_epi32(s, a, b);
+}
+#undef _mm256_dpbusd_epi32 /* the immintrin.h name, now the emulation */
+#define _mm256_dpbusd_epi32 emu_dpbusd_epi32
+#endif
 
 #include "x86_common.h"
 
@@ -93,6 +113,25 @@ static inline __m256i q4_0x8_sums(const __m256i lo[4], const __m256i hi[4], cons
 }
 GEMM8_Q4_0(gemm8_q4_0, q4_0x8_sums)
 
+/* Repacked Q8_0: vpdpbusd multiplies unsigned by signed bytes, so the
+ * weights go in as x + 128 (x xor 0x80, once per block for all the
+ * tokens) and the sum comes back exact by taking 128·Σy = 16 · (8·Σy, the
+ * activation block's s8) off: two operations (the broadcast and vpdpbusd)
+ * per 32 multiply-adds of a token against AVX2's sign trick's five.
+ * Validated bit for bit under emulation (test_kernels' avx512e), not yet
+ * timed on an AVX-512 CPU. */
+static inline __m256i q8_0_unsigned(__m256i x) { return _mm256_xor_si256(x, _mm256_set1_epi8((char)0x80)); }
+
+static inline __attribute__((always_inline)) __m256i q8_0x8_sums(const __m256i ux[8], const int8_t *qs,
+                                                                const block_q8_0x *yb)
+{
+    (void)qs;
+    __m256i s = _mm256_setzero_si256();
+    PSI_UNROLL for (int m = 0; m < 8; m++) s = _mm256_dpbusd_epi32(s, ux[m], bcast4(yb->qs + 4 * m));
+    return _mm256_sub_epi32(s, _mm256_set1_epi32(16 * yb->s8));
+}
+GEMM8_Q8_0(gemm8_q8_0, q8_0_unsigned, q8_0x8_sums)
+
 /* Q4_K/Q5_K: a sub-block's 32 products per row summed in int32 by
  * vpdpbusd (|sum| <= 32·31·127), times its 6-bit scale as int32
  * (vpmulld), so no int16 partial sums and no 4-vector runs for Q5_K. */
@@ -117,6 +156,7 @@ static inline __attribute__((always_inline)) __m256i kx8_isum(const uint8_t *qs,
 KX8_GEMM(gemm8_q4_K, block_q4_Kx8, 0, b->qs, 1, kx8_isum)
 KX8_GEMM(gemm8_q5_K, block_q5_Kx8, 1, b->qh, 1, kx8_isum)
 
+GEMM8_DISPATCH(gemm8_q8_0)
 GEMM8_DISPATCH(gemm8_q4_0)
 GEMM8_DISPATCH(gemm8_q4_K)
 GEMM8_DISPATCH(gemm8_q5_K)
@@ -128,6 +168,7 @@ void kernels_fill_avx512(kernels *k)
     k->t[PSI_TYPE_Q4_0].vec_dot = vec_dot_q4_0_q8_0;
     k->t[PSI_TYPE_Q4_0].vec_dot_ny = vec_dot_ny_q4_0_q8_0;
     /* the AVX2 repacking and activation layouts stay */
+    k->t[PSI_TYPE_Q8_0].gemm8 = gemm8_q8_0;
     k->t[PSI_TYPE_Q4_0].gemm8 = gemm8_q4_0;
     k->t[PSI_TYPE_Q4_K].gemm8 = gemm8_q4_K;
     k->t[PSI_TYPE_Q5_K].gemm8 = gemm8_q5_K;

@@ -282,6 +282,32 @@ static inline __attribute__((always_inline)) void kx8_pair(const uint8_t *qs, co
         PSI_UNROLL for (int t = 0; t < ny; t++) _mm256_storeu_ps(out + t * os, acc[t]);                         \
     }
 
+/* The repacked Q8_0 tile, written once: PREP(v) turns a weight vector into
+ * the form SUMS multiplies (once per block for all the tokens), and
+ * SUMS(px, qs, yb) gives a token's exact 8 row sums Σ x·y from those
+ * vectors px[8] (qs: the block's own quant bytes), then the float step. */
+#define GEMM8_Q8_0(NAME, PREP, SUMS)                                                                            \
+    static inline __attribute__((always_inline)) void NAME##_body(int64_t n, const void *vx, const void *vy,   \
+                                                                  size_t ys, const int ny, float *out,         \
+                                                                  int64_t os)                                  \
+    {                                                                                                           \
+        const block_q8_0x8 *x = vx;                                                                             \
+        const block_q8_0x *y[KERN_NY];                                                                          \
+        __m256 acc[KERN_NY];                                                                                    \
+        x8_tokens(vy, ys, ny, y, acc);                                                                          \
+        const int64_t nb = n / QK8_0;                                                                           \
+        for (int64_t i = 0; i < nb; i++) {                                                                      \
+            if (ny == 1) PREFETCH_AHEAD(&x[i], 5); /* 272 bytes a block */                                      \
+            const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)x[i].d));                        \
+            __m256i px[8];                                                                                      \
+            PSI_UNROLL for (int m = 0; m < 8; m++) px[m] =                                                      \
+                PREP(_mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * m)));                                  \
+            PSI_UNROLL for (int t = 0; t < ny; t++) acc[t] =                                                    \
+                x8_step(acc[t], dx, y[t][i].d, SUMS(px, x[i].qs, &y[t][i]));                                    \
+        }                                                                                                       \
+        PSI_UNROLL for (int t = 0; t < ny; t++) _mm256_storeu_ps(out + t * os, acc[t]);                         \
+    }
+
 /* QH: the fifth bits' bytes of group super-block b (anything for Q4_K,
  * FIVE 0, which never reads them). */
 #define KX8_GEMM(NAME, GT, FIVE, QH, SC32, ISUM)                                                                 \
