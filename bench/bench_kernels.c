@@ -117,7 +117,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_kernels: n must be a positive multiple of 256, rows and tokens positive\n");
         return 1;
     }
-    static const uint32_t types[] = {PSI_TYPE_F32, PSI_TYPE_F16, PSI_TYPE_BF16, PSI_TYPE_Q8_0, PSI_TYPE_Q4_0,
+    static const uint32_t types[] = {PSI_TYPE_F32,  PSI_TYPE_F16,  PSI_TYPE_BF16, PSI_TYPE_Q8_0,
+                                     PSI_TYPE_Q4_0, PSI_TYPE_Q4_1, PSI_TYPE_Q5_0, PSI_TYPE_Q5_1,
                                      PSI_TYPE_Q4_K, PSI_TYPE_Q5_K, PSI_TYPE_Q6_K};
     float *src = malloc((size_t)n * rows * sizeof(float)), *asrc = malloc((size_t)n * nt * sizeof(float));
     float *out = malloc((size_t)rows * nt * sizeof(float));

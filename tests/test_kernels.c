@@ -67,7 +67,8 @@ static void fill_weights(uint32_t type, void *dst, int64_t n)
             uint16_t d = f32_to_fp16(rng_f32() * 0.05f);
             size_t off = type == PSI_TYPE_Q6_K ? offsetof(block_q6_K, d) : 0;
             memcpy(blk + off, &d, sizeof d);
-            if (type == PSI_TYPE_Q4_K || type == PSI_TYPE_Q5_K) { /* dmin follows d */
+            if (type == PSI_TYPE_Q4_K || type == PSI_TYPE_Q5_K || type == PSI_TYPE_Q4_1 ||
+                type == PSI_TYPE_Q5_1) { /* dmin (m) follows d */
                 uint16_t dmin = f32_to_fp16(rng_f32() * 0.02f);
                 memcpy(blk + sizeof d, &dmin, sizeof dmin);
             }

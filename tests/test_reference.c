@@ -68,9 +68,9 @@ static int argmax(const float *v, size_t n)
  * type_override: judge it as that type (BF16: NMSE, F16: max|d|). */
 /* Whether every matrix product of the model runs kernels that give the
  * reference's (generic) result bit for bit on the SIMD paths: F32 and F16
- * (tile kernels), the K-quants (integer block sums), and Q4_0 and Q8_0
- * matrices repacked in groups of 8 rows (row count a multiple of 8;
- * token_embd too, also where it is the output). Their other SIMD kernels,
+ * (tile kernels), the K-quants (integer block sums), and Q4_0, Q4_1,
+ * Q5_0, Q5_1 and Q8_0 matrices repacked in groups of 8 rows (row count a
+ * multiple of 8; token_embd too, also where it is the output). Their other SIMD kernels,
  * where a matrix is not repacked, add in another order. */
 static bool simd_exact(const char *model)
 {
@@ -85,7 +85,9 @@ static bool simd_exact(const char *model)
         if (embd && untied) continue; /* only looked up */
         bool ok = t->type == PSI_TYPE_F32 || t->type == PSI_TYPE_F16 || t->type == PSI_TYPE_Q4_K ||
                   t->type == PSI_TYPE_Q5_K || t->type == PSI_TYPE_Q6_K ||
-                  ((t->type == PSI_TYPE_Q4_0 || t->type == PSI_TYPE_Q8_0) && t->ne[1] % 8 == 0);
+                  ((t->type == PSI_TYPE_Q4_0 || t->type == PSI_TYPE_Q4_1 || t->type == PSI_TYPE_Q5_0 ||
+                    t->type == PSI_TYPE_Q5_1 || t->type == PSI_TYPE_Q8_0) &&
+                   t->ne[1] % 8 == 0);
         if (!ok) exact = false;
     }
     gguf_close(g);
@@ -346,7 +348,10 @@ static void check_q4_k_m(const char *dir)
  * story prompt, and compare the last-position logits with llama.cpp's F32
  * ones. The model is random and touchy (llama.cpp's own Q4_K_M is at NMSE
  * 0.045, Q4_0 at 0.11), so the bound only catches a broken kernel or
- * layout, which lands near NMSE 1. */
+ * layout, which lands near NMSE 1. (Not the generic path's logits bit for
+ * bit even where the matrix kernels are exact: the SIMD attention kernel
+ * adds in its own order, and this random model amplifies that — 0.52 at
+ * the last position of the Q4_1 file, none with the generic attention.) */
 static void check_other_types(const char *dir)
 {
     static const char *const kinds[] = {"q4_1", "q5_0", "q5_1", "q5_k_m", "q6_k"};
@@ -366,8 +371,8 @@ static void check_other_types(const char *dir)
         char out_path[8192];
         snprintf(out_path, sizeof out_path, "%s/other-%s.f32", ref_tmpdir(), kinds[k]);
         /* the files quantized here are new files under the fixtures' Llama licence */
-    const char *argv[] = {tu_psi(), "logits", "-m", model, "--tokens", ids, "-o", out_path, "--kv-type", "f32",
-                          "--accept-license", NULL};
+        const char *argv[] = {tu_psi(), "logits", "-m", model, "--tokens", ids, "-o", out_path, "--kv-type", "f32",
+                              "--accept-license", NULL};
         char *err = NULL;
         int st = tu_run(argv, NULL, &err);
         CHECKF(st == 0, "%s: psi logits exit %d: %s", kinds[k], st, err);

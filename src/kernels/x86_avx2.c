@@ -142,8 +142,9 @@ static inline float hmax_ps(__m256 v)
 
 /* ---------------------------------------------------------------- Q8_0 */
 
-/* One block of 32 as types.c quantizes it: the quants and the fp16 scale. */
-static inline __m256i q8_0_block(const float *x, uint16_t *d16)
+/* One block of 32 as types.c quantizes it: the quants and the fp16 scale
+ * (and, for Q8_1's sum, the f32 one it was rounded from). */
+static inline __m256i q8_0_block(const float *x, uint16_t *d16, float *d32)
 {
     __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8);
     __m256 v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
@@ -155,6 +156,7 @@ static inline __m256i q8_0_block(const float *x, uint16_t *d16)
     const float d = amax / 127.0f;
     const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
     *d16 = f32_to_fp16(d);
+    *d32 = d;
     const __m256 s = _mm256_set1_ps(id);
     return round_pack32(_mm256_mul_ps(v0, s), _mm256_mul_ps(v1, s), _mm256_mul_ps(v2, s), _mm256_mul_ps(v3, s));
 }
@@ -162,23 +164,46 @@ static inline __m256i q8_0_block(const float *x, uint16_t *d16)
 static void q8_0_from_f32(const float *src, void *dst, int64_t n)
 {
     block_q8_0 *y = dst;
+    float d32;
     for (int64_t i = 0; i < n / QK8_0; i++)
-        _mm256_storeu_si256((__m256i *)y[i].qs, q8_0_block(src + i * QK8_0, &y[i].d));
+        _mm256_storeu_si256((__m256i *)y[i].qs, q8_0_block(src + i * QK8_0, &y[i].d, &d32));
 }
 
 
 static size_t q8_0x_row(int64_t n) { return (size_t)(n / QK8_0) * sizeof(block_q8_0x); }
 
+/* One block into the quants qs and the float its fp16 scale stands for;
+ * returns Σ quants, and the f32 scale the fp16 was rounded from in d32. */
+static inline int32_t q8x_block(const float *x, int8_t *qs, float *d, float *d32)
+{
+    uint16_t d16;
+    const __m256i q = q8_0_block(x, &d16, d32);
+    _mm256_storeu_si256((__m256i *)qs, q);
+    *d = h2f(d16);
+    return hsum_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q), _mm256_set1_epi16(1)));
+}
+
 static void q8_0x_from_f32(const float *src, void *dst, int64_t n)
 {
     block_q8_0x *y = dst;
-    const __m256i one8 = _mm256_set1_epi8(1), one16 = _mm256_set1_epi16(1);
-    for (int64_t i = 0; i < n / QK8_0; i++) {
-        uint16_t d16;
-        const __m256i q = q8_0_block(src + i * QK8_0, &d16);
-        _mm256_storeu_si256((__m256i *)y[i].qs, q);
-        y[i].d = h2f(d16);
-        y[i].s8 = 8 * hsum_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(one8, q), one16));
+    float d32;
+    for (int64_t i = 0; i < n / QK8_0; i++) y[i].s8 = 8 * q8x_block(src + i * QK8_0, y[i].qs, &y[i].d, &d32);
+}
+
+/* The activations of the repacked Q4_1 and Q5_1 kernels: a Q8_1 block
+ * (types.c's q8_1_from_f32, byte for byte) with its fp16 scale and sum
+ * as the floats they stand for. */
+typedef struct { float d, s; int8_t qs[QK8_1]; } block_q8_1x;
+
+static size_t q8_1x_row(int64_t n) { return (size_t)(n / QK8_1) * sizeof(block_q8_1x); }
+
+static void q8_1x_from_f32(const float *src, void *dst, int64_t n)
+{
+    block_q8_1x *y = dst;
+    for (int64_t i = 0; i < n / QK8_1; i++) {
+        float d32;
+        const int32_t sum = q8x_block(src + i * QK8_1, y[i].qs, &y[i].d, &d32);
+        y[i].s = h2f(f32_to_fp16(d32 * (float)sum));
     }
 }
 
@@ -200,10 +225,7 @@ static inline __m256i q8_0_load(const int8_t *qs) { return _mm256_loadu_si256((c
         const BT *x = vx;                                                                                   \
         const YT *y[KERN_NY];                                                                               \
         __m256 acc[KERN_NY];                                                                                \
-        PSI_UNROLL for (int t = 0; t < ny; t++) {                                                           \
-            y[t] = (const YT *)((const uint8_t *)vy + (size_t)t * ys);                                      \
-            acc[t] = _mm256_setzero_ps();                                                                   \
-        }                                                                                                   \
+        X8_TOKENS(YT, y, acc, vy, ys, ny);                                                                  \
         const int64_t nb = n / QK8_0;                                                                       \
         for (int64_t i = 0; i < nb; i++) {                                                                  \
             if (ny == 1) PREFETCH_AHEAD(&x[i], 1);                                                          \
@@ -593,8 +615,32 @@ FLOAT_GEMM(gemm_f16, uint16_t, load_f16)
 
 /* ---------------------------------------------------------------- repacked Q4_0 and Q8_0 (8 rows) */
 
-/* Layouts: block_q4_0x8 and block_q8_0x8 in x86_common.h. */
-#define REPACK8(NAME, BT, GT, QBYTES)                                                                   \
+/* Layouts: block_q4_0x8 and block_q8_0x8 in x86_common.h (Q4_1's and
+ * Q5's below). One repack/unpack pair per type: row r's fields of block i
+ * to and from group block i; MINS (REPACK_ALSO or REPACK_NOT): the type
+ * has mins m, FIVE: fifth bits qh. */
+
+/* Quant j of a block (0..31) sits in vector v = j / 16 * 4 + j % 16 / 4,
+ * byte j % 4 of a run: the bit of the rearranged word. */
+static inline int q5x8_bit(int j) { return 8 * (j % 4) + (j / 16 * 4 + j % 16 / 4); }
+
+static inline uint32_t q5x8_word(const uint8_t qh[4])
+{
+    uint32_t h, w = 0;
+    memcpy(&h, qh, 4);
+    for (int j = 0; j < 32; j++) w |= (h >> j & 1u) << q5x8_bit(j);
+    return w;
+}
+
+static inline void q5x8_unword(uint32_t w, uint8_t qh[4])
+{
+    uint32_t h = 0;
+    for (int j = 0; j < 32; j++) h |= (w >> q5x8_bit(j) & 1u) << j;
+    memcpy(qh, &h, 4);
+}
+#define REPACK_ALSO(x) x
+#define REPACK_NOT(x)
+#define REPACK8(NAME, BT, GT, QBYTES, MINS, FIVE)                                                       \
     static void NAME(int64_t n, const void *src, size_t row_size, void *dst)                          \
     {                                                                                                  \
         GT *g = dst;                                                                                   \
@@ -602,6 +648,8 @@ FLOAT_GEMM(gemm_f16, uint16_t, load_f16)
             for (int r = 0; r < 8; r++) {                                                              \
                 const BT *b = (const BT *)((const uint8_t *)src + (size_t)r * row_size) + i;           \
                 g[i].d[r] = b->d;                                                                      \
+                MINS(g[i].m[r] = b->m;)                                                                \
+                FIVE(g[i].qh[r] = q5x8_word(b->qh);)                                                   \
                 for (int m = 0; m < (QBYTES) / 4; m++) memcpy(&g[i].qs[4 * (8 * m + r)], &b->qs[4 * m], 4); \
             }                                                                                          \
         }                                                                                              \
@@ -612,10 +660,12 @@ FLOAT_GEMM(gemm_f16, uint16_t, load_f16)
         BT *b = row;                                                                                   \
         for (int64_t i = 0; i < n / 32; i++) {                                                         \
             b[i].d = g[i].d[r];                                                                        \
+            MINS(b[i].m = g[i].m[r];)                                                                  \
+            FIVE(q5x8_unword(g[i].qh[r], b[i].qh);)                                                    \
             for (int m = 0; m < (QBYTES) / 4; m++) memcpy(&b[i].qs[4 * m], &g[i].qs[4 * (8 * m + r)], 4); \
         }                                                                                              \
     }
-REPACK8(repack8_q4_0, block_q4_0, block_q4_0x8, 16)
+REPACK8(repack8_q4_0, block_q4_0, block_q4_0x8, 16, REPACK_NOT, REPACK_NOT)
 
 /* The 8 rows' exact sums of a Q4_0 group block for one token: unsigned
  * nibbles (0..15: pair sums <= 3810, so 8 of them add in int16); the
@@ -647,7 +697,7 @@ GEMM8_Q4_0(gemm8_q4_0, q4_0x8_sums)
  * loops rolled with |x| in an indexed stack array; rebuilt at -O3 the same
  * code was ahead (pp512 24 against 17 tok/s, a loaded machine). Hence
  * PSI_UNROLL on those loops. */
-REPACK8(repack8_q8_0, block_q8_0, block_q8_0x8, 32)
+REPACK8(repack8_q8_0, block_q8_0, block_q8_0x8, 32, REPACK_NOT, REPACK_NOT)
 
 /* A token's 8 row sums: |x| (ax, once per block) times y with x's sign
  * (the block's own bytes qs). */
@@ -665,7 +715,109 @@ static inline __attribute__((always_inline)) __m256i q8_0x8_sums(const __m256i a
 }
 GEMM8_Q8_0(gemm8_q8_0, _mm256_abs_epi8, q8_0x8_sums)
 
+/* ---------------------------------------------------------------- repacked Q4_1, Q5_0, Q5_1 (8 rows) */
+
+/* The older 32-value types (whole files of them are still about, and
+ * llama.cpp's quantizer falls back to Q5_0/Q5_1 for rows that are not a
+ * multiple of 256), repacked as Q4_0: the 8 rows' fp16 scales (and the
+ * mins m of x = q·d + m), Q5's fifth bits as one word per row, the nibbles
+ * in Q4_0's 4-byte runs. The fifth bits are rearranged: bit v of byte b of
+ * row r's word belongs to the quant that byte b of lane r of vector v
+ * holds (vectors 0-3 the low nibbles' runs: values 4v + b; 4-7 the high
+ * nibbles': 16 + 4(v - 4) + b), so one shift and one mask put it at bit
+ * 4. Each kernel gives types.c's result bit for bit: exact integer sums,
+ * then its float steps in its order. */
+typedef struct { uint16_t d[8], m[8]; uint8_t qs[8 * 16]; } block_q4_1x8;
+typedef struct { uint16_t d[8]; uint32_t qh[8]; uint8_t qs[8 * 16]; } block_q5_0x8;
+typedef struct { uint16_t d[8], m[8]; uint32_t qh[8]; uint8_t qs[8 * 16]; } block_q5_1x8;
+_Static_assert(sizeof(block_q4_1x8) == 8 * sizeof(block_q4_1), "repacked in place: same size");
+_Static_assert(sizeof(block_q5_0x8) == 8 * sizeof(block_q5_0), "repacked in place: same size");
+_Static_assert(sizeof(block_q5_1x8) == 8 * sizeof(block_q5_1), "repacked in place: same size");
+
+REPACK8(repack8_q4_1, block_q4_1, block_q4_1x8, 16, REPACK_ALSO, REPACK_NOT)
+REPACK8(repack8_q5_0, block_q5_0, block_q5_0x8, 16, REPACK_NOT, REPACK_ALSO)
+REPACK8(repack8_q5_1, block_q5_1, block_q5_1x8, 16, REPACK_ALSO, REPACK_ALSO)
+
+/* The 8 vectors of 5-bit quants (0..31) of a Q5 group block: Q4_0's
+ * nibbles with each byte's fifth bit from the rearranged words. */
+static inline __attribute__((always_inline)) void q5x8_quants(const uint8_t *qs, const uint32_t *qh, __m256i q[8])
+{
+    q4_0x8_nibbles(qs, q, q + 4);
+    const __m256i w = _mm256_loadu_si256((const __m256i *)qh), b4 = _mm256_set1_epi8(0x10);
+    PSI_UNROLL for (int v = 0; v < 8; v++) {
+        /* bit v of each byte to bit 4 (16-bit shifts: what crosses into the
+         * other byte of a word lands on no bit 4) */
+        const __m256i f = v <= 4 ? _mm256_slli_epi16(w, 4 - v) : _mm256_srli_epi16(w, v - 4);
+        q[v] = _mm256_or_si256(q[v], _mm256_and_si256(f, b4));
+    }
+}
+
+/* The 8 rows' exact Σ q·y for 5-bit quants: pair sums <= 2·31·127, so four
+ * add in int16. */
+static inline __m256i q5x8_sums(const __m256i q[8], const int8_t *yq)
+{
+    __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
+    for (int m = 0; m < 4; m++) {
+        lo = _mm256_add_epi16(lo, _mm256_maddubs_epi16(q[m], bcast4(yq + 4 * m)));
+        hi = _mm256_add_epi16(hi, _mm256_maddubs_epi16(q[4 + m], bcast4(yq + 16 + 4 * m)));
+    }
+    const __m256i one = _mm256_set1_epi16(1);
+    return _mm256_add_epi32(_mm256_madd_epi16(lo, one), _mm256_madd_epi16(hi, one));
+}
+
+/* acc + ((dx·dy)·isum + m·s) per row lane: types.c's step for the types
+ * with mins (Q8_1's s = dy·Σy). */
+static inline __m256 x8_step_min(__m256 acc, __m256 dx, __m256 mx, const block_q8_1x *yb, __m256i isum)
+{
+    const __m256 t = _mm256_mul_ps(_mm256_mul_ps(dx, _mm256_set1_ps(yb->d)), _mm256_cvtepi32_ps(isum));
+    return _mm256_add_ps(acc, _mm256_add_ps(t, _mm256_mul_ps(mx, _mm256_set1_ps(yb->s))));
+}
+
+/* One group block's 8 quant vectors (QUANTS) for all the tokens, then per
+ * token the exact sums and the float step (STEP(acc, b, yb, q)). */
+#define GEMM8_LEGACY(NAME, GT, YT, QUANTS, STEP)                                                              \
+    static inline __attribute__((always_inline)) void NAME##_body(int64_t n, const void *vx, const void *vy,   \
+                                                                  size_t ys, const int ny, float *out,         \
+                                                                  int64_t os)                                  \
+    {                                                                                                           \
+        const GT *x = vx;                                                                                       \
+        const YT *y[KERN_NY];                                                                                   \
+        __m256 acc[KERN_NY];                                                                                    \
+        X8_TOKENS(YT, y, acc, vy, ys, ny);                                                                      \
+        const int64_t nb = n / 32;                                                                              \
+        for (int64_t i = 0; i < nb; i++) {                                                                      \
+            if (ny == 1) PREFETCH_AHEAD(&x[i], (int)(sizeof x[i] + 63) / 64);                                   \
+            __m256i q[8];                                                                                       \
+            QUANTS;                                                                                             \
+            PSI_UNROLL for (int t = 0; t < ny; t++) acc[t] = STEP(acc[t], &x[i], &y[t][i], q);                  \
+        }                                                                                                       \
+        PSI_UNROLL for (int t = 0; t < ny; t++) _mm256_storeu_ps(out + t * os, acc[t]);                         \
+    }
+
+static inline __m256 load_h8(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+
+static inline __m256 q4_1x8_step(__m256 acc, const block_q4_1x8 *b, const block_q8_1x *yb, const __m256i q[8])
+{
+    return x8_step_min(acc, load_h8(b->d), load_h8(b->m), yb, q4_0x8_sums(q, q + 4, yb->qs));
+}
+/* Σ (q - 16)·y = Σ q·y - 16·Σy, and s8 = 8·Σy */
+static inline __m256 q5_0x8_step(__m256 acc, const block_q5_0x8 *b, const block_q8_0x *yb, const __m256i q[8])
+{
+    return x8_step(acc, load_h8(b->d), yb->d, _mm256_sub_epi32(q5x8_sums(q, yb->qs), _mm256_set1_epi32(2 * yb->s8)));
+}
+static inline __m256 q5_1x8_step(__m256 acc, const block_q5_1x8 *b, const block_q8_1x *yb, const __m256i q[8])
+{
+    return x8_step_min(acc, load_h8(b->d), load_h8(b->m), yb, q5x8_sums(q, yb->qs));
+}
+GEMM8_LEGACY(gemm8_q4_1, block_q4_1x8, block_q8_1x, q4_0x8_nibbles(x[i].qs, q, q + 4),
+             q4_1x8_step)
+GEMM8_LEGACY(gemm8_q5_0, block_q5_0x8, block_q8_0x, q5x8_quants(x[i].qs, x[i].qh, q), q5_0x8_step)
+GEMM8_LEGACY(gemm8_q5_1, block_q5_1x8, block_q8_1x, q5x8_quants(x[i].qs, x[i].qh, q), q5_1x8_step)
+#undef GEMM8_LEGACY
+
 #undef REPACK8
+#undef REPACK_ALSO
+#undef REPACK_NOT
 
 /* ---------------------------------------------------------------- repacked Q4_K and Q5_K (8 rows) */
 
@@ -754,6 +906,9 @@ KX8_GEMM(gemm8_q5_K, block_q5_Kx8, 1, b->qh, 0, kx8_isum)
 
 GEMM8_DISPATCH(gemm8_q4_0)
 GEMM8_DISPATCH(gemm8_q8_0)
+GEMM8_DISPATCH(gemm8_q4_1)
+GEMM8_DISPATCH(gemm8_q5_0)
+GEMM8_DISPATCH(gemm8_q5_1)
 GEMM8_DISPATCH(gemm8_q4_K)
 GEMM8_DISPATCH(gemm8_q5_K)
 
@@ -787,6 +942,21 @@ void kernels_fill_avx2(kernels *k)
     k->t[PSI_TYPE_Q4_0].unpack8 = repack8_q4_0_row;
     k->t[PSI_TYPE_Q4_0].x8_from_float = q8_0x_from_f32;
     k->t[PSI_TYPE_Q4_0].x8_act_row = q8_0x_row;
+    k->t[PSI_TYPE_Q4_1].repack8 = repack8_q4_1;
+    k->t[PSI_TYPE_Q4_1].gemm8 = gemm8_q4_1;
+    k->t[PSI_TYPE_Q4_1].unpack8 = repack8_q4_1_row;
+    k->t[PSI_TYPE_Q4_1].x8_from_float = q8_1x_from_f32;
+    k->t[PSI_TYPE_Q4_1].x8_act_row = q8_1x_row;
+    k->t[PSI_TYPE_Q5_0].repack8 = repack8_q5_0;
+    k->t[PSI_TYPE_Q5_0].gemm8 = gemm8_q5_0;
+    k->t[PSI_TYPE_Q5_0].unpack8 = repack8_q5_0_row;
+    k->t[PSI_TYPE_Q5_0].x8_from_float = q8_0x_from_f32;
+    k->t[PSI_TYPE_Q5_0].x8_act_row = q8_0x_row;
+    k->t[PSI_TYPE_Q5_1].repack8 = repack8_q5_1;
+    k->t[PSI_TYPE_Q5_1].gemm8 = gemm8_q5_1;
+    k->t[PSI_TYPE_Q5_1].unpack8 = repack8_q5_1_row;
+    k->t[PSI_TYPE_Q5_1].x8_from_float = q8_1x_from_f32;
+    k->t[PSI_TYPE_Q5_1].x8_act_row = q8_1x_row;
     k->t[PSI_TYPE_Q4_K].x8_from_float = q8_Kx_from_f32;
     k->t[PSI_TYPE_Q4_K].x8_act_row = q8_Kx_row;
     k->t[PSI_TYPE_Q5_K].x8_from_float = q8_Kx_from_f32;

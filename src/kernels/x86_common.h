@@ -190,28 +190,26 @@ static inline __attribute__((always_inline)) void kx8_quants(const uint8_t *qs, 
  * multiply. */
 typedef struct { float d; int32_t bj[4]; int8_t qs[QK_K]; } block_q8_Kx;
 
-/* The 4 vectors of a Q4_0 group block as unsigned nibbles: lo[m] holds
+/* The 4 vectors of a Q4_0 group block's quants qs (Q4_0's layout, which
+ * the other 4- and 5-bit groups share) as unsigned nibbles: lo[m] holds
  * values 4m..4m+3 of every row, hi[m] values 16 + 4m.. */
-static inline void q4_0x8_nibbles(const block_q4_0x8 *b, __m256i lo[4], __m256i hi[4])
+static inline void q4_0x8_nibbles(const uint8_t *qs, __m256i lo[4], __m256i hi[4])
 {
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     for (int m = 0; m < 4; m++) {
-        const __m256i v = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * m));
+        const __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * m));
         lo[m] = _mm256_and_si256(v, m4);
         hi[m] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
     }
 }
 
-/* The activation rows of a gemm8 call on block_q8_0x, and their
- * accumulators (one output per row lane). */
-static inline __attribute__((always_inline)) void x8_tokens(const void *vy, size_t ys, const int ny,
-                                                            const block_q8_0x **y, __m256 *acc)
-{
-    PSI_UNROLL for (int t = 0; t < ny; t++) {
-        y[t] = (const block_q8_0x *)((const uint8_t *)vy + (size_t)t * ys);
-        acc[t] = _mm256_setzero_ps();
+/* The activation rows y[t] (of type YT, ys bytes apart from vy) of a
+ * multi-token kernel, and their accumulators acc[t], for t < ny. */
+#define X8_TOKENS(YT, y, acc, vy, ys, ny)                                                               \
+    PSI_UNROLL for (int t_ = 0; t_ < (ny); t_++) {                                                      \
+        (y)[t_] = (const YT *)((const uint8_t *)(vy) + (size_t)t_ * (ys));                              \
+        (acc)[t_] = _mm256_setzero_ps();                                                                \
     }
-}
 
 /* acc + (dx·dy)·isum per row lane with a rounded product and sum (no
  * FMA), as types.c does: the reference's result bit for bit. */
@@ -270,12 +268,12 @@ static inline __attribute__((always_inline)) void kx8_pair(const uint8_t *qs, co
         const block_q4_0x8 *x = vx;                                                                             \
         const block_q8_0x *y[KERN_NY];                                                                          \
         __m256 acc[KERN_NY];                                                                                    \
-        x8_tokens(vy, ys, ny, y, acc);                                                                          \
+        X8_TOKENS(block_q8_0x, y, acc, vy, ys, ny);                                                             \
         const int64_t nb = n / QK4_0;                                                                           \
         for (int64_t i = 0; i < nb; i++) {                                                                      \
             __m256i lo[4], hi[4];                                                                               \
             if (ny == 1) PREFETCH_AHEAD(&x[i], 3); /* 144 bytes a block */                                      \
-            q4_0x8_nibbles(&x[i], lo, hi);                                                                      \
+            q4_0x8_nibbles(x[i].qs, lo, hi);                                                                      \
             const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)x[i].d));                        \
             PSI_UNROLL for (int t = 0; t < ny; t++) acc[t] = q4_0x8_step(acc[t], dx, &y[t][i], SUMS(lo, hi, y[t][i].qs)); \
         }                                                                                                       \
@@ -294,7 +292,7 @@ static inline __attribute__((always_inline)) void kx8_pair(const uint8_t *qs, co
         const block_q8_0x8 *x = vx;                                                                             \
         const block_q8_0x *y[KERN_NY];                                                                          \
         __m256 acc[KERN_NY];                                                                                    \
-        x8_tokens(vy, ys, ny, y, acc);                                                                          \
+        X8_TOKENS(block_q8_0x, y, acc, vy, ys, ny);                                                             \
         const int64_t nb = n / QK8_0;                                                                           \
         for (int64_t i = 0; i < nb; i++) {                                                                      \
             if (ny == 1) PREFETCH_AHEAD(&x[i], 5); /* 272 bytes a block */                                      \
@@ -318,10 +316,7 @@ static inline __attribute__((always_inline)) void kx8_pair(const uint8_t *qs, co
         const GT *x = vx;                                                                                        \
         const block_q8_Kx *y[KERN_NY];                                                                           \
         __m256 acc[KERN_NY];                                                                                     \
-        PSI_UNROLL for (int t = 0; t < ny; t++) {                                                                \
-            y[t] = (const block_q8_Kx *)((const uint8_t *)vy + (size_t)t * ys);                                  \
-            acc[t] = _mm256_setzero_ps();                                                                        \
-        }                                                                                                        \
+        X8_TOKENS(block_q8_Kx, y, acc, vy, ys, ny);                                                              \
         const int64_t nb = n / QK_K;                                                                             \
         for (int64_t i = 0; i < nb; i++) {                                                                       \
             const GT *b = &x[i];                                                                                 \
