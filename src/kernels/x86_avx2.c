@@ -542,7 +542,11 @@ static void q8_K_from_f32(const float *src, void *dst, int64_t n)
  * Llama-3.2-1B shape, interleaved), which uses FMA and two accumulators,
  * i.e. another order; exact tiles of 1 or 2 rows were slower still (8.5)
  * and prefetching each row changed nothing, so decode keeps this tile and
- * its results stay the same whatever the batch.) */
+ * its results stay the same whatever the batch. Session 7: FMA instead of
+ * mul + add in this tile, pp512 F16 47.5 against 48.2 tok/s; a 4 rows × 3
+ * tokens tile, bench_kernels 27.6-30.3 against 18.0-24.7 GMAC/s but the
+ * model level, pp512 45.8 against 45.8 and pp128 -t 1 29.0 against 29.0:
+ * something outside the tile bounds the model's F16 prompt.) */
 
 /* Pointers to rows 0..max-1 of a tile of n valid rows, the missing ones
  * repeating the last. */
