@@ -190,11 +190,6 @@ static void q8_0x_from_f32(const float *src, void *dst, int64_t n)
     for (int64_t i = 0; i < n / QK8_0; i++) y[i].s8 = 8 * q8x_block(src + i * QK8_0, y[i].qs, &y[i].d, &d32);
 }
 
-/* The activations of the repacked Q4_1 and Q5_1 kernels: a Q8_1 block
- * (types.c's q8_1_from_f32, byte for byte) with its fp16 scale and sum
- * as the floats they stand for. */
-typedef struct { float d, s; int8_t qs[QK8_1]; } block_q8_1x;
-
 static size_t q8_1x_row(int64_t n) { return (size_t)(n / QK8_1) * sizeof(block_q8_1x); }
 
 static void q8_1x_from_f32(const float *src, void *dst, int64_t n)
@@ -721,40 +716,9 @@ GEMM8_Q8_0(gemm8_q8_0, _mm256_abs_epi8, q8_0x8_sums)
 
 /* ---------------------------------------------------------------- repacked Q4_1, Q5_0, Q5_1 (8 rows) */
 
-/* The older 32-value types (whole files of them are still about, and
- * llama.cpp's quantizer falls back to Q5_0/Q5_1 for rows that are not a
- * multiple of 256), repacked as Q4_0: the 8 rows' fp16 scales (and the
- * mins m of x = q·d + m), Q5's fifth bits as one word per row, the nibbles
- * in Q4_0's 4-byte runs. The fifth bits are rearranged: bit v of byte b of
- * row r's word belongs to the quant that byte b of lane r of vector v
- * holds (vectors 0-3 the low nibbles' runs: values 4v + b; 4-7 the high
- * nibbles': 16 + 4(v - 4) + b), so one shift and one mask put it at bit
- * 4. Each kernel gives types.c's result bit for bit: exact integer sums,
- * then its float steps in its order. */
-typedef struct { uint16_t d[8], m[8]; uint8_t qs[8 * 16]; } block_q4_1x8;
-typedef struct { uint16_t d[8]; uint32_t qh[8]; uint8_t qs[8 * 16]; } block_q5_0x8;
-typedef struct { uint16_t d[8], m[8]; uint32_t qh[8]; uint8_t qs[8 * 16]; } block_q5_1x8;
-_Static_assert(sizeof(block_q4_1x8) == 8 * sizeof(block_q4_1), "repacked in place: same size");
-_Static_assert(sizeof(block_q5_0x8) == 8 * sizeof(block_q5_0), "repacked in place: same size");
-_Static_assert(sizeof(block_q5_1x8) == 8 * sizeof(block_q5_1), "repacked in place: same size");
-
 REPACK8(repack8_q4_1, block_q4_1, block_q4_1x8, 16, REPACK_ALSO, REPACK_NOT)
 REPACK8(repack8_q5_0, block_q5_0, block_q5_0x8, 16, REPACK_NOT, REPACK_ALSO)
 REPACK8(repack8_q5_1, block_q5_1, block_q5_1x8, 16, REPACK_ALSO, REPACK_ALSO)
-
-/* The 8 vectors of 5-bit quants (0..31) of a Q5 group block: Q4_0's
- * nibbles with each byte's fifth bit from the rearranged words. */
-static inline __attribute__((always_inline)) void q5x8_quants(const uint8_t *qs, const uint32_t *qh, __m256i q[8])
-{
-    q4_0x8_nibbles(qs, q, q + 4);
-    const __m256i w = _mm256_loadu_si256((const __m256i *)qh), b4 = _mm256_set1_epi8(0x10);
-    PSI_UNROLL for (int v = 0; v < 8; v++) {
-        /* bit v of each byte to bit 4 (16-bit shifts: what crosses into the
-         * other byte of a word lands on no bit 4) */
-        const __m256i f = v <= 4 ? _mm256_slli_epi16(w, 4 - v) : _mm256_srli_epi16(w, v - 4);
-        q[v] = _mm256_or_si256(q[v], _mm256_and_si256(f, b4));
-    }
-}
 
 /* The 8 rows' exact Σ q·y for 5-bit quants: pair sums <= 2·31·127, so four
  * add in int16. */
@@ -768,56 +732,8 @@ static inline __m256i q5x8_sums(const __m256i q[8], const int8_t *yq)
     const __m256i one = _mm256_set1_epi16(1);
     return _mm256_add_epi32(_mm256_madd_epi16(lo, one), _mm256_madd_epi16(hi, one));
 }
+GEMM8_LEGACY(q4_0x8_sums, q5x8_sums)
 
-/* acc + ((dx·dy)·isum + m·s) per row lane: types.c's step for the types
- * with mins (Q8_1's s = dy·Σy). */
-static inline __m256 x8_step_min(__m256 acc, __m256 dx, __m256 mx, const block_q8_1x *yb, __m256i isum)
-{
-    const __m256 t = _mm256_mul_ps(_mm256_mul_ps(dx, _mm256_set1_ps(yb->d)), _mm256_cvtepi32_ps(isum));
-    return _mm256_add_ps(acc, _mm256_add_ps(t, _mm256_mul_ps(mx, _mm256_set1_ps(yb->s))));
-}
-
-/* One group block's 8 quant vectors (QUANTS) for all the tokens, then per
- * token the exact sums and the float step (STEP(acc, b, yb, q)). */
-#define GEMM8_LEGACY(NAME, GT, YT, QUANTS, STEP)                                                              \
-    static inline __attribute__((always_inline)) void NAME##_body(int64_t n, const void *vx, const void *vy,   \
-                                                                  size_t ys, const int ny, float *out,         \
-                                                                  int64_t os)                                  \
-    {                                                                                                           \
-        const GT *x = vx;                                                                                       \
-        const YT *y[KERN_NY];                                                                                   \
-        __m256 acc[KERN_NY];                                                                                    \
-        X8_TOKENS(YT, y, acc, vy, ys, ny);                                                                      \
-        const int64_t nb = n / 32;                                                                              \
-        for (int64_t i = 0; i < nb; i++) {                                                                      \
-            if (ny == 1) PREFETCH_AHEAD(&x[i], (int)(sizeof x[i] + 63) / 64);                                   \
-            __m256i q[8];                                                                                       \
-            QUANTS;                                                                                             \
-            PSI_UNROLL for (int t = 0; t < ny; t++) acc[t] = STEP(acc[t], &x[i], &y[t][i], q);                  \
-        }                                                                                                       \
-        PSI_UNROLL for (int t = 0; t < ny; t++) _mm256_storeu_ps(out + t * os, acc[t]);                         \
-    }
-
-static inline __m256 load_h8(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
-
-static inline __m256 q4_1x8_step(__m256 acc, const block_q4_1x8 *b, const block_q8_1x *yb, const __m256i q[8])
-{
-    return x8_step_min(acc, load_h8(b->d), load_h8(b->m), yb, q4_0x8_sums(q, q + 4, yb->qs));
-}
-/* Σ (q - 16)·y = Σ q·y - 16·Σy, and s8 = 8·Σy */
-static inline __m256 q5_0x8_step(__m256 acc, const block_q5_0x8 *b, const block_q8_0x *yb, const __m256i q[8])
-{
-    return x8_step(acc, load_h8(b->d), yb->d, _mm256_sub_epi32(q5x8_sums(q, yb->qs), _mm256_set1_epi32(2 * yb->s8)));
-}
-static inline __m256 q5_1x8_step(__m256 acc, const block_q5_1x8 *b, const block_q8_1x *yb, const __m256i q[8])
-{
-    return x8_step_min(acc, load_h8(b->d), load_h8(b->m), yb, q5x8_sums(q, yb->qs));
-}
-GEMM8_LEGACY(gemm8_q4_1, block_q4_1x8, block_q8_1x, q4_0x8_nibbles(x[i].qs, q, q + 4),
-             q4_1x8_step)
-GEMM8_LEGACY(gemm8_q5_0, block_q5_0x8, block_q8_0x, q5x8_quants(x[i].qs, x[i].qh, q), q5_0x8_step)
-GEMM8_LEGACY(gemm8_q5_1, block_q5_1x8, block_q8_1x, q5x8_quants(x[i].qs, x[i].qh, q), q5_1x8_step)
-#undef GEMM8_LEGACY
 
 #undef REPACK8
 #undef REPACK_ALSO
@@ -910,9 +826,6 @@ KX8_GEMM(gemm8_q5_K, block_q5_Kx8, 1, b->qh, 0, kx8_isum)
 
 GEMM8_DISPATCH(gemm8_q4_0)
 GEMM8_DISPATCH(gemm8_q8_0)
-GEMM8_DISPATCH(gemm8_q4_1)
-GEMM8_DISPATCH(gemm8_q5_0)
-GEMM8_DISPATCH(gemm8_q5_1)
 GEMM8_DISPATCH(gemm8_q4_K)
 GEMM8_DISPATCH(gemm8_q5_K)
 

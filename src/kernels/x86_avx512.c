@@ -132,6 +132,13 @@ static inline __attribute__((always_inline)) __m256i q8_0x8_sums(const __m256i u
 }
 GEMM8_Q8_0(gemm8_q8_0, q8_0_unsigned, q8_0x8_sums)
 
+/* Q4_1, Q5_0, Q5_1 (layouts in x86_common.h, repacked by the AVX2
+ * code): vpdpbusd sums 5-bit quants straight into int32 as it does 4-bit
+ * ones, where AVX2 needs two int16 accumulators. Checked bit for bit
+ * under emulation only. */
+static inline __m256i q5x8_sums(const __m256i q[8], const int8_t *yq) { return q4_0x8_sums(q, q + 4, yq); }
+GEMM8_LEGACY(q4_0x8_sums, q5x8_sums)
+
 /* Q4_K/Q5_K: a sub-block's 32 products per row summed in int32 by
  * vpdpbusd (|sum| <= 32·31·127), times its 6-bit scale as int32
  * (vpmulld), so no int16 partial sums and no 4-vector runs for Q5_K. */
@@ -170,6 +177,9 @@ void kernels_fill_avx512(kernels *k)
     /* the AVX2 repacking and activation layouts stay */
     k->t[PSI_TYPE_Q8_0].gemm8 = gemm8_q8_0;
     k->t[PSI_TYPE_Q4_0].gemm8 = gemm8_q4_0;
+    k->t[PSI_TYPE_Q4_1].gemm8 = gemm8_q4_1;
+    k->t[PSI_TYPE_Q5_0].gemm8 = gemm8_q5_0;
+    k->t[PSI_TYPE_Q5_1].gemm8 = gemm8_q5_1;
     k->t[PSI_TYPE_Q4_K].gemm8 = gemm8_q4_K;
     k->t[PSI_TYPE_Q5_K].gemm8 = gemm8_q5_K;
 }
