@@ -540,8 +540,13 @@ static void q8_K_from_f32(const float *src, void *dst, int64_t n)
  * its results stay the same whatever the batch. Session 7: FMA instead of
  * mul + add in this tile, pp512 F16 47.5 against 48.2 tok/s; a 4 rows × 3
  * tokens tile, bench_kernels 27.6-30.3 against 18.0-24.7 GMAC/s but the
- * model level, pp512 45.8 against 45.8 and pp128 -t 1 29.0 against 29.0:
- * something outside the tile bounds the model's F16 prompt.) */
+ * model level, pp512 45.8 against 45.8 and pp128 -t 1 29.0 against 29.0;
+ * with MATMUL_GEMM_ROWS 64 as well, pp256 -t 1 27.2 against 27.2 (64
+ * alone: pp512 50.8 against 54.0). llama.cpp runs F16 at pp256 -t 1 39-41
+ * tok/s here: it converts the activations to F16 (F16's vec_dot_type in
+ * ggml) and multiplies F16 × F16 tiles, half the bytes per multiply-add
+ * that psi's f32 activations cost; the lead for a next try, and a change
+ * of numerics to decide.) */
 
 /* Pointers to rows 0..max-1 of a tile of n valid rows, the missing ones
  * repeating the last. */
