@@ -545,8 +545,10 @@ static void q8_K_from_f32(const float *src, void *dst, int64_t n)
  * alone: pp512 50.8 against 54.0). llama.cpp runs F16 at pp256 -t 1 39-41
  * tok/s here: it converts the activations to F16 (F16's vec_dot_type in
  * ggml) and multiplies F16 × F16 tiles, half the bytes per multiply-add
- * that psi's f32 activations cost; the lead for a next try, and a change
- * of numerics to decide.) */
+ * that psi's f32 activations cost. Tried at once: F16 activations (the
+ * reference and this tile, 2 × 4) ran slower, pp256 -t 1 21.7 against
+ * 26.0, pp512 40.4 against 49.2: the tile then converts 6 vectors per 64
+ * multiply-adds. Untried: F16 activations with a 4 × 3 tile.) */
 
 /* Pointers to rows 0..max-1 of a tile of n valid rows, the missing ones
  * repeating the last. */
