@@ -1,9 +1,10 @@
 /*
  * x86_common.h — helpers both x86 kernel files share: horizontal sums in
  * the reference's order, fp16 loads, the ny dispatch of multi-token
- * kernels, the Q4_0 quant unpacking, and the repacked 8-row
- * layouts of the gemm8 kernels. Included only by files built with AVX2 (or
- * later) enabled.
+ * kernels, the Q4_0 quant unpacking, and the repacked 8-row layouts of
+ * the gemm8 kernels with the tile bodies written once for both (each file
+ * gives its own exact integer sums). Included only by files built with
+ * AVX2 (or later) enabled.
  */
 #ifndef PSI_X86_COMMON_H
 #define PSI_X86_COMMON_H
@@ -273,7 +274,7 @@ static inline __attribute__((always_inline)) void kx8_pair(const uint8_t *qs, co
         for (int64_t i = 0; i < nb; i++) {                                                                      \
             __m256i lo[4], hi[4];                                                                               \
             if (ny == 1) PREFETCH_AHEAD(&x[i], 3); /* 144 bytes a block */                                      \
-            q4_0x8_nibbles(x[i].qs, lo, hi);                                                                      \
+            q4_0x8_nibbles(x[i].qs, lo, hi);                                                                    \
             const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)x[i].d));                        \
             PSI_UNROLL for (int t = 0; t < ny; t++) acc[t] = q4_0x8_step(acc[t], dx, &y[t][i], SUMS(lo, hi, y[t][i].qs)); \
         }                                                                                                       \
@@ -364,9 +365,9 @@ typedef struct { float d, s; int8_t qs[QK8_1]; } block_q8_1x;
 
 /* The older 32-value types (whole files of them are still about, and
  * llama.cpp's quantizer falls back to Q5_0/Q5_1 for rows that are not a
- * multiple of 256), repacked as Q4_0 (x86_avx2.c repacks them): the 8 rows' fp16 scales (and the
- * mins m of x = q·d + m), Q5's fifth bits as one word per row, the nibbles
- * in Q4_0's 4-byte runs. The fifth bits are rearranged: bit v of byte b of
+ * multiple of 256), repacked as Q4_0 (by x86_avx2.c): the 8 rows' fp16
+ * scales (and the mins m of x = q·d + m), Q5's fifth bits as one word per
+ * row, the nibbles in Q4_0's 4-byte runs. The fifth bits are rearranged: bit v of byte b of
  * row r's word belongs to the quant that byte b of lane r of vector v
  * holds (vectors 0-3 the low nibbles' runs: values 4v + b; 4-7 the high
  * nibbles': 16 + 4(v - 4) + b), so one shift and one mask put it at bit
