@@ -254,61 +254,64 @@ static inline __attribute__((always_inline)) void kx8_pair(const uint8_t *qs, co
     }
 }
 
-/* The repacked tiles (gemm8) of Q4_0 and of Q4_K/Q5_K, written once: the
- * blocks' nibbles, scales and float steps are the same on every x86 path,
- * only the exact integer sums are each instruction set's own:
- *   SUMS(lo, hi, yq): a Q4_0 group block's 8 rows' Σ nibble·quant (int32);
- *   ISUM(qs, qh, nib, five, yq, sc): a K-quant group super-block's 8 rows'
- *   Σ_j sc_j·Σ q·y, sc as int16 pairs (sc, sc) per row, or as int32 when
- *   SC32. Several tokens read the unpacked quants from L1. */
+/* 8 fp16 values (a group block's scales) as floats. */
+static inline __m256 load_h8(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+
+/* The repacked tiles (gemm8), written once: the blocks' quants, scales and
+ * float steps are the same on every x86 path, only the exact integer sums
+ * are each instruction set's own (the macros' SUMS and ISUM). Several
+ * tokens read the unpacked quants from L1.
+ *
+ * GEMM8_BODY, the tile of the 32-value types: per group block, its 8 quant
+ * vectors q (QUANTS, a statement on x[i]) once for all the tokens, then per
+ * token acc = STEP(acc, &x[i], &y[t][i], q): the exact sums and the float
+ * step. */
+#define GEMM8_BODY(NAME, GT, YT, QUANTS, STEP)                                                                 \
+    static inline __attribute__((always_inline)) void NAME##_body(int64_t n, const void *vx, const void *vy,   \
+                                                                  size_t ys, const int ny, float *out,         \
+                                                                  int64_t os)                                  \
+    {                                                                                                           \
+        const GT *x = vx;                                                                                       \
+        const YT *y[KERN_NY];                                                                                   \
+        __m256 acc[KERN_NY];                                                                                    \
+        X8_TOKENS(YT, y, acc, vy, ys, ny);                                                                      \
+        const int64_t nb = n / 32;                                                                              \
+        for (int64_t i = 0; i < nb; i++) {                                                                      \
+            if (ny == 1) PREFETCH_AHEAD(&x[i], (int)(sizeof x[i] + 63) / 64);                                   \
+            __m256i q[8];                                                                                       \
+            QUANTS;                                                                                             \
+            PSI_UNROLL for (int t = 0; t < ny; t++) acc[t] = STEP(acc[t], &x[i], &y[t][i], q);                  \
+        }                                                                                                       \
+        PSI_UNROLL for (int t = 0; t < ny; t++) _mm256_storeu_ps(out + t * os, acc[t]);                         \
+    }
+
+/* Q4_0: SUMS(lo, hi, yq), a group block's 8 rows' Σ nibble·quant (int32). */
 #define GEMM8_Q4_0(NAME, SUMS)                                                                                  \
-    static inline __attribute__((always_inline)) void NAME##_body(int64_t n, const void *vx, const void *vy,   \
-                                                                  size_t ys, const int ny, float *out,         \
-                                                                  int64_t os)                                  \
+    static inline __m256 NAME##_step(__m256 acc, const block_q4_0x8 *b, const block_q8_0x *yb, const __m256i q[8]) \
     {                                                                                                           \
-        const block_q4_0x8 *x = vx;                                                                             \
-        const block_q8_0x *y[KERN_NY];                                                                          \
-        __m256 acc[KERN_NY];                                                                                    \
-        X8_TOKENS(block_q8_0x, y, acc, vy, ys, ny);                                                             \
-        const int64_t nb = n / QK4_0;                                                                           \
-        for (int64_t i = 0; i < nb; i++) {                                                                      \
-            __m256i lo[4], hi[4];                                                                               \
-            if (ny == 1) PREFETCH_AHEAD(&x[i], 3); /* 144 bytes a block */                                      \
-            q4_0x8_nibbles(x[i].qs, lo, hi);                                                                    \
-            const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)x[i].d));                        \
-            PSI_UNROLL for (int t = 0; t < ny; t++) acc[t] = q4_0x8_step(acc[t], dx, &y[t][i], SUMS(lo, hi, y[t][i].qs)); \
-        }                                                                                                       \
-        PSI_UNROLL for (int t = 0; t < ny; t++) _mm256_storeu_ps(out + t * os, acc[t]);                         \
-    }
+        return q4_0x8_step(acc, load_h8(b->d), yb, SUMS(q, q + 4, yb->qs));                                      \
+    }                                                                                                           \
+    GEMM8_BODY(NAME, block_q4_0x8, block_q8_0x, q4_0x8_nibbles(x[i].qs, q, q + 4), NAME##_step)
 
-/* The repacked Q8_0 tile, written once: PREP(v) turns a weight vector into
- * the form SUMS multiplies (once per block for all the tokens), and
- * SUMS(px, qs, yb) gives a token's exact 8 row sums Σ x·y from those
- * vectors px[8] (qs: the block's own quant bytes), then the float step. */
+/* The repacked Q8_0 tile: PREP(v) turns a weight vector into the form SUMS
+ * multiplies (once per block for all the tokens), and SUMS(q, qs, yb)
+ * gives a token's exact 8 row sums Σ x·y from those vectors q[8] (qs: the
+ * block's own quant bytes). */
 #define GEMM8_Q8_0(NAME, PREP, SUMS)                                                                            \
-    static inline __attribute__((always_inline)) void NAME##_body(int64_t n, const void *vx, const void *vy,   \
-                                                                  size_t ys, const int ny, float *out,         \
-                                                                  int64_t os)                                  \
+    static inline __attribute__((always_inline)) void NAME##_quants(const int8_t *qs, __m256i q[8])            \
     {                                                                                                           \
-        const block_q8_0x8 *x = vx;                                                                             \
-        const block_q8_0x *y[KERN_NY];                                                                          \
-        __m256 acc[KERN_NY];                                                                                    \
-        X8_TOKENS(block_q8_0x, y, acc, vy, ys, ny);                                                             \
-        const int64_t nb = n / QK8_0;                                                                           \
-        for (int64_t i = 0; i < nb; i++) {                                                                      \
-            if (ny == 1) PREFETCH_AHEAD(&x[i], 5); /* 272 bytes a block */                                      \
-            const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)x[i].d));                        \
-            __m256i px[8];                                                                                      \
-            PSI_UNROLL for (int m = 0; m < 8; m++) px[m] =                                                      \
-                PREP(_mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * m)));                                  \
-            PSI_UNROLL for (int t = 0; t < ny; t++) acc[t] =                                                    \
-                x8_step(acc[t], dx, y[t][i].d, SUMS(px, x[i].qs, &y[t][i]));                                    \
-        }                                                                                                       \
-        PSI_UNROLL for (int t = 0; t < ny; t++) _mm256_storeu_ps(out + t * os, acc[t]);                         \
-    }
+        PSI_UNROLL for (int m = 0; m < 8; m++) q[m] = PREP(_mm256_loadu_si256((const __m256i *)(qs + 32 * m))); \
+    }                                                                                                           \
+    static inline __m256 NAME##_step(__m256 acc, const block_q8_0x8 *b, const block_q8_0x *yb, const __m256i q[8]) \
+    {                                                                                                           \
+        return x8_step(acc, load_h8(b->d), yb->d, SUMS(q, b->qs, yb));                                           \
+    }                                                                                                           \
+    GEMM8_BODY(NAME, block_q8_0x8, block_q8_0x, NAME##_quants(x[i].qs, q), NAME##_step)
 
-/* QH: the fifth bits' bytes of group super-block b (anything for Q4_K,
- * FIVE 0, which never reads them). */
+/* Q4_K/Q5_K: ISUM(qs, qh, nib, five, yq, sc), a group super-block's 8
+ * rows' Σ_j sc_j·Σ q·y, sc as int16 pairs (sc, sc) per row, or as int32
+ * when SC32. QH: the fifth bits' bytes of group super-block b (anything for
+ * Q4_K, FIVE 0, which never reads them). */
 #define KX8_GEMM(NAME, GT, FIVE, QH, SC32, ISUM)                                                                 \
     static inline __attribute__((always_inline)) void NAME##_body(int64_t n, const void *vx, const void *vy,    \
                                                                   size_t ys, const int ny, float *out,          \
@@ -402,29 +405,6 @@ static inline __m256 x8_step_min(__m256 acc, __m256 dx, __m256 mx, const block_q
     return _mm256_add_ps(acc, _mm256_add_ps(t, _mm256_mul_ps(mx, _mm256_set1_ps(yb->s))));
 }
 
-static inline __m256 load_h8(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
-
-/* One group block's 8 quant vectors (QUANTS) for all the tokens, then per
- * token the exact sums and the float step (STEP(acc, b, yb, q)). */
-#define GEMM8_LEGACY_BODY(NAME, GT, YT, QUANTS, STEP)                                                          \
-    static inline __attribute__((always_inline)) void NAME##_body(int64_t n, const void *vx, const void *vy,   \
-                                                                  size_t ys, const int ny, float *out,         \
-                                                                  int64_t os)                                  \
-    {                                                                                                           \
-        const GT *x = vx;                                                                                       \
-        const YT *y[KERN_NY];                                                                                   \
-        __m256 acc[KERN_NY];                                                                                    \
-        X8_TOKENS(YT, y, acc, vy, ys, ny);                                                                      \
-        const int64_t nb = n / 32;                                                                              \
-        for (int64_t i = 0; i < nb; i++) {                                                                      \
-            if (ny == 1) PREFETCH_AHEAD(&x[i], (int)(sizeof x[i] + 63) / 64);                                   \
-            __m256i q[8];                                                                                       \
-            QUANTS;                                                                                             \
-            PSI_UNROLL for (int t = 0; t < ny; t++) acc[t] = STEP(acc[t], &x[i], &y[t][i], q);                  \
-        }                                                                                                       \
-        PSI_UNROLL for (int t = 0; t < ny; t++) _mm256_storeu_ps(out + t * os, acc[t]);                         \
-    }
-
 /* The Q4_1, Q5_0 and Q5_1 tiles (gemm8_q4_1, ..., with their ny
  * dispatch), written once: SUMS4(lo, hi, yq) an instruction set's exact
  * sums of 4-bit quants (as GEMM8_Q4_0's), SUMS5(q, yq) of 5-bit ones. */
@@ -442,9 +422,9 @@ static inline __m256 load_h8(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loa
     {                                                                                                           \
         return x8_step_min(acc, load_h8(b->d), load_h8(b->m), yb, SUMS5(q, yb->qs));                            \
     }                                                                                                           \
-    GEMM8_LEGACY_BODY(gemm8_q4_1, block_q4_1x8, block_q8_1x, q4_0x8_nibbles(x[i].qs, q, q + 4), q4_1x8_step)    \
-    GEMM8_LEGACY_BODY(gemm8_q5_0, block_q5_0x8, block_q8_0x, q5x8_quants(x[i].qs, x[i].qh, q), q5_0x8_step)     \
-    GEMM8_LEGACY_BODY(gemm8_q5_1, block_q5_1x8, block_q8_1x, q5x8_quants(x[i].qs, x[i].qh, q), q5_1x8_step)     \
+    GEMM8_BODY(gemm8_q4_1, block_q4_1x8, block_q8_1x, q4_0x8_nibbles(x[i].qs, q, q + 4), q4_1x8_step)    \
+    GEMM8_BODY(gemm8_q5_0, block_q5_0x8, block_q8_0x, q5x8_quants(x[i].qs, x[i].qh, q), q5_0x8_step)     \
+    GEMM8_BODY(gemm8_q5_1, block_q5_1x8, block_q8_1x, q5x8_quants(x[i].qs, x[i].qh, q), q5_1x8_step)     \
     GEMM8_DISPATCH(gemm8_q4_1)                                                                                  \
     GEMM8_DISPATCH(gemm8_q5_0)                                                                                  \
     GEMM8_DISPATCH(gemm8_q5_1)
