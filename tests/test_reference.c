@@ -70,8 +70,9 @@ static int argmax(const float *v, size_t n)
  * reference's (generic) result bit for bit on the SIMD paths: F32 and F16
  * (tile kernels), the K-quants (integer block sums), and Q4_0, Q4_1,
  * Q5_0, Q5_1 and Q8_0 matrices repacked in groups of 8 rows (row count a
- * multiple of 8; token_embd too, also where it is the output). Their other SIMD kernels,
- * where a matrix is not repacked, add in another order. */
+ * multiple of 8; token_embd too, also where it is the output). Their
+ * other SIMD kernels, where a matrix is not repacked, add in another
+ * order. */
 static bool simd_exact(const char *model)
 {
     gguf *g = NULL;
