@@ -4,7 +4,8 @@
  * (rows × n) times 1 token (decode: GB/s of weights) and times a batch of
  * tokens (prefill: multiply-adds per second), through the same tiles as
  * model_llama.c's matmul ("rows": vec_dot_ny row by row, "gemm": tile
- * kernels, "x8": matrices repacked in groups of 8 rows). For tuning kernels; figures vary with the machine.
+ * kernels, "x8": matrices repacked in groups of 8 rows, "x16": two such groups at
+ * a time, AMX). For tuning kernels; figures vary with the machine.
  *
  *   bench_kernels [n] [rows] [tokens] [TYPE,...]   (defaults 2048 2048 64, all types)
  */
@@ -181,6 +182,20 @@ int main(int argc, char **argv)
                 }
                 printf("%-8s %-8s %-6s %12.1f %14.1f\n", tt->name, ks->name, "x8", (double)row_size * rows / best1 * 1e-9,
                        (double)n * rows * nt / bestn * 1e-9);
+                if (k->gemm16 && rows % 16 == 0) { /* the same groups two at a time (AMX) */
+                    double best = 1e30;
+                    for (int rep = 0; rep < 5; rep++) {
+                        double t0 = now_s();
+                        for (int t0k = 0; t0k < nt; t0k += KERN_NY16)
+                            for (int64_t r = 0; r < rows; r += 16)
+                                k->gemm16(n, g + (size_t)r * row_size, 8 * row_size, act8 + (size_t)t0k * act8_row,
+                                          act8_row, nt - t0k < KERN_NY16 ? nt - t0k : KERN_NY16,
+                                          out + (size_t)t0k * rows + r, rows);
+                        double dt = now_s() - t0;
+                        if (dt < best) best = dt;
+                    }
+                    printf("%-8s %-8s %-6s %12s %14.1f\n", tt->name, ks->name, "x16", "", (double)n * rows * nt / best * 1e-9);
+                }
                 free(g);
                 free(act8);
             }

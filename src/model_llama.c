@@ -315,15 +315,23 @@ static void rmsnorm(float *out, const float *x, const float *w, int64_t n, float
 /* The kernel a matrix's rows go through, chosen once per product. */
 typedef enum matmul_path {
     MM_DOT,   /* one token: vec_dot streams the rows */
+    MM_GEMM16, /* a repacked matrix, a batch: gemm16, 16 rows × up to KERN_NY16 tokens */
     MM_GEMM8, /* a repacked matrix: gemm8, 8 rows × up to KERN_NY tokens */
     MM_GEMM,  /* tile kernels: up to KERN_MX rows × KERN_NY tokens */
     MM_NY,    /* vec_dot_ny: one row × up to KERN_NY tokens */
     MM_DOTS,  /* vec_dot once per row and token */
 } matmul_path;
 
+/* Tokens from which a repacked matrix goes through gemm16 where the table
+ * has it (AMX): at 8 tokens the tile unit is half used, and on a Sapphire
+ * Rapids-class Xeon Q4_0's gemm16 ran at 80 against gemm8's 96 GMAC/s
+ * (Q8_0 103 against 98); at 32, 162-171 against 95-99 (bench_kernels,
+ * session 8). */
+#define MATMUL_GEMM16_MIN 16
+
 static matmul_path matmul_path_of(const tensor *w, const kern_type *k, int32_t n_tok)
 {
-    if (w->x8) return MM_GEMM8;
+    if (w->x8) return k->gemm16 && n_tok >= MATMUL_GEMM16_MIN ? MM_GEMM16 : MM_GEMM8;
     if (k->gemm) return MM_GEMM;
     if (n_tok == 1) return MM_DOT;
     return k->vec_dot_ny ? MM_NY : MM_DOTS;
@@ -333,7 +341,7 @@ typedef struct matmul_part {
     const tensor *w;
     kern_type k;
     matmul_path path;
-    int64_t step;        /* rows per kernel call: 8 (gemm8), KERN_MX (gemm) or 1 */
+    int64_t step;        /* rows per kernel call: 16 (gemm16), 8 (gemm8), KERN_MX (gemm) or 1 */
     const void *act;     /* [n_tok] rows of act_row bytes */
     size_t act_row;
     float *out;          /* [n_tok][out_stride] */
@@ -358,6 +366,22 @@ static void matmul_rows(const matmul_part *j, int32_t n_tok, int64_t r0, int64_t
     const uint8_t *wd = w->data;
     if (j->path == MM_DOT) {
         for (int64_t r = r0; r < r1; r++) k->vec_dot(w->ne0, &j->out[r], wd + (size_t)r * w->row_size, j->act);
+        return;
+    }
+    if (j->path == MM_GEMM16) {
+        for (int32_t t0 = 0; t0 < n_tok; t0 += KERN_NY16) {
+            int ny = n_tok - t0 < KERN_NY16 ? (int)(n_tok - t0) : KERN_NY16;
+            const uint8_t *a = (const uint8_t *)j->act + (size_t)t0 * j->act_row;
+            float *o = j->out + (size_t)t0 * (size_t)j->out_stride;
+            int64_t r = r0;
+            for (; r + 16 <= r1; r += 16)
+                k->gemm16(w->ne0, wd + (size_t)r * w->row_size, 8 * w->row_size, a, j->act_row, ny, o + r,
+                          j->out_stride);
+            for (int t = 0; r < r1 && t < ny; t += KERN_NY) /* a last group of 8 */
+                k->gemm8(w->ne0, wd + (size_t)r * w->row_size, a + (size_t)t * j->act_row, j->act_row,
+                         ny - t < KERN_NY ? ny - t : KERN_NY, o + (size_t)t * (size_t)j->out_stride + r,
+                         j->out_stride);
+        }
         return;
     }
     const int64_t step = j->step;
@@ -479,7 +503,7 @@ static psi_status matmuls(psi_context *ctx, int n, const tensor *const *ws, cons
          * with today's tables: they start as a copy of the traits) */
         if (!p->k.vec_dot) p->k = (kern_type){.vec_dot = w->tt->vec_dot};
         p->path = matmul_path_of(w, &p->k, n_tok);
-        p->step = p->path == MM_GEMM8 ? 8 : p->path == MM_GEMM ? KERN_MX : 1;
+        p->step = p->path == MM_GEMM16 ? 16 : p->path == MM_GEMM8 ? 8 : p->path == MM_GEMM ? KERN_MX : 1;
         int64_t rows = (int64_t)(MATMUL_TILE_BYTES / w->row_size) / p->step * p->step;
         if (p->path == MM_GEMM && n_tok > 1 && rows < MATMUL_GEMM_ROWS) rows = MATMUL_GEMM_ROWS;
         j.chunk_rows[i] = rows < p->step ? p->step : rows;
@@ -492,7 +516,7 @@ static psi_status matmuls(psi_context *ctx, int n, const tensor *const *ws, cons
         uint32_t vdt = w->tt->vec_dot_type;
         if (vdt == PSI_TYPE_F32) continue;
         from_float_fn ff; /* gemm8's or vec_dot_ny's own layout where it has one */
-        if (p->path == MM_GEMM8 && p->k.x8_from_float) {
+        if ((p->path == MM_GEMM8 || p->path == MM_GEMM16) && p->k.x8_from_float) {
             ff = p->k.x8_from_float;
             p->act_row = p->k.x8_act_row(w->ne0);
         } else if (p->path == MM_NY && p->k.ny_from_float) {

@@ -260,35 +260,39 @@ static void test_gemm(const kernels *k)
     printf("%-8s gemm: %d tiles bit for bit the reference\n", k->name, checked);
 }
 
-/* Repacked groups of 8 rows (repack8 + gemm8) against the reference
- * vec_dot on the original rows, bit for bit, for every token count, with
- * guard values between and after the outputs. gemm8 reads the same
- * activations converted by x8_from_float when the table has one. */
-static void test_gemm8(const kernels *k)
+/* Repacked groups of 8 rows (repack8 + gemm8), or two groups at once
+ * (gemm16, AMX: pair), against the reference vec_dot on the original
+ * rows, bit for bit, for every token count, with guard values between and
+ * after the outputs; gemm16's second group lies group_stride bytes on,
+ * not right after the first. Both read the activations converted by
+ * x8_from_float when the table has one. */
+static void test_groups(const kernels *k, bool pair)
 {
     int checked = 0;
+    const int rows = pair ? 16 : 8, max_ny = pair ? KERN_NY16 : KERN_NY;
     for (uint32_t wt = 0; wt < KERN_TYPES; wt++) {
         const kern_type *kt = kernels_type(k, wt);
-        if (!kt->repack8 || !kt->gemm8) continue;
+        if (!kt->repack8 || !kt->gemm8 || (pair && !kt->gemm16)) continue;
         const type_traits *t = type_get(wt), *a = type_get(t->vec_dot_type);
         static const int64_t lens[] = {1, 2, 7, 64, 257};
         for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
             int64_t n = lens[li] * t->blck_size;
             size_t rs = type_row_size(wt, n), ys = type_row_size(t->vec_dot_type, n) + 4;
-            const size_t ys8 = kt->x8_from_float ? kt->x8_act_row(n) + 4 : ys;
-            uint8_t *x = malloc(8 * rs), *g = malloc(8 * rs), *y = calloc(KERN_NY, ys), *y8 = calloc(KERN_NY, ys8);
+            const size_t ys8 = kt->x8_from_float ? kt->x8_act_row(n) + 4 : ys, gs = 8 * rs + (pair ? 64 : 0);
+            uint8_t *x = malloc((size_t)rows * rs), *g = calloc(2, gs), *y = calloc((size_t)max_ny, ys),
+                    *y8 = calloc((size_t)max_ny, ys8);
             float *f = malloc((size_t)n * sizeof(float));
-            for (int r = 0; r < 8; r++) fill_weights(wt, x + (size_t)r * rs, n);
-            for (int r = 0; r < KERN_NY; r++) {
-                fill_f32(f, n, r % 5);
+            for (int r = 0; r < rows; r++) fill_weights(wt, x + (size_t)r * rs, n);
+            for (int r = 0; r < max_ny; r++) {
+                fill_f32(f, n, r % 7);
                 a->from_float(f, y + (size_t)r * ys, n);
                 if (kt->x8_from_float)
                     kt->x8_from_float(f, y8 + (size_t)r * ys8, n);
                 else
                     memcpy(y8 + (size_t)r * ys8, y + (size_t)r * ys, ys);
             }
-            kt->repack8(n, x, rs, g);
-            if (kt->unpack8) { /* each row back, byte for byte */
+            for (int h = 0; h < rows / 8; h++) kt->repack8(n, x + (size_t)h * 8 * rs, rs, g + (size_t)h * gs);
+            if (kt->unpack8 && !pair) { /* each row back, byte for byte */
                 uint8_t *row = malloc(rs);
                 for (int r = 0; r < 8; r++) {
                     kt->unpack8(n, g, r, row);
@@ -297,22 +301,25 @@ static void test_gemm8(const kernels *k)
                 }
                 free(row);
             }
-            float ref[KERN_NY][8];
-            for (int tk = 0; tk < KERN_NY; tk++)
-                for (int r = 0; r < 8; r++) t->vec_dot(n, &ref[tk][r], x + (size_t)r * rs, y + (size_t)tk * ys);
-            enum { OS = 11 };
-            for (int ny = 1; ny <= KERN_NY; ny++) {
-                float out[KERN_NY * OS];
-                for (int i = 0; i < KERN_NY * OS; i++) out[i] = -777.0f;
-                kt->gemm8(n, g, y8, ys8, ny, out, OS);
+            float ref[KERN_NY16][16];
+            for (int tk = 0; tk < max_ny; tk++)
+                for (int r = 0; r < rows; r++) t->vec_dot(n, &ref[tk][r], x + (size_t)r * rs, y + (size_t)tk * ys);
+            enum { OS = 19 };
+            for (int ny = 1; ny <= max_ny; ny++) {
+                float out[KERN_NY16 * OS];
+                for (int i = 0; i < KERN_NY16 * OS; i++) out[i] = -777.0f;
+                if (pair)
+                    kt->gemm16(n, g, gs, y8, ys8, ny, out, OS);
+                else
+                    kt->gemm8(n, g, y8, ys8, ny, out, OS);
                 bool ok = true;
-                for (int tk = 0; tk < KERN_NY; tk++)
+                for (int tk = 0; tk < KERN_NY16; tk++)
                     for (int r = 0; r < OS; r++) {
-                        float want = tk < ny && r < 8 ? ref[tk][r] : -777.0f;
+                        float want = tk < ny && r < rows ? ref[tk][r] : -777.0f;
                         if (memcmp(&out[tk * OS + r], &want, sizeof want)) ok = false;
                     }
-                CHECKF(ok, "%s: %s gemm8 ny %d n %lld differs from the reference or writes outside", k->name,
-                       t->name, ny, (long long)n);
+                CHECKF(ok, "%s: %s %s ny %d n %lld differs from the reference or writes outside", k->name, t->name,
+                       pair ? "gemm16" : "gemm8", ny, (long long)n);
                 checked++;
             }
             free(x);
@@ -322,7 +329,9 @@ static void test_gemm8(const kernels *k)
             free(f);
         }
     }
-    printf("%-8s gemm8: %d repacked tiles bit for bit the reference\n", k->name, checked);
+    if (checked)
+        printf("%-8s %s: %d %s bit for bit the reference\n", k->name, pair ? "gemm16" : "gemm8", checked,
+               pair ? "two-group tiles" : "repacked tiles");
 }
 
 /* Attention (kern_attn) of one KV head against a double-precision
@@ -450,6 +459,35 @@ static void test_env(void)
 #ifdef PSI_TEST_AVX512_EMU
 void kernels_fill_avx512_emu(kernels *k); /* x86_avx512.c built with SIMDe */
 #endif
+#ifdef PSI_TEST_AMX_EMU
+void kernels_fill_amx_emu(kernels *k); /* x86_amx.c with the tile instructions in C */
+#endif
+
+#if defined(PSI_TEST_AVX512_EMU) || defined(PSI_TEST_AMX_EMU)
+/* An instruction-set file built again with its instructions emulated
+ * (tests/CMakeLists.txt: SIMDe for AVX-512, C for AMX's tiles), filled in
+ * over the AVX2 table as dispatch.c does, and the kernels it replaces
+ * checked: 1 when run. */
+static int test_emulated(const char *name, void (*fill)(kernels *), bool amx)
+{
+    const kernels *a2 = kernels_for(KERN_AVX2);
+    if (!a2) {
+        printf("%s: not run (emulated over AVX2, which this CPU lacks)\n", name);
+        return 0;
+    }
+    static kernels tables[2];
+    kernels *k = &tables[amx];
+    *k = *a2;
+    k->name = name;
+    fill(k);
+    if (!amx) {
+        test_dots(k);
+        test_gemm(k);
+    }
+    test_groups(k, amx);
+    return 1;
+}
+#endif
 
 int main(void)
 {
@@ -475,26 +513,16 @@ int main(void)
         test_quantizers(k);
         test_dots(k);
         test_gemm(k);
-        test_gemm8(k);
+        test_groups(k, false);
+        test_groups(k, true);
         test_attn(k);
         ran++;
     }
 #ifdef PSI_TEST_AVX512_EMU
-    /* the AVX-512 kernels with SIMDe's emulation of the instructions
-     * (tests/CMakeLists.txt) over the AVX2 table, as dispatch.c builds it */
-    const kernels *a2 = kernels_for(KERN_AVX2);
-    if (a2) {
-        static kernels emu;
-        emu = *a2;
-        emu.name = "avx512e";
-        kernels_fill_avx512_emu(&emu);
-        test_dots(&emu);
-        test_gemm(&emu);
-        test_gemm8(&emu);
-        ran++;
-    } else {
-        printf("avx512e: not run (emulated over AVX2, which this CPU lacks)\n");
-    }
+    ran += test_emulated("avx512e", kernels_fill_avx512_emu, false);
+#endif
+#ifdef PSI_TEST_AMX_EMU
+    ran += test_emulated("amxe", kernels_fill_amx_emu, true);
 #endif
     printf("%d SIMD path(s) checked; in use: %s\n", ran, kernels_get()->name);
     test_env();

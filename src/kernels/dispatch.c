@@ -14,10 +14,15 @@
 #include <cpuid.h>
 #define PSI_X86 1
 #endif
+#if defined(__x86_64__) && defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 typedef struct cpu_caps {
     bool avx2;     /* AVX2 + FMA + F16C, OS saves YMM */
     bool avx512;   /* F + BW + VL + VNNI, OS saves ZMM and opmask */
+    bool amx;      /* + AMX-TILE and AMX-INT8, tile data granted by the OS */
 } cpu_caps;
 
 #ifdef PSI_X86
@@ -27,11 +32,23 @@ static uint64_t xgetbv0(void)
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
     return ((uint64_t)hi << 32) | lo;
 }
+
+/* Linux hands the 8 KiB of tile registers only to a process that asks
+ * (arch_prctl ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA, kernel 5.16+);
+ * once granted, it holds for every thread. */
+static bool amx_granted(void)
+{
+#if defined(__x86_64__) && defined(__linux__) && defined(SYS_arch_prctl)
+    return syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XFEATURE_XTILEDATA */) == 0;
+#else
+    return false;
+#endif
+}
 #endif
 
 static cpu_caps detect(void)
 {
-    cpu_caps c = {false, false};
+    cpu_caps c = {false, false, false};
 #ifdef PSI_X86
     unsigned a, b, cx, d;
     if (!__get_cpuid(1, &a, &b, &cx, &d)) return c;
@@ -47,6 +64,8 @@ static cpu_caps detect(void)
     bool f = b & (1u << 16), bw = b & (1u << 30), vl = b & (1u << 31), vnni = cx & (1u << 11);
     c.avx2 = ymm_os && avx2 && fma && f16c;
     c.avx512 = c.avx2 && zmm_os && f && bw && vl && vnni;
+    bool tile = d & (1u << 24), int8 = d & (1u << 25), tile_os = (xcr0 & 0x60000) == 0x60000;
+    c.amx = c.avx512 && tile && int8 && tile_os && amx_granted();
 #endif
     return c;
 }
@@ -56,7 +75,7 @@ static bool supported[KERN_LEVELS];
 static const kernels *chosen;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-static const char *const level_names[KERN_LEVELS] = {"generic", "avx2", "avx512"};
+static const char *const level_names[KERN_LEVELS] = {"generic", "avx2", "avx512", "amx"};
 
 const char *kernels_level_name(kern_level level)
 {
@@ -83,7 +102,7 @@ static kern_level parse_env(kern_level best)
         fprintf(stderr, "psi: warning: PSI_CPU=%s: this CPU cannot run it; using %s\n", e, level_names[best]);
         return best;
     }
-    fprintf(stderr, "psi: warning: PSI_CPU=%s is not one of generic, avx2, avx512; ignored\n", e);
+    fprintf(stderr, "psi: warning: PSI_CPU=%s is not one of generic, avx2, avx512, amx; ignored\n", e);
     return best;
 }
 
@@ -100,6 +119,7 @@ static void init(void)
 #ifdef PSI_X86
     supported[KERN_AVX2] = c.avx2;
     supported[KERN_AVX512] = c.avx512;
+    supported[KERN_AMX] = c.amx;
     /* the fill functions are compiled for their instruction set too (the
      * compiler may use it even to store pointers): call them only where
      * the CPU runs it */
@@ -107,10 +127,12 @@ static void init(void)
         kernels_fill_avx2(&tables[KERN_AVX2]);
         kernels_fill_avx2_attn(&tables[KERN_AVX2]);
     }
-    if (c.avx512) {
-        kernels_fill_avx2(&tables[KERN_AVX512]);
-        kernels_fill_avx2_attn(&tables[KERN_AVX512]);
-        kernels_fill_avx512(&tables[KERN_AVX512]);
+    for (int l = KERN_AVX512; l <= KERN_AMX; l++) { /* amx: the avx512 table and its tiles */
+        if (!supported[l]) continue;
+        kernels_fill_avx2(&tables[l]);
+        kernels_fill_avx2_attn(&tables[l]);
+        kernels_fill_avx512(&tables[l]);
+        if (l == KERN_AMX) kernels_fill_amx(&tables[l]);
     }
 #else
     (void)c;

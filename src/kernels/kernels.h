@@ -5,12 +5,12 @@
  *
  * The portable reference kernels stay in types.c (the traits table); a
  * table starts as a copy of them and each instruction-set file
- * (x86_avx2.c, x86_avx512.c) replaces the entries it has a faster version
- * of. Every replacement gives the reference's result up to float
+ * (x86_avx2.c, x86_avx512.c, x86_amx.c) replaces the entries it has a
+ * faster version of. Every replacement gives the reference's result up to float
  * reassociation (integer parts exact); test_kernels checks that on every
  * path the CPU runs.
  *
- * PSI_CPU=generic|avx2|avx512 in the environment forces a path. A path the
+ * PSI_CPU=generic|avx2|avx512|amx in the environment forces a path. A path the
  * CPU (or the OS) cannot run is never used: psi warns once on stderr and
  * takes the best path below it. An unknown value warns and is ignored.
  */
@@ -23,7 +23,7 @@
 
 #include "types.h"
 
-typedef enum kern_level { KERN_GENERIC = 0, KERN_AVX2 = 1, KERN_AVX512 = 2, KERN_LEVELS = 3 } kern_level;
+typedef enum kern_level { KERN_GENERIC = 0, KERN_AVX2 = 1, KERN_AVX512 = 2, KERN_AMX = 3, KERN_LEVELS = 4 } kern_level;
 
 /* Dot products of one weight row x (n values of the weight type) with ny
  * activation rows (1 <= ny <= KERN_NY, y_stride bytes apart, of the
@@ -65,6 +65,15 @@ typedef void (*gemm8_fn)(int64_t n, const void *x, const void *y, size_t y_strid
  * vec_dot_ny may do the same (ny_from_float, ny_act_row); vec_dot always
  * reads the vec_dot_type's own layout. */
 typedef size_t (*act_row_fn)(int64_t n);
+
+/* Two repacked groups at once (x, and x + group_stride bytes: rows 0-7 and
+ * 8-15) times up to KERN_NY16 tokens of gemm8's activations:
+ * out[t * out_stride + r] for r < 16, t < ny <= KERN_NY16, bit for bit
+ * what gemm8 gives. For matrix units (AMX) that need bigger tiles than
+ * gemm8's to pay. */
+#define KERN_NY16 32
+typedef void (*gemm16_fn)(int64_t n, const void *x, size_t group_stride, const void *y, size_t y_stride, int ny,
+                          float *out, int64_t out_stride);
 
 /* Attention of the query heads that share one KV head (grouped-query
  * attention), for a tile of n_tok tokens of one sequence: row (t, g) —
@@ -112,6 +121,7 @@ typedef struct kern_type {
     gemm_fn gemm;              /* NULL: vec_dot_ny (or vec_dot) row by row */
     repack8_fn repack8;        /* with gemm8: matrices whose row count is a multiple of 8 are repacked */
     gemm8_fn gemm8;
+    gemm16_fn gemm16;          /* NULL: gemm8 only */
     unpack8_fn unpack8;        /* NULL: this type's token_embd is not repacked */
     from_float_fn x8_from_float; /* gemm8's activations; NULL: the vec_dot_type's from_float */
     act_row_fn x8_act_row;
@@ -124,7 +134,7 @@ typedef struct kern_type {
 
 typedef struct kernels {
     kern_level level;
-    const char *name; /* "generic", "avx2", "avx512" */
+    const char *name; /* "generic", "avx2", "avx512", "amx" */
     kern_type t[KERN_TYPES];
     attn_fn attn;
 } kernels;
@@ -137,7 +147,7 @@ const kernels *kernels_get(void);
 const kernels *kernels_for(kern_level level);
 /* The entry of a type id (NULL entries when the id is out of range). */
 const kern_type *kernels_type(const kernels *k, uint32_t type);
-/* "generic", "avx2", "avx512"; NULL for an unknown level. */
+/* "generic", "avx2", "avx512", "amx"; NULL for an unknown level. */
 const char *kernels_level_name(kern_level level);
 
 /* Kernels with no reference in types.c (kernels/generic.c). */
@@ -146,5 +156,6 @@ void kernels_fill_generic(kernels *k);
 void kernels_fill_avx2(kernels *k);
 void kernels_fill_avx2_attn(kernels *k);
 void kernels_fill_avx512(kernels *k);
+void kernels_fill_amx(kernels *k);
 
 #endif

@@ -548,14 +548,9 @@ static void q8_K_from_f32(const float *src, void *dst, int64_t n)
  * that psi's f32 activations cost. Tried at once: F16 activations (the
  * reference and this tile, 2 × 4) ran slower, pp256 -t 1 21.7 against
  * 26.0, pp512 40.4 against 49.2: the tile then converts 6 vectors per 64
- * multiply-adds. Untried: F16 activations with a 4 × 3 tile.) */
-
-/* Pointers to rows 0..max-1 of a tile of n valid rows, the missing ones
- * repeating the last. */
-static inline void tile_rows(const void *base, size_t stride, int n, int max, const uint8_t **rows)
-{
-    for (int r = 0; r < max; r++) rows[r] = (const uint8_t *)base + (size_t)(r < n ? r : n - 1) * stride;
-}
+ * multiply-adds. Untried: F16 activations with a 4 × 3 tile.) On Intel
+ * CPUs with AVX-512 the avx512 table replaces this tile for 3 or more
+ * tokens by a zmm one with two rows a register (x86_avx512.c). */
 
 #define FLOAT_GEMM(NAME, WT, LOADW)                                                                          \
     static inline __attribute__((always_inline)) void NAME##_sub(int64_t n, const uint8_t *const *xr,       \

@@ -10,24 +10,31 @@
  * vpdpbusd, which sums u8 × s8 quadruples straight into int32 — Q4_0 68.5
  * against AVX2's 56.0 GMAC/s (model pp512 116-137 against 93-112 tok/s),
  * Q5_K 59.3 against 56.4, Q4_K level (65.4 / 67.0 in cache, 50.3 / 49.7
- * from memory) — and the Q4_0 rows (a little ahead). The repacked Q8_0
- * tile came later (2026-11-27, a session without that CPU): checked bit
- * for bit under emulation only, not yet timed there. VNNI versions of the
+ * from memory) — and the Q4_0 rows (a little ahead). Session 8, same CPU:
+ * the repacked Q8_0 tile (weights as x + 128 unsigned: 2 instructions
+ * per 32 multiply-adds against the AVX2 sign trick's 5) 94.7-98.4 against
+ * AVX2's 47.9-51.1 GMAC/s, pp512 100-157 against 64-76 tok/s (noisy);
+ * Q5_0 88.6 against 69.4, Q5_1 96.6 against 71.0; Q4_1 67.0 and 88.8 in
+ * two runs against 81.6 and 79.8 (undecided, kept). The float tile
+ * below (F16/F32 weights, two rows a zmm) 26.0 against AVX2's 13.9
+ * GMAC/s for F16, 21.3 against 12.8 for F32; pp512 F16 52.1 against 33.3
+ * tok/s. VNNI versions of the
  * Q8_0 rows (17.0 against 19.6 GMAC/s; decode equal) and of Q6_K (29.4
  * against 41.3: one vpmulld per 32 values where AVX2 folds the scale into
- * vpmaddwd) were slower and were removed; the float types keep the AVX2
- * kernels too. The tiles give the reference's results bit for bit (the
- * same integer sums, the float steps in its order); the Q4_0 rows, like
- * AVX2's, add in another order. On that CPU test_kernels passed on every
- * path and test_reference's Q4_0 and Q4_K_M cases matched as on AVX2, so
- * dispatch.c uses this table wherever the CPU has it.
+ * vpmaddwd) were slower and were removed. The tiles give the reference's
+ * results bit for bit (the same integer sums, the float steps in its
+ * order); the Q4_0 rows, like AVX2's, add in another order. On that CPU
+ * test_kernels passed on every path and test_reference's Q4_0, Q8_0 and
+ * Q4_K_M cases matched as on AVX2, so dispatch.c uses this table
+ * wherever the CPU has it (and the amx table, x86_amx.c, which adds to
+ * this one, where the CPU has AMX too).
  * Tried there and dropped: AMX (TDPBSUD) for the same repacked Q4_0 tile,
  * one 8 × ny tile product per 32-value block with the int32 sums stored
  * and scaled as here — bit for bit right, but 42-52 against 63-72
  * GMAC/s, model pp512 81-93 against 114-130 tok/s: tile configuration,
  * the store of every block's sums and a unit a quarter used cost more
- * than the products. AMX needs 16 × 16 tiles over several blocks (a tile
- * interface of its own), not this one.
+ * than the products. AMX needs bigger tiles with an interface of their
+ * own: x86_amx.c.
  */
 #include "kernels.h"
 
@@ -168,6 +175,112 @@ GEMM8_DISPATCH(gemm8_q4_0)
 GEMM8_DISPATCH(gemm8_q4_K)
 GEMM8_DISPATCH(gemm8_q5_K)
 
+/* ---------------------------------------------------------------- float tile (F32, F16)
+
+ * The AVX2 tile (FLOAT_GEMM) keeps each (row, token) sum in the
+ * reference's 8 lanes (vec_dot_f16_f32: lane k adds x·y of every
+ * position ≡ k mod 8, product rounded, then sum8). Here a zmm holds two
+ * rows' 8 lanes (row r in 0-7, r + 1 in 8-15) against one token's 8
+ * activations in both halves: the same operations in the same order, 16
+ * lanes an instruction, so Intel's two 512-bit ports give twice AVX2's
+ * multiplies and adds (mul + add, not FMA: the reference rounds the
+ * product). Tile: 8 rows (4 pairs) × 4 tokens, 16 accumulators; 1-2
+ * tokens (decode, bound by memory) keep the AVX2 tile.
+ *
+ * f32x16 and its few operations: zmm, or in the test build (SIMDe lacks
+ * the conversions) two ymm halves doing the same lane for lane. */
+#ifdef PSI_AVX512_EMU
+typedef struct { __m256 lo, hi; } f32x16;
+static inline f32x16 v16_pair(__m256 a, __m256 b) { return (f32x16){a, b}; }
+static inline f32x16 v16_zero(void) { return v16_pair(_mm256_setzero_ps(), _mm256_setzero_ps()); }
+static inline f32x16 v16_madd(f32x16 acc, f32x16 w, f32x16 a)
+{
+    return v16_pair(_mm256_add_ps(acc.lo, _mm256_mul_ps(w.lo, a.lo)), _mm256_add_ps(acc.hi, _mm256_mul_ps(w.hi, a.hi)));
+}
+static inline __m256 v16_lo(f32x16 v) { return v.lo; }
+static inline __m256 v16_hi(f32x16 v) { return v.hi; }
+static inline f32x16 v16_bcast8(const float *p) { return v16_pair(_mm256_loadu_ps(p), _mm256_loadu_ps(p)); }
+static inline f32x16 v16_rows_f32(const float *a, const float *b) { return v16_pair(_mm256_loadu_ps(a), _mm256_loadu_ps(b)); }
+static inline f32x16 v16_rows_f16(const uint16_t *a, const uint16_t *b) { return v16_pair(load_f16(a), load_f16(b)); }
+#else
+typedef __m512 f32x16;
+static inline f32x16 v16_zero(void) { return _mm512_setzero_ps(); }
+static inline f32x16 v16_madd(f32x16 acc, f32x16 w, f32x16 a) { return _mm512_add_ps(acc, _mm512_mul_ps(w, a)); }
+static inline __m256 v16_lo(f32x16 v) { return _mm512_castps512_ps256(v); }
+static inline __m256 v16_hi(f32x16 v) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)); }
+static inline f32x16 v16_bcast8(const float *p)
+{
+    return _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_loadu_ps(p))));
+}
+static inline f32x16 v16_rows_f32(const float *a, const float *b)
+{
+    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(_mm256_loadu_ps(a))),
+                                               _mm256_castps_pd(_mm256_loadu_ps(b)), 1));
+}
+static inline f32x16 v16_rows_f16(const uint16_t *a, const uint16_t *b)
+{
+    return _mm512_cvtph_ps(_mm256_set_m128i(_mm_loadu_si128((const __m128i *)b), _mm_loadu_si128((const __m128i *)a)));
+}
+#endif
+
+#define FLOAT_GEMM_ZMM(NAME, WT, ROWS)                                                                         \
+    static inline __attribute__((always_inline)) void NAME##_sub(int64_t n, const uint8_t *const *xr,       \
+                                                                 const uint8_t *const *yr, const int rn,    \
+                                                                 float res[8][4])                           \
+    {                                                                                                        \
+        f32x16 acc[4][4];                                                                                    \
+        PSI_UNROLL for (int p = 0; p < 4; p++) PSI_UNROLL for (int t = 0; t < rn; t++) acc[p][t] = v16_zero(); \
+        int64_t i = 0;                                                                                       \
+        for (; i + 8 <= n; i += 8) {                                                                         \
+            f32x16 a[4];                                                                                     \
+            PSI_UNROLL for (int t = 0; t < rn; t++) a[t] = v16_bcast8((const float *)yr[t] + i);             \
+            PSI_UNROLL for (int p = 0; p < 4; p++) {                                                         \
+                const f32x16 w = ROWS((const WT *)xr[2 * p] + i, (const WT *)xr[2 * p + 1] + i);             \
+                PSI_UNROLL for (int t = 0; t < rn; t++) acc[p][t] = v16_madd(acc[p][t], w, a[t]);            \
+            }                                                                                                \
+        }                                                                                                    \
+        if (i < n) { /* the last n % 8 positions, zero-padded as the AVX2 tile does */                      \
+            float ta[4][8] = {{0}};                                                                          \
+            WT tw[8][8] = {{0}};                                                                             \
+            for (int t = 0; t < rn; t++) memcpy(ta[t], (const float *)yr[t] + i, (size_t)(n - i) * 4);       \
+            for (int r = 0; r < 8; r++) memcpy(tw[r], (const WT *)xr[r] + i, (size_t)(n - i) * sizeof(WT));  \
+            for (int p = 0; p < 4; p++)                                                                      \
+                for (int t = 0; t < rn; t++)                                                                 \
+                    acc[p][t] = v16_madd(acc[p][t], ROWS(tw[2 * p], tw[2 * p + 1]), v16_bcast8(ta[t]));      \
+        }                                                                                                    \
+        PSI_UNROLL for (int p = 0; p < 4; p++) PSI_UNROLL for (int t = 0; t < rn; t++) {                     \
+            res[2 * p][t] = hsum_ps(v16_lo(acc[p][t]));                                                      \
+            res[2 * p + 1][t] = hsum_ps(v16_hi(acc[p][t]));                                                  \
+        }                                                                                                    \
+    }                                                                                                        \
+    static gemm_fn NAME##_few; /* the AVX2 tile, for 1-2 tokens */                                           \
+    static void NAME(int64_t n, const void *vx, size_t xs, int nx, const void *vy, size_t ys, int ny,        \
+                     float *out, int64_t os)                                                                 \
+    {                                                                                                        \
+        if (ny <= 2) {                                                                                       \
+            NAME##_few(n, vx, xs, nx, vy, ys, ny, out, os);                                                  \
+            return;                                                                                          \
+        }                                                                                                    \
+        const uint8_t *xr[KERN_MX], *yr[KERN_NY + 3]; /* missing rows and tokens repeat the last */          \
+        tile_rows(vx, xs, nx, KERN_MX, xr);                                                                  \
+        tile_rows(vy, ys, ny, KERN_NY + 3, yr);                                                              \
+        for (int t0 = 0; t0 < ny; t0 += 4) {                                                                 \
+            float res[8][4];                                                                                 \
+            const int rn = ny - t0 < 4 ? ny - t0 : 4;                                                        \
+            switch (rn) {                                                                                    \
+            case 1: NAME##_sub(n, xr, yr + t0, 1, res); break;                                               \
+            case 2: NAME##_sub(n, xr, yr + t0, 2, res); break;                                               \
+            case 3: NAME##_sub(n, xr, yr + t0, 3, res); break;                                               \
+            default: NAME##_sub(n, xr, yr + t0, 4, res); break;                                              \
+            }                                                                                                \
+            for (int r = 0; r < nx; r++)                                                                     \
+                for (int t = 0; t < rn; t++) out[(t0 + t) * os + r] = res[r][t];                             \
+        }                                                                                                    \
+    }
+FLOAT_GEMM_ZMM(gemm_f32_zmm, float, v16_rows_f32)
+FLOAT_GEMM_ZMM(gemm_f16_zmm, uint16_t, v16_rows_f16)
+#undef FLOAT_GEMM_ZMM
+
 /* ---------------------------------------------------------------- table */
 
 void kernels_fill_avx512(kernels *k)
@@ -182,6 +295,10 @@ void kernels_fill_avx512(kernels *k)
     k->t[PSI_TYPE_Q5_1].gemm8 = gemm8_q5_1;
     k->t[PSI_TYPE_Q4_K].gemm8 = gemm8_q4_K;
     k->t[PSI_TYPE_Q5_K].gemm8 = gemm8_q5_K;
+    gemm_f32_zmm_few = k->t[PSI_TYPE_F32].gemm;
+    gemm_f16_zmm_few = k->t[PSI_TYPE_F16].gemm;
+    if (gemm_f32_zmm_few) k->t[PSI_TYPE_F32].gemm = gemm_f32_zmm;
+    if (gemm_f16_zmm_few) k->t[PSI_TYPE_F16].gemm = gemm_f16_zmm;
 }
 
 #else

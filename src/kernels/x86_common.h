@@ -74,6 +74,13 @@ static inline __m256 load_f16(const uint16_t *p) { return _mm256_cvtph_ps(_mm_lo
         for (int l_ = 0; l_ < (lines); l_++) _mm_prefetch(ahead_ + 64 * l_, _MM_HINT_T0);          \
     } while (0)
 
+/* Pointers to rows 0..max-1 of a tile of n valid rows, the missing ones
+ * repeating the last. */
+static inline void tile_rows(const void *base, size_t stride, int n, int max, const uint8_t **rows)
+{
+    for (int r = 0; r < max; r++) rows[r] = (const uint8_t *)base + (size_t)(r < n ? r : n - 1) * stride;
+}
+
 /* 32 quants of a Q4_0 block as signed bytes in value order: low nibbles
  * are values 0..15, high nibbles 16..31. */
 static inline __m256i q4_0_unpack(const uint8_t *qs)
