@@ -125,12 +125,25 @@ static int cand_cmp(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id; /* stable order: lower id first */
 }
 
+/* The first id of the largest logit (NaN never wins; a NaN at id 0 does,
+ * as a plain "logits[i] > logits[best]" scan gives). The maximum first,
+ * over 8 independent lanes, then its first id: the plain scan carried a
+ * load through its compare every element, ~7 cycles each, 0.37 ms per
+ * 128k vocabulary on Zen 3 — a few % of an 8-stream serve step, one core
+ * busy and the other idle. */
 static int32_t argmax(const float *logits, int32_t n)
 {
-    int32_t best = 0;
-    for (int32_t i = 1; i < n; i++)
-        if (logits[i] > logits[best]) best = i; /* strict: lowest id wins ties */
-    return best;
+    if (isnan(logits[0])) return 0;
+    float m[8];
+    for (int k = 0; k < 8; k++) m[k] = logits[0];
+    int32_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) m[k] = logits[i + k] > m[k] ? logits[i + k] : m[k];
+    for (; i < n; i++) m[0] = logits[i] > m[0] ? logits[i] : m[0];
+    for (int k = 1; k < 8; k++) m[0] = m[k] > m[0] ? m[k] : m[0];
+    for (i = 0; i < n; i++)
+        if (logits[i] == m[0]) return i;
+    return 0;
 }
 
 /* Does a rank after b (cand_cmp order)? */

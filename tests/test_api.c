@@ -368,6 +368,29 @@ static void test_sampler(void)
     psi_sampler_params p = psi_sampler_default_params();
     p.temperature = 0;
     CHECK(sample_n(&p, logits, 7, NULL, 1) == 1); /* greedy, lowest id on ties */
+    /* greedy against a plain scan (first id of the largest; NaN never wins
+     * but at id 0; infinities) over lengths around its 8 lanes */
+    {
+        float big[203];
+        uint32_t r = 7;
+        for (int round = 0; round < 300; round++) {
+            int32_t n = 1 + round % 203;
+            for (int32_t i = 0; i < n; i++) {
+                r = r * 1103515245u + 12345u;
+                big[i] = (float)((r >> 16) % 9) - 4.0f; /* many ties */
+            }
+            r = r * 1103515245u + 12345u;
+            int32_t at = (int32_t)((r >> 16) % (uint32_t)n);
+            static const float special[5] = {NAN, INFINITY, -INFINITY, NAN, 4.0f};
+            if (round % 3) big[at] = special[round % 5];
+            if (round % 7 == 0) big[0] = NAN;
+            int32_t want = 0;
+            for (int32_t i = 1; i < n; i++)
+                if (big[i] > big[want]) want = i;
+            int32_t got = sample_n(&p, big, n, NULL, 1);
+            CHECKF(got == want, "greedy over %d logits: %d, want %d", n, got, want);
+        }
+    }
 
     /* same seed, same sequence; different seed, different sequence */
     p = psi_sampler_default_params();
