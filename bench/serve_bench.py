@@ -6,9 +6,11 @@ stream count), then for each stream count N runs N concurrent streamed
 completions (different prompts, -n tokens each, ignore_eos) and prints the
 aggregate generation tokens/s (all tokens over the whole run, prefill
 included, and decode only: tokens after each stream's first over the time
-from the earliest first token to the end) and the time to first token
-(median and worst) under that load. Prints figures; passes or fails on
-nothing.
+from the earliest first token to the end), the engine's own generation
+rate over its busy time (from /metrics: what the batched forward passes
+and sampling give, before HTTP and the client), and the time to first
+token (median and worst) under that load. Prints figures; passes or fails
+on nothing.
 
   python3 bench/serve_bench.py [-m MODEL] [--streams 1,4,8] [-n 64] [-t THREADS]
 Default model: the Llama-3.2-1B-shape Q8_0 file `make bench` builds in
@@ -65,6 +67,21 @@ def one_stream(port, prompt, n):
     return first or 0.0, tokens, time.time() - t0
 
 
+def engine_gen(port):
+    """(generation tokens, engine seconds spent on them) so far, from /metrics."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    c.request("GET", "/metrics")
+    text = c.getresponse().read().decode()
+    c.close()
+    v = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            k, x = line.split()
+            v[k] = float(x)
+    tok, rate = v.get("psi_generation_tokens_total", 0.0), v.get("psi_generation_tokens_per_second", 0.0)
+    return tok, tok / rate if rate > 0 else 0.0
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("-m", "--model", default=default_model())
@@ -89,17 +106,20 @@ def main():
     if not port:
         sys.exit("psi serve did not start")
     print(f"model {os.path.basename(a.model)}; {a.n} tokens per stream; psi serve --parallel {max(counts)}")
-    print(f"{'streams':>8} {'gen tok/s':>10} {'x one':>6} {'decode tok/s':>13} {'x one':>6} {'TTFT med':>9} "
-          f"{'TTFT max':>9} {'wall s':>7}")
+    print(f"{'streams':>8} {'gen tok/s':>10} {'x one':>6} {'decode tok/s':>13} {'x one':>6} {'engine tok/s':>13} "
+          f"{'TTFT med':>9} {'TTFT max':>9} {'wall s':>7}")
     base = dbase = None
     try:
         one_stream(port, "warm up", 4)
         for n in counts:
             prompts = [f"Stream {i} of {n}: once upon a time there was" for i in range(n)]
+            e0 = engine_gen(port)
             t0 = time.time()
             with concurrent.futures.ThreadPoolExecutor(n) as ex:
                 res = list(ex.map(lambda p: one_stream(port, p, a.n), prompts))
             wall = time.time() - t0
+            e1 = engine_gen(port)
+            eps = (e1[0] - e0[0]) / (e1[1] - e0[1]) if e1[1] > e0[1] else 0.0
             tps = sum(r[1] for r in res) / wall
             base = base or tps
             ttft = [r[0] for r in res]
@@ -107,7 +127,7 @@ def main():
             # from the earliest first token to the end (prefill left out)
             dps = sum(max(r[1] - 1, 0) for r in res) / max(wall - min(ttft), 1e-9)
             dbase = dbase or dps
-            print(f"{n:>8} {tps:>10.1f} {tps / base:>6.2f} {dps:>13.1f} {dps / dbase:>6.2f} "
+            print(f"{n:>8} {tps:>10.1f} {tps / base:>6.2f} {dps:>13.1f} {dps / dbase:>6.2f} {eps:>13.1f} "
                   f"{statistics.median(ttft) * 1e3:>7.0f}ms {max(ttft) * 1e3:>7.0f}ms {wall:>7.2f}")
     finally:
         srv.terminate()
