@@ -194,7 +194,8 @@ int main(int argc, char **argv)
                         double dt = now_s() - t0;
                         if (dt < best) best = dt;
                     }
-                    printf("%-8s %-8s %-6s %12s %14.1f\n", tt->name, ks->name, "x16", "", (double)n * rows * nt / best * 1e-9);
+                    printf("%-8s %-8s %-6s %12s %14.1f\n", tt->name, ks->name, "x16", "",
+                           (double)n * rows * nt / best * 1e-9);
                 }
                 free(g);
                 free(act8);

@@ -6,13 +6,13 @@
  * The portable reference kernels stay in types.c (the traits table); a
  * table starts as a copy of them and each instruction-set file
  * (x86_avx2.c, x86_avx512.c, x86_amx.c) replaces the entries it has a
- * faster version of. Every replacement gives the reference's result up to float
- * reassociation (integer parts exact); test_kernels checks that on every
- * path the CPU runs.
+ * faster version of. Every replacement gives the reference's result up to
+ * float reassociation (integer parts exact); test_kernels checks that on
+ * every path the CPU runs.
  *
- * PSI_CPU=generic|avx2|avx512|amx in the environment forces a path. A path the
- * CPU (or the OS) cannot run is never used: psi warns once on stderr and
- * takes the best path below it. An unknown value warns and is ignored.
+ * PSI_CPU=generic|avx2|avx512|amx in the environment forces a path. A path
+ * the CPU (or the OS) cannot run is never used: psi warns once on stderr
+ * and takes the best path below it. An unknown value warns and is ignored.
  */
 #ifndef PSI_KERNELS_H
 #define PSI_KERNELS_H

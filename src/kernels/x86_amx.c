@@ -32,7 +32,9 @@
  * AMX-INT8, XCR0 has the tile state and Linux granted tile data to the
  * process. The test build compiles this file once more with the tile
  * instructions emulated in C (PSI_AMX_EMU, below), so test_kernels checks
- * the tile layouts and float steps on any AVX2 machine as `amxe`.
+ * the tile layouts and float steps on any AVX2 machine as `amxe` (the
+ * float steps there as two ymm halves: the zmm form runs only where the
+ * CPU has AVX-512; test_kernels checked it on the Xeon above).
  */
 #include "kernels.h"
 

@@ -200,7 +200,10 @@ static inline f32x16 v16_madd(f32x16 acc, f32x16 w, f32x16 a)
 static inline __m256 v16_lo(f32x16 v) { return v.lo; }
 static inline __m256 v16_hi(f32x16 v) { return v.hi; }
 static inline f32x16 v16_bcast8(const float *p) { return v16_pair(_mm256_loadu_ps(p), _mm256_loadu_ps(p)); }
-static inline f32x16 v16_rows_f32(const float *a, const float *b) { return v16_pair(_mm256_loadu_ps(a), _mm256_loadu_ps(b)); }
+static inline f32x16 v16_rows_f32(const float *a, const float *b)
+{
+    return v16_pair(_mm256_loadu_ps(a), _mm256_loadu_ps(b));
+}
 static inline f32x16 v16_rows_f16(const uint16_t *a, const uint16_t *b) { return v16_pair(load_f16(a), load_f16(b)); }
 #else
 typedef __m512 f32x16;
