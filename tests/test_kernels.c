@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kernels/kernels.h"
 #include "testutil.h"
@@ -456,6 +457,41 @@ static void test_env(void)
     unsetenv("PSI_CPU");
 }
 
+/* Where the CPU has AMX: a prompt long enough for gemm16 (a Q4_0 and a
+ * Q8_0 model) gives the same greedy text on amx as on avx512 — their
+ * tiles are both the reference's bit for bit, and nothing else differs. */
+static void test_amx_model(void)
+{
+    if (!kernels_for(KERN_AMX) || !kernels_for(KERN_AVX512)) {
+        printf("amx model check: not run (this CPU lacks AMX)\n");
+        return;
+    }
+    static const char *const files[2] = {"reference/llama2-tiny-Q4_0.gguf", "reference/llama2-tiny-Q8_0.gguf"};
+    const char *prompt = "Once upon a time, there was a little girl named Lily. She liked to play outside in the "
+                         "park with her friends, and one day she found a big red ball under a tree.";
+    int compared = 0;
+    for (int f = 0; f < 2; f++) {
+        const char *model = tu_data(files[f]);
+        if (access(model, R_OK) != 0) continue; /* no Q8_0 file in the shared data (test_reference makes one) */
+        char *out[2] = {NULL, NULL};
+        static const char *const paths[2] = {"avx512", "amx"};
+        for (int p = 0; p < 2; p++) {
+            setenv("PSI_CPU", paths[p], 1);
+            const char *argv[] = {tu_psi(), "run", "-m", model, "-p", prompt, "-n", "24", "--temp", "0", NULL};
+            int st = tu_run(argv, &out[p], NULL);
+            CHECKF(st == 0, "PSI_CPU=%s psi run %s: exit %d", paths[p], files[f], st);
+        }
+        unsetenv("PSI_CPU");
+        CHECKF(out[0] && out[1] && !strcmp(out[0], out[1]), "%s: amx and avx512 differ: '%s' / '%s'", files[f],
+               out[0] ? out[0] : "", out[1] ? out[1] : "");
+        compared++;
+        free(out[0]);
+        free(out[1]);
+    }
+    CHECK(compared > 0);
+    printf("amx model check: %d model(s), the same greedy text as avx512\n", compared);
+}
+
 #ifdef PSI_TEST_AVX512_EMU
 void kernels_fill_avx512_emu(kernels *k); /* x86_avx512.c built with SIMDe */
 #endif
@@ -526,5 +562,6 @@ int main(void)
 #endif
     printf("%d SIMD path(s) checked; in use: %s\n", ran, kernels_get()->name);
     test_env();
+    test_amx_model();
     return tu_finish("test_kernels");
 }
