@@ -457,8 +457,8 @@ static void test_env(void)
     unsetenv("PSI_CPU");
 }
 
-/* Where the CPU has AMX: a prompt long enough for gemm16 (a Q4_0 and a
- * Q8_0 model) gives the same greedy text on amx as on avx512 — their
+/* Where the CPU has AMX: a prompt long enough for gemm16 (Q4_0, Q4_K_M
+ * and Q8_0 models) gives the same greedy text on amx as on avx512 — their
  * tiles are both the reference's bit for bit, and nothing else differs. */
 static void test_amx_model(void)
 {
@@ -466,11 +466,12 @@ static void test_amx_model(void)
         printf("amx model check: not run (this CPU lacks AMX)\n");
         return;
     }
-    static const char *const files[2] = {"reference/llama2-tiny-Q4_0.gguf", "reference/llama2-tiny-Q8_0.gguf"};
+    static const char *const files[3] = {"reference/llama2-tiny-Q4_0.gguf", "reference/llama2-tiny-Q4_K_M.gguf",
+                                         "reference/llama2-tiny-Q8_0.gguf"};
     const char *prompt = "Once upon a time, there was a little girl named Lily. She liked to play outside in the "
                          "park with her friends, and one day she found a big red ball under a tree.";
     int compared = 0;
-    for (int f = 0; f < 2; f++) {
+    for (int f = 0; f < 3; f++) {
         const char *model = tu_data(files[f]);
         if (access(model, R_OK) != 0) continue; /* no Q8_0 file in the shared data (test_reference makes one) */
         char *out[2] = {NULL, NULL};

@@ -1,8 +1,9 @@
 /*
  * x86_amx.c — AMX (the tile registers and TMUL int8 dot products of
  * Sapphire Rapids and later Xeons) for prompt processing: the `amx` table
- * is the `avx512` one plus gemm16 tiles for the repacked Q8_0 and Q4_0
- * matrices (kernels.h).
+ * is the `avx512` one plus gemm16 tiles for the repacked Q8_0, Q4_0, Q4_K
+ * and Q5_K matrices (kernels.h; the K-quants', at the end of this file,
+ * are newer than the last run on AMX hardware).
  *
  * One TDPBSSD multiplies a tile of up to 16 tokens' activation block
  * (A: a row of 32 signed bytes per token, read in place from gemm8's
@@ -239,10 +240,101 @@ static void gemm16_q4_0(int64_t n, const void *x, size_t gs, const void *y, size
     gemm16_body(n, x, gs, sizeof(block_q4_0x8), y, ys, ny, out, os, 1);
 }
 
+/* ---------------------------------------------------------------- Q4_K, Q5_K
+ * The same tiles per 32-value sub-block j of a super-block: B the group's
+ * quants of sub-block j (the repacked nibbles of run pair j / 2, low or
+ * high, with Q5_K's fifth bits: kx8_quants), A the tokens' 32 activation
+ * bytes of sub-block j, C the exact Σ q·y. Then per token and row, as
+ * gemm8 does: isum = Σ_j sc_j·C_j (int32, exact), and kx8_step with the
+ * mins. All 8 sub-blocks' sums are stored before the steps run (16 KiB),
+ * in one of two buffers: super-block i's products are issued before
+ * super-block i - 1's steps. The steps are AVX2's (ymm, 8 rows at a
+ * time), so the emulated build checks the very code the CPU runs.
+ * Checked bit for bit under emulation; not yet timed on AMX hardware. */
+#define GEMM16_KQ(NAME, GT, FIVE, QH)                                                                            \
+    static void NAME(int64_t n, const void *x, size_t gs, const void *vy, size_t ys, int ny, float *out,          \
+                     int64_t os)                                                                                  \
+    {                                                                                                             \
+        const GT *g[2] = {(const GT *)x, (const GT *)((const uint8_t *)x + gs)};                                  \
+        const uint8_t *yq = (const uint8_t *)vy + offsetof(block_q8_Kx, qs);                                      \
+        alignas(64) int32_t sums[2][8][KERN_NY16][16];                                                            \
+        alignas(64) __m256 acc[KERN_NY16][2];                                                                     \
+        alignas(64) int8_t wb[2][2][256]; /* [group][low, high nibbles] of one run pair */                        \
+        for (int t = 0; t < ny; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();                                  \
+        amx_configure(ny);                                                                                        \
+        const int two = ny > 16;                                                                                  \
+        const int64_t nb = n / QK_K;                                                                              \
+        for (int64_t i = 0; i <= nb; i++) {                                                                       \
+            if (i < nb) {                                                                                         \
+                int32_t(*s)[KERN_NY16][16] = sums[i & 1];                                                         \
+                const uint8_t *a = yq + (size_t)i * sizeof(block_q8_Kx);                                          \
+                for (int c = 0; c < 4; c++) {                                                                     \
+                    for (int h = 0; h < 2; h++)                                                                   \
+                        for (int k = 0; k < 8; k++) {                                                             \
+                            __m256i lo, hi;                                                                       \
+                            const GT *b = &g[h][i];                                                               \
+                            kx8_quants(b->qs, QH, 8 * c + k, FIVE, &lo, &hi);                                     \
+                            _mm256_store_si256((__m256i *)&wb[h][0][32 * k], lo);                                 \
+                            _mm256_store_si256((__m256i *)&wb[h][1][32 * k], hi);                                 \
+                        }                                                                                         \
+                    for (int l = 0; l < 2; l++) {                                                                 \
+                        const int j = 2 * c + l;                                                                  \
+                        _tile_loadd(2, wb[0][l], 32);                                                             \
+                        _tile_loadd(3, wb[1][l], 32);                                                             \
+                        _tile_loadd(0, a + 32 * j, ys);                                                           \
+                        _tile_zero(4);                                                                            \
+                        _tile_zero(5);                                                                            \
+                        _tile_dpbssd(4, 0, 2);                                                                    \
+                        _tile_dpbssd(5, 0, 3);                                                                    \
+                        if (two) {                                                                                \
+                            _tile_loadd(1, a + 16 * ys + 32 * j, ys);                                             \
+                            _tile_zero(6);                                                                        \
+                            _tile_zero(7);                                                                        \
+                            _tile_dpbssd(6, 1, 2);                                                                \
+                            _tile_dpbssd(7, 1, 3);                                                                \
+                        }                                                                                         \
+                        _tile_stored(4, &s[j][0][0], 64);                                                         \
+                        _tile_stored(5, &s[j][0][8], 64);                                                         \
+                        if (two) {                                                                                \
+                            _tile_stored(6, &s[j][16][0], 64);                                                    \
+                            _tile_stored(7, &s[j][16][8], 64);                                                    \
+                        }                                                                                         \
+                    }                                                                                             \
+                }                                                                                                 \
+            }                                                                                                     \
+            if (i == 0) continue;                                                                                 \
+            const int64_t p = i - 1; /* super-block p's steps */                                                  \
+            const int32_t(*s)[KERN_NY16][16] = (const int32_t(*)[KERN_NY16][16])sums[p & 1];                      \
+            for (int h = 0; h < 2; h++) {                                                                         \
+                const GT *b = &g[h][p];                                                                           \
+                __m256i sc[8], mp[4];                                                                             \
+                kx8_scales(b->lo, b->hi, sc, mp);                                                                 \
+                for (int j = 0; j < 8; j++) sc[j] = _mm256_and_si256(sc[j], _mm256_set1_epi32(0xffff));           \
+                const __m256 dx = load_h8(b->d), dmx = load_h8(b->dmin);                                          \
+                for (int t = 0; t < ny; t++) {                                                                    \
+                    __m256i isum = _mm256_setzero_si256();                                                        \
+                    PSI_UNROLL for (int j = 0; j < 8; j++) isum = _mm256_add_epi32(                               \
+                        isum, _mm256_mullo_epi32(_mm256_load_si256((const __m256i *)&s[j][t][8 * h]), sc[j]));    \
+                    const block_q8_Kx *yb = (const block_q8_Kx *)((const uint8_t *)vy + (size_t)t * ys) + p;      \
+                    acc[t][h] = kx8_step(acc[t][h], dx, dmx, mp, yb, isum);                                       \
+                }                                                                                                 \
+            }                                                                                                     \
+        }                                                                                                         \
+        for (int t = 0; t < ny; t++) {                                                                            \
+            _mm256_storeu_ps(out + t * os, acc[t][0]);                                                            \
+            _mm256_storeu_ps(out + t * os + 8, acc[t][1]);                                                        \
+        }                                                                                                         \
+    }
+GEMM16_KQ(gemm16_q4_K, block_q4_Kx8, 0, b->qs)
+GEMM16_KQ(gemm16_q5_K, block_q5_Kx8, 1, b->qh)
+#undef GEMM16_KQ
+
 void kernels_fill_amx(kernels *k)
 {
     k->t[PSI_TYPE_Q8_0].gemm16 = gemm16_q8_0;
     k->t[PSI_TYPE_Q4_0].gemm16 = gemm16_q4_0;
+    k->t[PSI_TYPE_Q4_K].gemm16 = gemm16_q4_K;
+    k->t[PSI_TYPE_Q5_K].gemm16 = gemm16_q5_K;
 }
 
 #else
