@@ -57,7 +57,12 @@ typedef struct {
 _Static_assert(sizeof(amx_config) == 64, "LDTILECFG reads 64 bytes");
 
 #ifdef PSI_AMX_EMU
-/* The five tile instructions used here, in C, on a thread's 8 tiles. */
+/* The five tile instructions used here, in C, on a thread's 8 tiles, with
+ * the checks the CPU makes: a tile the configuration leaves empty, or a
+ * product whose shapes do not match (C rows = A rows, A's K = B rows, C
+ * columns = B columns), faults there, so it aborts here. */
+#include <stdio.h>
+#include <stdlib.h>
 #define kernels_fill_amx kernels_fill_amx_emu
 void kernels_fill_amx_emu(kernels *k);
 typedef struct {
@@ -65,27 +70,42 @@ typedef struct {
     uint8_t b[16][64];
 } emu_tile;
 static _Thread_local emu_tile emu_tiles[8];
+static void emu_check(bool ok, const char *what)
+{
+    if (ok) return;
+    fprintf(stderr, "x86_amx.c (emulated): %s would fault on the CPU\n", what);
+    abort();
+}
 static void emu_loadconfig(const amx_config *c)
 {
+    emu_check(c->palette == 1, "a palette other than 1");
     for (int t = 0; t < 8; t++) {
         emu_tiles[t].rows = c->rows[t];
         emu_tiles[t].colsb = c->colsb[t];
+        emu_check(c->rows[t] <= 16 && c->colsb[t] <= 64 && !c->rows[t] == !c->colsb[t], "a tile shape");
     }
+}
+static emu_tile *emu_used(int t)
+{
+    emu_check(emu_tiles[t].rows > 0, "a tile the configuration leaves empty");
+    return &emu_tiles[t];
 }
 static void emu_loadd(int t, const void *base, size_t stride)
 {
-    emu_tile *e = &emu_tiles[t];
+    emu_tile *e = emu_used(t);
     for (int r = 0; r < e->rows; r++) memcpy(e->b[r], (const uint8_t *)base + (size_t)r * stride, (size_t)e->colsb);
 }
 static void emu_stored(int t, void *base, size_t stride)
 {
-    const emu_tile *e = &emu_tiles[t];
+    const emu_tile *e = emu_used(t);
     for (int r = 0; r < e->rows; r++) memcpy((uint8_t *)base + (size_t)r * stride, e->b[r], (size_t)e->colsb);
 }
+static void emu_zero(int t) { memset(emu_used(t)->b, 0, sizeof emu_tiles[t].b); }
 static void emu_dpbssd(int c, int a, int b)
 {
-    emu_tile *ct = &emu_tiles[c];
-    const emu_tile *at = &emu_tiles[a], *bt = &emu_tiles[b];
+    emu_tile *ct = emu_used(c);
+    const emu_tile *at = emu_used(a), *bt = emu_used(b);
+    emu_check(ct->rows == at->rows && at->colsb / 4 == bt->rows && ct->colsb == bt->colsb, "a product's shapes");
     for (int m = 0; m < at->rows; m++)
         for (int n = 0; n < ct->colsb / 4; n++) {
             int32_t s;
@@ -103,7 +123,7 @@ static void emu_dpbssd(int c, int a, int b)
 #define _tile_loadconfig(c) emu_loadconfig(c)
 #define _tile_loadd(t, p, s) emu_loadd(t, p, s)
 #define _tile_stored(t, p, s) emu_stored(t, p, s)
-#define _tile_zero(t) memset(emu_tiles[t].b, 0, sizeof emu_tiles[t].b)
+#define _tile_zero(t) emu_zero(t)
 #define _tile_dpbssd(c, a, b) emu_dpbssd(c, a, b)
 #endif
 
