@@ -27,9 +27,7 @@
 #include "hub.h"
 #include "gen.h"
 
-#ifndef PSI_GIT_COMMIT
-#define PSI_GIT_COMMIT "unknown"
-#endif
+#include "psi_commit.h" /* PSI_GIT_COMMIT, written by the build (cmake/commit.cmake) */
 
 static const char *bench_help =
     "usage: psi bench -m FILE [-m FILE ...] [-p N] [-n N] [-d N] [-r N] [-t N] [--kv-type f16|f32|q8_0] [--json]\n"
