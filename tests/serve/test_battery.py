@@ -10,7 +10,7 @@ import socket
 import threading
 import time
 
-from servetest import L3, STORIES, TMP, Results, Server
+from servetest import L3, TMP, Results, Server
 
 t = Results()
 srv = Server("--parallel", "2", "-c", "128", "--timeout", "2", "-t", "2")
@@ -208,19 +208,24 @@ print(f"stream queued behind two long requests answered after {waited:.1f} s (id
 # ---- the queue: 1 slot, 1 waiting place; the third concurrent request gets 503 + Retry-After
 rc, log = srv.stop(signal.SIGINT)
 t.check(rc == 0 and "AddressSanitizer" not in log, f"SIGINT: exit {rc}: {log[-2000:]}")
-srv = Server("--parallel", "1", "--queue", "1", "-c", "512", "-t", "2", model=STORIES)
+# requests long enough (400 tokens of the 128k-vocabulary model: ~0.5 s)
+# that the first still runs when the second has queued and the last two
+# come (with stories260K, 50 ms apart, a request could end before the next
+# came: statuses all 200, seen once in 15 runs; sent all at once, the
+# second could find the first still queued: 503 thrice)
+srv = Server("--parallel", "1", "--queue", "1", "-c", "512", "-t", "2", model=L3)
 results = []
 
 
-def long_request():
-    results.append(srv.request("POST", P, {"prompt": "Once upon a time", "max_tokens": 500, "temperature": 0,
+def long_request(delay):
+    time.sleep(delay)
+    results.append(srv.request("POST", P, {"prompt": "Once upon a time", "max_tokens": 400, "temperature": 0,
                                            "ignore_eos": True}))
 
 
-threads = [threading.Thread(target=long_request) for _ in range(4)]
+threads = [threading.Thread(target=long_request, args=(d,)) for d in (0, 0.15, 0.25, 0.25)]
 for th in threads:
     th.start()
-    time.sleep(0.05)
 for th in threads:
     th.join(120)
 codes = sorted(r[0] for r in results)
