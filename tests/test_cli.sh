@@ -207,6 +207,10 @@ for f in model_filename model_type model_size model_n_params n_threads n_prompt 
     [ "$(grep -c "\"$f\":" "$TMP/bench.json")" -eq 2 ] || { bad "bench --json lacks $f in both tests"; break; }
 done
 grep -q '"n_prompt": 16' "$TMP/bench.json" && grep -q '"n_gen": 4' "$TMP/bench.json" && ok || bad "bench --json tests"
+PSI_CPU=generic "$PSI" bench -m "$M" -p 4 -n 0 -r 1 --json 2>/dev/null | grep -q '"cpu_kernels": "generic"' && ok ||
+    bad "bench --json cpu_kernels under PSI_CPU=generic"
+"$PSI" bench -m "$M" -p 4 -n 0 -r 1 --json | grep -Eq '"build_commit": "([0-9a-f]{7,}(-dirty)?|unknown)"' && ok ||
+    bad "bench --json build_commit"
 "$PSI" bench -m "$M" -p 8 -n 0 -r 1 | grep -q "| pp8 |" && ok || bad "bench table"
 "$PSI" bench -m "$M" -p 8 -n 2 -d 20 -r 1 >"$TMP/bench_d.txt" 2>"$TMP/err" && grep -q "| pp8 @ d20 |" "$TMP/bench_d.txt" &&
     grep -q "| tg2 @ d20 |" "$TMP/bench_d.txt" && ok || bad "bench -d table: $(cat "$TMP/bench_d.txt" "$TMP/err")"
