@@ -65,7 +65,7 @@ static cpu_caps detect(void)
     c.avx2 = ymm_os && avx2 && fma && f16c;
     c.avx512 = c.avx2 && zmm_os && f && bw && vl && vnni;
     bool tile = d & (1u << 24), int8 = d & (1u << 25), tile_os = (xcr0 & 0x60000) == 0x60000;
-    c.amx = c.avx512 && tile && int8 && tile_os && amx_granted();
+    c.amx = c.avx512 && tile && int8 && tile_os; /* and granted: init() asks, when amx may be used */
 #endif
     return c;
 }
@@ -119,7 +119,14 @@ static void init(void)
 #ifdef PSI_X86
     supported[KERN_AVX2] = c.avx2;
     supported[KERN_AVX512] = c.avx512;
-    supported[KERN_AMX] = c.amx;
+    /* Granting tile data enlarges the process's signal frames (8 KiB more),
+     * so psi asks only when amx may be used: not when PSI_CPU names
+     * another path. */
+    const char *e = getenv("PSI_CPU");
+    bool other = false;
+    for (int l = 0; l < KERN_LEVELS; l++)
+        if (e && l != KERN_AMX && !strcmp(e, level_names[l])) other = true;
+    supported[KERN_AMX] = c.amx && !other && amx_granted();
     /* the fill functions are compiled for their instruction set too (the
      * compiler may use it even to store pointers): call them only where
      * the CPU runs it */
