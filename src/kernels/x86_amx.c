@@ -154,12 +154,38 @@ static void amx_configure(int ny)
  * ones (values 16 + 4m..). */
 static inline void q4_0x8_tile(const block_q4_0x8 *b, int8_t *dst)
 {
-    const __m256i m4 = _mm256_set1_epi8(0x0f), off = _mm256_set1_epi8(8);
-    for (int m = 0; m < 4; m++) {
-        const __m256i v = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * m));
-        _mm256_store_si256((__m256i *)(dst + 32 * m), _mm256_sub_epi8(_mm256_and_si256(v, m4), off));
-        _mm256_store_si256((__m256i *)(dst + 128 + 32 * m),
-                           _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), off));
+    __m256i q[8];
+    q4_0x8_nibbles(b->qs, q, q + 4);
+    for (int m = 0; m < 8; m++)
+        _mm256_store_si256((__m256i *)(dst + 32 * m), _mm256_sub_epi8(q[m], _mm256_set1_epi8(8)));
+}
+
+/* One block's products: B the two groups' blocks (8 rows of 32 bytes at
+ * b0 and b1), A the tokens' 32 bytes at a (ys apart; the second A tile
+ * 16 tokens on, when two), the 16 rows' exact sums of token t stored to
+ * s[t][0..15]. */
+static inline __attribute__((always_inline)) void amx_block(const void *b0, const void *b1, const uint8_t *a, size_t ys,
+                                                            int two, int32_t (*s)[16])
+{
+    _tile_loadd(2, b0, 32);
+    _tile_loadd(3, b1, 32);
+    _tile_loadd(0, a, ys);
+    _tile_zero(4);
+    _tile_zero(5);
+    _tile_dpbssd(4, 0, 2);
+    _tile_dpbssd(5, 0, 3);
+    if (two) {
+        _tile_loadd(1, a + 16 * ys, ys);
+        _tile_zero(6);
+        _tile_zero(7);
+        _tile_dpbssd(6, 1, 2);
+        _tile_dpbssd(7, 1, 3);
+    }
+    _tile_stored(4, &s[0][0], 64);
+    _tile_stored(5, &s[0][8], 64);
+    if (two) {
+        _tile_stored(6, &s[16][0], 64);
+        _tile_stored(7, &s[16][8], 64);
     }
 }
 
@@ -198,7 +224,7 @@ static inline __attribute__((always_inline)) void gemm16_body(int64_t n, const u
                                                               int64_t os, int q4)
 {
     const uint8_t *x1 = x0 + gs;
-    const uint8_t *yq = (const uint8_t *)vy + offsetof(block_q8_0x, qs), *yq1 = yq + 16 * ys;
+    const uint8_t *yq = (const uint8_t *)vy + offsetof(block_q8_0x, qs);
     alignas(64) int32_t sums[2][KERN_NY16][16];
     alignas(64) float acc[KERN_NY16][16];
     alignas(64) int8_t wb[2][256];
@@ -209,33 +235,13 @@ static inline __attribute__((always_inline)) void gemm16_body(int64_t n, const u
     for (int64_t i = 0; i <= nb; i++) {
         if (i < nb) {
             const uint8_t *b0 = x0 + (size_t)i * bsz, *b1 = x1 + (size_t)i * bsz;
-            int32_t(*s)[16] = sums[i & 1];
+            const uint8_t *a = yq + (size_t)i * sizeof(block_q8_0x);
             if (q4) {
                 q4_0x8_tile((const block_q4_0x8 *)b0, wb[0]);
                 q4_0x8_tile((const block_q4_0x8 *)b1, wb[1]);
-                _tile_loadd(2, wb[0], 32);
-                _tile_loadd(3, wb[1], 32);
+                amx_block(wb[0], wb[1], a, ys, two, sums[i & 1]);
             } else {
-                _tile_loadd(2, ((const block_q8_0x8 *)b0)->qs, 32);
-                _tile_loadd(3, ((const block_q8_0x8 *)b1)->qs, 32);
-            }
-            _tile_loadd(0, yq + (size_t)i * sizeof(block_q8_0x), ys);
-            _tile_zero(4);
-            _tile_zero(5);
-            _tile_dpbssd(4, 0, 2);
-            _tile_dpbssd(5, 0, 3);
-            if (two) {
-                _tile_loadd(1, yq1 + (size_t)i * sizeof(block_q8_0x), ys);
-                _tile_zero(6);
-                _tile_zero(7);
-                _tile_dpbssd(6, 1, 2);
-                _tile_dpbssd(7, 1, 3);
-            }
-            _tile_stored(4, &s[0][0], 64);
-            _tile_stored(5, &s[0][8], 64);
-            if (two) {
-                _tile_stored(6, &s[16][0], 64);
-                _tile_stored(7, &s[16][8], 64);
+                amx_block(((const block_q8_0x8 *)b0)->qs, ((const block_q8_0x8 *)b1)->qs, a, ys, two, sums[i & 1]);
             }
         }
         if (i > 0) { /* block i - 1: its scales are d[8] first in both group block types */
@@ -297,29 +303,8 @@ static void gemm16_q4_0(int64_t n, const void *x, size_t gs, const void *y, size
                             _mm256_store_si256((__m256i *)&wb[h][0][32 * k], lo);                                 \
                             _mm256_store_si256((__m256i *)&wb[h][1][32 * k], hi);                                 \
                         }                                                                                         \
-                    for (int l = 0; l < 2; l++) {                                                                 \
-                        const int j = 2 * c + l;                                                                  \
-                        _tile_loadd(2, wb[0][l], 32);                                                             \
-                        _tile_loadd(3, wb[1][l], 32);                                                             \
-                        _tile_loadd(0, a + 32 * j, ys);                                                           \
-                        _tile_zero(4);                                                                            \
-                        _tile_zero(5);                                                                            \
-                        _tile_dpbssd(4, 0, 2);                                                                    \
-                        _tile_dpbssd(5, 0, 3);                                                                    \
-                        if (two) {                                                                                \
-                            _tile_loadd(1, a + 16 * ys + 32 * j, ys);                                             \
-                            _tile_zero(6);                                                                        \
-                            _tile_zero(7);                                                                        \
-                            _tile_dpbssd(6, 1, 2);                                                                \
-                            _tile_dpbssd(7, 1, 3);                                                                \
-                        }                                                                                         \
-                        _tile_stored(4, &s[j][0][0], 64);                                                         \
-                        _tile_stored(5, &s[j][0][8], 64);                                                         \
-                        if (two) {                                                                                \
-                            _tile_stored(6, &s[j][16][0], 64);                                                    \
-                            _tile_stored(7, &s[j][16][8], 64);                                                    \
-                        }                                                                                         \
-                    }                                                                                             \
+                    for (int l = 0; l < 2; l++) /* sub-block 2c + l */                                            \
+                        amx_block(wb[0][l], wb[1][l], a + 32 * (2 * c + l), ys, two, s[2 * c + l]);               \
                 }                                                                                                 \
             }                                                                                                     \
             if (i == 0) continue;                                                                                 \
