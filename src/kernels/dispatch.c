@@ -92,17 +92,26 @@ static void fill_generic(kernels *k)
     }
 }
 
+/* The level PSI_CPU names; -1 when it is unset or names none. */
+static int env_level(void)
+{
+    const char *e = getenv("PSI_CPU");
+    for (int l = 0; e && l < KERN_LEVELS; l++)
+        if (!strcmp(e, level_names[l])) return l;
+    return -1;
+}
+
 static kern_level parse_env(kern_level best)
 {
     const char *e = getenv("PSI_CPU");
     if (!e || !*e) return best;
-    for (int l = 0; l < KERN_LEVELS; l++) {
-        if (strcmp(e, level_names[l]) != 0) continue;
-        if (l <= (int)best) return (kern_level)l;
-        fprintf(stderr, "psi: warning: PSI_CPU=%s: this CPU cannot run it; using %s\n", e, level_names[best]);
+    const int l = env_level();
+    if (l < 0) {
+        fprintf(stderr, "psi: warning: PSI_CPU=%s is not one of generic, avx2, avx512, amx; ignored\n", e);
         return best;
     }
-    fprintf(stderr, "psi: warning: PSI_CPU=%s is not one of generic, avx2, avx512, amx; ignored\n", e);
+    if (l <= (int)best) return (kern_level)l;
+    fprintf(stderr, "psi: warning: PSI_CPU=%s: this CPU cannot run it; using %s\n", e, level_names[best]);
     return best;
 }
 
@@ -122,11 +131,8 @@ static void init(void)
     /* Granting tile data enlarges the process's signal frames (8 KiB more),
      * so psi asks only when amx may be used: not when PSI_CPU names
      * another path. */
-    const char *e = getenv("PSI_CPU");
-    bool other = false;
-    for (int l = 0; l < KERN_LEVELS; l++)
-        if (e && l != KERN_AMX && !strcmp(e, level_names[l])) other = true;
-    supported[KERN_AMX] = c.amx && !other && amx_granted();
+    const int asked = env_level();
+    supported[KERN_AMX] = c.amx && (asked < 0 || asked == KERN_AMX) && amx_granted();
     /* the fill functions are compiled for their instruction set too (the
      * compiler may use it even to store pointers): call them only where
      * the CPU runs it */
