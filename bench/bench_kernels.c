@@ -37,15 +37,21 @@ static float frand(void)
 }
 
 /* out[t][r] for r < rows, t < nt, the way matmul_worker tiles it. */
-/* The repacked path: groups of 8 rows through gemm8. */
-static void product8(const kern_type *k, int64_t n, const uint8_t *g, size_t row_size, int64_t rows, const uint8_t *act,
-                     size_t act_row, int nt, float *out)
+/* The repacked path: groups of 8 rows through gemm8, or (pair) two groups
+ * at a time through gemm16. */
+static void product8(const kern_type *k, bool pair, int64_t n, const uint8_t *g, size_t row_size, int64_t rows,
+                     const uint8_t *act, size_t act_row, int nt, float *out)
 {
-    for (int t0 = 0; t0 < nt; t0 += KERN_NY) {
-        int ny = nt - t0 < KERN_NY ? nt - t0 : KERN_NY;
-        for (int64_t r = 0; r < rows; r += 8)
-            k->gemm8(n, g + (size_t)r * row_size, act + (size_t)t0 * act_row, act_row, ny, out + (size_t)t0 * rows + r,
-                     rows);
+    const int max_ny = pair ? KERN_NY16 : KERN_NY;
+    for (int t0 = 0; t0 < nt; t0 += max_ny) {
+        int ny = nt - t0 < max_ny ? nt - t0 : max_ny;
+        for (int64_t r = 0; r < rows; r += pair ? 16 : 8) {
+            const uint8_t *x = g + (size_t)r * row_size, *y = act + (size_t)t0 * act_row;
+            if (pair)
+                k->gemm16(n, x, 8 * row_size, y, act_row, ny, out + (size_t)t0 * rows + r, rows);
+            else
+                k->gemm8(n, x, y, act_row, ny, out + (size_t)t0 * rows + r, rows);
+        }
     }
 }
 
@@ -173,9 +179,9 @@ int main(int argc, char **argv)
                 double best1 = 1e30, bestn = 1e30;
                 for (int rep = 0; rep < 5; rep++) {
                     double t0 = now_s();
-                    product8(k, n, g, row_size, rows, act8, act8_row, 1, out);
+                    product8(k, false, n, g, row_size, rows, act8, act8_row, 1, out);
                     double t1 = now_s();
-                    product8(k, n, g, row_size, rows, act8, act8_row, nt, out);
+                    product8(k, false, n, g, row_size, rows, act8, act8_row, nt, out);
                     double t2 = now_s();
                     if (t1 - t0 < best1) best1 = t1 - t0;
                     if (t2 - t1 < bestn) bestn = t2 - t1;
@@ -186,11 +192,7 @@ int main(int argc, char **argv)
                     double best = 1e30;
                     for (int rep = 0; rep < 5; rep++) {
                         double t0 = now_s();
-                        for (int t0k = 0; t0k < nt; t0k += KERN_NY16)
-                            for (int64_t r = 0; r < rows; r += 16)
-                                k->gemm16(n, g + (size_t)r * row_size, 8 * row_size, act8 + (size_t)t0k * act8_row,
-                                          act8_row, nt - t0k < KERN_NY16 ? nt - t0k : KERN_NY16,
-                                          out + (size_t)t0k * rows + r, rows);
+                        product8(k, true, n, g, row_size, rows, act8, act8_row, nt, out);
                         double dt = now_s() - t0;
                         if (dt < best) best = dt;
                     }
