@@ -58,6 +58,13 @@ __attribute__((noinline)) static __m256i emu_dpbusd_epi32(__m256i s, __m256i a, 
 }
 #undef _mm256_dpbusd_epi32 /* the immintrin.h name, now the emulation */
 #define _mm256_dpbusd_epi32 emu_dpbusd_epi32
+#include <simde/x86/avx512/dpwssd.h>
+__attribute__((noinline)) static __m256i emu_dpwssd_epi32(__m256i s, __m256i a, __m256i b)
+{
+    return simde_mm256_dpwssd_epi32(s, a, b);
+}
+#undef _mm256_dpwssd_epi32
+#define _mm256_dpwssd_epi32 emu_dpwssd_epi32
 #endif
 
 #include "x86_common.h"
@@ -174,6 +181,11 @@ GEMM8_DISPATCH(gemm8_q8_0)
 GEMM8_DISPATCH(gemm8_q4_0)
 GEMM8_DISPATCH(gemm8_q4_K)
 GEMM8_DISPATCH(gemm8_q5_K)
+
+/* Repacked Q6_K (x86_common.h): vpdpwssd adds a group's scaled int16 pair
+ * sums straight into the int32 sums (AVX2: vpmaddwd, then an add).
+ * NOT TIMED yet on an AVX-512 CPU (written in session 9, without one). */
+Q6X8_GEMM(gemm8_q6_K, _mm256_dpwssd_epi32)
 
 /* ---------------------------------------------------------------- float tile (F32, F16)
 
@@ -298,6 +310,7 @@ void kernels_fill_avx512(kernels *k)
     k->t[PSI_TYPE_Q5_1].gemm8 = gemm8_q5_1;
     k->t[PSI_TYPE_Q4_K].gemm8 = gemm8_q4_K;
     k->t[PSI_TYPE_Q5_K].gemm8 = gemm8_q5_K;
+    k->t[PSI_TYPE_Q6_K].gemm8 = gemm8_q6_K;
     gemm_f32_zmm_few = k->t[PSI_TYPE_F32].gemm;
     gemm_f16_zmm_few = k->t[PSI_TYPE_F16].gemm;
     if (gemm_f32_zmm_few) k->t[PSI_TYPE_F32].gemm = gemm_f32_zmm;
