@@ -436,7 +436,6 @@ static inline __m256 x8_step_min(__m256 acc, __m256 dx, __m256 mx, const block_q
     GEMM8_DISPATCH(gemm8_q5_0)                                                                                  \
     GEMM8_DISPATCH(gemm8_q5_1)
 
-
 /* ---------------------------------------------------------------- Q6_K groups */
 
 /* Repacked Q6_K: 8 rows' super-block i (1680 bytes, as many as the 8
@@ -473,8 +472,9 @@ static inline __attribute__((always_inline)) void q6x8_quants(const block_q6_Kx8
  * (lane) and token the reference's exact integer sum,
  *   isum = Σ_g s_g·Σ u·y - 32·Σ_g s_g·B_g
  * (a lane's int16 sums two maddubs: <= 2·2·63·128), then its float step
- * (types.c vec_dot_q6_K_q8_K): bit for bit. A group's 4 vectors are
- * unpacked once for all the tokens and held in registers.
+ * (types.c vec_dot_q6_K_q8_K): bit for bit. Two of a group's 4 vectors
+ * at a time are unpacked once for all the tokens, which keep their 8 sums
+ * in registers.
  * MADD_ACC(acc, p, sc): acc + the int16 pairs p times sc, summed in pairs
  * into int32 (vpmaddwd and an add; VNNI's vpdpwssd).
  * Zen 3, one thread, 8 tokens, n 2048 (session 9): 75 GMAC/s from memory
@@ -482,51 +482,51 @@ static inline __attribute__((always_inline)) void q6x8_quants(const block_q6_Kx8
  * (one token) level with the rows kernel. In the Q4_0 file's 8-stream
  * step the Q6_K output matrix fell from 22% to 18% of the time; pp256 of
  * a Q6_K file 84 -> 101 tok/s, of Q4_K_M 73-80 -> 86-87. */
-#define Q6X8_GEMM(NAME, MADD_ACC)                                                                                \
-    static inline __attribute__((always_inline)) void NAME##_body(int64_t n, const void *vx, const void *vy,    \
-                                                                  size_t ys, const int ny, float *out,          \
-                                                                  int64_t os)                                   \
-    {                                                                                                            \
-        const block_q6_Kx8 *x = vx;                                                                              \
-        const block_q8_K *y[KERN_NY];                                                                            \
-        __m256 acc[KERN_NY];                                                                                     \
-        X8_TOKENS(block_q8_K, y, acc, vy, ys, ny);                                                               \
-        const __m256i dup0 = _mm256_setr_epi8(0, 1, 0, 1, 4, 5, 4, 5, 8, 9, 8, 9, 12, 13, 12, 13, 0, 1, 0, 1, 4,  \
-                                              5, 4, 5, 8, 9, 8, 9, 12, 13, 12, 13);                              \
-        const __m256i dup1 = _mm256_add_epi8(dup0, _mm256_set1_epi8(2));                                         \
-        for (int64_t i = 0; i < n / QK_K; i++) {                                                                 \
-            const block_q6_Kx8 *b = &x[i];                                                                       \
-            /* for any ny: 8 tokens from memory ran at 75 against 47 GMAC/s (Q4_0, Q4_K: no difference) */     \
-            PREFETCH_AHEAD(b, (int)(sizeof *b + 63) / 64);                                                      \
-            __m256i isum[KERN_NY];                                                                               \
-            PSI_UNROLL for (int t = 0; t < ny; t++) isum[t] = _mm256_setzero_si256();                            \
-            __m256i sp[8]; /* lane r: row r's scales (2p, 2p + 1) as int16 */                                    \
-            for (int p = 0; p < 8; p++) sp[p] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->sc[p])); \
-            __m256i scs[16]; /* lane r: row r's scale g as the int16 pair (s, s) */                              \
-            for (int g = 0; g < 16; g++) scs[g] = _mm256_shuffle_epi8(sp[g / 2], g % 2 ? dup1 : dup0);           \
-            for (int g = 0; g < 16; g++) {                                                                       \
-                const __m256i sc = scs[g];                                                                       \
-                PSI_UNROLL for (int h = 0; h < 2; h++) { /* two vectors at a time: the 8 sums stay in registers */ \
-                    __m256i q[2];                                                                                \
-                    q6x8_quants(b, g, h, q);                                                                     \
-                    PSI_UNROLL for (int t = 0; t < ny; t++) {                                                    \
-                        const int8_t *yq = y[t][i].qs + 16 * g + 8 * h;                                          \
-                        const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(q[0], bcast4(yq)),                 \
-                                                           _mm256_maddubs_epi16(q[1], bcast4(yq + 4)));        \
-                        isum[t] = MADD_ACC(isum[t], p, sc);                                                      \
-                        PSI_KEEP(isum[t]); /* added in this order, not all products first (spills) */            \
-                    }                                                                                            \
-                }                                                                                                \
-            }                                                                                                    \
-            const __m256 dx = load_h8(b->d);                                                                     \
-            PSI_UNROLL for (int t = 0; t < ny; t++) {                                                            \
-                __m256i bs = _mm256_setzero_si256();                                                             \
+#define Q6X8_GEMM(NAME, MADD_ACC)                                                                                    \
+    static inline __attribute__((always_inline)) void NAME##_body(int64_t n, const void *vx, const void *vy,         \
+                                                                  size_t ys, const int ny, float *out,               \
+                                                                  int64_t os)                                        \
+    {                                                                                                                \
+        const block_q6_Kx8 *x = vx;                                                                                  \
+        const block_q8_K *y[KERN_NY];                                                                                \
+        __m256 acc[KERN_NY];                                                                                         \
+        X8_TOKENS(block_q8_K, y, acc, vy, ys, ny);                                                                   \
+        const __m256i dup0 = _mm256_setr_epi8(0, 1, 0, 1, 4, 5, 4, 5, 8, 9, 8, 9, 12, 13, 12, 13, 0, 1, 0, 1, 4,     \
+                                              5, 4, 5, 8, 9, 8, 9, 12, 13, 12, 13);                                  \
+        const __m256i dup1 = _mm256_add_epi8(dup0, _mm256_set1_epi8(2));                                             \
+        for (int64_t i = 0; i < n / QK_K; i++) {                                                                     \
+            const block_q6_Kx8 *b = &x[i];                                                                           \
+            /* for any ny: 8 tokens from memory ran at 75 against 47 GMAC/s (Q4_0, Q4_K: no difference) */           \
+            PREFETCH_AHEAD(b, (int)(sizeof *b + 63) / 64);                                                           \
+            __m256i isum[KERN_NY];                                                                                   \
+            PSI_UNROLL for (int t = 0; t < ny; t++) isum[t] = _mm256_setzero_si256();                                \
+            __m256i sp[8]; /* lane r: row r's scales (2p, 2p + 1) as int16 */                                        \
+            for (int p = 0; p < 8; p++) sp[p] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->sc[p]));    \
+            __m256i scs[16]; /* lane r: row r's scale g as the int16 pair (s, s) */                                  \
+            for (int g = 0; g < 16; g++) scs[g] = _mm256_shuffle_epi8(sp[g / 2], g % 2 ? dup1 : dup0);               \
+            for (int g = 0; g < 16; g++) {                                                                           \
+                const __m256i sc = scs[g];                                                                           \
+                PSI_UNROLL for (int h = 0; h < 2; h++) { /* two vectors at a time: the 8 sums stay in registers */   \
+                    __m256i q[2];                                                                                    \
+                    q6x8_quants(b, g, h, q);                                                                         \
+                    PSI_UNROLL for (int t = 0; t < ny; t++) {                                                        \
+                        const int8_t *yq = y[t][i].qs + 16 * g + 8 * h;                                              \
+                        const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(q[0], bcast4(yq)),                   \
+                                                           _mm256_maddubs_epi16(q[1], bcast4(yq + 4)));              \
+                        isum[t] = MADD_ACC(isum[t], p, sc);                                                          \
+                        PSI_KEEP(isum[t]); /* added in this order, not all products first (spills) */                \
+                    }                                                                                                \
+                }                                                                                                    \
+            }                                                                                                        \
+            const __m256 dx = load_h8(b->d);                                                                         \
+            PSI_UNROLL for (int t = 0; t < ny; t++) {                                                                \
+                __m256i bs = _mm256_setzero_si256();                                                                 \
                 for (int p = 0; p < 8; p++) bs = MADD_ACC(bs, sp[p], bcast4((const int8_t *)&y[t][i].bsums[2 * p])); \
-                acc[t] = x8_step(acc[t], dx, y[t][i].d, _mm256_sub_epi32(isum[t], _mm256_slli_epi32(bs, 5)));    \
-            }                                                                                                    \
-        }                                                                                                        \
-        PSI_UNROLL for (int t = 0; t < ny; t++) _mm256_storeu_ps(out + t * os, acc[t]);                          \
-    }                                                                                                            \
+                acc[t] = x8_step(acc[t], dx, y[t][i].d, _mm256_sub_epi32(isum[t], _mm256_slli_epi32(bs, 5)));        \
+            }                                                                                                        \
+        }                                                                                                            \
+        PSI_UNROLL for (int t = 0; t < ny; t++) _mm256_storeu_ps(out + t * os, acc[t]);                              \
+    }                                                                                                                \
     GEMM8_DISPATCH(NAME)
 
 #endif
