@@ -9,8 +9,10 @@ included, and decode only: tokens after each stream's first over the time
 from the earliest first token to the end), the engine's own generation
 rate over its busy time (from /metrics: what the batched forward passes
 and sampling give, before HTTP and the client), and the time to first
-token (median and worst) under that load. Prints figures; passes or fails
-on nothing.
+token (median and worst) under that load. With a count repeated
+(`--streams 1,8,1,8,1,8`: rounds interleaved, for a noisy machine) it also
+prints each count's medians and their ratios to one stream's medians.
+Prints figures; passes or fails on nothing.
 
   python3 bench/serve_bench.py [-m MODEL] [--streams 1,4,8] [-n 64] [-t THREADS]
 Default model: the Llama-3.2-1B-shape Q8_0 file `make bench` builds in
@@ -109,6 +111,7 @@ def main():
     print(f"{'streams':>8} {'gen tok/s':>10} {'x one':>6} {'decode tok/s':>13} {'x one':>6} {'engine tok/s':>13} "
           f"{'TTFT med':>9} {'TTFT max':>9} {'wall s':>7}")
     base = dbase = None
+    runs = {}  # stream count -> [(gen tok/s, decode tok/s, engine tok/s), ...]
     try:
         one_stream(port, "warm up", 4)
         for n in counts:
@@ -129,6 +132,18 @@ def main():
             dbase = dbase or dps
             print(f"{n:>8} {tps:>10.1f} {tps / base:>6.2f} {dps:>13.1f} {dps / dbase:>6.2f} {eps:>13.1f} "
                   f"{statistics.median(ttft) * 1e3:>7.0f}ms {max(ttft) * 1e3:>7.0f}ms {wall:>7.2f}")
+            runs.setdefault(n, []).append((tps, dps, eps))
+        if any(len(v) > 1 for v in runs.values()) and 1 in runs:
+            # repeated counts (e.g. --streams 1,8,1,8,1,8): medians per count
+            # and their ratios to one stream's, the figures to compare on a
+            # noisy machine
+            one = [statistics.median(x[i] for x in runs[1]) for i in range(3)]
+            print("medians over the repeated runs (gen, decode, engine tok/s, each × one stream's median):")
+            for n in sorted(runs):
+                m = [statistics.median(x[i] for x in runs[n]) for i in range(3)]
+                r = [m[i] / one[i] if one[i] else 0.0 for i in range(3)]
+                print(f"{n:>8} {m[0]:>10.1f} {r[0]:>6.2f} {m[1]:>13.1f} {r[1]:>6.2f} {m[2]:>13.1f} {r[2]:>6.2f}"
+                      f"   ({len(runs[n])} runs)")
     finally:
         srv.terminate()
         srv.wait(60)
