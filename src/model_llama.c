@@ -241,6 +241,7 @@ static psi_status repack_weights(psi_model *m, char *err, size_t n)
     if (env && !strcmp(env, "0")) return PSI_OK;
     threadpool *pool;
     psi_status rc = pool_new(psi_cpu_count(), &pool);
+    if (rc) rc = pool_new(1, &pool); /* no threads to be had: the loading thread alone */
     if (rc) {
         err_setf(err, n, "cannot start the threads that repack the weights");
         return rc;
