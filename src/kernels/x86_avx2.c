@@ -833,13 +833,6 @@ KX8_GEMM(gemm8_q5_K, block_q5_Kx8, 1, b->qh, 0, kx8_isum)
  * q6_K_unpack: value l + 32j of half h has its low 4 bits in
  * ql[64h + l + 32(j & 1)], low nibble for j < 2, and its top 2 at bit 2j
  * of qh[32h + l]). */
-static inline uint32_t ld4(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-
 static inline void st4(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
 
 /* (4 bytes at a time: a mask keeps each byte's bits in their byte) */
@@ -848,7 +841,7 @@ static void q6_K_values(const block_q6_K *b, uint8_t u[QK_K])
     const uint32_t m4 = 0x0f0f0f0f, m2 = 0x03030303;
     for (int h = 0; h < 2; h++)
         for (int l = 0; l < 32; l += 4) {
-            const uint32_t a = ld4(b->ql + 64 * h + l), c = ld4(b->ql + 64 * h + 32 + l), q = ld4(b->qh + 32 * h + l);
+            const uint32_t a = rd_u32(b->ql + 64 * h + l), c = rd_u32(b->ql + 64 * h + 32 + l), q = rd_u32(b->qh + 32 * h + l);
             st4(u + 128 * h + l, (a & m4) | (q & m2) << 4);
             st4(u + 128 * h + 32 + l, (c & m4) | (q >> 2 & m2) << 4);
             st4(u + 128 * h + 64 + l, (a >> 4 & m4) | (q >> 4 & m2) << 4);
@@ -861,8 +854,8 @@ static void q6_K_from_values(const uint8_t u[QK_K], block_q6_K *b)
     const uint32_t m4 = 0x0f0f0f0f, m2 = 0x03030303;
     for (int h = 0; h < 2; h++)
         for (int l = 0; l < 32; l += 4) {
-            const uint32_t v0 = ld4(u + 128 * h + l), v1 = ld4(u + 128 * h + 32 + l);
-            const uint32_t v2 = ld4(u + 128 * h + 64 + l), v3 = ld4(u + 128 * h + 96 + l);
+            const uint32_t v0 = rd_u32(u + 128 * h + l), v1 = rd_u32(u + 128 * h + 32 + l);
+            const uint32_t v2 = rd_u32(u + 128 * h + 64 + l), v3 = rd_u32(u + 128 * h + 96 + l);
             st4(b->ql + 64 * h + l, (v0 & m4) | (v2 & m4) << 4);
             st4(b->ql + 64 * h + 32 + l, (v1 & m4) | (v3 & m4) << 4);
             st4(b->qh + 32 * h + l, (v0 >> 4 & m2) | (v1 >> 4 & m2) << 2 | (v2 >> 4 & m2) << 4 | (v3 >> 4 & m2) << 6);
@@ -882,10 +875,10 @@ static void repack8_q6_K(int64_t n, const void *src, size_t row_size, void *dst)
         }
         for (int r = 0; r < 8; r++) {
             for (int k = 0; k < 32; k++) /* ql chunk k: vectors 2k, 2k + 1 */
-                st4(g[i].ql + 32 * k + 4 * r, (ld4(u[r] + 8 * k) & 0x0f0f0f0f) | (ld4(u[r] + 8 * k + 4) & 0x0f0f0f0f) << 4);
+                st4(g[i].ql + 32 * k + 4 * r, (rd_u32(u[r] + 8 * k) & 0x0f0f0f0f) | (rd_u32(u[r] + 8 * k + 4) & 0x0f0f0f0f) << 4);
             for (int q = 0; q < 16; q++) { /* qh chunk q: vectors 4q .. 4q + 3 */
                 uint32_t w = 0;
-                for (int j = 0; j < 4; j++) w |= (ld4(u[r] + 16 * q + 4 * j) >> 4 & 0x03030303) << (2 * j);
+                for (int j = 0; j < 4; j++) w |= (rd_u32(u[r] + 16 * q + 4 * j) >> 4 & 0x03030303) << (2 * j);
                 st4(g[i].qh + 32 * q + 4 * r, w);
             }
         }
@@ -899,8 +892,8 @@ static void repack8_q6_K_row(int64_t n, const void *group, int r, void *row)
     for (int64_t i = 0; i < n / QK_K; i++) {
         uint8_t u[QK_K];
         for (int m = 0; m < 64; m++) {
-            const uint32_t lo = ld4(g[i].ql + 32 * (m / 2) + 4 * r) >> (4 * (m % 2)) & 0x0f0f0f0f;
-            const uint32_t hi = ld4(g[i].qh + 32 * (m / 4) + 4 * r) >> (2 * (m % 4)) & 0x03030303;
+            const uint32_t lo = rd_u32(g[i].ql + 32 * (m / 2) + 4 * r) >> (4 * (m % 2)) & 0x0f0f0f0f;
+            const uint32_t hi = rd_u32(g[i].qh + 32 * (m / 4) + 4 * r) >> (2 * (m % 4)) & 0x03030303;
             st4(u + 4 * m, lo | hi << 4);
         }
         q6_K_from_values(u, &b[i]);

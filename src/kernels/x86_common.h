@@ -146,9 +146,10 @@ _Static_assert(sizeof(block_q8_0x8) == 8 * sizeof(block_q8_0), "repacked in plac
 _Static_assert(sizeof(block_q4_Kx8) == 8 * sizeof(block_q4_K), "repacked in place: same size");
 _Static_assert(sizeof(block_q5_Kx8) == 8 * sizeof(block_q5_K), "repacked in place: same size");
 
-/* Scales as int16 pairs (sc, sc) per lane (row), mins as pairs
+/* Scales as int16 pairs (sc, sc) per lane (row), or as int32 when sc32
+ * (for kernels that multiply int32 sums: vpmulld), mins as pairs
  * (m_2p, m_2p+1). */
-static inline void kx8_scales(const uint8_t lo[8][8], const uint32_t *hi, __m256i sc[8], __m256i mp[4])
+static inline void kx8_scales(const uint8_t lo[8][8], const uint32_t *hi, int sc32, __m256i sc[8], __m256i mp[4])
 {
     const __m256i k15 = _mm256_set1_epi32(15), k3 = _mm256_set1_epi32(3);
     const __m256i l0 = _mm256_loadu_si256((const __m256i *)&lo[0][0]); /* rows 0-3, 8 bytes each */
@@ -167,7 +168,7 @@ static inline void kx8_scales(const uint8_t lo[8][8], const uint32_t *hi, __m256
         const __m256i mh = _mm256_and_si256(_mm256_srl_epi32(hw, _mm_cvtsi32_si128(16 + 2 * j)), k3);
         const __m256i s6 = _mm256_or_si256(_mm256_and_si256(lob, k15), _mm256_slli_epi32(sh, 4));
         mj[j] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(lob, 4), k15), _mm256_slli_epi32(mh, 4));
-        sc[j] = _mm256_or_si256(s6, _mm256_slli_epi32(s6, 16));
+        sc[j] = sc32 ? s6 : _mm256_or_si256(s6, _mm256_slli_epi32(s6, 16));
     }
     for (int p = 0; p < 4; p++) mp[p] = _mm256_or_si256(mj[2 * p], _mm256_slli_epi32(mj[2 * p + 1], 16));
 }
@@ -333,9 +334,7 @@ static inline __m256 load_h8(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loa
             const GT *b = &x[i];                                                                                 \
             if (ny == 1) PREFETCH_AHEAD(b, (int)(sizeof *b + 63) / 64);                                          \
             __m256i sc[8], mp[4];                                                                                \
-            kx8_scales(b->lo, b->hi, sc, mp);                                                                    \
-            if (SC32)                                                                                            \
-                for (int j = 0; j < 8; j++) sc[j] = _mm256_and_si256(sc[j], _mm256_set1_epi32(0xffff));          \
+            kx8_scales(b->lo, b->hi, SC32, sc, mp);                                                              \
             const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->d));                           \
             const __m256 dmx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->dmin));                       \
             __m256i nib[64]; /* [c][k][lo, hi] */                                                                \
