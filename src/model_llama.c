@@ -658,10 +658,7 @@ typedef struct swiglu_job {
 static void swiglu_range(const void *arg, int64_t lo, int64_t hi)
 {
     const swiglu_job *j = arg;
-    for (int64_t i = lo; i < hi; i++) {
-        float g = j->g[i];
-        j->g[i] = g / (1.0f + expf(-g)) * j->u[i];
-    }
+    kernels_get()->swiglu(j->g + lo, j->u + lo, hi - lo);
 }
 
 /* Causal attention for the batch: (tile, KV head) items taken from a

@@ -2,8 +2,8 @@
  * generic.c — portable kernels that have no home in types.c's traits (which
  * hold the per-type reference dequantizers, quantizers and dot products):
  * today attention (kern_attn), written the plain way — every score, the
- * softmax, then the weighted sum of values — as the reference the SIMD
- * versions are tested against.
+ * softmax, then the weighted sum of values — and the SwiGLU gate, as the
+ * references the SIMD versions are tested against.
  */
 #include "kernels.h"
 
@@ -55,7 +55,13 @@ void kern_attn_ref(const kern_attn *a)
     }
 }
 
+void kern_swiglu_ref(float *g, const float *u, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
 void kernels_fill_generic(kernels *k)
 {
     k->attn = kern_attn_ref;
+    k->swiglu = kern_swiglu_ref;
 }

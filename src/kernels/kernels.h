@@ -132,11 +132,18 @@ typedef struct kern_type {
 
 #define KERN_TYPES 64 /* > every ggml type id */
 
+/* The feed-forward gate, in place: g[i] = silu(g[i])·u[i] for i < n,
+ * silu(x) = x / (1 + e^-x). */
+typedef void (*swiglu_fn)(float *g, const float *u, int64_t n);
+/* The reference (generic.c), with expf. */
+void kern_swiglu_ref(float *g, const float *u, int64_t n);
+
 typedef struct kernels {
     kern_level level;
     const char *name; /* "generic", "avx2", "avx512", "amx" */
     kern_type t[KERN_TYPES];
     attn_fn attn;
+    swiglu_fn swiglu;
 } kernels;
 
 /* The table in use: the best the CPU runs, or what PSI_CPU asks for.
