@@ -681,6 +681,19 @@ static inline __m256i q4_0x8_sums(const __m256i lo[4], const __m256i hi[4], cons
     }
     return _mm256_madd_epi16(s, _mm256_set1_epi16(1));
 }
+/* This tile is at its vector-pipe limit on Zen 3 (llvm-mca: 32.6
+ * operations per 256 multiply-adds at 8 tokens, a quarter of them the
+ * activation broadcasts; measured ~28 a cycle, as modelled). Tried in
+ * session 10 and not kept: a gemm16 of two groups × 4 tokens a pass,
+ * each broadcast serving both groups (27.6 operations per 256; the int16
+ * sums need PSI_KEEP, or GCC forms every product first and spills). Bit
+ * for bit right; one thread, n 2048, 8 tokens: in cache 92-96 against
+ * 88-90 GMAC/s, but from memory 75-83 against 85, the two groups 9 KiB
+ * apart being two streams, and the 8-stream engine was no faster. With
+ * the two groups' blocks interleaved (a scratch copy) it ran 91-93
+ * against 85 from memory: a 16-row repacked layout would be needed
+ * (repack, unpack8, gemm8 for the tail, decode and the AVX-512/AMX tiles
+ * all read this one). */
 GEMM8_Q4_0(gemm8_q4_0, q4_0x8_sums)
 
 /* Repacked Q8_0 (block_q8_0x8, x86_common.h). Per block and row the
