@@ -690,10 +690,12 @@ static inline __m256i q4_0x8_sums(const __m256i lo[4], const __m256i hi[4], cons
  * for bit right; one thread, n 2048, 8 tokens: in cache 92-96 against
  * 88-90 GMAC/s, but from memory 75-83 against 85, the two groups 9 KiB
  * apart being two streams, and the 8-stream engine was no faster. With
- * the two groups' blocks interleaved (a scratch copy) it ran 91-93
- * against 85 from memory: a 16-row repacked layout would be needed
- * (repack, unpack8, gemm8 for the tail, decode and the AVX-512/AMX tiles
- * all read this one). */
+ * the two groups' blocks interleaved it ran 87-93 against 84-86 from
+ * memory; that layout (repack16/unpack16, gemm16 for every token count,
+ * gemm8 for a last group of 8, PSI_REPACK=8 to compare) is on branch
+ * q4_0-x16, all bit for bit, but the engine was level with it (8-stream
+ * decode, 10 interleaved rounds: median 81.8 against 80.85 tok/s; pp512
+ * and tg128 level too), so it is not merged. */
 GEMM8_Q4_0(gemm8_q4_0, q4_0x8_sums)
 
 /* Repacked Q8_0 (block_q8_0x8, x86_common.h). Per block and row the
