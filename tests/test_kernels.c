@@ -341,7 +341,7 @@ static void test_groups(const kernels *k, bool pair)
  * expf, the generic kernel's, misses it on some 6 inputs in 10^4), on
  * lengths around the vector width and values from the far ends (where
  * e^-x overflows or underflows) to zero, with a guard on either side
- * that must stay as it was. */
+ * that must stay as it was; and a row split in pieces as whole. */
 static void test_swiglu(const kernels *k)
 {
     static const int64_t lens[] = {1, 7, 8, 9, 16, 31, 1000};
@@ -375,6 +375,35 @@ static void test_swiglu(const kernels *k)
         free(g);
         checked++;
     }
+    /* inputs where libm's expf is not correctly rounded (if it has any),
+     * 7 of them: all in a tail, which must not fall back to expf */
+    float hard[7], hu[7];
+    int nh = 0;
+    for (uint32_t i = 0; i < 2000000 && nh < 7; i++) {
+        float x = 3.0f + (float)i * 8e-6f; /* e^x > 20: 1 + e^x keeps its last bit */
+        if (expf(x) != (float)exp((double)x)) {
+            hard[nh] = -x; /* e^-(-x) */
+            hu[nh++] = 1.0f;
+        }
+    }
+    if (nh) {
+        float want_h[7];
+        for (int i = 0; i < nh; i++) want_h[i] = hard[i] / (1.0f + (float)exp(-(double)hard[i])) * hu[i];
+        k->swiglu(hard, hu, nh);
+        CHECKF(k->swiglu == kern_swiglu_ref || !memcmp(hard, want_h, sizeof(float) * (size_t)nh),
+               "%s: swiglu of %d inputs where expf is not correctly rounded", k->name, nh);
+    }
+    /* the same values however a row is split (the threads' ranges) */
+    float whole[100], parts[100], uu[100];
+    for (int i = 0; i < 100; i++) {
+        whole[i] = parts[i] = rng_f32() * 20.0f;
+        uu[i] = rng_f32();
+    }
+    k->swiglu(whole, uu, 100);
+    static const int cuts[] = {0, 3, 11, 12, 29, 64, 93, 100};
+    for (int c = 0; c + 1 < (int)(sizeof cuts / sizeof cuts[0]); c++)
+        k->swiglu(parts + cuts[c], uu + cuts[c], cuts[c + 1] - cuts[c]);
+    CHECKF(!memcmp(whole, parts, sizeof whole), "%s: swiglu of a row split in pieces differs", k->name);
     /* a vector's worth and a tail value of each */
     float odd[9] = {INFINITY, -INFINITY, NAN, 1.0f, 2.0f, -3.0f, 0.5f, -0.25f, INFINITY}, one[9];
     for (int i = 0; i < 9; i++) one[i] = 1.0f;

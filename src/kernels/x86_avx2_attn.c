@@ -7,8 +7,8 @@
  * rescaled when the max grows); eight scores at a time with one
  * horizontal-add tree; exponentials eight at a time. The feed-forward's
  * SwiGLU gate (the other exponentials of a forward pass) is here too,
- * for the same exp8. Compiled like x86_avx2.c and used only where
- * dispatch.c has seen AVX2.
+ * with exponentials of its own (exp4d). Compiled like x86_avx2.c and used
+ * only where dispatch.c has seen AVX2.
  *
  * Against the reference (generic.c): the same softmax up to float
  * reassociation and exp8's rounding (within a few ulp of expf).
@@ -243,22 +243,32 @@ static inline __m256d exp4d(__m256d x)
  * llama.cpp's at token 19 (test_reference). e^-x is clamped to ±110
  * first (past ±104 the float is 0 or inf anyway), NaN kept. A prompt's
  * 512 tokens of the 1B shape take 67 M of these, which glibc's expf did
- * one at a time (decode, 8 streams: 2.8% of the step, now 0.4-0.9%). */
-static void swiglu_avx2(float *g, const float *u, int64_t n)
+ * one at a time (decode, 8 streams: 2.8% of the step, now 0.4-0.9%).
+ * A last few values go through the same code in a padded copy, so a value
+ * comes out the same wherever the threads' ranges split the row. */
+static inline void swiglu8(float *g, const float *u)
 {
     const __m256d lo = _mm256_set1_pd(-110.0), hi = _mm256_set1_pd(110.0);
-    const __m256 one = _mm256_set1_ps(1.0f);
+    const __m256 x = _mm256_loadu_ps(g);
+    const __m256 nx = _mm256_xor_ps(x, _mm256_set1_ps(-0.0f));
+    /* max/min return their second operand when either is NaN */
+    const __m256d a = _mm256_min_pd(hi, _mm256_max_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(nx))));
+    const __m256d b = _mm256_min_pd(hi, _mm256_max_pd(lo, _mm256_cvtps_pd(_mm256_extractf128_ps(nx, 1))));
+    const __m256 e = _mm256_set_m128(_mm256_cvtpd_ps(exp4d(b)), _mm256_cvtpd_ps(exp4d(a)));
+    _mm256_storeu_ps(g, _mm256_mul_ps(_mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), e)), _mm256_loadu_ps(u)));
+}
+
+static void swiglu_avx2(float *g, const float *u, int64_t n)
+{
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const __m256 x = _mm256_loadu_ps(g + i);
-        const __m256 nx = _mm256_xor_ps(x, _mm256_set1_ps(-0.0f));
-        /* max/min return their second operand when either is NaN */
-        const __m256d a = _mm256_min_pd(hi, _mm256_max_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(nx))));
-        const __m256d b = _mm256_min_pd(hi, _mm256_max_pd(lo, _mm256_cvtps_pd(_mm256_extractf128_ps(nx, 1))));
-        const __m256 e = _mm256_set_m128(_mm256_cvtpd_ps(exp4d(b)), _mm256_cvtpd_ps(exp4d(a)));
-        _mm256_storeu_ps(g + i, _mm256_mul_ps(_mm256_div_ps(x, _mm256_add_ps(one, e)), _mm256_loadu_ps(u + i)));
+    for (; i + 8 <= n; i += 8) swiglu8(g + i, u + i);
+    if (i < n) {
+        float gt[8] = {0}, ut[8] = {0};
+        memcpy(gt, g + i, sizeof(float) * (size_t)(n - i));
+        memcpy(ut, u + i, sizeof(float) * (size_t)(n - i));
+        swiglu8(gt, ut);
+        memcpy(g + i, gt, sizeof(float) * (size_t)(n - i));
     }
-    kern_swiglu_ref(g + i, u + i, n - i);
 }
 
 void kernels_fill_avx2_attn(kernels *k)
