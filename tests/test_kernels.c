@@ -132,6 +132,20 @@ static void test_quantizers(const kernels *k)
         kernels_type(k, PSI_TYPE_BF16)->from_float(x, got, 16);
         CHECKF(memcmp(want, got, sizeof want) == 0, "%s: bf16 special values differ", k->name);
     }
+    /* f16: quiet and signalling NaN with payloads, ±inf, ties to even
+     * (1 + 2^-11, 1 + 3·2^-11), the largest finite and what rounds past
+     * it (65519, 65520), subnormal results and their ties, ±0 */
+    {
+        const uint32_t bits[16] = {0x7fc00001, 0x7f812345, 0xff800000, 0x7f800000, 0x3f801000, 0x3f803000,
+                                   0x477fefff, 0x477ff000, 0x33800000, 0x33c00000, 0x33a00000, 0x387fc000,
+                                   0x80000000, 0x00000000, 0xc77fe000, 0x00000001};
+        float x[16];
+        memcpy(x, bits, sizeof x);
+        uint16_t want[16], got[16];
+        type_get(PSI_TYPE_F16)->from_float(x, want, 16);
+        kernels_type(k, PSI_TYPE_F16)->from_float(x, got, 16);
+        CHECKF(memcmp(want, got, sizeof want) == 0, "%s: f16 special values differ", k->name);
+    }
 }
 
 static void test_dots(const kernels *k)

@@ -113,6 +113,18 @@ static void bf16_from_f32(const float *src, void *dst, int64_t n)
     for (; i < n; i++) y[i] = f32_to_bf16(src[i]);
 }
 
+/* F16 (the KV cache's default type) with F16C, 8 at a time: round to
+ * nearest even, as f32_to_fp16 (NaN kept quiet with its top payload
+ * bits, as it does too). It was 0.7% of a pp512 as one call a value. */
+static void f16_from_f32_f16c(const float *src, void *dst, int64_t n)
+{
+    uint16_t *y = dst;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) y[i] = f32_to_fp16(src[i]);
+}
+
 /* ---------------------------------------------------------------- int8 helpers */
 
 /* Rounds 32 floats (already scaled) half to even and saturates to int8, in
@@ -937,6 +949,7 @@ void kernels_fill_avx2(kernels *k)
     k->t[PSI_TYPE_BF16].vec_dot = vec_dot_ny_bf16_1;
     k->t[PSI_TYPE_BF16].vec_dot_ny = vec_dot_ny_bf16;
     k->t[PSI_TYPE_BF16].from_float = bf16_from_f32;
+    k->t[PSI_TYPE_F16].from_float = f16_from_f32_f16c;
     k->t[PSI_TYPE_Q8_0].vec_dot = vec_dot_q8_0_q8_0;
     k->t[PSI_TYPE_Q8_0].vec_dot_ny = vec_dot_ny_q8_0_q8_0x;
     k->t[PSI_TYPE_Q8_0].ny_from_float = q8_0x_from_f32;
