@@ -91,6 +91,18 @@ static double abs_dot(uint32_t wt, const void *x, uint32_t at, const void *y, in
     return s;
 }
 
+/* A 2-byte float type's quantizer on 16 special inputs (bit patterns),
+ * byte for byte the reference's. */
+static void special_values(const kernels *k, uint32_t type, const uint32_t bits[16])
+{
+    float x[16];
+    memcpy(x, bits, sizeof x);
+    uint16_t want[16], got[16];
+    type_get(type)->from_float(x, want, 16);
+    kernels_type(k, type)->from_float(x, got, 16);
+    CHECKF(memcmp(want, got, sizeof want) == 0, "%s: %s special values differ", k->name, type_get(type)->name);
+}
+
 static void test_quantizers(const kernels *k)
 {
     static const uint32_t types[] = {PSI_TYPE_Q8_0, PSI_TYPE_Q8_K, PSI_TYPE_BF16, PSI_TYPE_F16};
@@ -121,31 +133,17 @@ static void test_quantizers(const kernels *k)
         }
     }
     /* bf16: NaN stays a quiet NaN, ties round to even, inf stays inf */
-    {
-        const uint32_t bits[16] = {0x7fc00001, 0xff800000, 0x7f800000, 0x3f808000, 0x3f818000, 0x7f810000,
-                                   0x80000000, 0x00000001, 0x3f807fff, 0x3f80ffff, 0xbf808000, 0x7f7fffff,
-                                   0, 1, 2, 3};
-        float x[16];
-        memcpy(x, bits, sizeof x);
-        uint16_t want[16], got[16];
-        type_get(PSI_TYPE_BF16)->from_float(x, want, 16);
-        kernels_type(k, PSI_TYPE_BF16)->from_float(x, got, 16);
-        CHECKF(memcmp(want, got, sizeof want) == 0, "%s: bf16 special values differ", k->name);
-    }
+    static const uint32_t bf16_bits[16] = {0x7fc00001, 0xff800000, 0x7f800000, 0x3f808000, 0x3f818000, 0x7f810000,
+                                           0x80000000, 0x00000001, 0x3f807fff, 0x3f80ffff, 0xbf808000, 0x7f7fffff,
+                                           0, 1, 2, 3};
+    special_values(k, PSI_TYPE_BF16, bf16_bits);
     /* f16: quiet and signalling NaN with payloads, ±inf, ties to even
      * (1 + 2^-11, 1 + 3·2^-11), the largest finite and what rounds past
      * it (65519, 65520), subnormal results and their ties, ±0 */
-    {
-        const uint32_t bits[16] = {0x7fc00001, 0x7f812345, 0xff800000, 0x7f800000, 0x3f801000, 0x3f803000,
-                                   0x477fefff, 0x477ff000, 0x33800000, 0x33c00000, 0x33a00000, 0x387fc000,
-                                   0x80000000, 0x00000000, 0xc77fe000, 0x00000001};
-        float x[16];
-        memcpy(x, bits, sizeof x);
-        uint16_t want[16], got[16];
-        type_get(PSI_TYPE_F16)->from_float(x, want, 16);
-        kernels_type(k, PSI_TYPE_F16)->from_float(x, got, 16);
-        CHECKF(memcmp(want, got, sizeof want) == 0, "%s: f16 special values differ", k->name);
-    }
+    static const uint32_t f16_bits[16] = {0x7fc00001, 0x7f812345, 0xff800000, 0x7f800000, 0x3f801000, 0x3f803000,
+                                          0x477fefff, 0x477ff000, 0x33800000, 0x33c00000, 0x33a00000, 0x387fc000,
+                                          0x80000000, 0x00000000, 0xc77fe000, 0x00000001};
+    special_values(k, PSI_TYPE_F16, f16_bits);
 }
 
 static void test_dots(const kernels *k)
