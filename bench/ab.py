@@ -13,18 +13,16 @@ A build to compare against: git worktree add /tmp/old REV && make -C /tmp/old
 (or copy build/psi aside before the change).
 """
 import argparse
-import json
+import os
 import statistics
 import subprocess
 import sys
 
+from run_bench import psi_once, test_name
+
 
 def bench(psi, model, p, n, threads):
-    cmd = [psi, "bench", "-m", model, "-p", str(p), "-n", str(n), "-r", "1", "--json"]
-    if threads:
-        cmd += ["-t", str(threads)]
-    out = subprocess.run(cmd, check=True, text=True, capture_output=True).stdout
-    return {f"{'pp' if t['n_prompt'] else 'tg'}{t['n_prompt'] or t['n_gen']}": t["avg_ts"] for t in json.loads(out)}
+    return {test_name(t): t["avg_ts"] for t in psi_once(model, threads, p, n, psi=psi)}
 
 
 def main():
@@ -34,7 +32,7 @@ def main():
     ap.add_argument("-m", "--model", required=True)
     ap.add_argument("-p", type=int, default=512, help="prompt tokens (0: no prompt test)")
     ap.add_argument("-n", type=int, default=128, help="generated tokens (0: no generation test)")
-    ap.add_argument("-t", "--threads", type=int, default=0)
+    ap.add_argument("-t", "--threads", type=int, default=os.cpu_count() or 2, help="threads (default: all cores)")
     ap.add_argument("-r", "--rounds", type=int, default=6)
     a = ap.parse_args()
     if a.rounds < 1 or (a.p <= 0 and a.n <= 0):

@@ -70,8 +70,8 @@ def make_models(cache, data, types):
     return files
 
 
-def psi_once(path, threads, n_prompt, n_gen):
-    out = run([PSI, "bench", "-m", path, "-p", str(n_prompt), "-n", str(n_gen), "-r", "1",
+def psi_once(path, threads, n_prompt, n_gen, psi=PSI):
+    out = run([psi, "bench", "-m", path, "-p", str(n_prompt), "-n", str(n_gen), "-r", "1",
                "-t", str(threads), "--json"])
     return json.loads(out)
 
