@@ -526,100 +526,91 @@ static void q8_K_from_f32(const float *src, void *dst, int64_t n)
 
 /* ---------------------------------------------------------------- tiled products (gemm) */
 
-/* F32 and F16 weights against f32 activations, several rows × several
- * tokens per pass. They give the reference's (types.c) result bit for bit,
- * so an output depends neither on the tile it was computed in nor on the
- * path: each output keeps the reference's 8-lane accumulator, with a
- * rounded product and a rounded sum (no FMA, which rounds once). On Zen
- * that costs nothing (multiplies and adds issue on different pipes); on
- * Intel cores it halves the peak of a compute-bound tile. Missing rows and
- * tokens of a partial tile repeat the last one and are not stored.
- * (Tried and dropped for Q8_0/Q4_0: exact integer block sums reduced 8
- * outputs to a vector with phadd; slower than vec_dot_ny on Zen 3, decode
- * by 30-40%. For F16/F32, one thread, 16 rows of 2048 × 512 tokens, 31-33
- * GMAC/s with line-aligned activations: dot products cut into k slices of
- * 128-1024 values kept in L1 between row pairs, with or without the slices
- * copied to a contiguous layout, gave 22-30 (the slices' short loops cost
- * more than the L2 reads they save); software prefetch and keeping the
- * loaded vectors in registers (gcc folds them into the multiplies) did not
- * change it. The same 2×4 loop over data in L1 runs at ~38 GMAC/s for
- * F16 and ~49 for F32 (nothing to convert; vectors kept in registers).
- * One token (decode: this tile with 4 rows × 1 token) is ~16% slower
- * than the F16 vec_dot would be (9.1-9.4 against 10.9 tok/s on the
- * Llama-3.2-1B shape, interleaved), which uses FMA and two accumulators,
- * i.e. another order; exact tiles of 1 or 2 rows were slower still (8.5)
- * and prefetching each row changed nothing, so decode keeps this tile and
- * its results stay the same whatever the batch. Session 7: FMA instead of
- * mul + add in this tile, pp512 F16 47.5 against 48.2 tok/s; a 4 rows × 3
- * tokens tile, bench_kernels 27.6-30.3 against 18.0-24.7 GMAC/s but the
- * model level, pp512 45.8 against 45.8 and pp128 -t 1 29.0 against 29.0;
- * with MATMUL_GEMM_ROWS 64 as well, pp256 -t 1 27.2 against 27.2 (64
- * alone: pp512 50.8 against 54.0). llama.cpp runs F16 at pp256 -t 1 39-41
- * tok/s here: it converts the activations to F16 (F16's vec_dot_type in
- * ggml) and multiplies F16 × F16 tiles, half the bytes per multiply-add
- * that psi's f32 activations cost. Tried at once: F16 activations (the
- * reference and this tile, 2 × 4) ran slower, pp256 -t 1 21.7 against
- * 26.0, pp512 40.4 against 49.2: the tile then converts 6 vectors per 64
- * multiply-adds. Untried: F16 activations with a 4 × 3 tile.) On Intel
- * CPUs with AVX-512 the avx512 table replaces this tile for 3 or more
- * tokens by a zmm one with two rows a register (x86_avx512.c). */
+/* F32 and F16 weights against f32 activations, 4 rows × up to 3 tokens per
+ * pass. Each output has one 8-lane accumulator: a fused multiply-add per
+ * value in turn (lane i % 8; the row's last n % 8 values zero-padded),
+ * then hsum_ps. That order is the tiles' own, whatever the tile shape,
+ * batch or path (the avx512 table's zmm tile keeps it), so a token's
+ * result does not depend on the batch; it differs from the reference's
+ * (types.c: a rounded product, then a rounded sum) by a rounding per
+ * product, within test_kernels' 2e-6 of Σ|x·y| (FMA rounds once, so it is
+ * the more exact of the two). Missing rows and tokens of a partial tile
+ * repeat the last one and are not stored.
+ *
+ * Why 4 × 3 with FMA (session 11): per 8 values, 12 FMAs issue on Zen 3's
+ * two multiply pipes (6 cycles) and the 4 weight conversions (vcvtph2ps)
+ * on the two add pipes (llvm-mca znver3), 96 multiply-adds in 6 cycles
+ * where 160 bytes come from L1/L2. Until session 10 the tile was 2 × 4
+ * with mul + add to be the reference bit for bit: its 8 adds and 2
+ * conversions shared the add pipes (6 cycles for 64 multiply-adds), and
+ * each change alone was level in the model (session 7: FMA in the 2 × 4
+ * tile, pp512 47.5 against 48.2 tok/s, its 160 bytes per 4 cycles then
+ * bound by L2; a 4 × 3 tile with mul + add, pp512 45.8 against 45.8, its
+ * 12 adds and 4 conversions on the add pipes). Together, pp512 F16 on the
+ * Llama-3.2-1B shape, 2 threads, 4 interleaved rounds: 68.5 against 46.7
+ * tok/s (×1.46, range 1.18-1.57).
+ * (Tried before and dropped: for Q8_0/Q4_0, exact integer block sums
+ * reduced 8 outputs to a vector with phadd, slower than vec_dot_ny on Zen
+ * 3; for F16/F32, dot products cut into k slices kept in L1, with or
+ * without a contiguous copy (the slices' short loops cost more than the
+ * L2 reads they save), software prefetch, F16 activations as llama.cpp
+ * has (the 2 × 4 tile then converted 6 vectors per 64 multiply-adds:
+ * pp512 40.4 against 49.2), and decode through the FMA vec_dot with two
+ * accumulators (another order; faster than the mul + add tile, 10.9
+ * against 9.1-9.4 tok/s, but a token's result would then depend on the
+ * batch). On Intel CPUs with AVX-512 the avx512 table replaces this tile
+ * for 3 or more tokens by a zmm one with two rows a register
+ * (x86_avx512.c). */
 
 #define FLOAT_GEMM(NAME, WT, LOADW)                                                                          \
     static inline __attribute__((always_inline)) void NAME##_sub(int64_t n, const uint8_t *const *xr,       \
-                                                                 const uint8_t *const *yr, const int rm,    \
-                                                                 const int rn, float res[][4])              \
+                                                                 const uint8_t *const *yr, const int rn,    \
+                                                                 float res[4][3])                           \
     {                                                                                                        \
-        __m256 acc[4][4];                                                                                    \
-        PSI_UNROLL for (int r = 0; r < rm; r++) PSI_UNROLL for (int t = 0; t < rn; t++) acc[r][t] =          \
+        __m256 acc[4][3];                                                                                    \
+        PSI_UNROLL for (int r = 0; r < 4; r++) PSI_UNROLL for (int t = 0; t < rn; t++) acc[r][t] =           \
             _mm256_setzero_ps();                                                                             \
         int64_t i = 0;                                                                                       \
         for (; i + 8 <= n; i += 8) {                                                                         \
-            __m256 a[4];                                                                                     \
+            __m256 a[3];                                                                                     \
             PSI_UNROLL for (int t = 0; t < rn; t++) a[t] = _mm256_loadu_ps((const float *)yr[t] + i);        \
-            PSI_UNROLL for (int r = 0; r < rm; r++) {                                                        \
+            PSI_UNROLL for (int r = 0; r < 4; r++) {                                                         \
                 const __m256 w = LOADW((const WT *)xr[r] + i);                                               \
-                PSI_UNROLL for (int t = 0; t < rn; t++) acc[r][t] =                                          \
-                    _mm256_add_ps(acc[r][t], _mm256_mul_ps(w, a[t]));                                        \
+                PSI_UNROLL for (int t = 0; t < rn; t++) acc[r][t] = _mm256_fmadd_ps(w, a[t], acc[r][t]);    \
             }                                                                                                \
         }                                                                                                    \
         if (i < n) {                                                                                         \
-            float ta[4][8] = {{0}};                                                                          \
+            float ta[3][8] = {{0}};                                                                          \
             for (int t = 0; t < rn; t++) memcpy(ta[t], (const float *)yr[t] + i, (size_t)(n - i) * 4);       \
-            for (int r = 0; r < rm; r++) {                                                                   \
+            for (int r = 0; r < 4; r++) {                                                                    \
                 WT tw[8] = {0};                                                                              \
                 memcpy(tw, (const WT *)xr[r] + i, (size_t)(n - i) * sizeof(WT));                             \
                 const __m256 w = LOADW(tw);                                                                  \
-                for (int t = 0; t < rn; t++)                                                                 \
-                    acc[r][t] = _mm256_add_ps(acc[r][t], _mm256_mul_ps(w, _mm256_loadu_ps(ta[t])));          \
+                for (int t = 0; t < rn; t++) acc[r][t] = _mm256_fmadd_ps(w, _mm256_loadu_ps(ta[t]), acc[r][t]); \
             }                                                                                                \
         }                                                                                                    \
-        PSI_UNROLL for (int r = 0; r < rm; r++) PSI_UNROLL for (int t = 0; t < rn; t++) res[r][t] =          \
+        PSI_UNROLL for (int r = 0; r < 4; r++) PSI_UNROLL for (int t = 0; t < rn; t++) res[r][t] =           \
             hsum_ps(acc[r][t]);                                                                              \
-    }                                                                                                        \
-    static void NAME##_tile4(int64_t n, const uint8_t *const *xr, int nx, const uint8_t *const *yr, int ny,  \
-                             float *out, int64_t os)                                                         \
-    {                                                                                                        \
-        const int rm = ny == 1 ? 4 : 2;                                                                      \
-        for (int r0 = 0; r0 < nx; r0 += rm) {                                                                \
-            float res[4][4] = {{0}};                                                                         \
-            switch (ny) {                                                                                    \
-            case 1: NAME##_sub(n, xr + r0, yr, 4, 1, res); break;                                            \
-            case 2: NAME##_sub(n, xr + r0, yr, 2, 2, res); break;                                            \
-            case 3: NAME##_sub(n, xr + r0, yr, 2, 3, res); break;                                            \
-            default: NAME##_sub(n, xr + r0, yr, 2, 4, res); break;                                           \
-            }                                                                                                \
-            for (int r = r0; r < nx && r < r0 + rm; r++)                                                     \
-                for (int t = 0; t < ny; t++) out[t * os + r] = res[r - r0][t];                               \
-        }                                                                                                    \
     }                                                                                                        \
     static void NAME(int64_t n, const void *vx, size_t xs, int nx, const void *vy, size_t ys, int ny,        \
                      float *out, int64_t os)                                                                 \
     {                                                                                                        \
-        const uint8_t *xr[KERN_MX], *yr[KERN_NY + 3]; /* + 3: a last group of 4 past ny repeats the last */ \
+        const uint8_t *xr[KERN_MX], *yr[KERN_NY]; /* rows of a last group of 4 past nx repeat the last */    \
         tile_rows(vx, xs, nx, KERN_MX, xr);                                                                  \
-        tile_rows(vy, ys, ny, KERN_NY + 3, yr);                                                              \
-        for (int t0 = 0; t0 < ny; t0 += 4)                                                                   \
-            NAME##_tile4(n, xr, nx, yr + t0, ny - t0 < 4 ? ny - t0 : 4, out + t0 * os, os);                  \
+        tile_rows(vy, ys, ny, KERN_NY, yr);                                                                  \
+        for (int t0 = 0; t0 < ny; t0 += 3) {                                                                 \
+            const int rn = ny - t0 < 3 ? ny - t0 : 3;                                                        \
+            for (int r0 = 0; r0 < nx; r0 += 4) {                                                             \
+                float res[4][3];                                                                             \
+                switch (rn) {                                                                                \
+                case 1: NAME##_sub(n, xr + r0, yr + t0, 1, res); break;                                      \
+                case 2: NAME##_sub(n, xr + r0, yr + t0, 2, res); break;                                      \
+                default: NAME##_sub(n, xr + r0, yr + t0, 3, res); break;                                     \
+                }                                                                                            \
+                for (int r = r0; r < nx && r < r0 + 4; r++)                                                  \
+                    for (int t = 0; t < rn; t++) out[(t0 + t) * os + r] = res[r - r0][t];                    \
+            }                                                                                                \
+        }                                                                                                    \
     }
 
 FLOAT_GEMM(gemm_f32, float, _mm256_loadu_ps)
@@ -704,10 +695,10 @@ static inline __m256i q4_0x8_sums(const __m256i lo[4], const __m256i hi[4], cons
  * apart being two streams, and the 8-stream engine was no faster. With
  * the two groups' blocks interleaved it ran 87-93 against 84-86 from
  * memory; that layout (repack16/unpack16, gemm16 for every token count,
- * gemm8 for a last group of 8, PSI_REPACK=8 to compare) is on branch
- * q4_0-x16, all bit for bit, but the engine was level with it (8-stream
- * decode, 10 interleaved rounds: median 81.8 against 80.85 tok/s; pp512
- * and tg128 level too), so it is not merged. */
+ * gemm8 for a last group of 8, PSI_REPACK=8 to compare) was all bit for
+ * bit, but the engine was level with it (8-stream decode, 10 interleaved
+ * rounds: median 81.8 against 80.85 tok/s; pp512 and tg128 level too), so
+ * it was not merged (its branch, q4_0-x16, was local and is gone). */
 GEMM8_Q4_0(gemm8_q4_0, q4_0x8_sums)
 
 /* Repacked Q8_0 (block_q8_0x8, x86_common.h). Per block and row the

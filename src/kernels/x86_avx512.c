@@ -189,15 +189,16 @@ Q6X8_GEMM(gemm8_q6_K, _mm256_dpwssd_epi32)
 
 /* ---------------------------------------------------------------- float tile (F32, F16)
 
- * The AVX2 tile (FLOAT_GEMM) keeps each (row, token) sum in the
- * reference's 8 lanes (vec_dot_f16_f32: lane k adds x·y of every
- * position ≡ k mod 8, product rounded, then sum8). Here a zmm holds two
- * rows' 8 lanes (row r in 0-7, r + 1 in 8-15) against one token's 8
- * activations in both halves: the same operations in the same order, 16
- * lanes an instruction, so Intel's two 512-bit ports give twice AVX2's
- * multiplies and adds (mul + add, not FMA: the reference rounds the
- * product). Tile: 8 rows (4 pairs) × 4 tokens, 16 accumulators; 1-2
- * tokens (decode, bound by memory) keep the AVX2 tile.
+ * The AVX2 tile (FLOAT_GEMM) keeps each (row, token) sum in 8 lanes
+ * (lane k a fused multiply-add of every position ≡ k mod 8 in turn, then
+ * hsum_ps). Here a zmm holds two rows' 8 lanes (row r in 0-7, r + 1 in
+ * 8-15) against one token's 8 activations in both halves: the same
+ * operations in the same order, 16 lanes an instruction, so Intel's two
+ * 512-bit FMA ports give twice AVX2's multiply-adds and a token's result
+ * is the AVX2 tile's bit for bit. (Until session 10 both tiles did mul +
+ * add, the reference's rounding, at half the FMA peak.) Tile: 8 rows (4
+ * pairs) × 4 tokens, 16 accumulators; 1-2 tokens (decode, bound by
+ * memory) keep the AVX2 tile.
  *
  * f32x16 and its few operations: zmm, or in the test build (SIMDe lacks
  * the conversions) two ymm halves doing the same lane for lane. */
@@ -207,7 +208,7 @@ static inline f32x16 v16_pair(__m256 a, __m256 b) { return (f32x16){a, b}; }
 static inline f32x16 v16_zero(void) { return v16_pair(_mm256_setzero_ps(), _mm256_setzero_ps()); }
 static inline f32x16 v16_madd(f32x16 acc, f32x16 w, f32x16 a)
 {
-    return v16_pair(_mm256_add_ps(acc.lo, _mm256_mul_ps(w.lo, a.lo)), _mm256_add_ps(acc.hi, _mm256_mul_ps(w.hi, a.hi)));
+    return v16_pair(_mm256_fmadd_ps(w.lo, a.lo, acc.lo), _mm256_fmadd_ps(w.hi, a.hi, acc.hi));
 }
 static inline __m256 v16_lo(f32x16 v) { return v.lo; }
 static inline __m256 v16_hi(f32x16 v) { return v.hi; }
@@ -220,7 +221,7 @@ static inline f32x16 v16_rows_f16(const uint16_t *a, const uint16_t *b) { return
 #else
 typedef __m512 f32x16;
 static inline f32x16 v16_zero(void) { return _mm512_setzero_ps(); }
-static inline f32x16 v16_madd(f32x16 acc, f32x16 w, f32x16 a) { return _mm512_add_ps(acc, _mm512_mul_ps(w, a)); }
+static inline f32x16 v16_madd(f32x16 acc, f32x16 w, f32x16 a) { return _mm512_fmadd_ps(w, a, acc); }
 static inline __m256 v16_lo(f32x16 v) { return _mm512_castps512_ps256(v); }
 static inline __m256 v16_hi(f32x16 v) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)); }
 static inline f32x16 v16_bcast8(const float *p)
