@@ -152,14 +152,16 @@ int main(int argc, char **argv)
             if (!k->vec_dot) continue;
             size_t actn_row; /* vec_dot_ny's own layout for the batch, when it has one */
             uint8_t *actn = own_layout(k->ny_from_float, k->ny_act_row, n, asrc, nt, act, act_row, &actn_row);
-            if (!actn) return 1;
+            size_t actg_row; /* and gemm's */
+            uint8_t *actg = own_layout(k->gemm_from_float, k->gemm_act_row, n, asrc, nt, act, act_row, &actg_row);
+            if (!actn || !actg) return 1;
             for (int g = k->gemm ? 1 : 0; g >= 0; g--) {
                 double best1 = 1e30, bestn = 1e30;
                 for (int rep = 0; rep < 5; rep++) {
                     double t0 = now_s();
-                    product(k, g, n, w, row_size, rows, act, act_row, 1, out);
+                    product(k, g, n, w, row_size, rows, g ? actg : act, g ? actg_row : act_row, 1, out);
                     double t1 = now_s();
-                    product(k, g, n, w, row_size, rows, g ? act : actn, g ? act_row : actn_row, nt, out);
+                    product(k, g, n, w, row_size, rows, g ? actg : actn, g ? actg_row : actn_row, nt, out);
                     double t2 = now_s();
                     if (t1 - t0 < best1) best1 = t1 - t0;
                     if (t2 - t1 < bestn) bestn = t2 - t1;
@@ -168,6 +170,7 @@ int main(int argc, char **argv)
                        (double)row_size * rows / best1 * 1e-9, (double)n * rows * nt / bestn * 1e-9);
             }
             free(actn);
+            free(actg);
             if (k->repack8 && k->gemm8 && rows % 8 == 0) {
                 uint8_t *g = malloc(row_size * (size_t)rows);
                 if (!g) return 1;

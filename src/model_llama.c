@@ -552,13 +552,16 @@ static psi_status matmuls(psi_context *ctx, int n, const tensor *const *ws, cons
         conv_of[i] = -1;
         uint32_t vdt = w->tt->vec_dot_type;
         if (vdt == PSI_TYPE_F32) continue;
-        from_float_fn ff; /* gemm8's or vec_dot_ny's own layout where it has one */
+        from_float_fn ff; /* gemm8's, vec_dot_ny's or gemm's own layout where it has one */
         if ((p->path == MM_GEMM8 || p->path == MM_GEMM16) && p->k.x8_from_float) {
             ff = p->k.x8_from_float;
             p->act_row = p->k.x8_act_row(w->ne0);
         } else if (p->path == MM_NY && p->k.ny_from_float) {
             ff = p->k.ny_from_float;
             p->act_row = p->k.ny_act_row(w->ne0);
+        } else if (p->path == MM_GEMM && p->k.gemm_from_float) {
+            ff = p->k.gemm_from_float;
+            p->act_row = p->k.gemm_act_row(w->ne0);
         } else {
             ff = kernels_type(ks, vdt)->from_float;
             if (!ff) ff = type_get(vdt)->from_float;

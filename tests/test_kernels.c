@@ -144,6 +144,27 @@ static void test_quantizers(const kernels *k)
                                           0x477fefff, 0x477ff000, 0x33800000, 0x33c00000, 0x33a00000, 0x387fc000,
                                           0x80000000, 0x00000000, 0xc77fe000, 0x00000001};
     special_values(k, PSI_TYPE_F16, f16_bits);
+    /* gemm's own activations (BF16: the bf16-rounded values as f32): byte
+     * for byte the reference quantizer's values read back, on the special
+     * values above and on random rows of odd lengths (the tail) */
+    for (uint32_t wt = 0; wt < KERN_TYPES; wt++) {
+        const kern_type *kt = kernels_type(k, wt);
+        if (!kt->gemm_from_float) continue;
+        const type_traits *a = type_get(type_get(wt)->vec_dot_type);
+        float x[300], want[300], got[300];
+        uint8_t q[600];
+        for (int shape = 0; shape <= 5; shape++) {
+            const int64_t n = shape == 5 ? 16 : 7 + 59 * shape;
+            if (shape == 5) memcpy(x, bf16_bits, sizeof bf16_bits);
+            else fill_f32(x, n, shape);
+            a->from_float(x, q, n);
+            a->to_float(q, want, n);
+            memset(got, 0x55, sizeof got);
+            kt->gemm_from_float(x, got, n);
+            CHECKF(kt->gemm_act_row(n) == (size_t)n * sizeof(float) && memcmp(want, got, (size_t)n * sizeof(float)) == 0,
+                   "%s: %s gemm activations differ (n %lld)", k->name, type_get(wt)->name, (long long)n);
+        }
+    }
 }
 
 static void test_dots(const kernels *k)
@@ -228,24 +249,22 @@ static void test_dots(const kernels *k)
  * it): 8 lanes, lane k a fused multiply-add of every position ≡ k mod 8 in
  * turn, the last n % 8 positions zero-padded, then the lanes summed as
  * types.c's sum8 (hsum_ps). fmaf rounds once, as the instruction does. */
-static float float_tile_dot(uint32_t wt, const void *x, const float *y, int64_t n)
+static float float_tile_dot(uint32_t wt, const void *x, uint32_t at, const void *y, int64_t n)
 {
+    float *fx = malloc((size_t)n * sizeof(float)), *fy = malloc((size_t)n * sizeof(float));
+    type_get(wt)->to_float(x, fx, n);
+    type_get(at)->to_float(y, fy, n);
     float acc[8] = {0};
-    for (int64_t i = 0; i < (n + 7) / 8 * 8; i++) {
-        float w = 0, a = 0;
-        if (i < n) {
-            w = wt == PSI_TYPE_F16 ? fp16_to_f32(((const uint16_t *)x)[i]) : ((const float *)x)[i];
-            a = y[i];
-        }
-        acc[i % 8] = fmaf(w, a, acc[i % 8]);
-    }
+    for (int64_t i = 0; i < (n + 7) / 8 * 8; i++) acc[i % 8] = i < n ? fmaf(fx[i], fy[i], acc[i % 8]) : fmaf(0, 0, acc[i % 8]);
+    free(fx);
+    free(fy);
     return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
 }
 
 /* The tile kernels (gemm) for every tile shape nx × ny, with row and token
  * strides wider than a row and guard values around each output, bit for
  * bit against what they promise: the reference vec_dot, except the float
- * tiles (F32, F16), which promise their own order of fused multiply-adds
+ * tiles (F32, F16, BF16), which promise their own order of fused multiply-adds
  * (float_tile_dot, itself checked to be within 2e-6 of Σ|x·y| of the
  * reference), the same for every tile, batch and path. */
 static void test_gemm(const kernels *k)
@@ -260,27 +279,36 @@ static void test_gemm(const kernels *k)
         for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
             int64_t n = lens[li] * t->blck_size;
             size_t xs = type_row_size(wt, n) + 16, ys = type_row_size(t->vec_dot_type, n) + 8;
-            uint8_t *x = calloc(KERN_MX, xs), *y = calloc(KERN_NY, ys);
+            /* the tile's activations: the vec_dot_type's, or its own layout */
+            size_t gs = kt->gemm_from_float ? kt->gemm_act_row(n) + 8 : ys;
+            uint8_t *x = calloc(KERN_MX, xs), *y = calloc(KERN_NY, ys), *yg = calloc(KERN_NY, gs);
             float *f = malloc((size_t)n * sizeof(float));
             for (int r = 0; r < KERN_MX; r++) fill_weights(wt, x + (size_t)r * xs, n);
             for (int r = 0; r < KERN_NY; r++) {
                 fill_f32(f, n, r % 5);
                 if (t->vec_dot_type == PSI_TYPE_F32) memcpy(y + (size_t)r * ys, f, (size_t)n * sizeof(float));
                 else a->from_float(f, y + (size_t)r * ys, n);
+                if (kt->gemm_from_float) kt->gemm_from_float(f, yg + (size_t)r * gs, n);
+                else memcpy(yg + (size_t)r * gs, y + (size_t)r * ys, ys);
             }
             float ref[KERN_NY][KERN_MX];
-            const bool own = wt == PSI_TYPE_F32 || wt == PSI_TYPE_F16;
+            const bool own = wt == PSI_TYPE_F32 || wt == PSI_TYPE_F16 || wt == PSI_TYPE_BF16;
             for (int tk = 0; tk < KERN_NY; tk++)
                 for (int r = 0; r < KERN_MX; r++) {
                     const uint8_t *xw = x + (size_t)r * xs, *ya = y + (size_t)tk * ys;
                     t->vec_dot(n, &ref[tk][r], xw, ya);
                     if (!own) continue;
-                    const float want = float_tile_dot(wt, xw, (const float *)ya, n);
+                    const float want = float_tile_dot(wt, xw, t->vec_dot_type, ya, n);
                     const double scale = abs_dot(wt, xw, t->vec_dot_type, ya, n);
                     const double err = fabs((double)want - ref[tk][r]);
                     if (scale > 0 && err / scale > worst) worst = err / scale;
                     CHECKF(err <= 2e-6 * scale + 1e-30, "%s gemm order n %lld: %.9g, reference %.9g", t->name,
                            (long long)n, want, ref[tk][r]);
+                    /* a product of two bf16 values is exact in f32 (short of
+                     * underflow), so there FMA rounds as mul + add does */
+                    if (wt == PSI_TYPE_BF16)
+                        CHECKF(want == ref[tk][r], "BF16 gemm order n %lld: %.9g, reference %.9g", (long long)n, want,
+                               ref[tk][r]);
                     ref[tk][r] = want;
                 }
             enum { OS = KERN_MX + 3 };
@@ -288,7 +316,7 @@ static void test_gemm(const kernels *k)
                 for (int ny = 1; ny <= KERN_NY; ny++) {
                     float out[KERN_NY * OS];
                     for (int i = 0; i < KERN_NY * OS; i++) out[i] = -777.0f;
-                    kt->gemm(n, x, xs, nx, y, ys, ny, out, OS);
+                    kt->gemm(n, x, xs, nx, yg, gs, ny, out, OS);
                     bool ok = true;
                     for (int tk = 0; tk < KERN_NY; tk++)
                         for (int r = 0; r < OS; r++) {
@@ -301,6 +329,7 @@ static void test_gemm(const kernels *k)
                 }
             free(x);
             free(y);
+            free(yg);
             free(f);
         }
     }

@@ -62,8 +62,10 @@ typedef void (*gemm8_fn)(int64_t n, const void *x, const void *y, size_t y_strid
  * product by x8_from_float (e.g. Q8_0 blocks with the block's quant sum
  * and a float scale, which every group of 8 rows would otherwise
  * recompute); x8_act_row gives the bytes of one such row of n values.
- * vec_dot_ny may do the same (ny_from_float, ny_act_row); vec_dot always
- * reads the vec_dot_type's own layout. */
+ * vec_dot_ny may do the same (ny_from_float, ny_act_row), and gemm
+ * (gemm_from_float, gemm_act_row: BF16's tile reads the bf16-rounded
+ * values as f32, converted once per product instead of once per row and
+ * token); vec_dot always reads the vec_dot_type's own layout. */
 typedef size_t (*act_row_fn)(int64_t n);
 
 /* Two repacked groups at once (x, and x + group_stride bytes: rows 0-7 and
@@ -127,6 +129,8 @@ typedef struct kern_type {
     act_row_fn x8_act_row;
     from_float_fn ny_from_float; /* vec_dot_ny's activations (the same idea); NULL: the vec_dot_type's */
     act_row_fn ny_act_row;
+    from_float_fn gemm_from_float; /* gemm's activations (the same idea); NULL: the vec_dot_type's */
+    act_row_fn gemm_act_row;
     from_float_fn from_float;  /* f32 → this type (the activation quantizer); NULL = none */
 } kern_type;
 

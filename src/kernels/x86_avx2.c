@@ -113,6 +113,20 @@ static void bf16_from_f32(const float *src, void *dst, int64_t n)
     for (; i < n; i++) y[i] = f32_to_bf16(src[i]);
 }
 
+/* BF16's activations for its tile (gemm_from_float): each value rounded
+ * to bf16 as bf16_from_f32 does, kept as the f32 it stands for (exact), so
+ * the tile multiplies bf16 × bf16 as the reference does without
+ * converting an activation vector per row and token. */
+static size_t bf16x_row(int64_t n) { return (size_t)n * sizeof(float); }
+static void bf16x_from_f32(const float *src, void *dst, int64_t n)
+{
+    float *y = dst;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_castsi256_ps(_mm256_slli_epi32(bf16_round8(_mm256_loadu_ps(src + i)), 16)));
+    for (; i < n; i++) y[i] = bf16_to_f32(f32_to_bf16(src[i]));
+}
+
 /* F16 (the KV cache's default type) with F16C, 8 at a time: round to
  * nearest even, as f32_to_fp16 (NaN kept quiet with its top payload
  * bits, as it does too). It was 0.7% of a pp512 as one call a value. */
@@ -526,16 +540,18 @@ static void q8_K_from_f32(const float *src, void *dst, int64_t n)
 
 /* ---------------------------------------------------------------- tiled products (gemm) */
 
-/* F32 and F16 weights against f32 activations, 4 rows × up to 3 tokens per
- * pass. Each output has one 8-lane accumulator: a fused multiply-add per
- * value in turn (lane i % 8; the row's last n % 8 values zero-padded),
- * then hsum_ps. That order is the tiles' own, whatever the tile shape,
- * batch or path (the avx512 table's zmm tile keeps it), so a token's
- * result does not depend on the batch; it differs from the reference's
+/* F32, F16 and BF16 weights against f32 activations (BF16's: the values
+ * rounded to bf16, bf16x_from_f32), 4 rows × up to 3 tokens per pass.
+ * Each output has one 8-lane accumulator: a fused multiply-add per value
+ * in turn (lane i % 8; the row's last n % 8 values zero-padded), then
+ * hsum_ps. That order is the tiles' own, whatever the tile shape, batch
+ * or path (the avx512 table's zmm tile keeps it), so a token's result
+ * does not depend on the batch; it differs from the reference's
  * (types.c: a rounded product, then a rounded sum) by a rounding per
  * product, within test_kernels' 2e-6 of Σ|x·y| (FMA rounds once, so it is
- * the more exact of the two). Missing rows and tokens of a partial tile
- * repeat the last one and are not stored.
+ * the more exact of the two). A bf16 × bf16 product is exact in f32, so
+ * BF16's tile gives the reference's result bit for bit. Missing rows and
+ * tokens of a partial tile repeat the last one and are not stored.
  *
  * Why 4 × 3 with FMA (session 11): per 8 values, 12 FMAs issue on Zen 3's
  * two multiply pipes (6 cycles) and the 4 weight conversions (vcvtph2ps)
@@ -548,7 +564,14 @@ static void q8_K_from_f32(const float *src, void *dst, int64_t n)
  * bound by L2; a 4 × 3 tile with mul + add, pp512 45.8 against 45.8, its
  * 12 adds and 4 conversions on the add pipes). Together, pp512 F16 on the
  * Llama-3.2-1B shape, 2 threads, 4 interleaved rounds: 68.5 against 46.7
- * tok/s (×1.46, range 1.18-1.57).
+ * tok/s (×1.46, range 1.18-1.57). BF16 took the tile then too (it had
+ * gone row by row through vec_dot_ny, converting each bf16 activation
+ * vector per row): pp512 28.4 against 52.0 tok/s (×1.83, 4 rounds), but
+ * generation, which goes through the tile as well, ×0.88 (the perf
+ * samples sit on the weight loads: four rows read side by side stall
+ * more than one; one thread ×0.78). Prefetching the next 4 rows (L1: one
+ * thread ×0.89; L2: ×0.98 with one thread, ×0.81-0.88 with two) or each
+ * row 2304 bytes ahead (×0.74 and ×0.85) did not recover it.
  * (Tried before and dropped: for Q8_0/Q4_0, exact integer block sums
  * reduced 8 outputs to a vector with phadd, slower than vec_dot_ny on Zen
  * 3; for F16/F32, dot products cut into k slices kept in L1, with or
@@ -615,6 +638,7 @@ static void q8_K_from_f32(const float *src, void *dst, int64_t n)
 
 FLOAT_GEMM(gemm_f32, float, _mm256_loadu_ps)
 FLOAT_GEMM(gemm_f16, uint16_t, load_f16)
+FLOAT_GEMM(gemm_bf16, uint16_t, load_bf16)
 #undef FLOAT_GEMM
 
 /* ---------------------------------------------------------------- repacked Q4_0 and Q8_0 (8 rows) */
@@ -950,6 +974,9 @@ void kernels_fill_avx2(kernels *k)
     k->t[PSI_TYPE_Q4_0].vec_dot_ny = vec_dot_ny_q4_0_q8_0;
     k->t[PSI_TYPE_F32].gemm = gemm_f32;
     k->t[PSI_TYPE_F16].gemm = gemm_f16;
+    k->t[PSI_TYPE_BF16].gemm = gemm_bf16;
+    k->t[PSI_TYPE_BF16].gemm_from_float = bf16x_from_f32;
+    k->t[PSI_TYPE_BF16].gemm_act_row = bf16x_row;
     k->t[PSI_TYPE_Q8_0].repack8 = repack8_q8_0;
     k->t[PSI_TYPE_Q8_0].gemm8 = gemm8_q8_0;
     k->t[PSI_TYPE_Q8_0].unpack8 = repack8_q8_0_row;
