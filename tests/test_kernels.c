@@ -161,7 +161,8 @@ static void test_quantizers(const kernels *k)
             a->to_float(q, want, n);
             memset(got, 0x55, sizeof got);
             kt->gemm_from_float(x, got, n);
-            CHECKF(kt->gemm_act_row(n) == (size_t)n * sizeof(float) && memcmp(want, got, (size_t)n * sizeof(float)) == 0,
+            const size_t bytes = (size_t)n * sizeof(float);
+            CHECKF(kt->gemm_act_row(n) == bytes && memcmp(want, got, bytes) == 0,
                    "%s: %s gemm activations differ (n %lld)", k->name, type_get(wt)->name, (long long)n);
         }
     }
@@ -255,7 +256,8 @@ static float float_tile_dot(uint32_t wt, const void *x, uint32_t at, const void 
     type_get(wt)->to_float(x, fx, n);
     type_get(at)->to_float(y, fy, n);
     float acc[8] = {0};
-    for (int64_t i = 0; i < (n + 7) / 8 * 8; i++) acc[i % 8] = i < n ? fmaf(fx[i], fy[i], acc[i % 8]) : fmaf(0, 0, acc[i % 8]);
+    for (int64_t i = 0; i < (n + 7) / 8 * 8; i++)
+        acc[i % 8] = i < n ? fmaf(fx[i], fy[i], acc[i % 8]) : fmaf(0, 0, acc[i % 8]);
     free(fx);
     free(fy);
     return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
