@@ -152,7 +152,7 @@ static void test_quantizers(const kernels *k)
         if (!kt->gemm_from_float) continue;
         const type_traits *a = type_get(type_get(wt)->vec_dot_type);
         float x[300], want[300], got[300];
-        uint8_t q[600];
+        uint8_t q[sizeof x]; /* any activation type: at most 4 bytes a value */
         for (int shape = 0; shape <= 5; shape++) {
             const int64_t n = shape == 5 ? 16 : 7 + 59 * shape;
             if (shape == 5) memcpy(x, bf16_bits, sizeof bf16_bits);
