@@ -541,7 +541,8 @@ static void q8_K_from_f32(const float *src, void *dst, int64_t n)
 /* ---------------------------------------------------------------- tiled products (gemm) */
 
 /* F32, F16 and BF16 weights against f32 activations (BF16's: the values
- * rounded to bf16, bf16x_from_f32), 4 rows × up to 3 tokens per pass.
+ * rounded to bf16, bf16x_from_f32), 4 rows × up to 3 tokens per pass
+ * (one token: 8 rows a pass).
  * Each output has one 8-lane accumulator: a fused multiply-add per value
  * in turn (lane i % 8; the row's last n % 8 values zero-padded), then
  * hsum_ps. That order is the tiles' own, whatever the tile shape, batch
@@ -571,7 +572,23 @@ static void q8_K_from_f32(const float *src, void *dst, int64_t n)
  * samples sit on the weight loads: four rows read side by side stall
  * more than one; one thread ×0.78). Prefetching the next 4 rows (L1: one
  * thread ×0.89; L2: ×0.98 with one thread, ×0.81-0.88 with two) or each
- * row 2304 bytes ahead (×0.74 and ×0.85) did not recover it.
+ * row 2304 bytes ahead (×0.74 and ×0.85) did not recover it. Session 12:
+ * one token now runs all 8 rows of the call in one pass (8 accumulators,
+ * 8 loads in flight; more tokens keep 4 × 3, and every output keeps its
+ * order): tg64 BF16 ×1.06 and ×1.11 in two runs of 6 interleaved rounds
+ * (one thread ×1.09), F16 ×1.00-1.02, 2 threads. Tried and not kept then:
+ * 2 rows a pass (slower than 4); prefetching 1-4 KiB ahead (×0.91);
+ * float matrices repacked at load as runs of 4 rows with their 8-value
+ * runs alternating, so that the tile reads one stream (tg64 F16 ×1.08,
+ * BF16 ×1.06, pp512 level, but loading the F16 file took 2.8-3.6 s
+ * against 0.4 s: a copy-on-write fault a page; repacking into an
+ * anonymous mapping instead was no faster on this VM, which spends as
+ * long zeroing the new pages, and erratic with 2 MiB pages); and the row
+ * kernels' order, two accumulators an output (alternate groups of 8),
+ * which lets one token go a row at a time as vec_dot_ny does (tg64
+ * ×1.05-1.13) but left prefill no tile as good as this one: 2 rows × 3
+ * tokens ×0.79, 3 × 2 no better, the 4 × 3 tile in two passes (even
+ * groups, then odd) ×0.75 (pp512 F16).
  * (Tried before and dropped: for Q8_0/Q4_0, exact integer block sums
  * reduced 8 outputs to a vector with phadd, slower than vec_dot_ny on Zen
  * 3; for F16/F32, dot products cut into k slices kept in L1, with or
@@ -586,18 +603,18 @@ static void q8_K_from_f32(const float *src, void *dst, int64_t n)
  * (x86_avx512.c). */
 
 #define FLOAT_GEMM(NAME, WT, LOADW)                                                                          \
-    static inline __attribute__((always_inline)) void NAME##_sub(int64_t n, const uint8_t *const *xr,       \
+    static inline __attribute__((always_inline)) void NAME##_sub(int64_t n, const int R, const uint8_t *const *xr, \
                                                                  const uint8_t *const *yr, const int rn,    \
-                                                                 float res[4][3])                           \
+                                                                 float res[8][3])                           \
     {                                                                                                        \
-        __m256 acc[4][3];                                                                                    \
-        PSI_UNROLL for (int r = 0; r < 4; r++) PSI_UNROLL for (int t = 0; t < rn; t++) acc[r][t] =           \
+        __m256 acc[8][3];                                                                                    \
+        PSI_UNROLL for (int r = 0; r < R; r++) PSI_UNROLL for (int t = 0; t < rn; t++) acc[r][t] =           \
             _mm256_setzero_ps();                                                                             \
         int64_t i = 0;                                                                                       \
         for (; i + 8 <= n; i += 8) {                                                                         \
             __m256 a[3];                                                                                     \
             PSI_UNROLL for (int t = 0; t < rn; t++) a[t] = _mm256_loadu_ps((const float *)yr[t] + i);        \
-            PSI_UNROLL for (int r = 0; r < 4; r++) {                                                         \
+            PSI_UNROLL for (int r = 0; r < R; r++) {                                                         \
                 const __m256 w = LOADW((const WT *)xr[r] + i);                                               \
                 PSI_UNROLL for (int t = 0; t < rn; t++) acc[r][t] = _mm256_fmadd_ps(w, a[t], acc[r][t]);    \
             }                                                                                                \
@@ -605,14 +622,14 @@ static void q8_K_from_f32(const float *src, void *dst, int64_t n)
         if (i < n) {                                                                                         \
             float ta[3][8] = {{0}};                                                                          \
             for (int t = 0; t < rn; t++) memcpy(ta[t], (const float *)yr[t] + i, (size_t)(n - i) * 4);       \
-            for (int r = 0; r < 4; r++) {                                                                    \
+            for (int r = 0; r < R; r++) {                                                                    \
                 WT tw[8] = {0};                                                                              \
                 memcpy(tw, (const WT *)xr[r] + i, (size_t)(n - i) * sizeof(WT));                             \
                 const __m256 w = LOADW(tw);                                                                  \
                 for (int t = 0; t < rn; t++) acc[r][t] = _mm256_fmadd_ps(w, _mm256_loadu_ps(ta[t]), acc[r][t]); \
             }                                                                                                \
         }                                                                                                    \
-        PSI_UNROLL for (int r = 0; r < 4; r++) PSI_UNROLL for (int t = 0; t < rn; t++) res[r][t] =           \
+        PSI_UNROLL for (int r = 0; r < R; r++) PSI_UNROLL for (int t = 0; t < rn; t++) res[r][t] =           \
             hsum_ps(acc[r][t]);                                                                              \
     }                                                                                                        \
     static void NAME(int64_t n, const void *vx, size_t xs, int nx, const void *vy, size_t ys, int ny,        \
@@ -621,14 +638,20 @@ static void q8_K_from_f32(const float *src, void *dst, int64_t n)
         const uint8_t *xr[KERN_MX], *yr[KERN_NY]; /* rows of a last group of 4 past nx repeat the last */    \
         tile_rows(vx, xs, nx, KERN_MX, xr);                                                                  \
         tile_rows(vy, ys, ny, KERN_NY, yr);                                                                  \
+        if (ny == 1) { /* one token: all 8 rows in one pass, 8 loads in flight where 4 stalled more */         \
+            float res[8][3];                                                                                 \
+            NAME##_sub(n, 8, xr, yr, 1, res);                                                                \
+            for (int r = 0; r < nx; r++) out[r] = res[r][0];                                                 \
+            return;                                                                                          \
+        }                                                                                                    \
         for (int t0 = 0; t0 < ny; t0 += 3) {                                                                 \
             const int rn = ny - t0 < 3 ? ny - t0 : 3;                                                        \
             for (int r0 = 0; r0 < nx; r0 += 4) {                                                             \
-                float res[4][3];                                                                             \
+                float res[8][3];                                                                             \
                 switch (rn) {                                                                                \
-                case 1: NAME##_sub(n, xr + r0, yr + t0, 1, res); break;                                      \
-                case 2: NAME##_sub(n, xr + r0, yr + t0, 2, res); break;                                      \
-                default: NAME##_sub(n, xr + r0, yr + t0, 3, res); break;                                     \
+                case 1: NAME##_sub(n, 4, xr + r0, yr + t0, 1, res); break;                                   \
+                case 2: NAME##_sub(n, 4, xr + r0, yr + t0, 2, res); break;                                   \
+                default: NAME##_sub(n, 4, xr + r0, yr + t0, 3, res); break;                                  \
                 }                                                                                            \
                 for (int r = r0; r < nx && r < r0 + 4; r++)                                                  \
                     for (int t = 0; t < rn; t++) out[(t0 + t) * os + r] = res[r - r0][t];                    \
