@@ -249,19 +249,6 @@ static inline __m256 kx8_step(__m256 acc, __m256 dx, __m256 dmx, const __m256i m
                                             _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(msum))));
 }
 
-/* Quant vectors v of a group super-block: from nib, unpacked once for
- * several tokens, or (nib NULL: one token) unpacked now. */
-static inline __attribute__((always_inline)) void kx8_pair(const uint8_t *qs, const uint8_t *qh, const __m256i *nib,
-                                                          int v, int five, __m256i *lo, __m256i *hi)
-{
-    if (nib) {
-        *lo = nib[2 * v];
-        *hi = nib[2 * v + 1];
-    } else {
-        kx8_quants(qs, qh, v, five, lo, hi);
-    }
-}
-
 /* 8 fp16 values (a group block's scales) as floats. */
 static inline __m256 load_h8(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
 
@@ -316,11 +303,12 @@ static inline __m256 load_h8(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loa
     }                                                                                                           \
     GEMM8_BODY(NAME, block_q8_0x8, block_q8_0x, NAME##_quants(x[i].qs, q), NAME##_step)
 
-/* Q4_K/Q5_K: ISUM(qs, qh, nib, five, yq, sc), a group super-block's 8
- * rows' Σ_j sc_j·Σ q·y, sc as int16 pairs (sc, sc) per row, or as int32
- * when SC32. QH: the fifth bits' bytes of group super-block b (anything for
- * Q4_K, FIVE 0, which never reads them). */
-#define KX8_GEMM(NAME, GT, FIVE, QH, SC32, ISUM)                                                                 \
+/* Q4_K/Q5_K: ISUMS(qs, qh, five, y, i, ny, sc, isum) sets isum[t] (t <
+ * ny) to token t's Σ_j sc_j·Σ q·y over group super-block i (8 rows, one
+ * per lane; y[t] the tokens' activation rows), sc as int16 pairs (sc, sc)
+ * per row, or as int32 when SC32. QH: the fifth bits' bytes of group
+ * super-block b (anything for Q4_K, FIVE 0, which never reads them). */
+#define KX8_GEMM(NAME, GT, FIVE, QH, SC32, ISUMS)                                                                \
     static inline __attribute__((always_inline)) void NAME##_body(int64_t n, const void *vx, const void *vy,    \
                                                                   size_t ys, const int ny, float *out,          \
                                                                   int64_t os)                                   \
@@ -333,17 +321,12 @@ static inline __m256 load_h8(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loa
         for (int64_t i = 0; i < nb; i++) {                                                                       \
             const GT *b = &x[i];                                                                                 \
             if (ny == 1) PREFETCH_AHEAD(b, (int)(sizeof *b + 63) / 64);                                          \
-            __m256i sc[8], mp[4];                                                                                \
+            __m256i sc[8], mp[4], isum[KERN_NY];                                                                 \
             kx8_scales(b->lo, b->hi, SC32, sc, mp);                                                              \
+            ISUMS(b->qs, QH, FIVE, y, i, ny, sc, isum);                                                          \
             const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->d));                           \
             const __m256 dmx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->dmin));                       \
-            __m256i nib[64]; /* [c][k][lo, hi] */                                                                \
-            if (ny > 1)                                                                                          \
-                for (int v = 0; v < 32; v++) kx8_quants(b->qs, QH, v, FIVE, &nib[2 * v], &nib[2 * v + 1]);       \
-            PSI_UNROLL for (int t = 0; t < ny; t++) {                                                            \
-                const __m256i isum = ISUM(b->qs, QH, ny > 1 ? nib : NULL, FIVE, y[t][i].qs, sc);                 \
-                acc[t] = kx8_step(acc[t], dx, dmx, mp, &y[t][i], isum);                                          \
-            }                                                                                                    \
+            PSI_UNROLL for (int t = 0; t < ny; t++) acc[t] = kx8_step(acc[t], dx, dmx, mp, &y[t][i], isum[t]);   \
         }                                                                                                        \
         PSI_UNROLL for (int t = 0; t < ny; t++) _mm256_storeu_ps(out + t * os, acc[t]);                          \
     }

@@ -22,7 +22,7 @@ static const struct {
     {"keyhash", cmd_keyhash, "print the SHA-256 of an API key read on stdin (for serve --config)"},
     {"bench", cmd_bench, "measure prompt and generation speed (llama-bench compatible)"},
     {"inspect", cmd_inspect, "print a GGUF file's metadata and tensor table"},
-    {"quantize", cmd_quantize, "rewrite a model's weight matrices as F16, BF16 or Q8_0"},
+    {"quantize", cmd_quantize, "rewrite a model in another weight type (q4_k_m, q8_0, f16, ...)"},
     {"license", cmd_license, "show or accept a model's licence"},
     {"hash", cmd_hash, "print a file's SHA-256"},
     {"keygen", cmd_keygen, "make an ed25519 key pair for signing models"},
