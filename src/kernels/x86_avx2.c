@@ -865,53 +865,30 @@ static void q8_Kx_from_f32(const float *src, void *dst, int64_t n)
     }
 }
 
-/* The Q4_K/Q5_K tile. Per row (lane) and token isum = Σ_j sc_j·Σ q·y,
- * exact: sub-block j = 2c + h's 8 quant vectors are unpacked once into
- * registers, then each token's products with them add in int16 (at most
- * 8 Q4_K or 4 Q5_K pair products: <= 8·2·15·127, 4·2·31·127) and go to
- * int32 times the scale; then the mins and the reference's float steps
- * (kx8_step, types.c kq_dot_block's order): bit for bit. Until session 13
- * the loops ran the other way round (per token, every sub-block, the
- * quants unpacked once per super-block into a 2 KiB stack array), which
- * read two vectors from L1 per multiply-add instruction, the load ports'
- * limit; this order reads one. Single thread, n 2048, medians of 7
- * alternating runs, GMAC/s old → new: Q4_K 8 tokens 56 → 93, 4 tokens
- * 41 → 74, 2 tokens 42 → 59, 1 token 31 → 35; Q5_K 47 → 69, 37 → 54,
- * 20 → 24, 21 → 21. (x86_avx512.c's VNNI tile still has the old order:
- * untimed there, left as it is.) */
-static inline __attribute__((always_inline)) void kx8_isums(const uint8_t *qs, const uint8_t *qh, const int five,
-                                                           const block_q8_Kx *const *y, int64_t i, const int ny,
-                                                           const __m256i sc[8], __m256i *isum)
+/* The Q4_K/Q5_K tile (KX8_GEMM and KX8_ISUMS, x86_common.h): one token's
+ * Σ q·y over sub-block j's 8 quant vectors w, times the scale sc (int16
+ * pairs): the products add in int16 (at most 8 Q4_K or 4 Q5_K pair
+ * products: <= 8·2·15·127, 4·2·31·127), then go to int32. Exact, so with
+ * the reference's float steps bit for bit. */
+static inline __attribute__((always_inline)) __m256i kx8_sub(const __m256i w[8], const int8_t *yq, __m256i sc,
+                                                             const int five)
 {
-    PSI_UNROLL for (int t = 0; t < ny; t++) isum[t] = _mm256_setzero_si256();
-    for (int c = 0; c < 4; c++)
-        PSI_UNROLL for (int h = 0; h < 2; h++) {
-            __m256i w[8];
-            PSI_UNROLL for (int k = 0; k < 8; k++) {
-                __m256i lo, hi;
-                kx8_quants(qs, qh, 8 * c + k, five, &lo, &hi);
-                w[k] = h ? hi : lo;
-            }
-            PSI_UNROLL for (int t = 0; t < ny; t++) {
-                const int8_t *yq = y[t][i].qs + 64 * c + 32 * h;
-                /* s0: vectors 0-3; s1: 4-7, and for Q4_K 0-3 too */
-                __m256i s0 = _mm256_maddubs_epi16(w[0], bcast4(yq)), s1;
-                PSI_UNROLL for (int k = 1; k < 4; k++) {
-                    s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(w[k], bcast4(yq + 4 * k)));
-                    PSI_KEEP(s0); /* added in this order, not all products first (spills) */
-                }
-                s1 = _mm256_maddubs_epi16(w[4], bcast4(yq + 16));
-                if (!five) s1 = _mm256_add_epi16(s1, s0);
-                PSI_UNROLL for (int k = 5; k < 8; k++) {
-                    s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(w[k], bcast4(yq + 4 * k)));
-                    PSI_KEEP(s1);
-                }
-                __m256i p = _mm256_madd_epi16(s1, sc[2 * c + h]);
-                if (five) p = _mm256_add_epi32(p, _mm256_madd_epi16(s0, sc[2 * c + h]));
-                isum[t] = _mm256_add_epi32(isum[t], p);
-            }
-        }
+    /* s0: vectors 0-3; s1: 4-7, and for Q4_K 0-3 too */
+    __m256i s0 = _mm256_maddubs_epi16(w[0], bcast4(yq));
+    PSI_UNROLL for (int k = 1; k < 4; k++) {
+        s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(w[k], bcast4(yq + 4 * k)));
+        PSI_KEEP(s0); /* added in this order, not all products first (spills) */
+    }
+    __m256i s1 = _mm256_maddubs_epi16(w[4], bcast4(yq + 16));
+    if (!five) s1 = _mm256_add_epi16(s1, s0);
+    PSI_UNROLL for (int k = 5; k < 8; k++) {
+        s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(w[k], bcast4(yq + 4 * k)));
+        PSI_KEEP(s1);
+    }
+    const __m256i p = _mm256_madd_epi16(s1, sc);
+    return five ? _mm256_add_epi32(p, _mm256_madd_epi16(s0, sc)) : p;
 }
+KX8_ISUMS(kx8_isums, kx8_sub)
 KX8_GEMM(gemm8_q4_K, block_q4_Kx8, 0, b->qs, 0, kx8_isums)
 KX8_GEMM(gemm8_q5_K, block_q5_Kx8, 1, b->qh, 0, kx8_isums)
 

@@ -153,54 +153,26 @@ GEMM8_Q8_0(gemm8_q8_0, q8_0_unsigned, q8_0x8_sums)
 static inline __m256i q5x8_sums(const __m256i q[8], const int8_t *yq) { return q4_0x8_sums(q, q + 4, yq); }
 GEMM8_LEGACY(q4_0x8_sums, q5x8_sums)
 
-/* Quant vectors v of a group super-block: from nib, unpacked once for
- * several tokens, or (nib NULL: one token) unpacked now. */
-static inline __attribute__((always_inline)) void kx8_pair(const uint8_t *qs, const uint8_t *qh, const __m256i *nib,
-                                                          int v, int five, __m256i *lo, __m256i *hi)
+/* Q4_K/Q5_K (KX8_ISUMS, x86_common.h): one token's 32 products per row
+ * of sub-block j summed in int32 by vpdpbusd (|sum| <= 32·31·127; two
+ * chains of 4), times the 6-bit scale as int32 (vpmulld), so no int16
+ * partial sums and no 4-vector runs for Q5_K. Exact: bit for bit the
+ * reference (checked under emulation). The loop order AVX2 took in session
+ * 13 (one load per multiply-add instead of two) is untimed here: the next
+ * session with an AVX-512 CPU should compare bench_kernels Q4_K,Q5_K
+ * (avx512 against avx2, and against 5f1ea76's avx512 build). */
+static inline __attribute__((always_inline)) __m256i kx8_sub(const __m256i w[8], const int8_t *yq, __m256i sc,
+                                                             const int five)
 {
-    if (nib) {
-        *lo = nib[2 * v];
-        *hi = nib[2 * v + 1];
-    } else {
-        kx8_quants(qs, qh, v, five, lo, hi);
+    (void)five;
+    __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+    PSI_UNROLL for (int k = 0; k < 4; k++) {
+        s0 = _mm256_dpbusd_epi32(s0, w[k], bcast4(yq + 4 * k));
+        s1 = _mm256_dpbusd_epi32(s1, w[4 + k], bcast4(yq + 16 + 4 * k));
     }
+    return _mm256_mullo_epi32(_mm256_add_epi32(s0, s1), sc);
 }
-
-/* Q4_K/Q5_K: a sub-block's 32 products per row summed in int32 by
- * vpdpbusd (|sum| <= 32·31·127), times its 6-bit scale as int32
- * (vpmulld), so no int16 partial sums and no 4-vector runs for Q5_K. */
-static inline __attribute__((always_inline)) __m256i kx8_isum(const uint8_t *qs, const uint8_t *qh,
-                                                              const __m256i *nib, const int five, const int8_t *yq,
-                                                              const __m256i sc[8])
-{
-    __m256i isum = _mm256_setzero_si256();
-    PSI_UNROLL for (int c = 0; c < 4; c++) {
-        __m256i sl = _mm256_setzero_si256(), sh = _mm256_setzero_si256();
-        PSI_UNROLL for (int k = 0; k < 8; k++) {
-            __m256i ql, qv;
-            kx8_pair(qs, qh, nib, 8 * c + k, five, &ql, &qv);
-            sl = _mm256_dpbusd_epi32(sl, ql, bcast4(yq + 64 * c + 4 * k));
-            sh = _mm256_dpbusd_epi32(sh, qv, bcast4(yq + 64 * c + 32 + 4 * k));
-        }
-        isum = _mm256_add_epi32(isum, _mm256_add_epi32(_mm256_mullo_epi32(sl, sc[2 * c]),
-                                                       _mm256_mullo_epi32(sh, sc[2 * c + 1])));
-    }
-    return isum;
-}
-/* Every token's isum: the quants unpacked once (a 2 KiB stack array)
- * for several tokens, then token by token every sub-block. (AVX2's tile
- * turned these loops round in session 13, the quants of one sub-block in
- * registers for all the tokens: 1.2-1.8x there. This one is untimed on an
- * AVX-512 CPU either way, and is left as it was.) */
-static inline __attribute__((always_inline)) void kx8_isums(const uint8_t *qs, const uint8_t *qh, const int five,
-                                                           const block_q8_Kx *const *y, int64_t i, const int ny,
-                                                           const __m256i sc[8], __m256i *isum)
-{
-    __m256i nib[64]; /* [c][k][lo, hi] */
-    if (ny > 1)
-        for (int v = 0; v < 32; v++) kx8_quants(qs, qh, v, five, &nib[2 * v], &nib[2 * v + 1]);
-    PSI_UNROLL for (int t = 0; t < ny; t++) isum[t] = kx8_isum(qs, qh, ny > 1 ? nib : NULL, five, y[t][i].qs, sc);
-}
+KX8_ISUMS(kx8_isums, kx8_sub)
 KX8_GEMM(gemm8_q4_K, block_q4_Kx8, 0, b->qs, 1, kx8_isums)
 KX8_GEMM(gemm8_q5_K, block_q5_Kx8, 1, b->qh, 1, kx8_isums)
 
