@@ -745,7 +745,21 @@ static inline __m256i q4_0x8_sums(const __m256i lo[4], const __m256i hi[4], cons
  * gemm8 for a last group of 8, PSI_REPACK=8 to compare) was all bit for
  * bit, but the engine was level with it (8-stream decode, 10 interleaved
  * rounds: median 81.8 against 80.85 tok/s; pp512 and tg128 level too), so
- * it was not merged (its branch, q4_0-x16, was local and is gone). */
+ * it was not merged (its branch, q4_0-x16, was local and is gone).
+ * Tried in session 13 against this tile (one thread, 8 tokens, n 2048,
+ * medians of alternating runs; all bit for bit, none kept):
+ * - the activations of 8 tokens in 8 rotations made once per product,
+ *   full loads folded into vpmaddubsw instead of broadcasts (lane r with
+ *   token (r + k) mod 8): 1.03-1.07x in L1, but 2.5 KiB a block against
+ *   0.3, 0.64-0.82x once they spill to L2; with the loops swapped (8 int16
+ *   sums live) 0.77x;
+ * - 4-row × 2-slice vectors (vpunpck[lh]dq of the repacked ones, once a
+ *   block) times 8-byte broadcasts, two tokens' halves summed by vphaddd:
+ *   half the broadcasts, 0.89-1.0x;
+ * - broadcasts made in registers (vbroadcasti128 + vpshufd) instead of
+ *   from memory, for half or all of them: 0.91-0.96x.
+ * So the limit is the vector ALUs, not the loads (what Q4_K's tile was
+ * bound by until that session, x86_common.h KX8_ISUMS). */
 GEMM8_Q4_0(gemm8_q4_0, q4_0x8_sums)
 
 /* Repacked Q8_0 (block_q8_0x8, x86_common.h). Per block and row the
