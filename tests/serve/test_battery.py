@@ -58,6 +58,11 @@ expect("string body", 400, "POST", C, '"hello"')
 expect("null body", 400, "POST", C, "null")
 expect("trailing garbage", 400, "POST", C, json.dumps(chat()) + "xyz")
 expect("invalid UTF-8", 400, "POST", C, b'{"messages":[{"role":"user","content":"\xff\xfe"}]}')
+# jansson's message quotes the bytes near the error, and a role is quoted cut
+# at 40 bytes: neither may turn the 400 into a 500 (found by fuzz_serve_request)
+expect("bad escape before a non-UTF-8 byte", 400, "POST", C, b'{"a":"\\\xde\xba"}')
+expect("unknown role cut inside a character", 400, "POST", C,
+       chat(messages=[{"role": "r" * 39 + "\u00e9", "content": "x"}]), param="messages")
 expect("lone surrogate escape", 400, "POST", C, '{"messages":[{"role":"user","content":"\\ud800"}]}')
 expect("NUL in content", 400, "POST", C, chat(messages=[{"role": "user", "content": "a\u0000b"}]), param="messages")
 expect("deep nesting", 400, "POST", C, "[" * 100000 + "]" * 100000)

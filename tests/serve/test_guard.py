@@ -78,13 +78,19 @@ st, r = srv.post(C, REQ)
 t.check(st == 401, f"audit: no key {st}")
 st, r = srv.post(C, {"messages": "no"}, headers={"Authorization": "Bearer alpha-key"})
 t.check(st == 400, f"audit: bad request {st}")
+# an unknown model whose name, cut at 127 bytes, ends inside a character: still a line
+LONG = "m" * 126 + "\u00e9"
+st, r = srv.post(C, dict(REQ, model=LONG), headers={"Authorization": "Bearer alpha-key"})
+t.check(st == 404, f"audit: unknown model {st}")
 srv.stop()
 with open(audit) as f:
     text = f.read()
 lines = [json.loads(x) for x in text.splitlines()]
-t.check(len(lines) == 2, f"audit: {len(lines)} lines, want 2 (the 401 never reached a model)")
-if len(lines) == 2:
-    a, b = lines
+t.check(len(lines) == 3, f"audit: {len(lines)} lines, want 3 (the 401 never reached a model)")
+if len(lines) == 3:
+    a, b, c = lines
+    t.check(c["key"] == "key1" and c["status"] == 404 and c["model"] == "m" * 126 + "\ufffd",
+            f"audit: unknown model line {c}")
     t.check(a["key"] == "key2" and a["guard"] == "unsafe" and a["categories"] == ["S9"] and a["status"] == 200
             and a["tokens_out"] == 0 and a["tokens_in"] > 0 and a["model"] == "llama3-tiny-Q8_0.gguf"
             and a["finish"] == "content_filter" and a["time"].endswith("Z"), f"audit: line {a}")
@@ -94,9 +100,12 @@ t.check(stat.S_IMODE(os.stat(audit).st_mode) == 0o600, "audit: mode 0600")
 srv = Server("--guard", os.path.join(GUARDS, "safe.gguf"), "-c", "512", "-t", "2", "--audit-log", audit,
              "--audit-content")
 st, r = srv.post(C, REQ)
+st2, _, _ = srv.request("POST", C, b'{"a":"\\\xff"}')  # not JSON, not UTF-8: still logged, as UTF-8
 srv.stop()
 with open(audit) as f:
-    last = json.loads(f.read().splitlines()[-1])
+    *_, last, unreadable = [json.loads(x) for x in f.read().splitlines()]
+t.check(st2 == 400 and unreadable["status"] == 400 and unreadable["request"] == '{"a":"\\\ufffd"}',
+        f"audit content, bad bytes: {st2} {unreadable}")
 t.check(last["key"] == "-" and last["guard"] == "safe" and "nerve agent" in last["request"]
         and last["answer"] == r["choices"][0]["message"]["content"] and last["tokens_out"] > 0, f"audit content: {last}")
 

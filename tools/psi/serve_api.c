@@ -33,11 +33,44 @@ void api_errorf(api_error *e, int status, const char *type, const char *param, c
 
 #define BAD(param, ...) (api_errorf(e, 400, "invalid_request_error", param, NULL, __VA_ARGS__), false)
 
+/* Text as a JSON string; bytes that are not UTF-8 become U+FFFD (a token's
+ * piece may be part of a character). */
+static json_t *json_text(const char *t, size_t n)
+{
+    json_t *j = json_stringn(t, n);
+    if (j) return j;
+    char *buf = malloc(n * 3 + 1);
+    size_t k = 0;
+    if (!buf) return json_string("");
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)t[i];
+        size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+        json_t *probe = len && i + len <= n ? json_stringn(t + i, len) : NULL;
+        if (probe) {
+            memcpy(buf + k, t + i, len);
+            k += len;
+            i += len;
+            json_decref(probe);
+        } else {
+            memcpy(buf + k, "\xEF\xBF\xBD", 3);
+            k += 3;
+            i++;
+        }
+    }
+    j = json_stringn(buf, k);
+    free(buf);
+    return j ? j : json_string("");
+}
+
+/* The message and param may quote the request (jansson's error text shows
+ * the bytes near a syntax error; a role or a model name is cut at some
+ * length): bytes that are not UTF-8 become U+FFFD, or the JSON could not
+ * be made and the client would get a 500 instead of its 400. */
 char *api_error_json(const api_error *e)
 {
-    json_t *o = json_pack("{s:{s:s,s:s,s:o,s:o}}", "error", "message", e->message, "type", e->type, "param",
-                          e->param[0] ? json_string(e->param) : json_null(), "code",
-                          e->code ? json_string(e->code) : json_null());
+    json_t *o = json_pack("{s:{s:o,s:s,s:o,s:o}}", "error", "message", json_text(e->message, strlen(e->message)),
+                          "type", e->type, "param", e->param[0] ? json_text(e->param, strlen(e->param)) : json_null(),
+                          "code", e->code ? json_string(e->code) : json_null());
     char *txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return txt;
@@ -502,35 +535,6 @@ bool api_parse(srv *s, const char *body, size_t len, bool chat, srv_request *r, 
 
 /* ---------------------------------------------------------------- responses */
 
-/* Text as a JSON string; bytes that are not UTF-8 become U+FFFD (a token's
- * piece may be part of a character). */
-static json_t *json_text(const char *t, size_t n)
-{
-    json_t *j = json_stringn(t, n);
-    if (j) return j;
-    char *buf = malloc(n * 3 + 1);
-    size_t k = 0;
-    if (!buf) return json_string("");
-    for (size_t i = 0; i < n;) {
-        unsigned char c = (unsigned char)t[i];
-        size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
-        json_t *probe = len && i + len <= n ? json_stringn(t + i, len) : NULL;
-        if (probe) {
-            memcpy(buf + k, t + i, len);
-            k += len;
-            i += len;
-            json_decref(probe);
-        } else {
-            memcpy(buf + k, "\xEF\xBF\xBD", 3);
-            k += 3;
-            i++;
-        }
-    }
-    j = json_stringn(buf, k);
-    free(buf);
-    return j ? j : json_string("");
-}
-
 static json_t *token_json(srv *s, int32_t prev, int32_t tok, json_t **bytes)
 {
     char piece[256];
@@ -770,8 +774,10 @@ void api_audit(srv_front *f, const srv_request *r, int status)
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:i,s:s?,s:o,s:s?,s:i}", "time", when, "key",
-                          r->key_name ? r->key_name : "-", "model", r->model, "endpoint",
+    /* the model name is the one asked for, cut at 127 bytes, and the request
+     * body the client's bytes: as UTF-8 (json_text), or the line is lost */
+    json_t *o = json_pack("{s:s,s:s,s:o,s:s,s:i,s:i,s:i,s:s?,s:o,s:s?,s:i}", "time", when, "key",
+                          r->key_name ? r->key_name : "-", "model", json_text(r->model, strlen(r->model)), "endpoint",
                           r->chat ? "chat" : "completions", "tokens_in", (json_int_t)r->n_prompt, "tokens_cached",
                           (json_int_t)r->n_cached, "tokens_out",
                           (json_int_t)r->n_gen, "guard", r->guard_verdict, "categories",
@@ -781,7 +787,8 @@ void api_audit(srv_front *f, const srv_request *r, int status)
         json_object_set_new(o, "output_categories", codes_json(r->guard_out_categories));
     }
     if (o && f->cfg.audit_content) {
-        json_object_set_new(o, "request", r->audit_request ? json_string(r->audit_request) : json_null());
+        json_object_set_new(o, "request",
+                            r->audit_request ? json_text(r->audit_request, strlen(r->audit_request)) : json_null());
         json_object_set_new(o, "answer", json_text(r->text ? r->text : "", r->text_len));
     }
     char *line = o ? json_dumps(o, JSON_COMPACT) : NULL;
