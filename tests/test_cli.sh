@@ -198,6 +198,10 @@ expect_error "serve without model" "no model" -- serve
 expect_error "serve unknown option" "unknown option '--bogus'" -- serve -m "$L3" --bogus 1
 expect_error "serve --parallel 0" "out of range" -- serve -m "$L3" --parallel 0
 expect_error "serve missing model" "No such file" -- serve -m "$TMP/none.gguf" --port 0
+# the model id goes into JSON: a file name that is not UTF-8 needs --alias (before, /v1/models was empty and
+# every completion a 500)
+expect_error "serve model id not UTF-8" "is not UTF-8: give one with --alias" -- serve -m "$(printf '%s/caf\351.gguf' "$TMP")" --port 0
+expect_error "serve empty alias" "is empty" -- serve -m "$L3" --alias "" --port 0
 expect_error "serve missing key file" "No such file" -- serve -m "$L3" --api-key-file "$TMP/none.keys"
 expect_error "serve bad host" "--host" -- serve -m "$L3" --host no.such.host.invalid --port 0
 

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -182,6 +183,12 @@ static int single_model(srv_front *f)
     }
     const char *base = strrchr(s->cfg.model_path, '/');
     s->model_id = s->cfg.alias ? s->cfg.alias : base ? base + 1 : s->cfg.model_path;
+    /* clients name the model in JSON: an id that is not UTF-8 could be neither listed nor answered */
+    json_t *id = json_string(s->model_id);
+    json_decref(id);
+    if (!id || !s->model_id[0])
+        return cli_fail("serve", "the model id '%s'%s is %s: give one with --alias", s->model_id,
+                        s->cfg.alias ? "" : " (the file's name)", id ? "empty" : "not UTF-8");
     /* a missing file is said before the server starts (access: never blocks, even on a FIFO) */
     if (access(s->cfg.model_path, R_OK)) return cli_fail("serve", "%s: %s", s->cfg.model_path, strerror(errno));
     return 0;
