@@ -216,6 +216,14 @@ PSI_CPU=generic "$PSI" bench -m "$M" -p 4 -n 0 -r 1 --json 2>/dev/null | grep -q
 "$PSI" bench -m "$M" -p 4 -n 0 -r 1 --json | grep -Eq '"build_commit": "([0-9a-f]{7,}(-dirty)?|unknown)"' && ok ||
     bad "bench --json build_commit"
 "$PSI" bench -m "$M" -p 8 -n 0 -r 1 | grep -q "| pp8 |" && ok || bad "bench table"
+# a file name that is not UTF-8 is still named (U+FFFD for the bad byte), not dropped from the JSON
+LATIN1="$(printf '%s/mod\351le.gguf' "$TMP")"
+ln -sf "$M" "$LATIN1"
+"$PSI" bench -m "$LATIN1" -p 4 -n 0 -r 1 --json 2>/dev/null | python3 -c '
+import json, sys
+t = json.load(sys.stdin)[0]
+sys.exit(0 if t["model_filename"].endswith("mod\ufffdle.gguf") else 1)' && ok || bad "bench --json: a file name that is not UTF-8"
+rm -f "$LATIN1"
 "$PSI" bench -m "$M" -p 8 -n 2 -d 20 -r 1 >"$TMP/bench_d.txt" 2>"$TMP/err" && grep -q "| pp8 @ d20 |" "$TMP/bench_d.txt" &&
     grep -q "| tg2 @ d20 |" "$TMP/bench_d.txt" && ok || bad "bench -d table: $(cat "$TMP/bench_d.txt" "$TMP/err")"
 "$PSI" bench -m "$M" -p 4 -n 0 -d 7 -r 1 --json | grep -q '"n_depth": 7' && ok || bad "bench -d --json n_depth"

@@ -6,6 +6,7 @@
 #ifndef PSI_CLI_H
 #define PSI_CLI_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -20,6 +21,12 @@ const char *cli_value(const char *cmd, int argc, char **argv, int *i);
 bool cli_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
 bool cli_float(const char *cmd, const char *opt, const char *s, double lo, double hi, double *out);
 bool cli_u64(const char *cmd, const char *opt, const char *s, uint64_t *out);
+
+/* t[0..n) as a JSON string, bytes that are not UTF-8 as U+FFFD (a token's
+ * piece may be part of a character; a file name or a client's bytes may be
+ * anything): json_stringn alone gives NULL for them, and the field or the
+ * whole document would be lost. */
+json_t *cli_json_text(const char *t, size_t n);
 
 /* Parse "1 2 3" (spaces and/or commas) into a malloc'd array. */
 bool cli_parse_ids(const char *cmd, const char *s, int32_t **ids, int32_t *n);

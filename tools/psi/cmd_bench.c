@@ -286,7 +286,7 @@ int cmd_bench(int argc, char **argv)
             json_object_set_new(o, "gpu_info", json_string(""));
             json_object_set_new(o, "backends", json_string("CPU"));
             json_object_set_new(o, "cpu_kernels", json_string(psi_cpu_kernels())); /* psi's own: PSI_CPU's path */
-            json_object_set_new(o, "model_filename", json_string(b.models[mi]));
+            json_object_set_new(o, "model_filename", cli_json_text(b.models[mi], strlen(b.models[mi])));
             json_object_set_new(o, "model_type", json_string(type));
             json_object_set_new(o, "model_size", json_integer((json_int_t)size));
             json_object_set_new(o, "model_n_params", json_integer((json_int_t)params));

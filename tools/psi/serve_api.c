@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli.h"
 #include "serve.h"
 
 void api_errorf(api_error *e, int status, const char *type, const char *param, const char *code,
@@ -33,43 +34,14 @@ void api_errorf(api_error *e, int status, const char *type, const char *param, c
 
 #define BAD(param, ...) (api_errorf(e, 400, "invalid_request_error", param, NULL, __VA_ARGS__), false)
 
-/* Text as a JSON string; bytes that are not UTF-8 become U+FFFD (a token's
- * piece may be part of a character). */
-static json_t *json_text(const char *t, size_t n)
-{
-    json_t *j = json_stringn(t, n);
-    if (j) return j;
-    char *buf = malloc(n * 3 + 1);
-    size_t k = 0;
-    if (!buf) return json_string("");
-    for (size_t i = 0; i < n;) {
-        unsigned char c = (unsigned char)t[i];
-        size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
-        json_t *probe = len && i + len <= n ? json_stringn(t + i, len) : NULL;
-        if (probe) {
-            memcpy(buf + k, t + i, len);
-            k += len;
-            i += len;
-            json_decref(probe);
-        } else {
-            memcpy(buf + k, "\xEF\xBF\xBD", 3);
-            k += 3;
-            i++;
-        }
-    }
-    j = json_stringn(buf, k);
-    free(buf);
-    return j ? j : json_string("");
-}
-
 /* The message and param may quote the request (jansson's error text shows
  * the bytes near a syntax error; a role or a model name is cut at some
  * length): bytes that are not UTF-8 become U+FFFD, or the JSON could not
  * be made and the client would get a 500 instead of its 400. */
 char *api_error_json(const api_error *e)
 {
-    json_t *o = json_pack("{s:{s:o,s:s,s:o,s:o}}", "error", "message", json_text(e->message, strlen(e->message)),
-                          "type", e->type, "param", e->param[0] ? json_text(e->param, strlen(e->param)) : json_null(),
+    json_t *o = json_pack("{s:{s:o,s:s,s:o,s:o}}", "error", "message", cli_json_text(e->message, strlen(e->message)),
+                          "type", e->type, "param", e->param[0] ? cli_json_text(e->param, strlen(e->param)) : json_null(),
                           "code", e->code ? json_string(e->code) : json_null());
     char *txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
@@ -545,7 +517,7 @@ static json_t *token_json(srv *s, int32_t prev, int32_t tok, json_t **bytes)
         *bytes = json_array();
         for (int32_t i = 0; i < n; i++) json_array_append_new(*bytes, json_integer((unsigned char)piece[i]));
     }
-    return json_text(piece, (size_t)n);
+    return cli_json_text(piece, (size_t)n);
 }
 
 static double lp_value(float x) { return isfinite(x) ? (double)x : -9999.0; }
@@ -636,7 +608,7 @@ char *api_final_json(srv *s, const srv_request *r)
 {
     json_t *o = envelope(s, r, false), *choice;
     /* a blocked answer is withheld whole: its text and its tokens' logprobs */
-    json_t *text = r->blocked ? json_string("") : json_text(r->text ? r->text : "", r->text_len);
+    json_t *text = r->blocked ? json_string("") : cli_json_text(r->text ? r->text : "", r->text_len);
     json_t *lp = r->n_logprobs < 0 || r->blocked ? json_null()
                  : r->chat         ? chat_logprobs(s, r, 0, r->n_lp)
                                    : text_logprobs(s, r, 0, r->n_lp, 0);
@@ -714,7 +686,7 @@ bool api_stream_events(srv *s, const srv_request *r, bool first, size_t *text_of
         json_t *lp = NULL;
         if (r->n_logprobs >= 0)
             lp = r->chat ? chat_logprobs(s, r, *lp_off, r->n_lp) : text_logprobs(s, r, *lp_off, r->n_lp, *text_off);
-        ok = ok && sse(chunk_json(s, r, false, json_text(r->text + *text_off, r->text_len - *text_off), lp, NULL),
+        ok = ok && sse(chunk_json(s, r, false, cli_json_text(r->text + *text_off, r->text_len - *text_off), lp, NULL),
                        buf, len, cap);
         *text_off = r->text_len;
         *lp_off = r->n_lp;
@@ -775,9 +747,9 @@ void api_audit(srv_front *f, const srv_request *r, int status)
     gmtime_r(&now, &tm);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
     /* the model name is the one asked for, cut at 127 bytes, and the request
-     * body the client's bytes: as UTF-8 (json_text), or the line is lost */
+     * body the client's bytes: as UTF-8 (cli_json_text), or the line is lost */
     json_t *o = json_pack("{s:s,s:s,s:o,s:s,s:i,s:i,s:i,s:s?,s:o,s:s?,s:i}", "time", when, "key",
-                          r->key_name ? r->key_name : "-", "model", json_text(r->model, strlen(r->model)), "endpoint",
+                          r->key_name ? r->key_name : "-", "model", cli_json_text(r->model, strlen(r->model)), "endpoint",
                           r->chat ? "chat" : "completions", "tokens_in", (json_int_t)r->n_prompt, "tokens_cached",
                           (json_int_t)r->n_cached, "tokens_out",
                           (json_int_t)r->n_gen, "guard", r->guard_verdict, "categories",
@@ -788,8 +760,8 @@ void api_audit(srv_front *f, const srv_request *r, int status)
     }
     if (o && f->cfg.audit_content) {
         json_object_set_new(o, "request",
-                            r->audit_request ? json_text(r->audit_request, strlen(r->audit_request)) : json_null());
-        json_object_set_new(o, "answer", json_text(r->text ? r->text : "", r->text_len));
+                            r->audit_request ? cli_json_text(r->audit_request, strlen(r->audit_request)) : json_null());
+        json_object_set_new(o, "answer", cli_json_text(r->text ? r->text : "", r->text_len));
     }
     char *line = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
