@@ -40,9 +40,10 @@ void api_errorf(api_error *e, int status, const char *type, const char *param, c
  * be made and the client would get a 500 instead of its 400. */
 char *api_error_json(const api_error *e)
 {
-    json_t *o = json_pack("{s:{s:o,s:s,s:o,s:o}}", "error", "message", cli_json_text(e->message, strlen(e->message)),
-                          "type", e->type, "param", e->param[0] ? cli_json_text(e->param, strlen(e->param)) : json_null(),
-                          "code", e->code ? json_string(e->code) : json_null());
+    json_t *msg = cli_json_text(e->message, strlen(e->message));
+    json_t *param = e->param[0] ? cli_json_text(e->param, strlen(e->param)) : json_null();
+    json_t *o = json_pack("{s:{s:o,s:s,s:o,s:o}}", "error", "message", msg, "type", e->type, "param", param, "code",
+                          e->code ? json_string(e->code) : json_null());
     char *txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return txt;
@@ -748,8 +749,9 @@ void api_audit(srv_front *f, const srv_request *r, int status)
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
     /* the model name is the one asked for, cut at 127 bytes, and the request
      * body the client's bytes: as UTF-8 (cli_json_text), or the line is lost */
+    json_t *model = cli_json_text(r->model, strlen(r->model));
     json_t *o = json_pack("{s:s,s:s,s:o,s:s,s:i,s:i,s:i,s:s?,s:o,s:s?,s:i}", "time", when, "key",
-                          r->key_name ? r->key_name : "-", "model", cli_json_text(r->model, strlen(r->model)), "endpoint",
+                          r->key_name ? r->key_name : "-", "model", model, "endpoint",
                           r->chat ? "chat" : "completions", "tokens_in", (json_int_t)r->n_prompt, "tokens_cached",
                           (json_int_t)r->n_cached, "tokens_out",
                           (json_int_t)r->n_gen, "guard", r->guard_verdict, "categories",
