@@ -181,6 +181,22 @@ size_t utf8_valid(const uint8_t *s, size_t n)
     return k == need && (need > 1 || s[0] < 0x80) ? k : 0;
 }
 
+size_t utf8_sanitize(const uint8_t *s, size_t n, char *out, size_t size)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n;) {
+        size_t l = utf8_valid(s + i, n - i);
+        const char *c = l ? (const char *)s + i : "\xEF\xBF\xBD";
+        size_t w = l ? l : 3;
+        if (k + w > size - 1) break;
+        memcpy(out + k, c, w);
+        k += w;
+        i += l ? l : 1;
+    }
+    out[k] = 0;
+    return k;
+}
+
 psi_status map_file_ro(const char *path, const uint8_t **p, size_t *size, char *err, size_t n)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);

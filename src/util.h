@@ -60,6 +60,11 @@ uint16_t f32_to_bf16(float f);  /* round to nearest even; NaN stays NaN */
 /* Length (1..4) of the valid character at s[0..n), or 0 when s does not
  * start with one (n > 0). */
 size_t utf8_valid(const uint8_t *s, size_t n);
+/* s[0..n) into out (size > 0 bytes, NUL-terminated) with every byte that
+ * does not begin a valid character as U+FFFD, cut between characters
+ * when out is full; returns the length written. For text from files or
+ * clients that goes into JSON, which takes UTF-8 only. */
+size_t utf8_sanitize(const uint8_t *s, size_t n, char *out, size_t size);
 /* How many bytes at s[0..n) (n > 0) could begin a valid character: equals
  * the character's length for a valid one; is n (< the length it needs) for
  * a character cut by the end of the buffer; otherwise the length of the

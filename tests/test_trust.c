@@ -123,6 +123,23 @@ static void test_licences(void)
     CHECK(RUN(llama4, NULL) == 0);
     free(err);
 
+    /* a licence id and a file name that are not UTF-8 (GGUF strings and
+     * paths may be any bytes): shown with U+FFFD, and the acceptance is
+     * recorded and honoured (the store is JSON: before, the record was
+     * silently dropped, and the run refused what had been accepted) */
+    const char *odd = path("odd\xe9.gguf");
+    make_model(odd, "llama3\xff.1 with a long tail cut inside a character:  \xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9",
+               NULL); /* 54 bytes as read, then 2-byte characters: 62 fit the 64-byte field, not 63 */
+    CHECK(psi_license_read(odd, &li, msg, sizeof msg) == PSI_OK);
+    CHECKF(li.need == PSI_LICENSE_ACCEPT && !strncmp(li.id, "llama3\xef\xbf\xbd.1 with", 14) && strlen(li.id) == 62,
+           "'%s' (%zu bytes)", li.id, strlen(li.id));
+    CHECK(RUN(odd, NULL) == 1 && strstr(err, "not accepted"));
+    free(err);
+    CHECKF(psi(&err, "license", "accept", odd, NULL) == 0, "%s", err);
+    free(err);
+    CHECKF(RUN(odd, NULL) == 0, "%s", err);
+    free(err);
+
     /* acceptance is for the contents: a changed file is a new model */
     size_t n;
     char *bytes = tu_read_file(llama4, &n);

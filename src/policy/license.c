@@ -49,14 +49,17 @@ static const struct {
     {"llama3.3", PSI_LICENSE_ACCEPT},   {"llama4", PSI_LICENSE_ACCEPT},
 };
 
+/* GGUF strings should be UTF-8, but a file may hold any bytes: those that
+ * are not become U+FFFD, and a long value is cut between characters, so
+ * that what is shown is what the acceptance store records and matches
+ * (JSON: a licence id that is not UTF-8 could not be written there, and
+ * `psi license accept` would accept nothing) and what psi serve lists. */
 static void copy_str(const gguf *g, const char *key, char *out, size_t size)
 {
     gguf_str s;
     out[0] = 0;
     if (gguf_get_str(g, key, &s, NULL, 0) != PSI_OK) return;
-    size_t n = s.len < size - 1 ? (size_t)s.len : size - 1;
-    memcpy(out, s.ptr, n);
-    out[n] = 0;
+    utf8_sanitize((const uint8_t *)s.ptr, (size_t)s.len, out, size);
 }
 
 psi_status psi_license_read(const char *path, psi_license_info *out, char *err, size_t err_size)
@@ -214,12 +217,23 @@ psi_status psi_license_accept(const char *store, const char *model_path, const p
             break;
         }
     }
-    json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "sha256", hex, "license", li->id, "time", when,
-                                         "model", li->model, "path", model_path, "file_id", id));
-    char *txt = json_dumps(root, JSON_INDENT(1));
+    /* the path as UTF-8 too (a file name may be any bytes), or the record would be lost */
+    size_t plen = strlen(model_path);
+    char *upath = malloc(3 * plen + 1);
+    if (upath) utf8_sanitize((const uint8_t *)model_path, plen, upath, 3 * plen + 1);
+    json_t *rec = upath ? json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "sha256", hex, "license", li->id, "time", when,
+                                    "model", li->model, "path", upath, "file_id", id)
+                        : NULL;
+    free(upath);
+    char *txt = rec && !json_array_append_new(arr, rec) ? json_dumps(root, JSON_INDENT(1)) : NULL;
     json_decref(root);
     size_t len = txt ? strlen(txt) : 0;
-    rc = txt ? policy_write_atomic(store, txt, len, 0600, len, err, err_size) : PSI_ERR_NO_MEMORY;
+    if (txt) {
+        rc = policy_write_atomic(store, txt, len, 0600, len, err, err_size);
+    } else {
+        err_setf(err, err_size, "%s: cannot record the acceptance: out of memory", store);
+        rc = PSI_ERR_NO_MEMORY;
+    }
     free(txt);
     close(lock); /* releases the lock */
     return rc;
