@@ -2,7 +2,9 @@
  * fuzz_serve_request.c — `psi serve`'s request parser (api_parse in
  * tools/psi/serve_api.c) on arbitrary bytes: the first byte's low bit
  * picks /v1/chat/completions or /v1/completions, the rest is the body.
- * The model (its tokenizer and chat template only) is loaded once from
+ * The body is routed first (api_route: its "model" field, "m" here, or
+ * the only model when it has none), as the server does. The model (its
+ * tokenizer and chat template only) is loaded once from
  * $PSI_FUZZ_MODEL (default ../shared/data/reference/llama3-tiny-Q8_0.gguf),
  * with a 64-token context so that long prompts meet the context check.
  *
@@ -44,7 +46,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     }
     s.tmpl_stop = psi_chat_stop_text(s.tmpl);
     s.front = &front;
+    s.model_id = "m";
     s.n_ctx = 64;
+    static srv *models[1] = {&s};
+    front.models = models;
+    front.n_models = 1;
     pthread_mutex_init(&s.lock, NULL);
     pthread_mutex_init(&s.tok_lock, NULL);
     return 0;
@@ -84,9 +90,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1 || size > 65536) return 0;
     bool chat = data[0] & 1;
+    /* routing first, as the server does: the body's model, or the only one */
+    char asked[128];
+    api_error e = {0};
+    srv *to = api_route(&front, NULL, (const char *)data + 1, size - 1, asked, sizeof asked, &e);
+    if (!to) {
+        check_error(&e);
+        return 0;
+    }
+    if (to != &s) __builtin_trap();
     srv_request *r = calloc(1, sizeof *r);
     if (!r) return 0;
-    api_error e = {0};
     if (api_parse(&s, (const char *)data + 1, size - 1, chat, r, &e))
         check_request(r);
     else
