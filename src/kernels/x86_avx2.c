@@ -828,14 +828,20 @@ GEMM8_LEGACY(q4_0x8_sums, q5x8_sums)
     do {                                                                                                 \
         (G)->d[R] = (B)->d;                                                                              \
         (G)->dmin[R] = (B)->dmin;                                                                        \
-        uint32_t hi_ = 0;                                                                                \
+        uint32_t sa_ = 0, sb_ = 0, mn_ = 0;                                                              \
         for (int j = 0; j < 8; j++) {                                                                    \
             uint8_t sc_, m_;                                                                             \
             get_scale_min_k4(j, (B)->scales, &sc_, &m_);                                                 \
-            (G)->lo[R][j] = (uint8_t)((sc_ & 15) | (m_ & 15) << 4);                                      \
-            hi_ |= (uint32_t)(sc_ >> 4) << (2 * j) | (uint32_t)(m_ >> 4) << (16 + 2 * j);                \
+            const uint32_t byte_ = (uint32_t)(sc_ | (m_ >> 4) << 6) << (8 * (j % 4));                    \
+            if (j < 4)                                                                                   \
+                sa_ |= byte_;                                                                            \
+            else                                                                                         \
+                sb_ |= byte_;                                                                            \
+            mn_ |= (uint32_t)(m_ & 15) << (8 * (j % 4) + 4 * (j / 4));                                   \
         }                                                                                                \
-        (G)->hi[R] = hi_;                                                                                \
+        (G)->sa[R] = sa_;                                                                                \
+        (G)->sb[R] = sb_;                                                                                \
+        (G)->mn[R] = mn_;                                                                                \
         for (int c = 0; c < 4; c++)                                                                      \
             for (int k = 0; k < 8; k++) memcpy(&(G)->qs[256 * c + 32 * k + 4 * (R)], &(B)->qs[32 * c + 4 * k], 4); \
     } while (0)

@@ -118,25 +118,23 @@ static inline __m256i bcast4(const int8_t *p)
 }
 
 /* Repacked Q4_K and Q5_K: 8 rows' super-block i (as many bytes as the 8
- * rows): d[8], dmin[8]; the 6-bit scales and mins as lo[r][j] = low 4
- * bits of scale j | low 4 bits of min j << 4 (8 bytes per row) and one word
- * per row with the top 2 bits of scale j at bit 2j and of min j at
- * 16 + 2j; Q5_K's fifth bits qh in 4-byte runs (run k of row r at
- * 32k + 4r: bit 2c is value 64c + 4k + b's, bit 2c + 1 value
- * 64c + 32 + 4k + b's); then the quants in 4-byte runs as for Q4_0: run k
- * of sub-block pair c of row r at 256c + 32k + 4r (low nibbles: values
- * 64c + 4k.., sub-block 2c; high nibbles: 64c + 32 + 4k.., sub-block
- * 2c + 1). */
+ * rows): d[8], dmin[8]; the 6-bit scales s_j and mins m_j of row r as
+ * three words, so that kx8_scales gets them with a byte shuffle each:
+ * sa[r] byte k = s_k | (m_k >> 4) << 6, sb[r] byte k = s_4+k |
+ * (m_4+k >> 4) << 6, mn[r] byte k = (m_k & 15) | (m_4+k & 15) << 4;
+ * Q5_K's fifth bits qh in 4-byte runs (run k of row r at 32k + 4r: bit
+ * 2c is value 64c + 4k + b's, bit 2c + 1 value 64c + 32 + 4k + b's);
+ * then the quants in 4-byte runs as for Q4_0: run k of sub-block pair c
+ * of row r at 256c + 32k + 4r (low nibbles: values 64c + 4k.., sub-block
+ * 2c; high nibbles: 64c + 32 + 4k.., sub-block 2c + 1). */
 typedef struct {
     uint16_t d[8], dmin[8];
-    uint8_t lo[8][8];
-    uint32_t hi[8];
+    uint32_t sa[8], sb[8], mn[8];
     uint8_t qs[8 * 128];
 } block_q4_Kx8;
 typedef struct {
     uint16_t d[8], dmin[8];
-    uint8_t lo[8][8];
-    uint32_t hi[8];
+    uint32_t sa[8], sb[8], mn[8];
     uint8_t qh[8 * 32];
     uint8_t qs[8 * 128];
 } block_q5_Kx8;
@@ -148,29 +146,36 @@ _Static_assert(sizeof(block_q5_Kx8) == 8 * sizeof(block_q5_K), "repacked in plac
 
 /* Scales as int16 pairs (sc, sc) per lane (row), or as int32 when sc32
  * (for kernels that multiply int32 sums: vpmulld), mins as pairs
- * (m_2p, m_2p+1). */
-static inline void kx8_scales(const uint8_t lo[8][8], const uint32_t *hi, int sc32, __m256i sc[8], __m256i mp[4])
+ * (m_2p, m_2p+1): a byte shuffle each from the layout above (about 25
+ * operations a super-block, where 4 + 2 bits from two places took 125:
+ * a third of a one-token product's time). */
+static inline void kx8_scales(const uint32_t *sa, const uint32_t *sb, const uint32_t *mn, int sc32, __m256i sc[8],
+                              __m256i mp[4])
 {
-    const __m256i k15 = _mm256_set1_epi32(15), k3 = _mm256_set1_epi32(3);
-    const __m256i l0 = _mm256_loadu_si256((const __m256i *)&lo[0][0]); /* rows 0-3, 8 bytes each */
-    const __m256i l1 = _mm256_loadu_si256((const __m256i *)&lo[4][0]); /* rows 4-7 */
-    /* lane r: bytes j = 0..3 (w0) and 4..7 (w1) of row r */
-    const __m256i idx0 = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6), idx1 = _mm256_setr_epi32(1, 3, 5, 7, 1, 3, 5, 7);
-    const __m256i w0 =
-        _mm256_blend_epi32(_mm256_permutevar8x32_epi32(l0, idx0), _mm256_permutevar8x32_epi32(l1, idx0), 0xf0);
-    const __m256i w1 =
-        _mm256_blend_epi32(_mm256_permutevar8x32_epi32(l0, idx1), _mm256_permutevar8x32_epi32(l1, idx1), 0xf0);
-    const __m256i hw = _mm256_loadu_si256((const __m256i *)hi);
-    __m256i mj[8];
+    const __m256i a = _mm256_loadu_si256((const __m256i *)sa), b = _mm256_loadu_si256((const __m256i *)sb);
+    const __m256i c = _mm256_loadu_si256((const __m256i *)mn);
+    const __m256i m6 = _mm256_set1_epi8(0x3f), m4 = _mm256_set1_epi8(0x0f), top = _mm256_set1_epi8(0x30);
+    const __m256i as = _mm256_and_si256(a, m6), bs = _mm256_and_si256(b, m6);
+    /* byte k of each lane to bytes 0 and 2 (pairs) or to byte 0 (int32) */
+    const int32_t pick = sc32 ? (int32_t)0x80808000 : (int32_t)0x80008000;
     for (int j = 0; j < 8; j++) {
-        const __m256i lob = _mm256_srl_epi32(j < 4 ? w0 : w1, _mm_cvtsi32_si128(8 * (j % 4)));
-        const __m256i sh = _mm256_and_si256(_mm256_srl_epi32(hw, _mm_cvtsi32_si128(2 * j)), k3);
-        const __m256i mh = _mm256_and_si256(_mm256_srl_epi32(hw, _mm_cvtsi32_si128(16 + 2 * j)), k3);
-        const __m256i s6 = _mm256_or_si256(_mm256_and_si256(lob, k15), _mm256_slli_epi32(sh, 4));
-        mj[j] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(lob, 4), k15), _mm256_slli_epi32(mh, 4));
-        sc[j] = sc32 ? s6 : _mm256_or_si256(s6, _mm256_slli_epi32(s6, 16));
+        const int32_t k = j % 4;
+        const __m256i ctl = _mm256_add_epi8(_mm256_set1_epi32(pick | k | k << 16),
+                                            _mm256_setr_epi32(0, 0x04040404, 0x08080808, 0x0c0c0c0c, 0,
+                                                              0x04040404, 0x08080808, 0x0c0c0c0c));
+        sc[j] = _mm256_shuffle_epi8(j < 4 ? as : bs, ctl);
     }
-    for (int p = 0; p < 4; p++) mp[p] = _mm256_or_si256(mj[2 * p], _mm256_slli_epi32(mj[2 * p + 1], 16));
+    /* byte k: m_k (m0) and m_4+k (m1), 6 bits */
+    const __m256i m0 = _mm256_or_si256(_mm256_and_si256(c, m4), _mm256_and_si256(_mm256_srli_epi32(a, 2), top));
+    const __m256i m1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(c, 4), m4),
+                                       _mm256_and_si256(_mm256_srli_epi32(b, 2), top));
+    for (int p = 0; p < 4; p++) {
+        const int32_t k = 2 * (p % 2);
+        const __m256i ctl = _mm256_add_epi8(_mm256_set1_epi32((int32_t)0x80008000 | k | (k + 1) << 16),
+                                            _mm256_setr_epi32(0, 0x04040404, 0x08080808, 0x0c0c0c0c, 0,
+                                                              0x04040404, 0x08080808, 0x0c0c0c0c));
+        mp[p] = _mm256_shuffle_epi8(p < 2 ? m0 : m1, ctl);
+    }
 }
 
 /* Vector v = 8c + k of the quants: low nibbles (sub-block 2c) and high
@@ -355,7 +360,7 @@ static inline __m256 load_h8(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loa
             const GT *b = &x[i];                                                                                 \
             if (ny == 1) PREFETCH_AHEAD(b, (int)(sizeof *b + 63) / 64);                                          \
             __m256i sc[8], mp[4], isum[KERN_NY];                                                                 \
-            kx8_scales(b->lo, b->hi, SC32, sc, mp);                                                              \
+            kx8_scales(b->sa, b->sb, b->mn, SC32, sc, mp);                                                              \
             ISUMS(b->qs, QH, FIVE, y, i, ny, sc, isum);                                                          \
             const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->d));                           \
             const __m256 dmx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->dmin));                       \
