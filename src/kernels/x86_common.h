@@ -465,7 +465,13 @@ static inline __m256 x8_step_min(__m256 acc, __m256 dx, __m256 mx, const block_q
  * and 2p + 1, so one sign extension gives the int16 pair per lane that
  * the bsums term multiplies; ql chunk k (32 bytes) holds the low 4 bits of
  * vector 2k in its low nibbles and of vector 2k + 1 in its high nibbles;
- * qh chunk g holds the top 2 bits of vector 4g + j at bits 2j, 2j + 1. */
+ * qh chunk g holds the top 2 bits of vector 4g + j at bits 2j, 2j + 1.
+ * Tried in session 14 and not kept: a group's quants as three chunks
+ * (vectors 4g..4g+2 in bits 0-5 of each byte, vector 4g+3's bits in bits
+ * 6-7 of the three), 11 operations for 4 vectors instead of 17 and
+ * llvm-mca's one-token loop 16% shorter, but level on Zen 3 (one thread,
+ * 1 and 8 tokens, interleaved in one process): there the one-token loop
+ * moved by 13% with nothing but where its code sat, front-end bound. */
 typedef struct {
     uint16_t d[8];
     int8_t sc[8][8][2];
