@@ -19,22 +19,7 @@
 
 #include "kernels/kernels.h"
 #include "types.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static uint64_t rng = 88172645463325252ull;
-static float frand(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (float)((rng >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
-}
+#include "bench_common.h"
 
 /* out[t][r] for r < rows, t < nt, the way matmul_worker tiles it. */
 /* The repacked path: groups of 8 rows through gemm8, or (pair) two groups
