@@ -299,7 +299,7 @@ static void gemm16_q4_0(int64_t n, const void *x, size_t gs, const void *y, size
                         for (int k = 0; k < 8; k++) {                                                             \
                             __m256i lo, hi;                                                                       \
                             const GT *b = &g[h][i];                                                               \
-                            kx8_quants(b->qs, QH, 8 * c + k, FIVE, &lo, &hi);                                     \
+                            kx8_quants(b->qs, QH, 8 * c + k, FIVE, 0, &lo, &hi);                                     \
                             _mm256_store_si256((__m256i *)&wb[h][0][32 * k], lo);                                 \
                             _mm256_store_si256((__m256i *)&wb[h][1][32 * k], hi);                                 \
                         }                                                                                         \

@@ -178,19 +178,37 @@ static inline void kx8_scales(const uint32_t *sa, const uint32_t *sb, const uint
     }
 }
 
+/* h's 16-bit words shifted left by s, or right by -s (-7 <= s <= 7), for
+ * a constant s: one immediate shift. What crosses into the other byte of
+ * a word lands on bits a byte mask clears (bit 4 comes from the byte's
+ * own bit 4 - s). */
+static inline __attribute__((always_inline)) __m256i shift16(__m256i h, int s)
+{
+    return s >= 0 ? _mm256_slli_epi16(h, s) : _mm256_srli_epi16(h, -s);
+}
+
 /* Vector v = 8c + k of the quants: low nibbles (sub-block 2c) and high
- * nibbles (2c + 1) of run k, with Q5_K's fifth bits (five) from qh. */
+ * nibbles (2c + 1) of run k, with Q5_K's fifth bits (five) from qh.
+ * imm: v is a constant where this is inlined (an unrolled loop), so the
+ * fifth bits move to bit 4 with one immediate shift each; otherwise by a
+ * shift by 2c held in a register (shift16 with a variable s, a select
+ * between two such shifts, ran 0.79x). */
 static inline __attribute__((always_inline)) void kx8_quants(const uint8_t *qs, const uint8_t *qh, int v, int five,
-                                                            __m256i *lo, __m256i *hi)
+                                                            int imm, __m256i *lo, __m256i *hi)
 {
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     const __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * v));
     *lo = _mm256_and_si256(q, m4);
     *hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-    if (five) {
-        const int c = v / 8, k = v % 8;
+    if (!five) return;
+    const int c = v / 8, k = v % 8;
+    const __m256i h = _mm256_loadu_si256((const __m256i *)(qh + 32 * k));
+    if (imm) {
+        const __m256i b4 = _mm256_set1_epi8(0x10);
+        *lo = _mm256_or_si256(*lo, _mm256_and_si256(shift16(h, 4 - 2 * c), b4));
+        *hi = _mm256_or_si256(*hi, _mm256_and_si256(shift16(h, 3 - 2 * c), b4));
+    } else {
         const __m256i one = _mm256_set1_epi8(1);
-        const __m256i h = _mm256_loadu_si256((const __m256i *)(qh + 32 * k));
         const __m256i h0 = _mm256_and_si256(_mm256_srl_epi16(h, _mm_cvtsi32_si128(2 * c)), one);
         const __m256i h1 = _mm256_and_si256(_mm256_srl_epi16(h, _mm_cvtsi32_si128(2 * c + 1)), one);
         *lo = _mm256_or_si256(*lo, _mm256_slli_epi16(h0, 4));
@@ -323,22 +341,33 @@ static inline __m256 load_h8(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loa
  * 37 → 54, 20 → 24, 21 → 21; in the model (bench/ab.py, 4 rounds)
  * Q4_K_M pp512 ×1.38, Q5_K_M ×1.31, generation level. */
 #define KX8_ISUMS(NAME, SUB)                                                                                    \
+    static inline __attribute__((always_inline)) void NAME##_pair(const uint8_t *qs, const uint8_t *qh,         \
+                                                                  const int five, const block_q8_Kx *const *y,  \
+                                                                  int64_t i, const int ny, const __m256i sc[8], \
+                                                                  __m256i *isum, const int c)                   \
+    {                                                                                                            \
+        PSI_UNROLL for (int h = 0; h < 2; h++) {                                                                 \
+            __m256i w[8];                                                                                        \
+            PSI_UNROLL for (int k = 0; k < 8; k++) {                                                             \
+                __m256i lo, hi;                                                                                  \
+                kx8_quants(qs, qh, 8 * c + k, five, ny == 1, &lo, &hi);                                          \
+                w[k] = h ? hi : lo;                                                                              \
+            }                                                                                                    \
+            PSI_UNROLL for (int t = 0; t < ny; t++)                                                              \
+                isum[t] = _mm256_add_epi32(isum[t], SUB(w, y[t][i].qs + 64 * c + 32 * h, sc[2 * c + h], five));  \
+        }                                                                                                        \
+    }                                                                                                            \
     static inline __attribute__((always_inline)) void NAME(const uint8_t *qs, const uint8_t *qh, const int five, \
                                                            const block_q8_Kx *const *y, int64_t i, const int ny, \
                                                            const __m256i sc[8], __m256i *isum)                  \
     {                                                                                                            \
         PSI_UNROLL for (int t = 0; t < ny; t++) isum[t] = _mm256_setzero_si256();                                \
-        for (int c = 0; c < 4; c++)                                                                              \
-            PSI_UNROLL for (int h = 0; h < 2; h++) {                                                             \
-                __m256i w[8];                                                                                    \
-                PSI_UNROLL for (int k = 0; k < 8; k++) {                                                         \
-                    __m256i lo, hi;                                                                              \
-                    kx8_quants(qs, qh, 8 * c + k, five, &lo, &hi);                                               \
-                    w[k] = h ? hi : lo;                                                                          \
-                }                                                                                                \
-                PSI_UNROLL for (int t = 0; t < ny; t++)                                                          \
-                    isum[t] = _mm256_add_epi32(isum[t], SUB(w, y[t][i].qs + 64 * c + 32 * h, sc[2 * c + h], five)); \
-            }                                                                                                    \
+        /* one token: the sub-block pairs unrolled, so Q5_K's fifth-bit shifts are constants (x1.28); */         \
+        /* unrolled for 2-8 tokens too, the code ran 0.77-0.86x */                                                 \
+        if (ny == 1)                                                                                             \
+            PSI_UNROLL for (int c = 0; c < 4; c++) NAME##_pair(qs, qh, five, y, i, ny, sc, isum, c);             \
+        else                                                                                                     \
+            for (int c = 0; c < 4; c++) NAME##_pair(qs, qh, five, y, i, ny, sc, isum, c);                        \
     }
 
 /* Q4_K/Q5_K: ISUMS(qs, qh, five, y, i, ny, sc, isum) sets isum[t] (t <
