@@ -296,10 +296,10 @@ static void gemm16_q4_0(int64_t n, const void *x, size_t gs, const void *y, size
                 const uint8_t *a = yq + (size_t)i * sizeof(block_q8_Kx);                                          \
                 for (int c = 0; c < 4; c++) {                                                                     \
                     for (int h = 0; h < 2; h++)                                                                   \
-                        for (int k = 0; k < 8; k++) {                                                             \
+                        PSI_UNROLL for (int k = 0; k < 8; k++) { /* k a constant: kx8_quants's shifts */          \
                             __m256i lo, hi;                                                                       \
                             const GT *b = &g[h][i];                                                               \
-                            kx8_quants(b->qs, QH, 8 * c + k, FIVE, 0, &lo, &hi);                                     \
+                            kx8_quants(b->qs, QH, 8 * c + k, FIVE, &lo, &hi);                                        \
                             _mm256_store_si256((__m256i *)&wb[h][0][32 * k], lo);                                 \
                             _mm256_store_si256((__m256i *)&wb[h][1][32 * k], hi);                                 \
                         }                                                                                         \

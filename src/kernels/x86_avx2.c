@@ -863,7 +863,15 @@ static void repack8_q5_K(int64_t n, const void *src, size_t row_size, void *dst)
         for (int r = 0; r < 8; r++) {
             const block_q5_K *b = (const block_q5_K *)((const uint8_t *)src + (size_t)r * row_size) + i;
             KX8_COMMON(&g[i], b, r);
-            for (int k = 0; k < 8; k++) memcpy(&g[i].qh[32 * k + 4 * r], &b->qh[4 * k], 4);
+            for (int c = 0; c < 4; c++) /* layout: block_q5_Kx8, x86_common.h */
+                for (int j = 0; j < 2; j++)
+                    for (int by = 0; by < 4; by++) {
+                        uint8_t o = 0;
+                        for (int m = 0; m < 4; m++)
+                            for (int h = 0; h < 2; h++)
+                                o |= (uint8_t)((b->qh[4 * (4 * j + m) + by] >> (2 * c + h) & 1) << (2 * m + h));
+                        g[i].qh[64 * c + 32 * j + 4 * r + by] = o;
+                    }
         }
 }
 #undef KX8_COMMON

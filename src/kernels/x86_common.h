@@ -122,8 +122,11 @@ static inline __m256i bcast4(const int8_t *p)
  * three words, so that kx8_scales gets them with a byte shuffle each:
  * sa[r] byte k = s_k | (m_k >> 4) << 6, sb[r] byte k = s_4+k |
  * (m_4+k >> 4) << 6, mn[r] byte k = (m_k & 15) | (m_4+k & 15) << 4;
- * Q5_K's fifth bits qh in 4-byte runs (run k of row r at 32k + 4r: bit
- * 2c is value 64c + 4k + b's, bit 2c + 1 value 64c + 32 + 4k + b's);
+ * Q5_K's fifth bits qh by sub-block pair c in two 32-byte chunks j (row
+ * r's 4 bytes at 64c + 32j + 4r: of byte b, bit 2m is value 64c + 4k + b's
+ * and bit 2m + 1 value 64c + 32 + 4k + b's, for run k = 4j + m), so the
+ * bit a quant vector needs sits where its run k puts it, a constant in
+ * the loops over k;
  * then the quants in 4-byte runs as for Q4_0: run k of sub-block pair c
  * of row r at 256c + 32k + 4r (low nibbles: values 64c + 4k.., sub-block
  * 2c; high nibbles: 64c + 32 + 4k.., sub-block 2c + 1). */
@@ -178,41 +181,33 @@ static inline void kx8_scales(const uint32_t *sa, const uint32_t *sb, const uint
     }
 }
 
-/* h's 16-bit words shifted left by s, or right by -s (-7 <= s <= 7), for
- * a constant s: one immediate shift. What crosses into the other byte of
- * a word lands on bits a byte mask clears (bit 4 comes from the byte's
- * own bit 4 - s). */
+/* h's 16-bit words shifted left by s, or right by -s (-7 <= s <= 7): one
+ * immediate shift for a constant s, as the unrolled loops over runs give.
+ * What crosses into the other byte of a word lands on bits a byte mask
+ * clears (bit 4 comes from the byte's own bit 4 - s). */
 static inline __attribute__((always_inline)) __m256i shift16(__m256i h, int s)
 {
     return s >= 0 ? _mm256_slli_epi16(h, s) : _mm256_srli_epi16(h, -s);
 }
 
 /* Vector v = 8c + k of the quants: low nibbles (sub-block 2c) and high
- * nibbles (2c + 1) of run k, with Q5_K's fifth bits (five) from qh.
- * imm: v is a constant where this is inlined (an unrolled loop), so the
- * fifth bits move to bit 4 with one immediate shift each; otherwise by a
- * shift by 2c held in a register (shift16 with a variable s, a select
- * between two such shifts, ran 0.79x). */
+ * nibbles (2c + 1) of run k, with Q5_K's fifth bits (five) from qh, moved
+ * to bit 4 by one shift and a mask each. (With the bits of all four pairs
+ * in one run's chunk, as until session 14, the shift was by 2c, a loop
+ * variable for several tokens: held in a register, three operations.) */
 static inline __attribute__((always_inline)) void kx8_quants(const uint8_t *qs, const uint8_t *qh, int v, int five,
-                                                            int imm, __m256i *lo, __m256i *hi)
+                                                            __m256i *lo, __m256i *hi)
 {
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     const __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * v));
     *lo = _mm256_and_si256(q, m4);
     *hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-    if (!five) return;
-    const int c = v / 8, k = v % 8;
-    const __m256i h = _mm256_loadu_si256((const __m256i *)(qh + 32 * k));
-    if (imm) {
+    if (five) {
+        const int c = v / 8, k = v % 8, bit = 2 * (k % 4);
         const __m256i b4 = _mm256_set1_epi8(0x10);
-        *lo = _mm256_or_si256(*lo, _mm256_and_si256(shift16(h, 4 - 2 * c), b4));
-        *hi = _mm256_or_si256(*hi, _mm256_and_si256(shift16(h, 3 - 2 * c), b4));
-    } else {
-        const __m256i one = _mm256_set1_epi8(1);
-        const __m256i h0 = _mm256_and_si256(_mm256_srl_epi16(h, _mm_cvtsi32_si128(2 * c)), one);
-        const __m256i h1 = _mm256_and_si256(_mm256_srl_epi16(h, _mm_cvtsi32_si128(2 * c + 1)), one);
-        *lo = _mm256_or_si256(*lo, _mm256_slli_epi16(h0, 4));
-        *hi = _mm256_or_si256(*hi, _mm256_slli_epi16(h1, 4));
+        const __m256i h = _mm256_loadu_si256((const __m256i *)(qh + 64 * c + 32 * (k / 4)));
+        *lo = _mm256_or_si256(*lo, _mm256_and_si256(shift16(h, 4 - bit), b4));
+        *hi = _mm256_or_si256(*hi, _mm256_and_si256(shift16(h, 3 - bit), b4));
     }
 }
 
@@ -350,7 +345,7 @@ static inline __m256 load_h8(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loa
             __m256i w[8];                                                                                        \
             PSI_UNROLL for (int k = 0; k < 8; k++) {                                                             \
                 __m256i lo, hi;                                                                                  \
-                kx8_quants(qs, qh, 8 * c + k, five, ny == 1, &lo, &hi);                                          \
+                kx8_quants(qs, qh, 8 * c + k, five, &lo, &hi);                                                   \
                 w[k] = h ? hi : lo;                                                                              \
             }                                                                                                    \
             PSI_UNROLL for (int t = 0; t < ny; t++)                                                              \
@@ -362,8 +357,7 @@ static inline __m256 load_h8(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loa
                                                            const __m256i sc[8], __m256i *isum)                  \
     {                                                                                                            \
         PSI_UNROLL for (int t = 0; t < ny; t++) isum[t] = _mm256_setzero_si256();                                \
-        /* one token: the sub-block pairs unrolled, so Q5_K's fifth-bit shifts are constants (x1.28); */         \
-        /* unrolled for 2-8 tokens too, the code ran 0.77-0.86x */                                                 \
+        /* the sub-block pairs unrolled for one token only (for 2-8 the code ran 0.77-0.86x) */                  \
         if (ny == 1)                                                                                             \
             PSI_UNROLL for (int c = 0; c < 4; c++) NAME##_pair(qs, qh, five, y, i, ny, sc, isum, c);             \
         else                                                                                                     \
