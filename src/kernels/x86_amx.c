@@ -299,7 +299,7 @@ static void gemm16_q4_0(int64_t n, const void *x, size_t gs, const void *y, size
                         PSI_UNROLL for (int k = 0; k < 8; k++) { /* k a constant: kx8_quants's shifts */          \
                             __m256i lo, hi;                                                                       \
                             const GT *b = &g[h][i];                                                               \
-                            kx8_quants(b->qs, QH, 8 * c + k, FIVE, &lo, &hi);                                        \
+                            kx8_quants(b->qs, QH, 8 * c + k, FIVE, &lo, &hi);                                     \
                             _mm256_store_si256((__m256i *)&wb[h][0][32 * k], lo);                                 \
                             _mm256_store_si256((__m256i *)&wb[h][1][32 * k], hi);                                 \
                         }                                                                                         \
@@ -313,7 +313,7 @@ static void gemm16_q4_0(int64_t n, const void *x, size_t gs, const void *y, size
             for (int h = 0; h < 2; h++) {                                                                         \
                 const GT *b = &g[h][p];                                                                           \
                 __m256i sc[8], mp[4];                                                                             \
-                kx8_scales(b->sa, b->sb, b->mn, 1, sc, mp);                                                              \
+                kx8_scales(b->sa, b->sb, b->mn, 1, sc, mp);                                                       \
                 const __m256 dx = load_h8(b->d), dmx = load_h8(b->dmin);                                          \
                 for (int t = 0; t < ny; t++) {                                                                    \
                     __m256i isum = _mm256_setzero_si256();                                                        \

@@ -383,7 +383,7 @@ static inline __m256 load_h8(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loa
             const GT *b = &x[i];                                                                                 \
             if (ny == 1) PREFETCH_AHEAD(b, (int)(sizeof *b + 63) / 64);                                          \
             __m256i sc[8], mp[4], isum[KERN_NY];                                                                 \
-            kx8_scales(b->sa, b->sb, b->mn, SC32, sc, mp);                                                              \
+            kx8_scales(b->sa, b->sb, b->mn, SC32, sc, mp);                                                       \
             ISUMS(b->qs, QH, FIVE, y, i, ny, sc, isum);                                                          \
             const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->d));                           \
             const __m256 dmx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->dmin));                       \
