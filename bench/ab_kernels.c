@@ -111,7 +111,7 @@ int main(int argc, char **argv)
     const type_traits *tt = type_get(type);
     size_t row_size = type_row_size(type, n);
     uint8_t *q = malloc(row_size * (size_t)rows);
-    float *x = malloc(sizeof(float) * (size_t)n * (size_t)(rows > ny ? rows : ny));
+    float *x = malloc(sizeof(float) * (size_t)n * (size_t)ny); /* a row at a time, then the tokens */
     if (!q || !x || !tt->from_float) {
         fprintf(stderr, "ab_kernels: out of memory or no quantizer for %s\n", tt->name);
         return 1;
