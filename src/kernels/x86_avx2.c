@@ -828,19 +828,15 @@ GEMM8_LEGACY(q4_0x8_sums, q5x8_sums)
     do {                                                                                                 \
         (G)->d[R] = (B)->d;                                                                              \
         (G)->dmin[R] = (B)->dmin;                                                                        \
-        uint32_t sa_ = 0, sb_ = 0, mn_ = 0;                                                              \
+        uint32_t s_[2] = {0, 0}, mn_ = 0; /* sa, sb */                                                   \
         for (int j = 0; j < 8; j++) {                                                                    \
             uint8_t sc_, m_;                                                                             \
             get_scale_min_k4(j, (B)->scales, &sc_, &m_);                                                 \
-            const uint32_t byte_ = (uint32_t)(sc_ | (m_ >> 4) << 6) << (8 * (j % 4));                    \
-            if (j < 4)                                                                                   \
-                sa_ |= byte_;                                                                            \
-            else                                                                                         \
-                sb_ |= byte_;                                                                            \
+            s_[j / 4] |= (uint32_t)(sc_ | (m_ >> 4) << 6) << (8 * (j % 4));                              \
             mn_ |= (uint32_t)(m_ & 15) << (8 * (j % 4) + 4 * (j / 4));                                   \
         }                                                                                                \
-        (G)->sa[R] = sa_;                                                                                \
-        (G)->sb[R] = sb_;                                                                                \
+        (G)->sa[R] = s_[0];                                                                              \
+        (G)->sb[R] = s_[1];                                                                              \
         (G)->mn[R] = mn_;                                                                                \
         for (int c = 0; c < 4; c++)                                                                      \
             for (int k = 0; k < 8; k++) memcpy(&(G)->qs[256 * c + 32 * k + 4 * (R)], &(B)->qs[32 * c + 4 * k], 4); \

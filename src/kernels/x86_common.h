@@ -161,11 +161,12 @@ static inline void kx8_scales(const uint32_t *sa, const uint32_t *sb, const uint
     const __m256i as = _mm256_and_si256(a, m6), bs = _mm256_and_si256(b, m6);
     /* byte k of each lane to bytes 0 and 2 (pairs) or to byte 0 (int32) */
     const int32_t pick = sc32 ? (int32_t)0x80808000 : (int32_t)0x80008000;
+    /* lane r's bytes are 4r.. of its 128-bit half: added to every index */
+    const __m256i lane =
+        _mm256_setr_epi32(0, 0x04040404, 0x08080808, 0x0c0c0c0c, 0, 0x04040404, 0x08080808, 0x0c0c0c0c);
     for (int j = 0; j < 8; j++) {
         const int32_t k = j % 4;
-        const __m256i ctl = _mm256_add_epi8(_mm256_set1_epi32(pick | k | k << 16),
-                                            _mm256_setr_epi32(0, 0x04040404, 0x08080808, 0x0c0c0c0c, 0,
-                                                              0x04040404, 0x08080808, 0x0c0c0c0c));
+        const __m256i ctl = _mm256_add_epi8(_mm256_set1_epi32(pick | k | k << 16), lane);
         sc[j] = _mm256_shuffle_epi8(j < 4 ? as : bs, ctl);
     }
     /* byte k: m_k (m0) and m_4+k (m1), 6 bits */
@@ -174,9 +175,7 @@ static inline void kx8_scales(const uint32_t *sa, const uint32_t *sb, const uint
                                        _mm256_and_si256(_mm256_srli_epi32(b, 2), top));
     for (int p = 0; p < 4; p++) {
         const int32_t k = 2 * (p % 2);
-        const __m256i ctl = _mm256_add_epi8(_mm256_set1_epi32((int32_t)0x80008000 | k | (k + 1) << 16),
-                                            _mm256_setr_epi32(0, 0x04040404, 0x08080808, 0x0c0c0c0c, 0,
-                                                              0x04040404, 0x08080808, 0x0c0c0c0c));
+        const __m256i ctl = _mm256_add_epi8(_mm256_set1_epi32((int32_t)0x80008000 | k | (k + 1) << 16), lane);
         mp[p] = _mm256_shuffle_epi8(p < 2 ? m0 : m1, ctl);
     }
 }
