@@ -18,6 +18,7 @@ import json
 import os
 import sys
 import threading
+import urllib.parse
 
 SPEC = json.load(open(sys.argv[1]))
 LOG = sys.argv[2]
@@ -78,7 +79,7 @@ class Hub(http.server.BaseHTTPRequestHandler):
                             "lfs": {"oid": oid, "size": size, "pointerSize": 134}})
             out.append({"type": "file", "oid": "0" * 40, "size": 12, "path": "README.md"})
             return self.send(200, json.dumps(out).encode())
-        path = "/".join(parts[5:])
+        path = urllib.parse.unquote("/".join(parts[5:]))  # the file's name, percent-escapes decoded
         local = repo["files"].get(path)
         if local is None:
             return self.send(404, b'{"error": "Entry not found"}')

@@ -107,6 +107,14 @@ spec = {
     "test/two-GGUF": {"files": {"a-Q8_0.gguf": Q4, "a-Q5_0.gguf": Q4}},
     "test/gated-GGUF": {"files": {"llama2-tiny-Q4_0.gguf": Q4}, "token": "s3cret"},
     "test/split-GGUF": {"files": {f"Q4_0/tiny-Q4_0-{i:05d}-of-00003.gguf": parts[i - 1] for i in range(1, 4)}},
+    # a Hub (or mirror) whose file list points outside the cache: each one the only GGUF of its repo
+    "evil/up-GGUF": {"files": {"../../../../escaped-Q4_0.gguf": Q4}},
+    "evil/deep-GGUF": {"files": {"Q4_0/../../../escaped-Q4_0.gguf": Q4}},
+    "evil/abs-GGUF": {"files": {"/tmp/escaped-Q4_0.gguf": Q4}},
+    "evil/dot-GGUF": {"files": {"./Q4_0//escaped-Q4_0.gguf": Q4}},
+    "evil/ctl-GGUF": {"files": {"esc\raped\\x-Q4_0.gguf": Q4}},
+    # an odd but harmless name: a space and a percent sign, escaped in the URL
+    "test/space-GGUF": {"files": {"my model 100%-Q4_0.gguf": Q4}},
 }
 json.dump(spec, open(os.path.join(TMP, "spec.json"), "w"))
 LOG = os.path.join(TMP, "requests.log")
@@ -216,6 +224,18 @@ try:
                       ("hf:test/tiny-GGUF/missing.gguf", "no file missing.gguf"), ("hf:nothing", "expected hf:OWNER")]:
         rc, out, err = psi("pull", ref)
         check(rc == 1 and want in err and len(err.strip().splitlines()) == 1, f"{ref}: {rc} {err}")
+    # ---- file names from the Hub that would leave the cache are refused, nothing is fetched or written
+    n_before = len(requests())
+    for repo in ("up", "deep", "abs", "dot", "ctl"):
+        rc, out, err = psi("pull", f"hf:evil/{repo}-GGUF")
+        check(rc == 1 and "unsafe file name" in err and len(err.strip().splitlines()) == 1,
+              f"evil/{repo}: {rc} {err}")
+    check(not [r for r in requests()[n_before:] if "/resolve/" in r["path"]], "an unsafe name was fetched")
+    escaped = [os.path.join(dp, f) for dp, _, fs in os.walk(TMP) for f in fs if "escaped" in f]
+    check(not escaped and not os.path.exists("/tmp/escaped-Q4_0.gguf"), f"written outside the cache: {escaped}")
+    rc, out, err = psi("pull", "hf:test/space-GGUF")
+    check(rc == 0 and out.strip() == os.path.join(HOME, "models/hf/test/space-GGUF/my model 100%-Q4_0.gguf")
+          and same_file(out.strip(), Q4), f"name with a space: {rc} {out} {err}")
     rc, out, err = psi("pull", "hf:test/two-GGUF")
     check(rc == 1 and "2 GGUF files and none is Q4_K_M" in err, f"no default quant: {rc} {err}")
     # a plain URL

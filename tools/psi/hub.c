@@ -369,6 +369,40 @@ static bool ends_gguf(const char *p)
     return n > 5 && !strcasecmp(p + n - 5, ".gguf");
 }
 
+/* A file name from the Hub's list, joined below the cache directory and
+ * into a URL: '/'-separated parts, none empty, "." or "..", no leading '/',
+ * no backslash or control character. The Hub never lists such names; a
+ * mirror (PSI_HF_ENDPOINT) or anything answering in its place might, and
+ * would otherwise have psi write outside its cache. */
+static bool hub_path_ok(const char *p)
+{
+    for (const char *part = p;; part++) {
+        size_t n = strcspn(part, "/");
+        if (n == 0 || (n == 1 && part[0] == '.') || (n == 2 && part[0] == '.' && part[1] == '.'))
+            return false;
+        for (size_t k = 0; k < n; k++)
+            if ((unsigned char)part[k] < 0x20 || part[k] == 0x7f || part[k] == '\\') return false;
+        part += n;
+        if (!*part) return true;
+    }
+}
+
+/* url-escaped (curl_easy_escape) parts of a checked name, '/' kept */
+static char *url_path(const char *p)
+{
+    char *out = xasprintf("%s", "");
+    for (const char *part = p;; part++) {
+        size_t n = strcspn(part, "/");
+        char *e = curl_easy_escape(NULL, part, (int)n); /* the handle is not used (libcurl >= 7.82) */
+        char *joined = xasprintf("%s%s%s", out, *out ? "/" : "", e ? e : "");
+        curl_free(e);
+        free(out);
+        out = joined;
+        part += n;
+        if (!*part) return out;
+    }
+}
+
 /* Resolve an hf: reference through the Hub's tree API into files[] (all parts
  * of a split set). Returns the count, 0 after an error was printed. */
 static int resolve_hf(const char *cmd, const char *ref, const char *home, hub_file *files)
@@ -446,6 +480,14 @@ static int resolve_hf(const char *cmd, const char *ref, const char *home, hub_fi
         if (pass == 0) n_all = n_match;
         if (n_match > 1) pick = NULL; /* no quant and several files: try Q4_K_M */
     }
+    if (pick && !hub_path_ok(pick)) {
+        char shown[201]; /* one line: control characters shown as '?' */
+        snprintf(shown, sizeof shown, "%s", pick);
+        for (char *q = shown; *q; q++)
+            if ((unsigned char)*q < 0x20 || *q == 0x7f) *q = '?';
+        cli_fail(cmd, "%s: the Hub lists an unsafe file name (%s): refused", ref, shown);
+        goto out;
+    }
     if (!pick) {
         if (file[0]) cli_fail(cmd, "%s: no file %s in %s/%s", ref, file, owner, repo);
         else if (quant[0]) cli_fail(cmd, "%s: no GGUF file with %s in its name in %s/%s", ref, quant, owner, repo);
@@ -477,7 +519,9 @@ static int resolve_hf(const char *cmd, const char *ref, const char *home, hub_fi
             goto out;
         }
         hub_file *f = &files[n++];
-        f->url = xasprintf("%s/%s/%s/resolve/main/%s", endpoint(), owner, repo, want);
+        char *up = url_path(want);
+        f->url = xasprintf("%s/%s/%s/resolve/main/%s", endpoint(), owner, repo, up);
+        free(up);
         f->dest = xasprintf("%s/models/hf/%s/%s/%s", home, owner, repo, want);
         json_t *lfs = json_object_get(found, "lfs");
         const char *oid = json_string_value(json_object_get(lfs, "oid"));
