@@ -82,7 +82,8 @@ static bool cfg_int(hf_conv *c, const char *key, int64_t *out, int64_t def)
         return true;
     }
     if (!json_is_integer(v) || json_integer_value(v) <= 0 || json_integer_value(v) > (1 << 24)) {
-        err_setf(c->err, c->n, "%s/config.json: '%s' must be a positive integer", c->dir, key);
+        err_setf(c->err, c->n, "%s/config.json: '%s' %s", c->dir, key,
+                 v ? "must be a positive integer" : "is missing (a positive integer is needed)");
         return false;
     }
     *out = json_integer_value(v);
@@ -436,7 +437,10 @@ static psi_status build(hf_conv *c)
     if (!cfg_int(c, "hidden_size", &c->n_embd, -1) || !cfg_int(c, "intermediate_size", &c->n_ff, -1) ||
         !cfg_int(c, "num_hidden_layers", &c->n_layer, -1) || !cfg_int(c, "num_attention_heads", &c->n_head, -1) ||
         !cfg_int(c, "num_key_value_heads", &c->n_head_kv, c->n_head) ||
-        !cfg_int(c, "head_dim", &c->head_dim, c->n_embd / c->n_head) || !cfg_int(c, "vocab_size", &c->n_vocab, -1) ||
+        /* no head_dim: hidden_size / heads, if that divides (a zero head_dim made the Q/K row
+           permutation divide by zero on a crafted checkpoint) */
+        !cfg_int(c, "head_dim", &c->head_dim, c->n_embd % c->n_head ? -1 : c->n_embd / c->n_head) ||
+        !cfg_int(c, "vocab_size", &c->n_vocab, -1) ||
         !cfg_int(c, "max_position_embeddings", &ctx, 4096))
         return PSI_ERR_FORMAT;
     if (c->n_head % c->n_head_kv || c->head_dim % 2) {

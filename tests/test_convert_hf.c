@@ -239,7 +239,44 @@ static void test_errors(const char *single)
                                                                          sizeof e) == PSI_OK && add_bos);
     CHECK(g && gguf_find_key(g, "tokenizer.ggml.add_eos_token") < 0);
     gguf_close(g);
+    /* hidden_size 2 with 4 heads and no head_dim: head_dim came out 0 and a
+     * crafted checkpoint (q_proj a vector, as a zero row count reads) made
+     * the Q row permutation divide by zero (SIGFPE); now a one-line error */
+    snprintf(dir, sizeof dir, "%s/zero_head_dim", tmp);
+    mkdir(dir, 0755);
+    link_into(dir, single, "tokenizer.json");
+    link_into(dir, single, "tokenizer_config.json");
+    snprintf(src, sizeof src, "%s/config.json", single);
+    snprintf(cfg, sizeof cfg, "%s/config.json", dir);
+    json_t *cj = json_load_file(src, 0, &je);
+    CHECK(cj && json_object_del(cj, "head_dim") == 0 && json_object_del(cj, "rope_scaling") == 0);
+    json_object_set_new(cj, "hidden_size", json_integer(2));
+    json_object_set_new(cj, "num_key_value_heads", json_integer(4));
+    json_object_set_new(cj, "intermediate_size", json_integer(2));
+    json_object_set_new(cj, "num_hidden_layers", json_integer(1));
+    CHECK(json_dump_file(cj, cfg, 0) == 0);
+    json_decref(cj);
+    {
+        static const char hdr[] = "{\"model.embed_tokens.weight\": {\"dtype\": \"F32\", \"shape\": [128256, 2], "
+                                  "\"data_offsets\": [0, 1026048]}, \"model.norm.weight\": {\"dtype\": \"F32\", "
+                                  "\"shape\": [2], \"data_offsets\": [1026048, 1026056]}, "
+                                  "\"model.layers.0.input_layernorm.weight\": {\"dtype\": \"F32\", \"shape\": [2], "
+                                  "\"data_offsets\": [1026056, 1026064]}, \"model.layers.0.self_attn.q_proj.weight\": "
+                                  "{\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [1026064, 1026072]}}";
+        snprintf(dst, sizeof dst, "%s/model.safetensors", dir);
+        FILE *sf = fopen(dst, "wb");
+        uint64_t hl = sizeof hdr - 1;
+        CHECK(sf && fwrite(&hl, 8, 1, sf) == 1 && fwrite(hdr, 1, hl, sf) == hl);
+        for (int k = 0; sf && k < 1026072; k++) fputc(0, sf);
+        if (sf) fclose(sf);
+    }
     snprintf(out, sizeof out, "%s/bad.gguf", tmp);
+    err = NULL;
+    CHECKF(convert(dir, out, NULL, &err) == 1 && err && strstr(err, "'head_dim' is missing") &&
+               strchr(err, '\n') == err + strlen(err) - 1, /* one line */
+           "zero head_dim: %s", err ? err : "");
+    free(err);
+    CHECK(access(out, F_OK) != 0);
     err = NULL;
     CHECK(convert(single, out, "q9_9", &err) == 1 && err && strstr(err, "not supported"));
     free(err);
