@@ -244,6 +244,21 @@ static char *keep_str(hf_conv *c, size_t *n_strs, const char *s, size_t len)
     return d;
 }
 
+/* "a b", kept like keep_str's copies (a merge given as ["a", "b"]; until
+ * session 15 this copied strlen(a) + strlen(b) + 1 bytes out of a's
+ * buffer, reading past its end: found by fuzz_convert_hf) */
+static char *keep_pair(hf_conv *c, size_t *n_strs, const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    char *m = mem_alloc(la + lb + 2);
+    if (!m) return NULL;
+    memcpy(m, a, la);
+    m[la] = ' ';
+    memcpy(m + la + 1, b, lb + 1);
+    c->strs[(*n_strs)++] = m;
+    return m;
+}
+
 /* id of a token text, or -1 */
 static int64_t token_id(hf_conv *c, const char *text)
 {
@@ -370,12 +385,7 @@ static psi_status add_tokenizer(hf_conv *c)
         } else if (json_is_array(v) && json_array_size(v) == 2 && json_is_string(json_array_get(v, 0)) &&
                    json_is_string(json_array_get(v, 1))) { /* newer tokenizers: ["a", "b"] */
             const char *a = json_string_value(json_array_get(v, 0)), *b = json_string_value(json_array_get(v, 1));
-            size_t la = strlen(a), lb = strlen(b);
-            char *m = keep_str(c, &n_strs, a, la + lb + 1);
-            if (!m) goto out;
-            m[la] = ' ';
-            memcpy(m + la + 1, b, lb + 1);
-            mtexts[i] = m;
+            if (!(mtexts[i] = keep_pair(c, &n_strs, a, b))) goto out;
         } else {
             err_setf(c->err, c->n, "%s/tokenizer.json: merge %zu is neither \"a b\" nor [\"a\", \"b\"]", c->dir, i);
             rc = PSI_ERR_FORMAT;
