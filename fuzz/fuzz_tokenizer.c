@@ -1,10 +1,13 @@
 /*
- * fuzz_tokenizer.c — libFuzzer target for SentencePiece tokenization of
- * arbitrary bytes. The vocabulary is loaded once from $PSI_FUZZ_VOCAB
- * (default ../shared/data/vocab/ggml-vocab-llama-spm.gguf). Every input must
- * tokenize, and decoding the ids must give the input back (the vocabulary
- * has byte fallback, so every byte string is representable) — except text
- * holding U+2581 itself, SentencePiece's space mark, which decodes as ' '.
+ * fuzz_tokenizer.c — libFuzzer target for the tokenization of arbitrary
+ * bytes. The vocabulary is loaded once from $PSI_FUZZ_VOCAB (default
+ * ../shared/data/vocab/ggml-vocab-llama-spm.gguf; vocab/llama3-vocab.gguf
+ * fuzzes the Llama 3 BPE tokenizer). Every input must tokenize, and decoding
+ * the ids must give the input back: SentencePiece's vocabulary has byte
+ * fallback, so every byte string is representable — except text holding
+ * U+2581 itself, its space mark, which decodes as ' '; the BPE tokenizer
+ * reads each byte that starts no valid UTF-8 character as U+FFFD (as
+ * llama.cpp does), so its input comes back with those replaced.
  * The first input byte's low bit asks for parse_special (special-token
  * text becomes tokens; the round trip is then not checked, as control
  * tokens decode to nothing).
@@ -17,6 +20,7 @@
 
 #include "gguf.h"
 #include "tokenizer.h"
+#include "util.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -55,6 +59,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int32_t k = vocab_token_to_piece(v, i ? ids[i - 1] : -1, ids[i], out + len, sizeof out - len);
         if (k < 0 || (size_t)k > sizeof out - len) __builtin_trap();
         len += (size_t)k;
+    }
+    if (v->kind == VOCAB_BPE) {
+        static char want[3 * 4096];
+        size_t w = 0;
+        for (size_t i = 0; i < size;) {
+            size_t l = utf8_valid(data + i, size - i);
+            memcpy(want + w, l ? (const char *)data + i : "\xef\xbf\xbd", l ? l : 3);
+            w += l ? l : 3;
+            i += l ? l : 1;
+        }
+        if (len != w || memcmp(out, want, w)) __builtin_trap();
+        return 0;
     }
     bool has_mark = false;
     for (size_t i = 0; i + 2 < size; i++) has_mark |= data[i] == 0xE2 && data[i + 1] == 0x96 && data[i + 2] == 0x81;
