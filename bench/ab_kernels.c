@@ -38,12 +38,6 @@ typedef struct side {
     float *out;
 } side;
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 static void run(const side *s, int64_t n, int64_t rows, size_t row_size, int ny)
 {
     for (int64_t r = 0; r < rows; r += 8)

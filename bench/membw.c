@@ -14,6 +14,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_common.h"
+
 typedef struct job {
     const uint64_t *p;
     size_t n;
@@ -39,19 +41,6 @@ static void *reader(void *arg)
     }
     j->sum = s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7;
     return NULL;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
 }
 
 int main(int argc, char **argv)
@@ -96,7 +85,7 @@ int main(int argc, char **argv)
         pthread_barrier_destroy(&start);
         gbs[r] = (double)(per * (size_t)threads * sizeof *buf) / dt / 1e9;
     }
-    qsort(gbs, (size_t)reps, sizeof *gbs, cmp);
+    qsort(gbs, (size_t)reps, sizeof *gbs, cmp_double);
     printf("memory read bandwidth: %.1f GB/s best, %.1f GB/s median (%d threads, %zu MiB, %d runs) [%llu]\n",
            gbs[reps - 1], gbs[reps / 2], threads, mib, reps, (unsigned long long)(check & 0xff));
     free(buf);

@@ -6,7 +6,9 @@
    Llama-3.2-1B in F16 (bench/gen_model), then Q8_0, Q4_0 and Q4_K_M
    versions with `psi quantize` (a type psi cannot make yet is skipped and
    said so).
-2. Measures the machine's memory read bandwidth (bench/membw).
+2. Measures the machine's memory read bandwidth (bench/membw), generation's
+   ceiling, and its f32 multiply-add rate (bench/fmapeak), the ceiling of
+   prompt processing with float weights.
 3. Runs `psi bench` (pp512, tg128) on every file; when $LLAMA_BENCH names a
    llama.cpp llama-bench binary, runs it on the same files, interleaved
    with psi run by run, and prints psi/llama.cpp per file and test.
@@ -27,6 +29,21 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, "build")
 PSI = os.path.join(BUILD, "psi")
+
+
+# bench/gen_model's shape (Llama-3.2-1B; tied embeddings: the output matrix is token_embd)
+SHAPE = dict(n_layer=16, n_embd=2048, n_head=32, n_head_kv=8, n_ff=8192, n_vocab=128256)
+FLOAT_FILES = ("F16", "BF16", "F32")
+
+
+def macs_per_token(n_prompt):
+    """Multiply-adds per token of a pp<n_prompt> test: every weight matrix
+    once, plus attention's q·k and p·v over the (n_prompt + 1) / 2 positions
+    a token sees on average in a causal prompt."""
+    L, e, ff = SHAPE["n_layer"], SHAPE["n_embd"], SHAPE["n_ff"]
+    kv = e * SHAPE["n_head_kv"] // SHAPE["n_head"]
+    weights = L * (2 * e * e + 2 * e * kv + 3 * e * ff) + SHAPE["n_vocab"] * e
+    return weights + L * 2 * e * (n_prompt + 1) / 2
 
 
 def log(msg):
@@ -104,6 +121,9 @@ def main():
     bw_line = run([os.path.join(BUILD, "bench", "membw"), "-t", str(a.t)]).strip()
     bw = float(bw_line.split("GB/s best")[0].split()[-1])
     log(bw_line)
+    peak_line = run([os.path.join(BUILD, "bench", "fmapeak"), "-t", str(a.t)]).strip()
+    peak = float(peak_line.split("GMAC/s best")[0].split()[-1])
+    log(peak_line)
 
     # samples[(file label, engine, test)] = [tokens/s, ...]
     samples, sizes, rss = {}, {}, {}
@@ -129,26 +149,38 @@ def main():
         "- date: %s, psi commit %s" % (datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), commit),
         "- model: random weights in the shape of Llama-3.2-1B (bench/gen_model), quantized by `psi quantize`",
         "- %s" % bw_line,
+        "- %s" % peak_line,
         "- %d runs per figure, interleaved%s; median tokens/s (min–max)" % (a.r, " with llama.cpp (%s)" % llama if llama else ""),
         "",
-        "| file | size | test | psi t/s | weights GB/s (% of read bw) | llama.cpp t/s | psi / llama.cpp | psi peak RSS |",
-        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+        "At the ceiling: tg, weight bytes read a second (file size × tokens/s) and their share of the",
+        "best read bandwidth; pp, multiply-adds a second (%.2f G a token at pp%d: the weights once, and" % (
+            macs_per_token(a.p) / 1e9, a.p),
+        "attention) and, for float weights, their share of the best f32 FMA rate.",
+        "",
+        "| file | size | test | psi t/s | psi at the ceiling | llama.cpp t/s | llama.cpp at the ceiling | psi / llama.cpp | psi peak RSS |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
+
+    def ceiling(label, t, ts):
+        if t.startswith("tg"):
+            g = sizes[label] * ts / 1e9
+            return "%.1f GB/s (%.0f%%)" % (g, 100 * g / bw)
+        g = macs_per_token(a.p) * ts / 1e9
+        return "%.1f GMAC/s (%.0f%%)" % (g, 100 * g / peak) if label in FLOAT_FILES else "%.1f GMAC/s" % g
+
     for label, _ in files:
         for t in tests:
             ps = samples.get((label, "psi", t))
             if not ps:
                 continue
             med = statistics.median(ps)
-            gbs = ""
-            if t.startswith("tg"):
-                g = sizes[label] * med / 1e9
-                gbs = "%.1f (%.0f%%)" % (g, 100 * g / bw)
             ls = samples.get((label, "llama.cpp", t))
             lt = "%.2f (%.2f–%.2f)" % (statistics.median(ls), min(ls), max(ls)) if ls else "—"
+            lc = ceiling(label, t, statistics.median(ls)) if ls else "—"
             ratio = "%.2f" % (med / statistics.median(ls)) if ls else "—"
-            lines.append("| %s | %.2f GiB | %s | %.2f (%.2f–%.2f) | %s | %s | %s | %.2f GiB |" % (
-                label, sizes[label] / 2**30, t, med, min(ps), max(ps), gbs, lt, ratio, rss[label] / 2**30))
+            lines.append("| %s | %.2f GiB | %s | %.2f (%.2f–%.2f) | %s | %s | %s | %s | %.2f GiB |" % (
+                label, sizes[label] / 2**30, t, med, min(ps), max(ps), ceiling(label, t, med), lt, lc, ratio,
+                rss[label] / 2**30))
     text = "\n".join(lines) + "\n"
     print(text)
     if not a.no_results:
