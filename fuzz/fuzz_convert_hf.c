@@ -18,12 +18,12 @@
 #include "gguf.h"
 #include "psi.h"
 
-enum { ZEROS = 64 * 1024 };
+enum { HEADER_MAX = 64 * 1024, ZEROS = 64 * 1024 }; /* a longer header part is cut */
 
 static void put_safetensors(const uint8_t *hdr, size_t n)
 {
-    static uint8_t buf[8 + 65536 + ZEROS];
-    if (n > 65536) n = 65536;
+    static uint8_t buf[8 + HEADER_MAX + ZEROS];
+    if (n > HEADER_MAX) n = HEADER_MAX;
     uint64_t len = n;
     memcpy(buf, &len, 8);
     memcpy(buf + 8, hdr, n);
