@@ -374,6 +374,8 @@ static bool ends_gguf(const char *p)
  * no backslash or control character. The Hub never lists such names; a
  * mirror (PSI_HF_ENDPOINT) or anything answering in its place might, and
  * would otherwise have psi write outside its cache. */
+static bool is_ctl(char c) { return (unsigned char)c < 0x20 || c == 0x7f; }
+
 static bool hub_path_ok(const char *p)
 {
     for (const char *part = p;; part++) {
@@ -381,7 +383,7 @@ static bool hub_path_ok(const char *p)
         if (n == 0 || (n == 1 && part[0] == '.') || (n == 2 && part[0] == '.' && part[1] == '.'))
             return false;
         for (size_t k = 0; k < n; k++)
-            if ((unsigned char)part[k] < 0x20 || part[k] == 0x7f || part[k] == '\\') return false;
+            if (is_ctl(part[k]) || part[k] == '\\') return false;
         part += n;
         if (!*part) return true;
     }
@@ -484,7 +486,7 @@ static int resolve_hf(const char *cmd, const char *ref, const char *home, hub_fi
         char shown[201]; /* one line: control characters shown as '?' */
         snprintf(shown, sizeof shown, "%s", pick);
         for (char *q = shown; *q; q++)
-            if ((unsigned char)*q < 0x20 || *q == 0x7f) *q = '?';
+            if (is_ctl(*q)) *q = '?';
         cli_fail(cmd, "%s: the Hub lists an unsafe file name (%s): refused", ref, shown);
         goto out;
     }
