@@ -74,6 +74,26 @@ static inline __m256 load_f16(const uint16_t *p) { return _mm256_cvtph_ps(_mm_lo
         for (int l_ = 0; l_ < (lines); l_++) _mm_prefetch(ahead_ + 64 * l_, _MM_HINT_T0);          \
     } while (0)
 
+/* PREFETCH_AHEAD for a large block (a Q6_K group super-block, 1680 bytes)
+ * in `parts` parts as its work goes on: part `part` asks for the lines of
+ * bytes [part·size/parts, (part + 1)·size/parts) of the block
+ * PSI_PREFETCH_AHEAD bytes on, so the parts cover every line. Asking for
+ * all 27 lines of a Q6_K block at once, one token, n 2048 from memory:
+ * 15.3 GB/s against 19.3 spread over its 16 groups (one thread, medians
+ * of 5 alternating runs); tg64 (2 threads, bench/ab.py, 5-6 rounds) of
+ * a Q6_K file ×1.10 and ×1.05 in two runs, Q4_0 ×1.03 and ×1.06, Q5_K_M
+ * ×1.06 (session 16; each run's range about ±0.08).
+ * The Q4_K/Q5_K tiles' 18 and 22 lines spread over their 4 sub-block
+ * pairs measured level (Q4_K_M ×1.00, Q5_K_M ×0.97), so they keep
+ * PREFETCH_AHEAD. */
+#define PREFETCH_AHEAD_PART(p, size, part, parts)                                                  \
+    do {                                                                                           \
+        const char *base_ = (const char *)(p) + PSI_PREFETCH_AHEAD;                                \
+        const char *a_ = base_ + (size_t)(part) * (size) / (parts);                                \
+        const char *end_ = base_ + (size_t)((part) + 1) * (size) / (parts);                        \
+        for (; a_ < end_; a_ += 64) _mm_prefetch(a_, _MM_HINT_T0);                                 \
+    } while (0)
+
 /* Pointers to rows 0..max-1 of a tile of n valid rows, the missing ones
  * repeating the last. */
 static inline void tile_rows(const void *base, size_t stride, int n, int max, const uint8_t **rows)
@@ -529,7 +549,13 @@ static inline __attribute__((always_inline)) void q6x8_quants(const block_q6_Kx8
  * against the Q6_K rows kernel's 54 (in cache 76 against 61); decode
  * (one token) level with the rows kernel. In the Q4_0 file's 8-stream
  * step the Q6_K output matrix fell from 22% to 18% of the time; pp256 of
- * a Q6_K file 84 -> 101 tok/s, of Q4_K_M 73-80 -> 86-87. */
+ * a Q6_K file 84 -> 101 tok/s, of Q4_K_M 73-80 -> 86-87.
+ * The next super-block is prefetched for any number of tokens: 8 tokens
+ * from memory ran at 75 against 47 GMAC/s without (Q4_0, Q4_K: no
+ * difference); one token without ×1.18 in the cache but tg48 of a Q6_K
+ * file ×0.54 (session 15). One token spreads it over the 16 groups
+ * (PREFETCH_AHEAD_PART), more tokens ask for it at once (spread, pp256 of
+ * a Q6_K file ran ×0.92; session 16). */
 #define Q6X8_GEMM(NAME, MADD_ACC)                                                                                    \
     static inline __attribute__((always_inline)) void NAME##_body(int64_t n, const void *vx, const void *vy,         \
                                                                   size_t ys, const int ny, float *out,               \
@@ -544,9 +570,7 @@ static inline __attribute__((always_inline)) void q6x8_quants(const block_q6_Kx8
         const __m256i dup1 = _mm256_add_epi8(dup0, _mm256_set1_epi8(2));                                             \
         for (int64_t i = 0; i < n / QK_K; i++) {                                                                     \
             const block_q6_Kx8 *b = &x[i];                                                                           \
-            /* for any ny: 8 tokens from memory ran at 75 against 47 GMAC/s (Q4_0, Q4_K: no difference); */          \
-            /* one token: without it ×1.18 in the cache but tg48 of a Q6_K file ×0.54 (session 15) */                 \
-            PREFETCH_AHEAD(b, (int)(sizeof *b + 63) / 64);                                                           \
+            if (ny > 1) PREFETCH_AHEAD(b, (int)(sizeof *b + 63) / 64);                                               \
             __m256i isum[KERN_NY];                                                                                   \
             PSI_UNROLL for (int t = 0; t < ny; t++) isum[t] = _mm256_setzero_si256();                                \
             __m256i sp[8]; /* lane r: row r's scales (2p, 2p + 1) as int16 */                                        \
@@ -554,6 +578,7 @@ static inline __attribute__((always_inline)) void q6x8_quants(const block_q6_Kx8
             __m256i scs[16]; /* lane r: row r's scale g as the int16 pair (s, s) */                                  \
             for (int g = 0; g < 16; g++) scs[g] = _mm256_shuffle_epi8(sp[g / 2], g % 2 ? dup1 : dup0);               \
             for (int g = 0; g < 16; g++) {                                                                           \
+                if (ny == 1) PREFETCH_AHEAD_PART(b, sizeof *b, g, 16);                                               \
                 const __m256i sc = scs[g];                                                                           \
                 PSI_UNROLL for (int h = 0; h < 2; h++) { /* two vectors at a time: the 8 sums stay in registers */   \
                     __m256i q[2];                                                                                    \
