@@ -192,6 +192,14 @@ psi_status psi_detok_flush(psi_detok *d, const char **text, size_t *len);
 /* Bytes held back waiting for the rest of a character (0..3). */
 size_t psi_detok_pending(const psi_detok *d);
 
+/* s[0..n) as valid UTF-8 into out (size > 0 bytes; NUL-terminated): every
+ * byte that does not begin a valid character becomes U+FFFD (3 bytes), so
+ * all of it fits in 3n + 1 bytes; when out is smaller the text is cut
+ * between characters. Returns the length written (without the NUL). For
+ * text from files, clients or a model that goes where only UTF-8 is taken
+ * (JSON). */
+size_t psi_utf8_sanitize(const char *s, size_t n, char *out, size_t size);
+
 /* ---------------------------------------------------------------------- chat */
 /* One message of a conversation. role: "system", "user", "assistant" (the
  * llama3 templates also accept other roles, e.g. "ipython"). */

@@ -164,3 +164,9 @@ psi_status psi_detok_flush(psi_detok *d, const char **text, size_t *len)
 }
 
 size_t psi_detok_pending(const psi_detok *d) { return d ? d->n_hold : 0; }
+
+size_t psi_utf8_sanitize(const char *s, size_t n, char *out, size_t size)
+{
+    if (!out || size == 0) return 0;
+    return utf8_sanitize((const uint8_t *)(s ? s : ""), s ? n : 0, out, size);
+}

@@ -350,28 +350,14 @@ psi_status bpe_tokenize(const vocab *v, const char *text, size_t len, spm_out *o
     }
     if (i < len) {
         size_t cap;
-        if (size_mul_ovf(len, 3, &cap)) return PSI_ERR_NO_MEMORY;
-        clean = mem_alloc(cap);
+        if (size_mul_ovf(len, 3, &cap) || cap == SIZE_MAX) return PSI_ERR_NO_MEMORY;
+        clean = mem_alloc(cap + 1);
         if (!clean) {
             err_setf(err, err_size, "tokenize: out of memory");
             return PSI_ERR_NO_MEMORY;
         }
-        memcpy(clean, text, i);
-        size_t p = i;
-        while (i < len) {
-            size_t l = utf8_valid(s + i, len - i);
-            if (l) {
-                memcpy(clean + p, s + i, l);
-                p += l;
-                i += l;
-            } else {
-                memcpy(clean + p, "\xef\xbf\xbd", 3);
-                p += 3;
-                i++;
-            }
-        }
+        len = utf8_sanitize(s, len, clean, cap + 1); /* 3 bytes a byte at most: never cut */
         s = (const uint8_t *)clean;
-        len = p;
     }
 
     psi_status rc = PSI_OK;

@@ -282,8 +282,58 @@ static void test_vocab(const char *rel, const char *label)
     psi_model_free(m);
 }
 
+/* psi_utf8_sanitize: a table of inputs and the text they must give (one
+ * U+FFFD per byte that does not begin a valid character), a small output
+ * cut between characters, and random bytes always giving valid UTF-8 that
+ * keeps every valid input as it is. */
+static void test_sanitize(void)
+{
+#define R "\xef\xbf\xbd"
+    static const struct {
+        const char *in, *want;
+    } cases[] = {
+        {"", ""},
+        {"plain ascii", "plain ascii"},
+        {"\xc3\xa9t\xc3\xa9 \xf0\x9f\xa6\x99", "\xc3\xa9t\xc3\xa9 \xf0\x9f\xa6\x99"},
+        {"\xff", R},
+        {"abc\xc3", "abc" R},
+        {"\xed\xa0\x80 x", R R R " x"}, /* a surrogate */
+        {"\xc0\xaf\xe2\x82", R R R R},  /* overlong, then cut short */
+        {"a\x80\x80\x80-", "a" R R R "-"},
+        {"\xf4\x90\x80\x80", R R R R}, /* above U+10FFFF */
+        {"\xe2\x82\xac\xe2\x82", "\xe2\x82\xac" R R},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t n = strlen(cases[i].in);
+        char out[64];
+        memset(out, 'x', sizeof out);
+        size_t k = psi_utf8_sanitize(cases[i].in, n, out, 3 * n + 1);
+        CHECKF(k == strlen(cases[i].want) && memcmp(out, cases[i].want, k + 1) == 0, "sanitize case %zu", i);
+    }
+    /* cut between characters: "é€" into 5 bytes (4 and the NUL) keeps é only */
+    char small[5];
+    CHECK(psi_utf8_sanitize("\xc3\xa9\xe2\x82\xac", 5, small, sizeof small) == 2 &&
+          strcmp(small, "\xc3\xa9") == 0);
+    CHECK(psi_utf8_sanitize("\xff", 1, small, 3) == 0 && small[0] == 0); /* U+FFFD needs 4 bytes with NUL */
+    CHECK(psi_utf8_sanitize("abc", 3, small, 0) == 0);
+#undef R
+    int bad = 0, changed = 0;
+    for (int it = 0; it < 2000; it++) {
+        unsigned char in[24];
+        char out[3 * sizeof in + 1];
+        size_t n = below(sizeof in + 1);
+        for (size_t j = 0; j < n; j++)
+            in[j] = (unsigned char)(it % 2 ? next() : 0x80 + below(0x80));
+        size_t k = psi_utf8_sanitize((const char *)in, n, out, sizeof out);
+        if (!valid_utf8((const unsigned char *)out, k) || out[k] != 0) bad++;
+        if (valid_utf8(in, n) && (k != n || memcmp(in, out, n) != 0)) changed++;
+    }
+    CHECKF(bad == 0 && changed == 0, "sanitize: %d invalid outputs, %d valid inputs changed", bad, changed);
+}
+
 int main(void)
 {
+    test_sanitize();
     test_vocab("vocab/ggml-vocab-llama-spm.gguf", "llama-spm");
     test_vocab("vocab/llama3-vocab.gguf", "llama3-bpe");
     return tu_finish("test_detok");

@@ -167,13 +167,23 @@ static void test_misc(const vocab *v)
         free(ids);
     }
 
-    /* invalid UTF-8: replaced by U+FFFD, never a crash */
-    static const char *const bad[] = {"\xff", "abc\xc3", "\xed\xa0\x80 x", "\xc0\xaf\xe2\x82", "a\x80\x80\x80" "b",
-                                      "\xf4\x90\x80\x80"};
+    /* invalid UTF-8: each byte that begins no character tokenized as U+FFFD, never a crash */
+#define R "\xef\xbf\xbd"
+    static const char *const bad[][2] = {{"\xff", R},
+                                         {"abc\xc3", "abc" R},
+                                         {"\xed\xa0\x80 x", R R R " x"},
+                                         {"\xc0\xaf\xe2\x82", R R R R},
+                                         {"a\x80\x80\x80-", "a" R R R "-"},
+                                         {"\xf4\x90\x80\x80", R R R R}};
+#undef R
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        ids = tokenize(v, bad[i], strlen(bad[i]), true, &n);
-        CHECKF(ids && n >= 2, "invalid utf-8 %zu: %s", i, err);
+        int32_t n2 = 0;
+        ids = tokenize(v, bad[i][0], strlen(bad[i][0]), true, &n);
+        int32_t *want = tokenize(v, bad[i][1], strlen(bad[i][1]), true, &n2);
+        CHECKF(ids && want && n >= 2 && n == n2 && memcmp(ids, want, (size_t)n * sizeof *ids) == 0,
+               "invalid utf-8 %zu: not tokenized as its U+FFFD text (%s)", i, err);
         free(ids);
+        free(want);
     }
     ids = tokenize(v, "\xff", 1, false, &n);
     size_t dl = 0;

@@ -205,26 +205,10 @@ void cli_show_progress(void *user, const char *tensor, psi_type type, uint64_t d
 json_t *cli_json_text(const char *t, size_t n)
 {
     json_t *j = json_stringn(t, n);
-    if (j) return j;
+    if (j || n > (SIZE_MAX - 1) / 3) return j ? j : json_string("");
     char *buf = malloc(n * 3 + 1);
-    size_t k = 0;
     if (!buf) return json_string("");
-    for (size_t i = 0; i < n;) {
-        unsigned char c = (unsigned char)t[i];
-        size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
-        json_t *probe = len && i + len <= n ? json_stringn(t + i, len) : NULL;
-        if (probe) {
-            memcpy(buf + k, t + i, len);
-            k += len;
-            i += len;
-            json_decref(probe);
-        } else {
-            memcpy(buf + k, "\xEF\xBF\xBD", 3);
-            k += 3;
-            i++;
-        }
-    }
-    j = json_stringn(buf, k);
+    j = json_stringn(buf, psi_utf8_sanitize(t, n, buf, n * 3 + 1));
     free(buf);
     return j ? j : json_string("");
 }
