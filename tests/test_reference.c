@@ -25,20 +25,54 @@
 #include "testutil.h"
 
 /* CTest runs this test once per kernel path (PSI_CPU=generic|avx2|avx512,
- * inherited by the psi it starts), possibly in parallel: one scratch
- * directory per path. */
+ * inherited by the psi it starts; PSI_TEST_EMULATED=avx512e|amxe for the
+ * test build's psi_emu), possibly in parallel: one scratch directory per
+ * path. */
 static const char *ref_tmpdir(void)
 {
-    const char *cpu = getenv("PSI_CPU");
+    const char *cpu = getenv("PSI_TEST_EMULATED");
+    if (!cpu || !*cpu) cpu = getenv("PSI_CPU");
     char name[64];
     snprintf(name, sizeof name, "reference%s%.32s", cpu && *cpu ? "-" : "", cpu ? cpu : "");
     return tu_tmpdir(name);
+}
+
+/* The kernels the psi this test starts runs: psi_emu's emulated ones, or
+ * (the same library, the same PSI_CPU) this process's. */
+static const char *psi_kernels(void)
+{
+    const char *emu = getenv("PSI_TEST_EMULATED");
+    return emu && *emu ? emu : psi_cpu_kernels();
+}
+
+/* With PSI_TEST_EMULATED=NAME ($PSI is psi_emu, tests/CMakeLists.txt):
+ * that psi must say it runs the kernels NAME (`-v`), or nothing here
+ * would test them. 1 when it does; 77 when it runs PSI_CPU's own kernels
+ * instead (a CPU that has them: test_reference_$PSI_CPU tests those); 0
+ * (a failed check) otherwise. */
+static int check_emulated(const char *name)
+{
+    char model[4096];
+    snprintf(model, sizeof model, "%s", tu_data("reference/llama2-tiny-Q4_0.gguf"));
+    const char *argv[] = {tu_psi(), "run", "-m", model, "-p", "Once", "-n", "1", "-v", NULL};
+    const char *cpu = getenv("PSI_CPU") ? getenv("PSI_CPU") : "";
+    char *err = NULL, want[64], native[64];
+    int st = tu_run(argv, NULL, &err);
+    snprintf(want, sizeof want, "cpu kernels %s ", name);
+    snprintf(native, sizeof native, "cpu kernels %.32s ", cpu);
+    int rc = st == 0 && err && strstr(err, want) ? 1 : st == 0 && err && strstr(err, native) ? 77 : 0;
+    if (rc == 77) printf("skipped: this CPU runs %s itself (test_reference_%s tests it)\n", cpu, cpu);
+    CHECKF(rc, "%s does not run the kernels %s (exit %d): %s", tu_psi(), name, st, err ? err : "");
+    free(err);
+    return rc;
 }
 
 /* 77 (CTest's SKIP_RETURN_CODE) when PSI_CPU names a path this CPU cannot
  * run: psi would fall back to another path and test nothing new. */
 static int skip_unsupported_path(void)
 {
+    const char *emu = getenv("PSI_TEST_EMULATED");
+    if (emu && *emu) return 0; /* psi_emu runs it (check_emulated) */
     const char *cpu = getenv("PSI_CPU");
     if (!cpu || !*cpu) return 0;
     for (int l = 0; l < KERN_LEVELS; l++)
@@ -200,7 +234,7 @@ static void run_case(const char *dir, const char *json_name, const char *model_o
          * SIMD kernels of matrices that are not repacked add in another order,
          * which on these random models moves some activations across a
          * Q8_0/Q8_K rounding boundary */
-        const bool exact = !strcmp(psi_cpu_kernels(), "generic") || simd_exact(model);
+        const bool exact = !strcmp(psi_kernels(), "generic") || simd_exact(model);
         const double gthr = last_maxd <= 1e-3 && exact ? 0.01 : thr;
         while (k < n && json_real_value(json_array_get(gm, k)) >= gthr) k++; /* first low-margin step */
         size_t same = 0;
@@ -401,6 +435,12 @@ static void check_other_types(const char *dir)
 int main(void)
 {
     if (skip_unsupported_path()) return 77;
+    const char *emu = getenv("PSI_TEST_EMULATED");
+    if (emu && *emu) {
+        int rc = check_emulated(emu);
+        if (rc == 77) return 77;
+        if (!rc) return tu_finish("test_reference");
+    }
     char dir[2048];
     snprintf(dir, sizeof dir, "%s", tu_data("reference"));
     DIR *d = opendir(dir);

@@ -70,6 +70,11 @@ static cpu_caps detect(void)
     return c;
 }
 
+#ifdef PSI_DISPATCH_EMU
+void kernels_fill_avx512_emu(kernels *k); /* x86_avx512.c built with SIMDe */
+void kernels_fill_amx_emu(kernels *k);    /* x86_amx.c with the tile instructions in C */
+#endif
+
 static kernels tables[KERN_LEVELS];
 static bool supported[KERN_LEVELS];
 static const kernels *chosen;
@@ -147,6 +152,24 @@ static void init(void)
         kernels_fill_avx512(&tables[l]);
         if (l == KERN_AMX) kernels_fill_amx(&tables[l]);
     }
+#ifdef PSI_DISPATCH_EMU
+    /* The test build's psi_emu (tests/CMakeLists.txt): on a CPU with AVX2
+     * but not AVX-512 or AMX, those levels run x86_avx512.c under SIMDe
+     * and x86_amx.c's tiles in C, named avx512e and amxe (`-v`), so the
+     * end-to-end tests can take these kernels through whole models. */
+    for (int l = KERN_AVX512; c.avx2 && l <= KERN_AMX; l++) {
+        if (supported[l]) continue;
+        supported[l] = true;
+        kernels_fill_avx2(&tables[l]);
+        kernels_fill_avx2_attn(&tables[l]);
+        if (c.avx512)
+            kernels_fill_avx512(&tables[l]);
+        else
+            kernels_fill_avx512_emu(&tables[l]);
+        if (l == KERN_AMX) kernels_fill_amx_emu(&tables[l]);
+        tables[l].name = l == KERN_AMX ? "amxe" : "avx512e";
+    }
+#endif
 #else
     (void)c;
 #endif
