@@ -39,7 +39,7 @@ static const char *ref_tmpdir(void)
 
 /* The kernels the psi this test starts runs: psi_emu's emulated ones, or
  * (the same library, the same PSI_CPU) this process's. */
-static const char *psi_kernels(void)
+static const char *child_kernels(void)
 {
     const char *emu = getenv("PSI_TEST_EMULATED");
     return emu && *emu ? emu : psi_cpu_kernels();
@@ -234,7 +234,7 @@ static void run_case(const char *dir, const char *json_name, const char *model_o
          * SIMD kernels of matrices that are not repacked add in another order,
          * which on these random models moves some activations across a
          * Q8_0/Q8_K rounding boundary */
-        const bool exact = !strcmp(psi_kernels(), "generic") || simd_exact(model);
+        const bool exact = !strcmp(child_kernels(), "generic") || simd_exact(model);
         const double gthr = last_maxd <= 1e-3 && exact ? 0.01 : thr;
         while (k < n && json_real_value(json_array_get(gm, k)) >= gthr) k++; /* first low-margin step */
         size_t same = 0;

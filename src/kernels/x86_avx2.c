@@ -593,16 +593,16 @@ static void q8_K_from_f32(const float *src, void *dst, int64_t n)
  * reduced 8 outputs to a vector with phadd, slower than vec_dot_ny on Zen
  * 3; for F16/F32, dot products cut into k slices kept in L1, with or
  * without a contiguous copy (the slices' short loops cost more than the
- * L2 reads they save; again in session 16 with this tile, 256-value
- * slices through all six sub-tiles of a call: pp512 F16 ×0.70, the short
- * strided runs defeating the hardware prefetchers), software prefetch, F16 activations as llama.cpp
- * has (the 2 × 4 tile then converted 6 vectors per 64 multiply-adds:
- * pp512 40.4 against 49.2), and decode through the FMA vec_dot with two
- * accumulators (another order; faster than the mul + add tile, 10.9
- * against 9.1-9.4 tok/s, but a token's result would then depend on the
- * batch). On Intel CPUs with AVX-512 the avx512 table replaces this tile
- * for 3 or more tokens by a zmm one with two rows a register
- * (x86_avx512.c). */
+ * L2 reads they save; again in session 16 with this tile, 256- and
+ * 1024-value slices through all six sub-tiles of a call, accumulators
+ * kept in memory between slices: pp512 F16 ×0.70 and ×0.84), software
+ * prefetch, F16 activations as llama.cpp has (the 2 × 4 tile then
+ * converted 6 vectors per 64 multiply-adds: pp512 40.4 against 49.2),
+ * and decode through the FMA vec_dot with two accumulators (another
+ * order; faster than the mul + add tile, 10.9 against 9.1-9.4 tok/s, but
+ * a token's result would then depend on the batch). On Intel CPUs with
+ * AVX-512 the avx512 table replaces this tile for 3 or more tokens by a
+ * zmm one with two rows a register (x86_avx512.c). */
 
 #define FLOAT_GEMM(NAME, WT, LOADW)                                                                          \
     static inline __attribute__((always_inline)) void NAME##_sub(int64_t n, const int R, const uint8_t *const *xr, \
