@@ -10,7 +10,8 @@ Prints figures; passes or fails on nothing.
 
   python3 bench/ab.py A/psi B/psi -m MODEL [-p 512] [-n 128] [-t 2] [-r 6]
 A build to compare against: git worktree add /tmp/old REV && make -C /tmp/old
-(or copy build/psi aside before the change).
+(or copy build/psi aside before the change). Two kernel paths of one build:
+  python3 bench/ab.py build/psi build/psi --cpu-a avx512 --cpu-b amx -m MODEL
 """
 import argparse
 import os
@@ -21,8 +22,8 @@ import sys
 from run_bench import psi_once, test_name
 
 
-def bench(psi, model, p, n, threads):
-    return {test_name(t): t["avg_ts"] for t in psi_once(model, threads, p, n, psi=psi)}
+def bench(psi, model, p, n, threads, cpu):
+    return {test_name(t): t["avg_ts"] for t in psi_once(model, threads, p, n, psi=psi, cpu=cpu)}
 
 
 def main():
@@ -34,6 +35,8 @@ def main():
     ap.add_argument("-n", type=int, default=128, help="generated tokens (0: no generation test)")
     ap.add_argument("-t", "--threads", type=int, default=os.cpu_count() or 2, help="threads (default: all cores)")
     ap.add_argument("-r", "--rounds", type=int, default=6)
+    ap.add_argument("--cpu-a", help="PSI_CPU for build A (a kernel path: avx2, avx512, amx, generic)")
+    ap.add_argument("--cpu-b", help="PSI_CPU for build B")
     a = ap.parse_args()
     if a.rounds < 1 or (a.p <= 0 and a.n <= 0):
         sys.exit("ab.py: need at least one round and one test (-p or -n)")
@@ -42,7 +45,8 @@ def main():
         order = ("A", "B") if i % 2 == 0 else ("B", "A")
         for who in order:
             try:
-                runs[who].append(bench(a.a if who == "A" else a.b, a.model, a.p, a.n, a.threads))
+                runs[who].append(bench(a.a if who == "A" else a.b, a.model, a.p, a.n, a.threads,
+                                       a.cpu_a if who == "A" else a.cpu_b))
             except subprocess.CalledProcessError as e:
                 sys.exit(f"ab.py: build {who} failed: {e.stderr.strip() or e}")
         print(f"round {i + 1}: " + "  ".join(f"{t} A {runs['A'][-1][t]:.1f} B {runs['B'][-1][t]:.1f}"

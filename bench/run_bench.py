@@ -11,7 +11,10 @@
    prompt processing with float weights.
 3. Runs `psi bench` (pp512, tg128) on every file; when $LLAMA_BENCH names a
    llama.cpp llama-bench binary, runs it on the same files, interleaved
-   with psi run by run, and prints psi/llama.cpp per file and test.
+   with psi run by run, and prints psi/llama.cpp per file and test. With
+   --cpu avx2,avx512,amx, psi runs once per kernel path (PSI_CPU) in every
+   round, interleaved too; a path the CPU cannot run (psi then warns and
+   takes another) is said and skipped.
 4. Writes bench/RESULTS.md (CPU, date, commit, figures).
 
 Figures are medians over the runs (-r, default 3); each run is one
@@ -27,7 +30,7 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUILD = os.path.join(ROOT, "build")
+BUILD = os.environ.get("PSI_BUILD") or os.path.join(ROOT, "build")  # binaries built elsewhere: bench/device_cpu.sh
 PSI = os.path.join(BUILD, "psi")
 
 
@@ -87,9 +90,11 @@ def make_models(cache, data, types):
     return files
 
 
-def psi_once(path, threads, n_prompt, n_gen, psi=PSI):
+def psi_once(path, threads, n_prompt, n_gen, psi=PSI, cpu=None):
+    """One `psi bench --json` run; cpu: a PSI_CPU kernel path, None for psi's own choice."""
+    env = dict(os.environ, PSI_CPU=cpu) if cpu else None
     out = run([psi, "bench", "-m", path, "-p", str(n_prompt), "-n", str(n_gen), "-r", "1",
-               "-t", str(threads), "--json"])
+               "-t", str(threads), "--json"], env=env)
     return json.loads(out)
 
 
@@ -110,8 +115,10 @@ def main():
     ap.add_argument("-p", type=int, default=512)
     ap.add_argument("-n", type=int, default=128)
     ap.add_argument("--types", default="q8_0,q4_0,q4_k_m")
+    ap.add_argument("--cpu", default="", help="kernel paths to run psi on, side by side (PSI_CPU: avx2,avx512,amx)")
     ap.add_argument("--no-results", action="store_true", help="do not write bench/RESULTS.md")
     a = ap.parse_args()
+    cpus = [c for c in a.cpu.split(",") if c] or [None]
 
     data = os.environ.get("PSI_TEST_DATA", os.path.join(ROOT, "..", "shared", "data"))
     cache = os.environ.get("PSI_BENCH_DIR", os.path.join(os.path.expanduser("~"), ".cache", "psi-bench"))
@@ -127,13 +134,23 @@ def main():
 
     # samples[(file label, engine, test)] = [tokens/s, ...]
     samples, sizes, rss = {}, {}, {}
+    paths = []  # the kernel paths psi ran on, in order (psi bench's cpu_kernels)
     for rep in range(a.r):
         for label, path in files:
-            for r in psi_once(path, a.t, a.p, a.n):
-                samples.setdefault((label, "psi", test_name(r)), []).append(r["avg_ts"])
-                log("  psi %s %s: %.2f t/s" % (label, test_name(r), r["avg_ts"]))
-                sizes[label] = r["model_size"]
-                rss[label] = max(rss.get(label, 0), r.get("peak_rss_bytes", 0))
+            for cpu in list(cpus):
+                res = psi_once(path, a.t, a.p, a.n, cpu=cpu)
+                if cpu and any(r.get("cpu_kernels") != cpu for r in res):  # psi fell back to another path
+                    log("skipping PSI_CPU=%s: this CPU runs %s instead" % (cpu, res[0].get("cpu_kernels")))
+                    cpus.remove(cpu)
+                    continue
+                for r in res:
+                    k = r.get("cpu_kernels", "?")
+                    if k not in paths:
+                        paths.append(k)
+                    samples.setdefault((label, "psi " + k, test_name(r)), []).append(r["avg_ts"])
+                    log("  psi %s %s %s: %.2f t/s" % (k, label, test_name(r), r["avg_ts"]))
+                    sizes[label] = r["model_size"]
+                    rss[label] = max(rss.get(label, 0), r.get("peak_rss_bytes", 0))
             if llama:
                 for r in llama_once(llama, path, a.t, a.p, a.n):
                     samples.setdefault((label, "llama.cpp", test_name(r)), []).append(r["avg_ts"])
@@ -157,8 +174,8 @@ def main():
             macs_per_token(a.p) / 1e9, a.p),
         "attention) and, for float weights, their share of the best f32 FMA rate.",
         "",
-        "| file | size | test | psi t/s | psi at the ceiling | llama.cpp t/s | llama.cpp at the ceiling | psi / llama.cpp | psi peak RSS |",
-        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| file | size | test | psi kernels | psi t/s | psi at the ceiling | llama.cpp t/s | llama.cpp at the ceiling | psi / llama.cpp | psi peak RSS |",
+        "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
 
     def ceiling(label, t, ts):
@@ -170,17 +187,18 @@ def main():
 
     for label, _ in files:
         for t in tests:
-            ps = samples.get((label, "psi", t))
-            if not ps:
-                continue
-            med = statistics.median(ps)
             ls = samples.get((label, "llama.cpp", t))
             lt = "%.2f (%.2f–%.2f)" % (statistics.median(ls), min(ls), max(ls)) if ls else "—"
             lc = ceiling(label, t, statistics.median(ls)) if ls else "—"
-            ratio = "%.2f" % (med / statistics.median(ls)) if ls else "—"
-            lines.append("| %s | %.2f GiB | %s | %.2f (%.2f–%.2f) | %s | %s | %s | %s | %.2f GiB |" % (
-                label, sizes[label] / 2**30, t, med, min(ps), max(ps), ceiling(label, t, med), lt, lc, ratio,
-                rss[label] / 2**30))
+            for k in paths:
+                ps = samples.get((label, "psi " + k, t))
+                if not ps:
+                    continue
+                med = statistics.median(ps)
+                ratio = "%.2f" % (med / statistics.median(ls)) if ls else "—"
+                lines.append("| %s | %.2f GiB | %s | %s | %.2f (%.2f–%.2f) | %s | %s | %s | %s | %.2f GiB |" % (
+                    label, sizes[label] / 2**30, t, k, med, min(ps), max(ps), ceiling(label, t, med), lt, lc, ratio,
+                    rss[label] / 2**30))
     text = "\n".join(lines) + "\n"
     print(text)
     if not a.no_results:
