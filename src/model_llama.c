@@ -335,7 +335,19 @@ static void rmsnorm(float *out, const float *x, const float *w, int64_t n, float
     for (int64_t i = 0; i < n; i++) out[i] = x[i] * scale * w[i];
 }
 
-#define MATMUL_TILE_BYTES (64 * 1024) /* 16-256 KiB measured alike on Zen 3; 64 KiB a little ahead */
+#define MATMUL_TILE_BYTES (64 * 1024) /* batches: 16-256 KiB measured alike on Zen 3, 64 KiB a little ahead */
+/* One token (decode) reads each chunk once, from memory: a chunk there is
+ * a stream that starts cold (the first lines wait for DRAM, the hardware
+ * prefetcher trains again) and a turn at the shared counter, and 64 KiB
+ * is only ~5 µs of reading for a thread. 256 KiB chunks against 64 KiB
+ * (session 17; bench/ab.py, 2 threads, medians of 6 interleaved rounds,
+ * B/A and its range): tg64 Q4_0 ×1.06 (1.02-1.08), Q4_K_M ×1.03, Q8_0
+ * ×1.04, Q6_K ×1.10 (1.01-1.15), tg32 F16 ×1.05; one thread, Q4_0 ×1.05.
+ * In a scratch build 16 KiB lost a fifth on Q4_0, 1 MiB was no better
+ * than 256 KiB, and smaller chunks for small matrices (at least 4 a
+ * thread) gained nothing. Batches keep MATMUL_TILE_BYTES: the 8-token
+ * step was level with 256 KiB. */
+#define MATMUL_DECODE_TILE_BYTES (256 * 1024)
 /* At least this many rows per chunk through the float tile kernels when
  * there are several tokens (decode keeps its chunks): every chunk reads
  * all the tokens' activations again (an F16 ffn_down chunk of
@@ -519,8 +531,8 @@ static void convert_tokens(const void *arg, int64_t lo, int64_t hi)
  * repacked matrix), each small enough to stay in the L2 cache while it is
  * multiplied by KERN_NY tokens at a time through kernels that decode a
  * weight block once for all the tokens, so every weight byte comes from
- * memory once per batch; one token through plain vec_dot streams the
- * rows. */
+ * memory once per batch; one token streams the rows, in longer chunks
+ * (MATMUL_DECODE_TILE_BYTES). */
 static psi_status matmuls(psi_context *ctx, int n, const tensor *const *ws, const float *x, int32_t n_tok,
                           float *const *outs, const int64_t *out_strides)
 {
@@ -541,7 +553,8 @@ static psi_status matmuls(psi_context *ctx, int n, const tensor *const *ws, cons
         if (!p->k.vec_dot) p->k = (kern_type){.vec_dot = w->tt->vec_dot};
         p->path = matmul_path_of(w, &p->k, n_tok);
         p->step = p->path == MM_GEMM16 ? 16 : p->path == MM_GEMM8 ? 8 : p->path == MM_GEMM ? KERN_MX : 1;
-        int64_t rows = (int64_t)(MATMUL_TILE_BYTES / w->row_size) / p->step * p->step;
+        const size_t tile = n_tok == 1 ? MATMUL_DECODE_TILE_BYTES : MATMUL_TILE_BYTES;
+        int64_t rows = (int64_t)(tile / w->row_size) / p->step * p->step;
         if (p->path == MM_GEMM && n_tok > 1 && rows < MATMUL_GEMM_ROWS) rows = MATMUL_GEMM_ROWS;
         j.chunk_rows[i] = rows < p->step ? p->step : rows;
         j.chunk_end[i] = (i ? j.chunk_end[i - 1] : 0) + (w->ne1 + j.chunk_rows[i] - 1) / j.chunk_rows[i];
