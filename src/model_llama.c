@@ -345,8 +345,12 @@ static void rmsnorm(float *out, const float *x, const float *w, int64_t n, float
  * ×1.04, Q6_K ×1.10 (1.01-1.15), tg32 F16 ×1.05; one thread, Q4_0 ×1.05.
  * In a scratch build 16 KiB lost a fifth on Q4_0, 1 MiB was no better
  * than 256 KiB, and smaller chunks for small matrices (at least 4 a
- * thread) gained nothing. Batches keep MATMUL_TILE_BYTES: the 8-token
- * step was level with 256 KiB. */
+ * thread) gained nothing there. But with many threads a matrix would
+ * then have fewer chunks than threads (16 threads: wo's 2.3 MiB in 9), so
+ * a matrix's chunk is cut to its bytes / (4 · threads) if that is
+ * smaller, down to MATMUL_TILE_BYTES (2 threads: only a Q4_0 wk/wv, 74
+ * KiB). Batches keep MATMUL_TILE_BYTES: the 8-token step was level with
+ * 256 KiB. */
 #define MATMUL_DECODE_TILE_BYTES (256 * 1024)
 /* At least this many rows per chunk through the float tile kernels when
  * there are several tokens (decode keeps its chunks): every chunk reads
@@ -553,7 +557,11 @@ static psi_status matmuls(psi_context *ctx, int n, const tensor *const *ws, cons
         if (!p->k.vec_dot) p->k = (kern_type){.vec_dot = w->tt->vec_dot};
         p->path = matmul_path_of(w, &p->k, n_tok);
         p->step = p->path == MM_GEMM16 ? 16 : p->path == MM_GEMM8 ? 8 : p->path == MM_GEMM ? KERN_MX : 1;
-        const size_t tile = n_tok == 1 ? MATMUL_DECODE_TILE_BYTES : MATMUL_TILE_BYTES;
+        size_t tile = MATMUL_TILE_BYTES;
+        if (n_tok == 1) {
+            const size_t share = (size_t)w->ne1 * w->row_size / ((size_t)pool_size(ctx->pool) * 4);
+            tile = share > MATMUL_DECODE_TILE_BYTES ? MATMUL_DECODE_TILE_BYTES : share > tile ? share : tile;
+        }
         int64_t rows = (int64_t)(tile / w->row_size) / p->step * p->step;
         if (p->path == MM_GEMM && n_tok > 1 && rows < MATMUL_GEMM_ROWS) rows = MATMUL_GEMM_ROWS;
         j.chunk_rows[i] = rows < p->step ? p->step : rows;
