@@ -18,6 +18,8 @@
 # 4. bench_kernels, one thread, 1, 8 and 32 tokens, for the types whose
 #    AVX-512/AMX tiles have never been timed (Q4_K, Q5_K, Q6_K, F16) and
 #    Q4_0/Q8_0 for scale;
+# 4b. pp512 and tg32 of the Q4_0 and Q4_K_M files on every core (how the
+#    decode chunks and the pool do with many threads);
 # 5. run_bench.py --cpu avx2,avx512,amx: pp512 and tg32 of each file on
 #    each path, interleaved (and llama.cpp's llama-bench beside them when
 #    the pack has one), -t 2 as the figures are; a round at a
@@ -110,6 +112,11 @@ done
 step "4. bench_kernels, one thread (n 2048, 4096 rows)"
 for ny in 1 8 32; do
     timeout 120 "$PSI_BUILD/bench/bench_kernels" 2048 4096 "$ny" Q4_K,Q5_K,Q6_K,F16,Q4_0,Q8_0 2>&1
+done
+
+step "4b. every core: psi bench -t $NCPU (default path), Q4_0 and Q4_K_M"
+for f in Q4_0 Q4_K_M; do
+    timeout 60 "$PSI" bench -m "$PSI_BENCH_DIR/llama-3.2-1b-shape-$f.gguf" -p 512 -n 32 -r 1 -t "$NCPU" 2>&1 | grep -E 'pp512|tg32'
 done
 
 step "5. psi bench by path, -t $T, up to $ROUNDS rounds"
