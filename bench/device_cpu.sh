@@ -1,6 +1,6 @@
 #!/bin/bash
 # device_cpu.sh — psi's CPU checks on a borrowed machine, in one run of
-# about six minutes: what the development machine (Zen 3, AVX2 only)
+# at most 9.5 minutes: what the development machine (Zen 3, AVX2 only)
 # cannot time or run natively, the AVX-512 and AMX kernels.
 #
 #   bash bench/device_pack.sh          # here, once: .device/psi-device.tar.gz
@@ -11,7 +11,8 @@
 # 2. test_kernels: every kernel on every path the CPU runs, bit for bit
 #    against the reference (also the amx checks that need AMX hardware);
 # 3. the Llama-3.2-1B-shape files (bench/gen_model, psi quantize: F16,
-#    Q8_0, Q4_0, Q4_K_M) and, for each, a 40-token prompt's logits and 16
+#    Q8_0, Q4_0, Q4_K_M) and, for each, a 25-token prompt's logits (AMX's
+#    16-token tile and the 8-token one) and 16
 #    greedy tokens on every path, which must equal avx2's bit for bit (the
 #    kernels are the reference's bit for bit, the float tiles share one
 #    order);
