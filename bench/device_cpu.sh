@@ -12,10 +12,9 @@
 #    against the reference (also the amx checks that need AMX hardware);
 # 3. the Llama-3.2-1B-shape files (bench/gen_model, psi quantize: F16,
 #    Q8_0, Q4_0, Q4_K_M) and, for each, a 25-token prompt's logits (AMX's
-#    16-token tile and the 8-token one) and 16
-#    greedy tokens on every path, which must equal avx2's bit for bit (the
-#    kernels are the reference's bit for bit, the float tiles share one
-#    order);
+#    16-token tile and the 8-token one) and 16 greedy tokens on every
+#    path, which must equal avx2's bit for bit (the kernels are the
+#    reference's bit for bit, the float tiles share one order);
 # 4. bench_kernels, one thread, 1, 8 and 32 tokens, for the types whose
 #    AVX-512/AMX tiles have never been timed (Q4_K, Q5_K, Q6_K, F16) and
 #    Q4_0/Q8_0 for scale;
