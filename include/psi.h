@@ -342,7 +342,8 @@ psi_status psi_logprobs(const float *logits, int32_t n_vocab, int32_t token, flo
 /* ----------------------------------------------------------------- conversion */
 /* Convert a llama2.c checkpoint (model .bin + tokenizer .bin, as written by
  * llama2.c's export.py legacy format / run.c) to a GGUF file (F32 tensors).
- * The output is written to a temporary file and renamed into place. */
+ * The output is written to a temporary file and renamed into place;
+ * PSI_ERR_INVALID_ARG when out_path names one of the inputs. */
 psi_status psi_convert_llama2c(const char *model_path, const char *tokenizer_path,
                                const char *out_path, char *err, size_t err_size);
 
@@ -379,6 +380,7 @@ typedef struct psi_quantize_params {
     int32_t n_threads;        /* threads quantizing rows; 0 = psi_cpu_count() */
     psi_progress_fn progress; /* may be NULL (default) */
     void *progress_user;
+    bool allow_requantize; /* convert tensors that are already quantized; default false */
 } psi_quantize_params;
 
 psi_quantize_params psi_quantize_default_params(void);
@@ -388,8 +390,10 @@ psi_quantize_params psi_quantize_default_params(void);
  * params->ftype, with the same bytes; 1-D tensors (norms, rope_freqs) and
  * all metadata are kept, general.file_type and
  * general.quantization_version are set. params NULL means the defaults.
- * Unknown ftype values: PSI_ERR_INVALID_ARG; a tensor whose rows the chosen
- * type cannot hold and that has no fallback: PSI_ERR_UNSUPPORTED. The
+ * Unknown ftype values, or out_path naming the input file:
+ * PSI_ERR_INVALID_ARG; a tensor whose rows the chosen type cannot hold and
+ * that has no fallback, or (without allow_requantize) a quantized tensor
+ * that would change type: PSI_ERR_UNSUPPORTED, as llama-quantize. The
  * converted tensors are held in memory until the file is written, to a
  * temporary file renamed into place. */
 psi_status psi_quantize(const char *in_path, const char *out_path, const psi_quantize_params *params,
@@ -518,7 +522,8 @@ psi_status psi_guard_check(psi_model *guard, const psi_chat_msg *msgs, int32_t n
  * on). progress is called after each tensor read (type F32), then by
  * psi_quantize. The weights are held in memory as F32 until written.
  * params NULL means the defaults. PSI_ERR_UNSUPPORTED for other
- * architectures, tokenizers or RoPE scalings; PSI_ERR_IO for missing files. */
+ * architectures, tokenizers or RoPE scalings; PSI_ERR_IO for missing files;
+ * PSI_ERR_INVALID_ARG when out_path names one of the files read. */
 typedef struct psi_convert_hf_params {
     psi_ftype ftype;          /* default PSI_FTYPE_F32 */
     int32_t n_threads;        /* for psi_quantize; 0 = psi_cpu_count() */

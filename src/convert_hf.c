@@ -35,7 +35,7 @@ static const char LLAMA3_REGEX[] =
     "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
 typedef struct hf_conv {
-    const char *dir;
+    const char *dir, *out; /* out: never one of the files read */
     char *err;
     size_t n;
     json_t *config, *tok, *tok_cfg, *gen_cfg;
@@ -63,6 +63,7 @@ static json_t *load_json(hf_conv *c, const char *file, bool required, size_t fla
         }
         return NULL;
     }
+    if ((*rc = check_not_input(c->out, path, c->err, c->n))) return NULL;
     json_error_t je;
     json_t *j = json_load_file(path, flags, &je);
     if (!json_is_object(j)) {
@@ -96,6 +97,7 @@ static psi_status open_weights(hf_conv *c)
     psi_status rc = PSI_OK;
     snprintf(path, sizeof path, "%s/model.safetensors", c->dir);
     if (access(path, F_OK) == 0) {
+        if ((rc = check_not_input(c->out, path, c->err, c->n))) return rc;
         c->n_files = 1;
         return st_open(path, &c->files[0], c->err, c->n);
     }
@@ -126,7 +128,9 @@ static psi_status open_weights(hf_conv *c)
             rc = PSI_ERR_UNSUPPORTED;
             break;
         }
-        if ((rc = st_open(path, &c->files[c->n_files], c->err, c->n))) break;
+        if ((rc = check_not_input(c->out, path, c->err, c->n)) ||
+            (rc = st_open(path, &c->files[c->n_files], c->err, c->n)))
+            break;
         c->n_files++;
     }
     json_decref(idx);
@@ -523,7 +527,7 @@ psi_status psi_convert_hf(const char *dir, const char *out_path, const psi_conve
     psi_convert_hf_params defaults = psi_convert_hf_default_params();
     if (!params) params = &defaults;
     psi_ftype ftype = params->ftype;
-    hf_conv c = {.dir = dir, .err = err, .n = n, .p = params};
+    hf_conv c = {.dir = dir, .out = out_path, .err = err, .n = n, .p = params};
     if (!(c.w = gguf_writer_new())) return PSI_ERR_NO_MEMORY;
     psi_status rc = build(&c);
     if (!rc) {

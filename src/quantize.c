@@ -26,7 +26,7 @@
 
 psi_quantize_params psi_quantize_default_params(void)
 {
-    psi_quantize_params p = {PSI_FTYPE_Q8_0, 0, NULL, NULL};
+    psi_quantize_params p = {PSI_FTYPE_Q8_0, 0, NULL, NULL, false};
     return p;
 }
 
@@ -247,8 +247,8 @@ psi_status psi_quantize(const char *in_path, const char *out_path, const psi_qua
     if (n_threads > 256) n_threads = 256;
 
     gguf *g = NULL;
-    psi_status rc = gguf_open(in_path, &g, err, n);
-    if (rc) return rc;
+    psi_status rc = check_not_input(out_path, in_path, err, n);
+    if (rc || (rc = gguf_open(in_path, &g, err, n))) return rc;
     const uint64_t nt = g->n_tensors;
     gguf_writer *w = gguf_writer_new();
     qtensor *qt = mem_calloc(nt ? nt : 1, sizeof *qt);
@@ -289,6 +289,15 @@ psi_status psi_quantize(const char *in_path, const char *out_path, const psi_qua
         }
         if (t == q->t->type) continue;
         const type_traits *src = type_get(q->t->type);
+        if (!p.allow_requantize && q->t->type != PSI_TYPE_F32 && q->t->type != PSI_TYPE_F16 &&
+            q->t->type != PSI_TYPE_BF16) {
+            err_setf(err, n,
+                     "%s: tensor '%s' is already quantized (%s); converting it to %s would lose accuracy twice: "
+                     "start from the F32, F16 or BF16 file, or allow it with --allow-requantize",
+                     in_path, q->name, src ? src->name : "?", type_get(t)->name);
+            rc = PSI_ERR_UNSUPPORTED;
+            goto fail;
+        }
         if (!src || !src->to_float || q->t->ne[0] % type_get(t)->blck_size) {
             err_setf(err, n, "%s: tensor '%s' (%s, rows of %llu) cannot be converted to %s", in_path, q->name,
                      src ? src->name : "?", (unsigned long long)q->t->ne[0], type_get(t)->name);

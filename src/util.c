@@ -197,6 +197,16 @@ size_t utf8_sanitize(const uint8_t *s, size_t n, char *out, size_t size)
     return k;
 }
 
+psi_status check_not_input(const char *out, const char *in, char *err, size_t n)
+{
+    struct stat so, si;
+    if (stat(out, &so) != 0 || stat(in, &si) != 0 || so.st_dev != si.st_dev || so.st_ino != si.st_ino)
+        return PSI_OK;
+    if (!strcmp(out, in)) err_setf(err, n, "%s: the output would replace the input; write it to another path", out);
+    else err_setf(err, n, "%s: the output would replace the input %s; write it to another path", out, in);
+    return PSI_ERR_INVALID_ARG;
+}
+
 psi_status map_file_ro(const char *path, const uint8_t **p, size_t *size, char *err, size_t n)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);

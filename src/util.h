@@ -18,6 +18,11 @@
  * PSI_ERR_IO with a message naming the path otherwise. */
 psi_status map_file_ro(const char *path, const uint8_t **p, size_t *size, char *err, size_t n);
 
+/* PSI_ERR_INVALID_ARG with a message when out names the same file as in
+ * (through links too), which writing out would replace; PSI_OK otherwise,
+ * also when either does not exist. For the writers of new files. */
+psi_status check_not_input(const char *out, const char *in, char *err, size_t n);
+
 /* ---- allocation: every heap allocation of the library goes through these. */
 void *mem_alloc(size_t n);
 void *mem_calloc(size_t count, size_t size);

@@ -79,6 +79,21 @@ cp "$Q" "$TMP/q2k.gguf" && chmod u+w "$TMP/q2k.gguf"
 printf '\012' | dd of="$TMP/q2k.gguf" bs=1 seek=$((name_at + 19 + 4 + 16)) conv=notrunc 2>/dev/null
 expect_error "unsupported type refused" "Q2_K" -- run -m "$TMP/q2k.gguf" --tokens "1 2" -n 1 --accept-license
 expect_error "quantize unsupported type" "not supported" -- quantize "$M" "$TMP/q.gguf" q2_k
+# nothing writes over its own input: quantize, convert and logits refuse it
+cp "$M" "$TMP/self.gguf"
+ln -sf "$TMP/self.gguf" "$TMP/self-link.gguf"
+expect_error "quantize onto its input" "would replace the input" -- quantize "$TMP/self.gguf" "$TMP/self.gguf" q8_0
+expect_error "quantize onto a link to its input" "would replace the input" -- quantize "$TMP/self.gguf" "$TMP/self-link.gguf" q8_0
+expect_error "logits onto the model" "names an input file" -- logits -m "$TMP/self.gguf" --tokens "1 2" -o "$TMP/self-link.gguf"
+echo "Once upon a time" >"$TMP/self-prompt.txt"
+expect_error "logits onto the prompt file" "names an input file" -- logits -m "$M" -f "$TMP/self-prompt.txt" -o "$TMP/self-prompt.txt"
+cmp -s "$M" "$TMP/self.gguf" && ok || bad "a refused command changed its input"
+grep -q "^Once upon a time$" "$TMP/self-prompt.txt" && ok || bad "logits changed its prompt file"
+# an already quantized file is quantized again only with --allow-requantize
+Q40="$DATA/reference/llama2-tiny-Q4_0.gguf"
+expect_error "requantize" "already quantized (Q6_K).*--allow-requantize" -- quantize "$Q40" "$TMP/q8.gguf" q8_0
+"$PSI" quantize "$Q40" "$TMP/q8.gguf" q8_0 --allow-requantize 2>"$TMP/err" && grep -q "wrote $TMP/q8.gguf (q8_0, from" "$TMP/err" && ok ||
+    bad "quantize --allow-requantize: $(cat "$TMP/err")"
 
 # truncated llama2.c checkpoint: size check names both numbers
 head -c 100000 "$DATA/models/stories260K.bin" >"$TMP/trunc.bin"

@@ -310,6 +310,34 @@ static void test_errors(const char *single)
     CHECK(convert(single, out, "q9_9", &err) == 1 && err && strstr(err, "not supported"));
     free(err);
     CHECK(access(out, F_OK) != 0);
+
+    /* -o naming a file the checkpoint is read from: refused, the file kept
+     * (config.json a copy here, model.safetensors a link to the fixture) */
+    snprintf(dir, sizeof dir, "%s/out_is_input", tmp);
+    link_all_but(dir, single, "config.json");
+    snprintf(src, sizeof src, "%s/config.json", single);
+    snprintf(cfg, sizeof cfg, "%s/config.json", dir);
+    size_t n0 = 0, n1 = 0;
+    char *before = tu_read_file(src, &n0);
+    FILE *cf = fopen(cfg, "wb");
+    CHECK(before && cf && fwrite(before, 1, n0, cf) == n0);
+    if (cf) fclose(cf);
+    static const char *const inputs[] = {"config.json", "tokenizer.json", "model.safetensors"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(out, sizeof out, "%s/%s", dir, inputs[i]);
+        err = NULL;
+        CHECKF(convert(dir, out, i == 2 ? "q8_0" : NULL, &err) == 1 && err && strstr(err, "would replace the input"),
+               "-o %s: %s", inputs[i], err ? err : "");
+        free(err);
+    }
+    char *after = tu_read_file(cfg, &n1);
+    CHECK(after && n0 == n1 && !memcmp(before, after, n0));
+    free(before);
+    free(after);
+    char lnk[4096];
+    snprintf(out, sizeof out, "%s/model.safetensors", dir);
+    ssize_t ln = readlink(out, lnk, sizeof lnk - 1);
+    CHECK(ln > 0); /* still the link to the fixture */
 }
 
 int main(void)

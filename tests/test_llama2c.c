@@ -6,7 +6,10 @@
  * messages; seeded mutations never crash.
  */
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "convert.h"
 #include "testutil.h"
@@ -80,6 +83,41 @@ static void test_good(const char *dir)
         tu_buf_free(&m);
         tu_buf_free(&t);
     }
+}
+
+/* psi_convert_llama2c never writes over its inputs: out naming the
+ * checkpoint or the tokenizer (directly or through a link) is refused and
+ * leaves the file as it was. */
+static void test_out_is_input(const char *dir)
+{
+    tu_buf m = make_model(0), t = make_tok();
+    char mp[4200], tp[4200], lp[4200], err[512] = "";
+    snprintf(mp, sizeof mp, "%s/in-model.bin", dir);
+    snprintf(tp, sizeof tp, "%s/in-tok.bin", dir);
+    snprintf(lp, sizeof lp, "%s/in-link.gguf", dir);
+    FILE *f = fopen(mp, "wb");
+    CHECK(f && fwrite(m.p, 1, m.len, f) == m.len && fclose(f) == 0);
+    f = fopen(tp, "wb");
+    CHECK(f && fwrite(t.p, 1, t.len, f) == t.len && fclose(f) == 0);
+    remove(lp);
+    CHECK(symlink(tp, lp) == 0);
+    const char *outs[] = {mp, tp, lp};
+    for (int i = 0; i < 3; i++) {
+        err[0] = 0;
+        CHECKF(psi_convert_llama2c(mp, tp, outs[i], err, sizeof err) == PSI_ERR_INVALID_ARG, "out %s", outs[i]);
+        CHECKF(strstr(err, "would replace the input"), "message: %s", err);
+    }
+    size_t n = 0;
+    char *back = tu_read_file(mp, &n);
+    CHECK(back && n == m.len && !memcmp(back, m.p, n));
+    free(back);
+    back = tu_read_file(tp, &n);
+    CHECK(back && n == t.len && !memcmp(back, t.p, n));
+    free(back);
+    snprintf(lp, sizeof lp, "%s/from-files.gguf", dir);
+    CHECKF(psi_convert_llama2c(mp, tp, lp, err, sizeof err) == PSI_OK, "%s", err);
+    tu_buf_free(&m);
+    tu_buf_free(&t);
 }
 
 static void expect_bad(const char *what, const tu_buf *m, const tu_buf *t, const char *needle)
@@ -186,6 +224,7 @@ static void test_mutations(void)
 int main(void)
 {
     test_good(tu_tmpdir("llama2c"));
+    test_out_is_input(tu_tmpdir("llama2c"));
     test_corrupt();
     test_mutations();
     return tu_finish("test_llama2c");

@@ -9,7 +9,10 @@
  * written in src/llama-quant.cpp, not taken from psi.
  */
 #include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gguf.h"
 #include "testutil.h"
@@ -308,6 +311,54 @@ static void test_errors(const char *dir)
     gguf_close(g);
 }
 
+/* A quantized file is not quantized again unless asked (llama-quantize's
+ * --allow-requantize), and the output never replaces the input. */
+static void test_requantize_and_inputs(const char *dir)
+{
+    char in[4096], q8[4096], out[4096], hard[4096], err[512] = "";
+    snprintf(in, sizeof in, "%s/tied-f32.gguf", dir);
+    snprintf(q8, sizeof q8, "%s/req-q8.gguf", dir);
+    snprintf(out, sizeof out, "%s/req-q4.gguf", dir);
+    gguf_close(quantize(in, q8, PSI_FTYPE_Q8_0, NULL));
+    psi_quantize_params p = psi_quantize_default_params();
+    CHECK(!p.allow_requantize);
+    p.ftype = PSI_FTYPE_Q4_0;
+    remove(out);
+    CHECK(psi_quantize(q8, out, &p, err, sizeof err) == PSI_ERR_UNSUPPORTED);
+    CHECKF(strstr(err, "already quantized (Q8_0)") && strstr(err, ".weight'") && !strchr(err, '\n'), "message: %s",
+           err);
+    FILE *f = fopen(out, "rb");
+    CHECK(f == NULL);
+    if (f) fclose(f);
+    p.allow_requantize = true;
+    CHECKF(psi_quantize(q8, out, &p, err, sizeof err) == PSI_OK, "%s", err);
+    gguf *g = NULL;
+    CHECK(gguf_open(out, &g, err, sizeof err) == PSI_OK && type_of(g, "token_embd.weight") == PSI_TYPE_Q6_K &&
+          type_of(g, "blk.0.attn_v.weight") == PSI_TYPE_Q4_0);
+    gguf_close(g);
+    /* every tensor already of its type: copied, nothing to refuse */
+    p.allow_requantize = false;
+    p.ftype = PSI_FTYPE_Q8_0;
+    CHECKF(psi_quantize(q8, out, &p, err, sizeof err) == PSI_OK, "%s", err);
+
+    /* the output as the input, by name or through a hard link */
+    size_t n0 = 0, n1 = 0;
+    char *before = tu_read_file(in, &n0);
+    snprintf(hard, sizeof hard, "%s/req-hard.gguf", dir);
+    remove(hard);
+    CHECK(link(in, hard) == 0);
+    const char *outs[] = {in, hard};
+    for (int i = 0; i < 2; i++) {
+        err[0] = 0;
+        CHECK(psi_quantize(in, outs[i], &p, err, sizeof err) == PSI_ERR_INVALID_ARG);
+        CHECKF(strstr(err, "would replace the input"), "message: %s", err);
+    }
+    char *after = tu_read_file(in, &n1);
+    CHECK(before && after && n0 == n1 && !memcmp(before, after, n0));
+    free(before);
+    free(after);
+}
+
 /* Every allocation psi_quantize makes fails in turn: each must come back as
  * PSI_ERR_NO_MEMORY with nothing leaked (ASan checks) and no output file. */
 static void test_alloc_failures(const char *dir)
@@ -342,6 +393,7 @@ int main(void)
     test_fallbacks(dir);
     test_tied(dir);
     test_errors(dir);
+    test_requantize_and_inputs(dir);
     test_alloc_failures(dir);
     return tu_finish("test_quantize");
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 int cli_fail(const char *cmd, const char *fmt, ...)
 {
@@ -211,4 +212,10 @@ json_t *cli_json_text(const char *t, size_t n)
     j = json_stringn(buf, psi_utf8_sanitize(t, n, buf, n * 3 + 1));
     free(buf);
     return j ? j : json_string("");
+}
+
+bool cli_same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }

@@ -32,6 +32,8 @@ json_t *cli_json_text(const char *t, size_t n);
 bool cli_parse_ids(const char *cmd, const char *s, int32_t **ids, int32_t *n);
 /* Read a whole file into a malloc'd NUL-terminated buffer. */
 char *cli_read_file(const char *cmd, const char *path, size_t *len);
+/* True when a and b both exist and are the same file (through links). */
+bool cli_same_file(const char *a, const char *b);
 /* "f32" | "f16" | "q8_0" → type; false with an error otherwise. */
 bool cli_kv_type(const char *cmd, const char *s, psi_type *out);
 /* llama.cpp file type name ("q8_0", "q4_k_m", …; "f32" when allow_f32) →

@@ -361,6 +361,8 @@ int cmd_logits(int argc, char **argv)
                          "  [n_tokens x n_vocab] to OUT.f32\n");
     if (prc) return prc < 0 ? 0 : prc;
     if (!o.out) return cli_fail(o.cmd, "-o OUT.f32 is required");
+    if (cli_same_file(o.out, o.model) || (o.prompt_file && cli_same_file(o.out, o.prompt_file)))
+        return cli_fail(o.cmd, "%s: -o names an input file, which the logits would replace", o.out);
     session s = {0};
     int rc = gen_session_open(&s, &o, true, 0);
     FILE *f = NULL;
