@@ -156,6 +156,13 @@ head -c 3000000 /dev/urandom | base64 -w 0 >"$TMP/big.txt"
 "$PSI" tokenize -m "$L3" -f "$TMP/big.txt" >"$TMP/big.ids" 2>"$TMP/err" && [ "$(wc -w <"$TMP/big.ids")" -gt 100000 ] && ok ||
     bad "4 MB prompt to tokenize: $(head -c 200 "$TMP/err")"
 expect_error "4 MB prompt to run" "more than the context" -- run -m "$L3" -f "$TMP/big.txt" -c 512
+# without -c the context stops at the training context (stories260K: 128
+# tokens): a longer prompt is an error there (it ran, quadratically, until
+# session 18), and -c takes it further
+for i in $(seq 40); do printf 'Once upon a time '; done >"$TMP/long.txt"
+expect_error "prompt past the training context" "more than the context size 128 (the model's training context" -- \
+    run -m "$M" -f "$TMP/long.txt" -n 1
+"$PSI" run -m "$M" -f "$TMP/long.txt" -n 1 -c 400 >/dev/null 2>"$TMP/err" && ok || bad "-c 400 past training: $(cat "$TMP/err")"
 
 # ---- psi chat
 Q="What is the capital of France?"

@@ -249,6 +249,8 @@ static void test_signatures(void)
     CHECK(psi(&err, "keygen", path("alice"), NULL) == 1 && strstr(err, "exists"));
     free(err);
     CHECK(psi_keygen(path("bob"), msg, sizeof msg) == PSI_OK);
+    CHECK(psi(&err, "keygen", "", NULL) == 1 && strstr(err, "key name is empty")); /* was "psi keygen: " */
+    free(err);
 
     CHECK(psi(&err, "verify", "--pubkey", pub, model, NULL) == 1 && strstr(err, "not signed"));
     free(err);

@@ -207,7 +207,10 @@ static psi_status read_key(const char *path, const char *magic, uint8_t *key, si
 
 psi_status psi_keygen(const char *name, char *err, size_t err_size)
 {
-    if (!name || !*name) return PSI_ERR_INVALID_ARG;
+    if (!name || !*name) {
+        err_setf(err, err_size, "the key name is empty (give NAME, which writes NAME.key and NAME.pub)");
+        return PSI_ERR_INVALID_ARG;
+    }
     if (sodium_init() < 0) return PSI_ERR_UNSUPPORTED;
     unsigned char pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
     char path[4096], line[sizeof KEY_MAGIC + 2 * crypto_sign_SECRETKEYBYTES + 4];

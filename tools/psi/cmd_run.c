@@ -197,15 +197,17 @@ int gen_session_open(session *s, const opts *o, bool need_ctx, long extra_ctx)
     long n_ctx = o->n_ctx;
     if (!n_ctx) {
         /* the model's context, at most 4096, grown to fit prompt + -n but not
-         * past the training context (then generation stops when it is full) */
+         * past the training context (then generation stops when it is full);
+         * a longer prompt needs -c: past its training context a model's
+         * answers degrade, and attention's cost grows with the square */
         long train = psi_model_n_ctx_train(s->model);
         n_ctx = train < 4096 ? train : 4096;
-        long want = s->n_prompt + extra_ctx, cap = train > s->n_prompt ? train : s->n_prompt;
-        if (n_ctx < want) n_ctx = want < cap ? want : cap;
+        long want = s->n_prompt + extra_ctx;
+        if (n_ctx < want) n_ctx = want < train ? want : train;
     }
     if (s->n_prompt > n_ctx)
-        return cli_fail(o->cmd, "the prompt has %d tokens, more than the context size %ld (raise -c)",
-                        s->n_prompt, n_ctx);
+        return cli_fail(o->cmd, "the prompt has %d tokens, more than the context size %ld (%s)", s->n_prompt, n_ctx,
+                        o->n_ctx ? "raise -c" : "the model's training context; -c N goes past it");
     cp.n_ctx = (int32_t)n_ctx;
     if (psi_context_new(s->model, &cp, &s->ctx, err, sizeof err) != PSI_OK)
         return cli_fail(o->cmd, "%s", err);
