@@ -179,7 +179,7 @@ static answer_rc answer(chat *ch, char **out)
     if (p == n) p--; /* the last token must be evaluated again for its logits */
     psi_context_truncate(ch->s.ctx, p);
     double t0 = gen_now_ms();
-    if (psi_context_decode(ch->s.ctx, ch->toks + p, n - p, false) != PSI_OK) {
+    if (gen_prefill("chat", ch->s.ctx, ch->toks + p, n - p) != PSI_OK) {
         cli_fail("chat", "%s", psi_context_errmsg(ch->s.ctx));
         ch->n_kv = 0;
         psi_context_truncate(ch->s.ctx, 0);

@@ -137,6 +137,29 @@ double gen_now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+/* 512 tokens a call: a multiple of the library's own 256-token slices, so
+ * the results are those of one call. */
+enum { PREFILL_CHUNK = 512 };
+
+psi_status gen_prefill(const char *cmd, psi_context *ctx, const int32_t *toks, int32_t n)
+{
+    const bool tty = isatty(STDERR_FILENO) == 1;
+    const double t0 = gen_now_ms();
+    bool shown = false;
+    psi_status rc = PSI_OK;
+    for (int32_t p = 0; p < n && rc == PSI_OK; p += PREFILL_CHUNK) {
+        int32_t k = n - p < PREFILL_CHUNK ? n - p : PREFILL_CHUNK;
+        rc = psi_context_decode(ctx, toks + p, k, false);
+        double ms = gen_now_ms() - t0;
+        if (tty && rc == PSI_OK && p + k < n && ms > 1000) {
+            fprintf(stderr, "\rpsi %s: prompt %d/%d tokens (%.0f tok/s)", cmd, p + k, n, (p + k) * 1e3 / ms);
+            shown = true;
+        }
+    }
+    if (shown) fputs("\r\033[K", stderr);
+    return rc;
+}
+
 void gen_session_free(session *s)
 {
     psi_context_free(s->ctx);
@@ -275,7 +298,7 @@ int cmd_run(int argc, char **argv)
         goto done;
     }
     double t0 = gen_now_ms();
-    if (psi_context_decode(s.ctx, s.prompt, s.n_prompt, false) != PSI_OK) {
+    if (gen_prefill(o.cmd, s.ctx, s.prompt, s.n_prompt) != PSI_OK) {
         rc = cli_fail(o.cmd, "%s", psi_context_errmsg(s.ctx));
         goto done;
     }

@@ -57,6 +57,11 @@ void gen_session_free(session *s);
 /* The sampler the options describe; NULL (error printed) when invalid. */
 psi_sampler *gen_sampler(const opts *o);
 
+/* psi_context_decode of a prompt (logits for its last token only), in
+ * chunks, with a progress line on stderr when it is a terminal and the
+ * prompt takes more than a second; the same results as one call. */
+psi_status gen_prefill(const char *cmd, psi_context *ctx, const int32_t *toks, int32_t n);
+
 /* Monotonic clock in milliseconds. */
 double gen_now_ms(void);
 
