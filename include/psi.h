@@ -320,11 +320,18 @@ typedef struct psi_sampler_params {
 psi_sampler_params psi_sampler_default_params(void);
 psi_status psi_sampler_new(const psi_sampler_params *params, psi_sampler **out);
 void psi_sampler_free(psi_sampler *s);
-/* Pick a token from logits[0..n_vocab). Returns -1 on invalid arguments. */
+/* Pick a token from logits[0..n_vocab). Returns -1 on invalid arguments, or
+ * when a logit bias is set and its copy of the logits cannot be allocated. */
 int32_t psi_sampler_sample(psi_sampler *s, const float *logits, int32_t n_vocab);
 /* Count token as generated, for the penalties (a no-op when both are 0).
  * PSI_ERR_NO_MEMORY when the history cannot grow (nothing counted). */
 psi_status psi_sampler_accept(psi_sampler *s, int32_t token);
+/* OpenAI's logit_bias: bias[i] is added to the logit of token ids[i] at
+ * every draw (greedy too), after the penalties; -100 all but forbids a
+ * token, +100 all but forces it. Replaces an earlier list; n = 0 clears it.
+ * The lists are copied. PSI_ERR_INVALID_ARG for a negative id or a bias
+ * that is not finite (ids past the vocabulary are skipped when sampling). */
+psi_status psi_sampler_set_logit_bias(psi_sampler *s, const int32_t *ids, const float *bias, int32_t n);
 
 typedef struct psi_token_logprob {
     int32_t token;

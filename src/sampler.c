@@ -3,7 +3,7 @@
  * top-k → top-p → min-p → temperature → weighted draw, with a seeded
  * generator per sampler (same seed, same draws; no global state).
  * OpenAI's presence/frequency penalties act on the logits first, over the
- * tokens the caller accepted. psi_logprobs is the model's log-softmax, for
+ * tokens the caller accepted, then its logit bias. psi_logprobs is the model's log-softmax, for
  * APIs that report token probabilities.
  */
 #include <math.h>
@@ -27,6 +27,9 @@ struct psi_sampler {
     int32_t n_hist, cap_hist;
     float *pen;                /* [n_vocab] penalised copy of the logits */
     int32_t cap_pen;
+    int32_t *bias_id; /* logit bias: bias_v[i] added to logit bias_id[i] */
+    float *bias_v;
+    int32_t n_bias;
 };
 
 psi_sampler_params psi_sampler_default_params(void)
@@ -59,7 +62,35 @@ void psi_sampler_free(psi_sampler *s)
     mem_free(s->hist_id);
     mem_free(s->hist_n);
     mem_free(s->pen);
+    mem_free(s->bias_id);
+    mem_free(s->bias_v);
     mem_free(s);
+}
+
+psi_status psi_sampler_set_logit_bias(psi_sampler *s, const int32_t *ids, const float *bias, int32_t n)
+{
+    if (!s || n < 0 || (n > 0 && (!ids || !bias))) return PSI_ERR_INVALID_ARG;
+    for (int32_t i = 0; i < n; i++)
+        if (ids[i] < 0 || !isfinite(bias[i])) return PSI_ERR_INVALID_ARG;
+    int32_t *id = NULL;
+    float *v = NULL;
+    if (n > 0) {
+        id = mem_alloc((size_t)n * sizeof *id);
+        v = mem_alloc((size_t)n * sizeof *v);
+        if (!id || !v) {
+            mem_free(id);
+            mem_free(v);
+            return PSI_ERR_NO_MEMORY;
+        }
+        memcpy(id, ids, (size_t)n * sizeof *id);
+        memcpy(v, bias, (size_t)n * sizeof *v);
+    }
+    mem_free(s->bias_id);
+    mem_free(s->bias_v);
+    s->bias_id = id;
+    s->bias_v = v;
+    s->n_bias = n;
+    return PSI_OK;
 }
 
 psi_status psi_sampler_accept(psi_sampler *s, int32_t token)
@@ -87,23 +118,28 @@ psi_status psi_sampler_accept(psi_sampler *s, int32_t token)
     return PSI_OK;
 }
 
-/* The logits with the penalties applied (a copy), or the logits themselves
- * when nothing is penalised (or the copy cannot be made: degrade, never fail). */
+/* The logits with the penalties and then the logit bias applied (a copy),
+ * or the logits themselves when neither changes anything. Penalties are
+ * skipped when the copy cannot be made (degrade); the bias, which the
+ * caller may use to forbid tokens, then makes sampling fail (-1). */
 static const float *penalise(psi_sampler *s, const float *logits, int32_t n_vocab)
 {
-    if (s->n_hist == 0 || (s->p.frequency_penalty == 0 && s->p.presence_penalty == 0)) return logits;
+    const bool pen = s->n_hist > 0 && (s->p.frequency_penalty != 0 || s->p.presence_penalty != 0);
+    if (!pen && s->n_bias == 0) return logits;
     if (n_vocab > s->cap_pen) {
         float *p = mem_realloc(s->pen, (size_t)n_vocab * sizeof *p);
-        if (!p) return logits;
+        if (!p) return s->n_bias ? NULL : logits;
         s->pen = p;
         s->cap_pen = n_vocab;
     }
     memcpy(s->pen, logits, (size_t)n_vocab * sizeof *logits);
-    for (int32_t i = 0; i < s->n_hist; i++) {
+    for (int32_t i = 0; pen && i < s->n_hist; i++) {
         int32_t t = s->hist_id[i];
         if (t < n_vocab)
             s->pen[t] -= (float)s->hist_n[i] * s->p.frequency_penalty + s->p.presence_penalty;
     }
+    for (int32_t i = 0; i < s->n_bias; i++)
+        if (s->bias_id[i] < n_vocab) s->pen[s->bias_id[i]] += s->bias_v[i];
     return s->pen;
 }
 
@@ -213,7 +249,7 @@ int32_t psi_sampler_sample(psi_sampler *s, const float *logits, int32_t n_vocab)
 {
     if (!s || !logits || n_vocab <= 0) return -1;
     const psi_sampler_params *p = &s->p;
-    logits = penalise(s, logits, n_vocab);
+    if (!(logits = penalise(s, logits, n_vocab))) return -1;
     if (p->temperature <= 0) return argmax(logits, n_vocab);
     if (n_vocab > s->cap) {
         cand *c = mem_realloc(s->cands, (size_t)n_vocab * sizeof(cand));

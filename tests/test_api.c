@@ -346,6 +346,34 @@ static void test_sampler_penalties_logprobs(void)
     CHECK(psi_sampler_new(&p, &s) == PSI_ERR_INVALID_ARG && !s);
     CHECK(psi_sampler_accept(NULL, 1) == PSI_ERR_INVALID_ARG);
 
+    /* logit bias: after the penalties, greedy too; replaced, cleared, checked */
+    p.presence_penalty = 1.0f;
+    CHECK(psi_sampler_new(&p, &s) == PSI_OK);
+    int32_t ids[3] = {0, 2, 77};
+    float bias[3] = {-100.0f, 1.95f, 50.0f}; /* id 77 is past the vocabulary: skipped */
+    CHECK(psi_sampler_set_logit_bias(s, ids, bias, 3) == PSI_OK);
+    CHECK(psi_sampler_sample(s, logits, 5) == 2); /* 0 + 1.95 > 1.9 */
+    psi_sampler_accept(s, 2);
+    CHECK(psi_sampler_sample(s, logits, 5) == 1); /* 1.95 - 1.0 < 1.9 */
+    CHECK(logits[0] == 2.0f && logits[2] == 0.0f);
+    CHECK(psi_sampler_set_logit_bias(s, ids + 1, bias + 1, 1) == PSI_OK); /* replaces: id 0 free again */
+    psi_sampler_accept(s, 1);
+    CHECK(psi_sampler_sample(s, logits, 5) == 0);
+    psi_sampler_accept(s, 0); /* penalised now: 1.0, 0.9, -1.0, -1.0, 1.0 */
+    int32_t four = 4;
+    float small = 0.05f;
+    CHECK(psi_sampler_set_logit_bias(s, &four, &small, 1) == PSI_OK);
+    CHECK(psi_sampler_sample(s, logits, 5) == 4);
+    CHECK(psi_sampler_set_logit_bias(s, NULL, NULL, 0) == PSI_OK); /* cleared: the tie goes to the lower id */
+    CHECK(psi_sampler_sample(s, logits, 5) == 0);
+    int32_t neg = -1;
+    float nan_bias = NAN;
+    CHECK(psi_sampler_set_logit_bias(s, &neg, bias, 1) == PSI_ERR_INVALID_ARG);
+    CHECK(psi_sampler_set_logit_bias(s, ids, &nan_bias, 1) == PSI_ERR_INVALID_ARG);
+    CHECK(psi_sampler_set_logit_bias(s, NULL, bias, 1) == PSI_ERR_INVALID_ARG);
+    CHECK(psi_sampler_set_logit_bias(NULL, ids, bias, 1) == PSI_ERR_INVALID_ARG);
+    psi_sampler_free(s);
+
     float lp;
     psi_token_logprob top[3];
     CHECK(psi_logprobs(logits, 5, 2, &lp, top, 3) == PSI_OK);

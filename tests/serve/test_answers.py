@@ -2,15 +2,17 @@
 chat and completions equal `psi run` on the same prompt; 16 concurrent
 streamed greedy requests (long prompts prefilled in chunks while others
 generate) each get exactly the text they get alone; stop strings, usage,
-logprobs, penalties, seeds, SSE framing; a client that disconnects frees
+logprobs, penalties, logit_bias, seeds, SSE framing; a client that disconnects frees
 its slot; SIGTERM shuts down cleanly."""
 import concurrent.futures
+import json
 import math
 import signal
 import socket
+import subprocess
 import time
 
-from servetest import L3, STORIES, Results, Server, llama3_chat_text, psi_run, stream_text
+from servetest import L3, PSI, STORIES, Results, Server, llama3_chat_text, psi_run, stream_text
 
 t = Results()
 MODEL = "llama3-tiny-Q8_0.gguf"
@@ -109,6 +111,21 @@ st, p = srv.post("/v1/completions", {"prompt": "Once upon a time", "temperature"
                                      "frequency_penalty": 1.5, "presence_penalty": 0.5})
 t.check(st == 200 and p["choices"][0]["text"] != want and p["usage"]["completion_tokens"] > 0,
         f"penalties change the story: {p}")
+# logit_bias: -100 keeps the greedy first token out of the answer, +100 makes a token every token
+ids = json.loads(subprocess.run([PSI, "run", "-m", STORIES, "--temp", "0", "-p", "Once upon a time", "-n", "8",
+                                 "--json"], capture_output=True, timeout=60).stdout)["tokens"]
+st, g = srv.post("/v1/completions", {"prompt": "Once upon a time", "temperature": 0, "max_tokens": 8, "logprobs": 1})
+pieces = g["choices"][0]["logprobs"]["tokens"] if st == 200 else []
+t.check(len(pieces) == 8 == len(ids), f"greedy pieces {pieces} ids {ids}")
+st, b = srv.post("/v1/completions", {"prompt": "Once upon a time", "temperature": 0, "max_tokens": 8, "logprobs": 1,
+                                     "logit_bias": {str(ids[0]): -100}})
+banned = b["choices"][0]["logprobs"]["tokens"] if st == 200 else []
+t.check(st == 200 and len(banned) > 0 and banned[0] != pieces[0] and b["choices"][0]["text"] != g["choices"][0]["text"],
+        f"logit_bias -100 on {ids[0]} ({pieces[:1]}): {b}")
+st, f = srv.post("/v1/completions", {"prompt": "Once upon a time", "temperature": 0.7, "seed": 3, "max_tokens": 5,
+                                     "logprobs": 1, "logit_bias": {str(ids[3]): 100, str(ids[4]): -5}})
+forced = f["choices"][0]["logprobs"]["tokens"] if st == 200 else []
+t.check(st == 200 and len(pieces) > 3 and forced == [pieces[3]] * 5, f"logit_bias +100 on {ids[3]}: {forced}")
 
 # ---- 16 concurrent streamed greedy requests, each as when alone
 filler = " ".join(["the little dog ran to the park and"] * 20)  # ~180 tokens: prefilled in 64-token chunks

@@ -101,12 +101,32 @@ expect("stream a string", 400, "POST", C, chat(stream="yes"), param="stream")
 expect("stream_options a list", 400, "POST", C, chat(stream=True, stream_options=[1]), param="stream_options")
 expect("user a number", 400, "POST", C, chat(user=5), param="user")
 expect("n = 2", 400, "POST", C, chat(n=2), param="n", contains=["n must be 1"])
+expect("logit_bias a list", 400, "POST", C, chat(logit_bias=[1]), param="logit_bias")
+expect("logit_bias key not an id", 400, "POST", C, chat(logit_bias={"abc": 1}), param="logit_bias")
+expect("logit_bias key negative", 400, "POST", C, chat(logit_bias={"-1": 1}), param="logit_bias")
+expect("logit_bias key 1e3", 400, "POST", C, chat(logit_bias={"1e3": 1}), param="logit_bias")
+expect("logit_bias id past the vocabulary", 400, "POST", C, chat(logit_bias={"999999999": 1}), param="logit_bias",
+       contains=["0 to 128255"])
+expect("logit_bias 101", 400, "POST", C, chat(logit_bias={"5": 101}), param="logit_bias")
+expect("logit_bias a string value", 400, "POST", C, chat(logit_bias={"5": "1"}), param="logit_bias")
+expect("logit_bias 2000 entries", 400, "POST", C, chat(logit_bias={str(i): 1 for i in range(2000)}), param="logit_bias")
+expect("response_format json_object", 400, "POST", C, chat(response_format={"type": "json_object"}),
+       param="response_format", contains=["json_object"])
+expect("response_format a string", 400, "POST", C, chat(response_format="json"), param="response_format")
+expect("tools", 400, "POST", C, chat(tools=[{"type": "function", "function": {"name": "f"}}]), param="tools")
+expect("functions", 400, "POST", C, chat(functions=[{"name": "f"}]), param="functions")
+expect("tool_choice required", 400, "POST", C, chat(tool_choice="required"), param="tool_choice")
+expect("audio modality", 400, "POST", C, chat(modalities=["text", "audio"]), param="modalities")
 expect("model a number", 400, "POST", C, chat(model=7), param="model")
 expect("unknown model", 404, "POST", C, chat(model="gpt-4o"), code="model_not_found", contains=["gpt-4o"])
 still_up("wrong fields")
 # unknown fields are ignored; nulls mean "unset"
 st, r = srv.post(C, chat(frobnicate={"x": [1, 2]}, logit_bias=None, temperature=None, response_format=None))
 t.check(st == 200, f"unknown fields ignored: {st} {r}")
+# the neutral values of the fields psi serve cannot honour
+st, r = srv.post(C, chat(response_format={"type": "text"}, tools=[], tool_choice="none", modalities=["text"],
+                         logit_bias={}, store=False, metadata={"a": "b"}, parallel_tool_calls=True))
+t.check(st == 200, f"neutral response_format/tools/modalities accepted: {st} {r}")
 st, r = srv.post(C, chat(n=1, max_tokens=None, max_completion_tokens=2))
 t.check(st == 200 and r["usage"]["completion_tokens"] <= 2, f"max_completion_tokens: {st} {r}")
 # ---- completions

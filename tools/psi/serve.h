@@ -31,6 +31,7 @@
 
 #define SRV_MAX_STOP 4       /* stop strings per request (OpenAI's limit) */
 #define SRV_MAX_TOP_LOGPROBS 20
+#define SRV_MAX_LOGIT_BIAS   1024  /* logit_bias entries per request */
 #define SRV_MAX_MODELS 64    /* models of one server (a key's models are a 64-bit mask) */
 
 typedef struct srv_config {
@@ -82,6 +83,9 @@ typedef struct srv_request {
     int32_t detok_prev;  /* token before the first generated one (-1: start of text) */
     int64_t max_tokens;  /* <= 0: until the context is full */
     psi_sampler_params sp;
+    int32_t *bias_id; /* logit_bias: bias_v[i] added to logit bias_id[i] */
+    float *bias_v;
+    int32_t n_bias;
     char *stop[SRV_MAX_STOP];
     int n_stop;
     int n_logprobs;      /* -1: none; else top alternatives per token (0..20) */

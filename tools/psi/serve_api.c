@@ -116,6 +116,80 @@ static bool parse_stop(json_t *o, srv_request *r, api_error *e)
     return true;
 }
 
+/* OpenAI's logit_bias: {"token id": bias, …}, ids of this model's
+ * vocabulary, biases -100…100. */
+static bool parse_logit_bias(srv *s, json_t *o, srv_request *r, api_error *e)
+{
+    json_t *v = field(o, "logit_bias"), *b;
+    if (!v) return true;
+    if (!json_is_object(v))
+        return BAD("logit_bias", "'logit_bias' must be an object mapping token ids to numbers");
+    size_t n = json_object_size(v);
+    if (n > SRV_MAX_LOGIT_BIAS)
+        return BAD("logit_bias", "'logit_bias' has %zu entries; at most %d are allowed", n,
+                   SRV_MAX_LOGIT_BIAS);
+    if (!n) return true;
+    if (!(r->bias_id = malloc(n * sizeof *r->bias_id)) || !(r->bias_v = malloc(n * sizeof *r->bias_v)))
+        return api_errorf(e, 500, "server_error", NULL, NULL, "out of memory"), false;
+    const int32_t n_vocab = psi_model_n_vocab(s->model);
+    const char *key;
+    json_object_foreach(v, key, b)
+    {
+        char *end = NULL;
+        long long id = key[0] >= '0' && key[0] <= '9' ? strtoll(key, &end, 10) : -1;
+        if (id < 0 || id >= n_vocab || *end)
+            return BAD("logit_bias", "'logit_bias' key '%.40s' is not a token id of this model (0 to %d)",
+                       key, n_vocab - 1);
+        double x = json_is_number(b) ? json_number_value(b) : NAN;
+        if (!(x >= -100 && x <= 100))
+            return BAD("logit_bias",
+                       "'logit_bias' value for token %lld must be a number between -100 and 100", id);
+        r->bias_id[r->n_bias] = (int32_t)id;
+        r->bias_v[r->n_bias++] = (float)x;
+    }
+    return true;
+}
+
+/* Fields that would change what the answer is, which psi serve cannot do:
+ * refused rather than ignored, so that a client never takes plain text for
+ * JSON or for a tool call. Their neutral values pass. */
+static bool refuse_unsupported(json_t *o, api_error *e)
+{
+    json_t *v = field(o, "response_format");
+    if (v) {
+        const char *type = json_string_value(json_object_get(v, "type"));
+        if (!json_is_object(v) || !type)
+            return BAD("response_format", "'response_format' must be an object with a string 'type'");
+        if (strcmp(type, "text"))
+            return BAD(
+                "response_format",
+                "'response_format' type '%.40s' is not supported: psi serve cannot constrain answers to "
+                "JSON (only 'text')",
+                type);
+    }
+    static const char *const lists[] = {"tools", "functions"};
+    for (int i = 0; i < 2; i++)
+        if ((v = field(o, lists[i])) && (!json_is_array(v) || json_array_size(v) > 0))
+            return BAD(lists[i], "'%s' (function calling) is not supported by psi serve", lists[i]);
+    static const char *const choices[] = {"tool_choice", "function_call"};
+    for (int i = 0; i < 2; i++)
+        if ((v = field(o, choices[i])) && !(json_is_string(v) && (!strcmp(json_string_value(v), "none") ||
+                                                                  !strcmp(json_string_value(v), "auto"))))
+            return BAD(choices[i], "'%s' must be \"none\" or \"auto\": psi serve has no function calling",
+                       choices[i]);
+    if ((v = field(o, "modalities"))) {
+        size_t i;
+        json_t *m;
+        if (!json_is_array(v)) return BAD("modalities", "'modalities' must be an array of strings");
+        json_array_foreach(v, i, m)
+        {
+            if (!json_is_string(m) || strcmp(json_string_value(m), "text"))
+                return BAD("modalities", "'modalities' may hold only \"text\": psi serve answers in text");
+        }
+    }
+    return true;
+}
+
 /* ------------------------------------------------------------------ routing */
 
 /* The body as a JSON object, or NULL with e set. */
@@ -195,6 +269,7 @@ static bool parse_common(srv *s, json_t *o, bool chat, srv_request *r, api_error
     if (!chat && !opt_bool(o, "echo", &echo, e)) return false;
     if (echo) return BAD("echo", "'echo' is not supported");
     if (field(o, "user") && !json_is_string(field(o, "user"))) return BAD("user", "'user' must be a string");
+    if (!refuse_unsupported(o, e) || !parse_logit_bias(s, o, r, e)) return false;
 
     long long max = -1;
     if (!opt_int(o, "max_tokens", 1, LLONG_MAX, &max, e)) return false;

@@ -79,6 +79,8 @@ void srv_request_free(srv_request *r)
 {
     if (!r) return;
     free(r->prompt);
+    free(r->bias_id);
+    free(r->bias_v);
     for (int i = 0; i < r->n_stop; i++) free(r->stop[i]);
     free(r->text);
     free(r->lp);
@@ -193,7 +195,9 @@ static void slot_assign(srv *s, srv_slot *sl, srv_request *r, int32_t prefix)
     sl->batch_at = -1;
     sl->used = ++s->n_assigned;
     s->n_active++;
-    if (psi_sampler_new(&r->sp, &sl->smp) != PSI_OK || psi_detok_new(s->model, r->detok_prev, &sl->detok) != PSI_OK) {
+    if (psi_sampler_new(&r->sp, &sl->smp) != PSI_OK ||
+        psi_sampler_set_logit_bias(sl->smp, r->bias_id, r->bias_v, r->n_bias) != PSI_OK ||
+        psi_detok_new(s->model, r->detok_prev, &sl->detok) != PSI_OK) {
         snprintf(sl->error, sizeof sl->error, "cannot start the request (invalid sampler settings or out of memory)");
         slot_release(s, sl);
         return;
