@@ -291,10 +291,11 @@ psi_status psi_quantize(const char *in_path, const char *out_path, const psi_qua
         const type_traits *src = type_get(q->t->type);
         if (!p.allow_requantize && q->t->type != PSI_TYPE_F32 && q->t->type != PSI_TYPE_F16 &&
             q->t->type != PSI_TYPE_BF16) {
-            err_setf(err, n,
-                     "%s: tensor '%s' is already quantized (%s); converting it to %s would lose accuracy twice: "
-                     "start from the F32, F16 or BF16 file, or allow it with --allow-requantize",
-                     in_path, q->name, src ? src->name : "?", type_get(t)->name);
+            err_setf(
+                err, n,
+                "%s: tensor '%s' is already quantized (%s); converting it to %s would lose accuracy twice: "
+                "start from the F32, F16 or BF16 file, or allow it with --allow-requantize",
+                in_path, q->name, src ? src->name : "?", type_get(t)->name);
             rc = PSI_ERR_UNSUPPORTED;
             goto fail;
         }

@@ -202,8 +202,10 @@ psi_status check_not_input(const char *out, const char *in, char *err, size_t n)
     struct stat so, si;
     if (stat(out, &so) != 0 || stat(in, &si) != 0 || so.st_dev != si.st_dev || so.st_ino != si.st_ino)
         return PSI_OK;
-    if (!strcmp(out, in)) err_setf(err, n, "%s: the output would replace the input; write it to another path", out);
-    else err_setf(err, n, "%s: the output would replace the input %s; write it to another path", out, in);
+    if (!strcmp(out, in))
+        err_setf(err, n, "%s: the output would replace the input; write it to another path", out);
+    else
+        err_setf(err, n, "%s: the output would replace the input %s; write it to another path", out, in);
     return PSI_ERR_INVALID_ARG;
 }
 

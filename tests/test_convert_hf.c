@@ -326,7 +326,8 @@ static void test_errors(const char *single)
     for (int i = 0; i < 3; i++) {
         snprintf(out, sizeof out, "%s/%s", dir, inputs[i]);
         err = NULL;
-        CHECKF(convert(dir, out, i == 2 ? "q8_0" : NULL, &err) == 1 && err && strstr(err, "would replace the input"),
+        CHECKF(convert(dir, out, i == 2 ? "q8_0" : NULL, &err) == 1 && err &&
+                   strstr(err, "would replace the input"),
                "-o %s: %s", inputs[i], err ? err : "");
         free(err);
     }

@@ -104,7 +104,8 @@ static void test_out_is_input(const char *dir)
     const char *outs[] = {mp, tp, lp};
     for (int i = 0; i < 3; i++) {
         err[0] = 0;
-        CHECKF(psi_convert_llama2c(mp, tp, outs[i], err, sizeof err) == PSI_ERR_INVALID_ARG, "out %s", outs[i]);
+        CHECKF(psi_convert_llama2c(mp, tp, outs[i], err, sizeof err) == PSI_ERR_INVALID_ARG, "out %s",
+               outs[i]);
         CHECKF(strstr(err, "would replace the input"), "message: %s", err);
     }
     size_t n = 0;

@@ -325,8 +325,8 @@ static void test_requantize_and_inputs(const char *dir)
     p.ftype = PSI_FTYPE_Q4_0;
     remove(out);
     CHECK(psi_quantize(q8, out, &p, err, sizeof err) == PSI_ERR_UNSUPPORTED);
-    CHECKF(strstr(err, "already quantized (Q8_0)") && strstr(err, ".weight'") && !strchr(err, '\n'), "message: %s",
-           err);
+    CHECKF(strstr(err, "already quantized (Q8_0)") && strstr(err, ".weight'") && !strchr(err, '\n'),
+           "message: %s", err);
     FILE *f = fopen(out, "rb");
     CHECK(f == NULL);
     if (f) fclose(f);

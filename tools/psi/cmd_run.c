@@ -229,8 +229,8 @@ int gen_session_open(session *s, const opts *o, bool need_ctx, long extra_ctx)
         if (n_ctx < want) n_ctx = want < train ? want : train;
     }
     if (s->n_prompt > n_ctx)
-        return cli_fail(o->cmd, "the prompt has %d tokens, more than the context size %ld (%s)", s->n_prompt, n_ctx,
-                        o->n_ctx ? "raise -c" : "the model's training context; -c N goes past it");
+        return cli_fail(o->cmd, "the prompt has %d tokens, more than the context size %ld (%s)", s->n_prompt,
+                        n_ctx, o->n_ctx ? "raise -c" : "the model's training context; -c N goes past it");
     cp.n_ctx = (int32_t)n_ctx;
     if (psi_context_new(s->model, &cp, &s->ctx, err, sizeof err) != PSI_OK)
         return cli_fail(o->cmd, "%s", err);
