@@ -219,6 +219,9 @@ expect_error "chat with -p" "stdin" -- chat -m "$L3" -p hi
 expect_error "serve without model" "no model" -- serve
 expect_error "serve unknown option" "unknown option '--bogus'" -- serve -m "$L3" --bogus 1
 expect_error "serve --parallel 0" "out of range" -- serve -m "$L3" --parallel 0
+for bad in "http://a.example/path" "ftp://a.example" "http://a.example,*" "http://" "a.example" "http://a b" ""; do
+    expect_error "serve --cors '$bad'" "--cors: .* or a comma-separated list of origins" -- serve -m "$L3" --cors "$bad"
+done
 expect_error "serve missing model" "No such file" -- serve -m "$TMP/none.gguf" --port 0
 # the model id goes into JSON: a file name that is not UTF-8 needs --alias (before, /v1/models was empty and
 # every completion a 500)

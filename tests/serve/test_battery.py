@@ -269,7 +269,8 @@ t.check(rc == 0, f"exit {rc}")
 keyfile = os.path.join(TMP, "keys.txt")
 with open(keyfile, "w") as f:
     f.write("# keys\nsk-first-key\n\nsk-second-key\n")
-srv = Server("--api-key-file", keyfile, "-c", "128", "-t", "2", wait_ready=False)
+srv = Server("--api-key-file", keyfile, "-c", "128", "-t", "2", "--cors", "http://good.example,http://localhost:3000",
+             wait_ready=False)
 for _ in range(600):
     if srv.request("GET", "/health")[0] == 200:
         break
@@ -283,6 +284,29 @@ expect("metrics without key", 401, "GET", "/metrics")
 for k in ("sk-first-key", "sk-second-key"):
     st, r = srv.post(C, chat(), headers={"Authorization": "Bearer " + k})
     t.check(st == 200, f"key {k}: {st} {r}")
+# ---- --cors: a listed origin's preflight needs no key and its answers carry the header; others get none
+pre = {"Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST",
+       "Access-Control-Request-Headers": "authorization, content-type, x-stainless-os"}
+st, hd, data = srv.request("OPTIONS", C, headers=pre)
+t.check(st == 204 and hd.get("access-control-allow-origin") == "http://localhost:3000"
+        and "POST" in hd.get("access-control-allow-methods", "")
+        and hd.get("access-control-allow-headers") == pre["Access-Control-Request-Headers"] and data == b"",
+        f"preflight: {st} {hd} {data!r}")
+st, hd, data = srv.request("OPTIONS", C, headers=dict(pre, **{"Access-Control-Request-Headers": "a;b=c"}))
+t.check(st == 204 and hd.get("access-control-allow-headers") == "Authorization, Content-Type", f"odd headers: {hd}")
+st, hd, _ = srv.request("POST", C, chat(), headers={"Origin": "http://good.example", "Authorization": "Bearer sk-first-key"})
+t.check(st == 200 and hd.get("access-control-allow-origin") == "http://good.example" and hd.get("vary") == "Origin",
+        f"CORS answer: {st} {hd}")
+st, hd, _ = srv.request("POST", C, chat(), headers={"Origin": "http://good.example"})
+t.check(st == 401 and hd.get("access-control-allow-origin") == "http://good.example", f"CORS 401: {st} {hd}")
+st, hd, data = srv.request("POST", C, chat(stream=True), headers={"Origin": "http://good.example",
+                                                                  "Authorization": "Bearer sk-first-key"})
+t.check(st == 200 and hd.get("access-control-allow-origin") == "http://good.example"
+        and data.endswith(b"data: [DONE]\n\n"), f"CORS stream: {st} {hd}")
+st, hd, _ = srv.request("POST", C, chat(), headers={"Origin": "http://evil.example", "Authorization": "Bearer sk-first-key"})
+t.check(st == 200 and "access-control-allow-origin" not in hd, f"unlisted origin: {hd}")
+expect("preflight from an unlisted origin", 405, "OPTIONS", C, headers=dict(pre, Origin="http://good.example.evil"))
+expect("preflight on an unknown path", 404, "OPTIONS", "/v1/nope", headers=pre)
 rc, log = srv.stop()
 t.check(rc == 0, f"exit {rc}")
 

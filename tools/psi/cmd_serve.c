@@ -5,6 +5,7 @@
  * models load; SIGINT/SIGTERM cancel what is in flight and free everything.
  * Also `psi keyhash`, the hash --config stores for an API key.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -33,7 +34,8 @@ static const char *serve_help =
     "  --kv-type f16|f32|q8_0  KV cache type (default f16)\n"
     "  --alias NAME          model id clients use (default: the file's name)\n"
     "  --chat-template NAME  llama3, llama3.1, llama3.2, llama2 or plain (default: from the model)\n"
-    "  --api-key-file FILE   require one of these keys (one per line) as Authorization: Bearer KEY (-m only)\n"
+    "  --api-key-file FILE   require one of these keys (one per line) as Authorization: Bearer KEY (-m "
+    "only)\n"
     "  --queue N             requests that may wait for a slot (default 64; beyond: 503)\n"
     "  --max-body BYTES      largest request body (default 4194304; beyond: 413)\n"
     "  --timeout S           close connections idle this long (default 60)\n"
@@ -43,13 +45,33 @@ static const char *serve_help =
     "                        request, and a prompt that begins with them evaluates only the rest)\n"
     "  --guard FILE          Llama Guard 3 model: each user turn is judged first; unsafe requests are\n"
     "                        answered with finish_reason content_filter and the categories\n"
-    "  --guard-fail open|closed  a guard failure or unparseable verdict lets through or blocks (default closed)\n"
+    "  --guard-fail open|closed  a guard failure or unparseable verdict lets through or blocks (default "
+    "closed)\n"
     "  --guard-categories L  the categories that apply, e.g. S1,S9,S14 (default all 14)\n"
     "  --guard-output        also judge each answer before it is sent; an unsafe one is withheld\n"
     "                        (content_filter); streamed answers are then held back until judged\n"
     "  --audit-log FILE      append one JSON line per completion request (time, key, model, tokens,\n"
     "                        guard verdict, status; no text unless --audit-content)\n"
+    "  --cors ORIGINS        let web pages from these origins call the API from a browser: '*' or a\n"
+    "                        comma-separated list like https://app.example,http://localhost:3000\n"
+    "                        (default: none; API keys still apply)\n"
     "  -v                    log details\n";
+
+/* "*", or origins "scheme://host[:port]" (http or https, no path) separated
+ * by commas. */
+static bool cors_valid(const char *v)
+{
+    if (!strcmp(v, "*")) return true;
+    for (const char *p = v;;) {
+        size_t k = strcspn(p, ",");
+        size_t scheme = !strncmp(p, "http://", 7) ? 7 : !strncmp(p, "https://", 8) ? 8 : 0;
+        if (!scheme || k == scheme) return false;
+        for (size_t i = scheme; i < k; i++)
+            if (!isalnum((unsigned char)p[i]) && !strchr("-.:[]", p[i])) return false;
+        if (!p[k]) return true;
+        p += k + 1;
+    }
+}
 
 static int parse(srv_config *c, int argc, char **argv)
 {
@@ -86,7 +108,14 @@ static int parse(srv_config *c, int argc, char **argv)
         else if (!strcmp(a, "--guard")) c->guard_path = v;
         else if (!strcmp(a, "--audit-log")) c->audit_path = v;
         else if (!strcmp(a, "--config")) c->config_path = v;
-        else if (!strcmp(a, "--guard-fail")) {
+        else if (!strcmp(a, "--cors")) {
+            if (!cors_valid(v))
+                return cli_fail(cmd,
+                                "--cors: '%s' is not '*' or a comma-separated list of origins like "
+                                "https://app.example or http://localhost:3000",
+                                v);
+            c->cors = v;
+        } else if (!strcmp(a, "--guard-fail")) {
             if (strcmp(v, "open") && strcmp(v, "closed"))
                 return cli_fail(cmd, "--guard-fail: '%s' is not one of open, closed", v);
             c->guard_fail_open = !strcmp(v, "open");
@@ -100,10 +129,10 @@ static int parse(srv_config *c, int argc, char **argv)
             free(txt);
             if (rc != PSI_OK) return cli_fail(cmd, "--guard-categories: '%s' is not a list like S1,S9,S14", v);
             c->guard_mask = cats.categories;
-        }
-        else if (!strcmp(a, "--kv-type")) {
+        } else if (!strcmp(a, "--kv-type")) {
             if (!cli_kv_type(cmd, v, &c->kv_type)) return 1;
-        } else if (!strcmp(a, "--port")) num = &c->port, hi = 65535;
+        } else if (!strcmp(a, "--port"))
+            num = &c->port, hi = 65535;
         else if (!strcmp(a, "--parallel")) num = &c->parallel, lo = 1, hi = 256;
         else if (!strcmp(a, "-c")) num = &c->n_ctx, lo = 1, hi = 1L << 20;
         else if (!strcmp(a, "-t")) num = &c->n_threads, lo = 1, hi = 1024;

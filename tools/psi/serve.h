@@ -60,6 +60,7 @@ typedef struct srv_config {
     const char *audit_path;    /* --audit-log: JSON lines, one per completion request */
     bool audit_content;        /* --audit-content: with the request and the answer text */
     bool no_prompt_cache;      /* --no-prompt-cache: every request prefills its whole prompt */
+    const char *cors;          /* --cors: "*" or origins separated by commas; NULL: no CORS headers */
 } srv_config;
 
 /* One generated token's probabilities (logprobs requests). */

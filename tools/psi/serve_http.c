@@ -50,6 +50,53 @@ typedef struct conn {
 
 /* ------------------------------------------------------------------ answers */
 
+/* The Access-Control-Allow-Origin value for this request under --cors: "*",
+ * the request's Origin when listed, else NULL (no CORS headers). */
+static const char *cors_allow(const srv_front *f, struct MHD_Connection *c)
+{
+    const char *list = f->cfg.cors;
+    const char *origin = list ? MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin") : NULL;
+    if (!origin) return NULL;
+    if (!strcmp(list, "*")) return "*";
+    size_t n = strlen(origin);
+    for (const char *p = list;;) {
+        size_t k = strcspn(p, ",");
+        if (k == n && !strncmp(p, origin, n)) return origin;
+        if (!p[k]) return NULL;
+        p += k + 1;
+    }
+}
+
+static void add_cors(const srv_front *f, struct MHD_Connection *c, struct MHD_Response *rsp)
+{
+    const char *allow = cors_allow(f, c);
+    if (!allow) return;
+    MHD_add_response_header(rsp, "Access-Control-Allow-Origin", allow);
+    MHD_add_response_header(rsp, "Access-Control-Expose-Headers", "Retry-After");
+    if (strcmp(allow, "*")) MHD_add_response_header(rsp, "Vary", "Origin");
+}
+
+/* A CORS preflight (OPTIONS) from an allowed origin: 204 saying what the
+ * browser may send. The headers asked for are echoed when they are plain
+ * header names (the openai client adds its own x-stainless-* ones). */
+static enum MHD_Result preflight(srv_front *f, struct MHD_Connection *c)
+{
+    struct MHD_Response *rsp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    if (!rsp) return MHD_NO;
+    const char *asked = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Access-Control-Request-Headers");
+    bool plain =
+        asked && strlen(asked) < 2048 &&
+        strspn(asked, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_, ") == strlen(asked);
+    add_cors(f, c, rsp);
+    MHD_add_response_header(rsp, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    MHD_add_response_header(rsp, "Access-Control-Allow-Headers",
+                            plain ? asked : "Authorization, Content-Type");
+    MHD_add_response_header(rsp, "Access-Control-Max-Age", "600");
+    enum MHD_Result rc = MHD_queue_response(c, MHD_HTTP_NO_CONTENT, rsp);
+    MHD_destroy_response(rsp);
+    return rc;
+}
+
 static enum MHD_Result respond(srv_front *f, struct MHD_Connection *c, unsigned status, const char *type, char *body,
                                const char *retry_after)
 {
@@ -67,6 +114,7 @@ static enum MHD_Result respond(srv_front *f, struct MHD_Connection *c, unsigned 
     MHD_add_response_header(rsp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     if (retry_after) MHD_add_response_header(rsp, MHD_HTTP_HEADER_RETRY_AFTER, retry_after);
     if (status == MHD_HTTP_UNAUTHORIZED) MHD_add_response_header(rsp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    add_cors(f, c, rsp);
     if (status >= 400) {
         pthread_mutex_lock(&f->lock);
         f->errors++;
@@ -344,6 +392,7 @@ static enum MHD_Result completion(srv_front *f, struct MHD_Connection *c, conn *
         *st = (stream){.s = s, .r = r, .c = c, .fd = fd, .first = true, .held = f->guard && f->cfg.guard_output};
         MHD_add_response_header(rsp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
         MHD_add_response_header(rsp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+        add_cors(f, c, rsp);
         enum MHD_Result rc = MHD_queue_response(c, MHD_HTTP_OK, rsp);
         MHD_destroy_response(rsp);
         return rc;
@@ -388,6 +437,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                     found = (int)i;
             }
         bool model_one = !strncmp(url, "/v1/models/", 11) && (!strcmp(method, "GET") || !strcmp(method, "HEAD"));
+        /* a browser's preflight carries no API key; without --cors (or from
+         * another origin) OPTIONS is a 405 like any other method */
+        if (!strcmp(method, "OPTIONS") && (path_known || !strncmp(url, "/v1/models/", 11)) &&
+            cors_allow(f, c))
+            return preflight(f, c);
         if (found < 0 && !model_one) {
             if (!path_known && strncmp(url, "/v1/models/", 11))
                 return fail(f, c, 404, "invalid_request_error", "not_found", "no such endpoint", NULL);
