@@ -11,7 +11,8 @@
  * Whatever the body, a request the parser accepts must be one the engine
  * can run: 1..n_ctx prompt tokens, each in the vocabulary, at most
  * SRV_MAX_STOP non-empty stop strings, sampler settings within OpenAI's
- * ranges, logprobs within 0..SRV_MAX_TOP_LOGPROBS. A refusal must carry a
+ * ranges, logprobs within 0..SRV_MAX_TOP_LOGPROBS, logit_bias entries
+ * in the vocabulary and within ±100. A refusal must carry a
  * 4xx/5xx status, a type and a message, and api_error_json must give a
  * JSON object. Anything else traps. Built only with -DPSI_FUZZ=ON and
  * clang; see README.md.
@@ -84,6 +85,10 @@ static void check_request(const srv_request *r)
     if (r->n_logprobs < -1 || r->n_logprobs > SRV_MAX_TOP_LOGPROBS) __builtin_trap();
     if (r->max_tokens == 0) __builtin_trap();
     if (r->detok_prev < -1 || r->detok_prev >= n_vocab) __builtin_trap();
+    if (r->n_bias < 0 || r->n_bias > SRV_MAX_LOGIT_BIAS || (r->n_bias && (!r->bias_id || !r->bias_v)))
+        __builtin_trap();
+    for (int32_t i = 0; i < r->n_bias; i++)
+        if (r->bias_id[i] < 0 || r->bias_id[i] >= n_vocab || !(fabsf(r->bias_v[i]) <= 100)) __builtin_trap();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

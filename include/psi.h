@@ -52,7 +52,8 @@ const char *psi_status_str(psi_status rc);
 /* Library version as "MAJOR.MINOR.PATCH". Static string. */
 const char *psi_version(void);
 
-/* Number of online CPU cores (at least 1). */
+/* CPUs this process may use (at least 1): the online cores, fewer under an
+ * affinity mask (taskset, cpusets) or a cgroup CPU quota (docker --cpus). */
 int psi_cpu_count(void);
 
 /* The CPU kernel path in use: "generic", "avx2" or "avx512" (chosen once

@@ -2,6 +2,8 @@
  * api.c — small public entry points: status strings, version, CPU count,
  * type names, the read-only GGUF view and the tokenizer wrappers.
  */
+#define _GNU_SOURCE /* sched_getaffinity */
+#include <sched.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -37,6 +39,11 @@ const char *psi_cpu_kernels(void) { return kernels_get()->name; }
 int psi_cpu_count(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t set; /* taskset, cpusets */
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0 && CPU_COUNT(&set) < n)
+        n = CPU_COUNT(&set);
+    int quota = cpu_quota(); /* docker --cpus */
+    if (quota > 0 && quota < n) n = quota;
     return n > 0 ? (int)n : 1;
 }
 

@@ -200,6 +200,17 @@ psi_status psi_context_new(psi_model *model, const psi_context_params *params, p
         psi_context_free(ctx);
         return PSI_ERR_INVALID_ARG;
     }
+    /* K and V are touched as the sequences grow: more than the machine holds
+     * would end in the OOM killer mid-answer, so it is refused here */
+    const uint64_t limit = mem_limit();
+    if (limit && (uint64_t)kv_bytes > limit / 2) {
+        err_setf(err, err_size,
+                 "a KV cache of %.1f GiB for %d x %d tokens does not fit in the %.1f GiB of memory here "
+                 "(a smaller context, fewer sequences or a q8_0 cache would)",
+                 2.0 * (double)kv_bytes / (1 << 30), ctx->n_seq, ctx->n_ctx, (double)limit / (1 << 30));
+        psi_context_free(ctx);
+        return PSI_ERR_NO_MEMORY;
+    }
     ctx->seq_n_past = mem_calloc((size_t)ctx->n_seq, sizeof *ctx->seq_n_past);
     ctx->seq_tmp = mem_calloc((size_t)ctx->n_seq, sizeof *ctx->seq_tmp);
     if (!ctx->seq_n_past || !ctx->seq_tmp) goto oom;

@@ -197,6 +197,84 @@ size_t utf8_sanitize(const uint8_t *s, size_t n, char *out, size_t size)
     return k;
 }
 
+/* The number at the start of a file ("max" and absent files: 0). */
+static uint64_t file_u64(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    unsigned long long v = 0;
+    if (!f) return 0;
+    if (fscanf(f, "%llu", &v) != 1) v = 0;
+    fclose(f);
+    return v;
+}
+
+/* The files this process's cgroups give for a controller: v2's v2_file in
+ * the unified hierarchy, v1's v1_file in the controller's own (its name one
+ * of the comma-separated ones on the line). Returns how many (0..2). */
+static int cgroup_files(const char *ctrl, const char *v1_file, const char *v2_file, char out[2][2200])
+{
+    FILE *f = fopen("/proc/self/cgroup", "r");
+    char line[2048];
+    int n = 0;
+    size_t cl = strlen(ctrl);
+    while (f && n < 2 && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = 0;
+        char *a = strchr(line, ':'), *b = a ? strchr(a + 1, ':') : NULL;
+        if (!b) continue;
+        if (b == a + 1) { /* "0::/path": cgroup v2 */
+            snprintf(out[n++], sizeof out[0], "/sys/fs/cgroup%s/%s", b + 1, v2_file);
+            continue;
+        }
+        for (const char *c = a + 1; c < b;) {
+            size_t k = strcspn(c, ",:");
+            if (k == cl && !strncmp(c, ctrl, cl)) {
+                snprintf(out[n++], sizeof out[0], "/sys/fs/cgroup/%s%s/%s", ctrl, b + 1, v1_file);
+                break;
+            }
+            c += k + 1;
+        }
+    }
+    if (f) fclose(f);
+    return n;
+}
+
+uint64_t mem_limit(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    uint64_t lim = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
+    char path[2][2200];
+    int n = cgroup_files("memory", "memory.limit_in_bytes", "memory.max", path);
+    for (int i = 0; i < n; i++) {
+        uint64_t v = file_u64(path[i]);
+        if (v && (!lim || v < lim)) lim = v;
+    }
+    return lim;
+}
+
+int cpu_quota(void)
+{
+    char path[2][2200];
+    int n = cgroup_files("cpu", "cpu.cfs_quota_us", "cpu.max", path), best = 0;
+    for (int i = 0; i < n; i++) {
+        long long quota = 0, period = 0;
+        FILE *f = fopen(path[i], "r");
+        if (!f) continue;
+        bool v2 = strstr(path[i], "cpu.max") != NULL;
+        bool ok = v2 ? fscanf(f, "%lld %lld", &quota, &period) == 2 : fscanf(f, "%lld", &quota) == 1;
+        fclose(f);
+        if (ok && !v2) { /* v1: the period is a file of its own */
+            char pp[2200];
+            snprintf(pp, sizeof pp, "%.*s/cpu.cfs_period_us", (int)(strrchr(path[i], '/') - path[i]),
+                     path[i]);
+            period = (long long)file_u64(pp);
+        }
+        if (!ok || quota <= 0 || period <= 0) continue;
+        int cpus = (int)((quota + period - 1) / period);
+        if (cpus > 0 && (!best || cpus < best)) best = cpus;
+    }
+    return best;
+}
+
 psi_status check_not_input(const char *out, const char *in, char *err, size_t n)
 {
     struct stat so, si;

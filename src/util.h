@@ -18,6 +18,13 @@
  * PSI_ERR_IO with a message naming the path otherwise. */
 psi_status map_file_ro(const char *path, const uint8_t **p, size_t *size, char *err, size_t n);
 
+/* Bytes of memory this process may use: the physical memory, or a cgroup
+ * limit below it (v2 memory.max, v1 memory.limit_in_bytes); 0 if unknown. */
+uint64_t mem_limit(void);
+/* CPUs a cgroup quota allows this process (v2 cpu.max, v1 cpu.cfs_quota_us
+ * over cpu.cfs_period_us, rounded up); 0 without a quota. */
+int cpu_quota(void);
+
 /* PSI_ERR_INVALID_ARG with a message when out names the same file as in
  * (through links too), which writing out would replace; PSI_OK otherwise,
  * also when either does not exist. For the writers of new files. */

@@ -5,9 +5,12 @@
  * during load (no crash, no leak: run under ASan), and that weights stay
  * mapped instead of copied.
  */
+#define _GNU_SOURCE /* sched_setaffinity */
 #include <math.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "testutil.h"
 #include "util.h"
@@ -68,6 +71,21 @@ static void test_context(void)
     cp.kv_type = PSI_TYPE_F32;
     cp.n_ctx = -1;
     CHECK(psi_context_new(m, &cp, &ctx, err, sizeof err) == PSI_ERR_INVALID_ARG);
+    /* a KV cache larger than the machine's memory is refused at once, not
+     * allocated (it fit the allocator's overcommit and died in the OOM
+     * killer once the sequences grew): stories260K holds 5 x 32 F32 values
+     * per token in K and again in V, 1280 bytes; ask for 1.5 x the memory */
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    double tokens = 1.5 * (double)pages * (double)page / 1280.0;
+    cp.n_ctx = 1 << 20;
+    cp.n_seq = (int32_t)(tokens / cp.n_ctx) + 1;
+    if (cp.n_seq <= 4096) {
+        err[0] = 0;
+        CHECKF(psi_context_new(m, &cp, &ctx, err, sizeof err) == PSI_ERR_NO_MEMORY && !ctx, "%d x %d: %s",
+               cp.n_seq, cp.n_ctx, err);
+        CHECKF(strstr(err, "does not fit in the") && strstr(err, "GiB of memory"), "message: %s", err);
+    }
+    cp.n_seq = 1;
     cp.n_ctx = 8;
     CHECK(psi_context_new(m, &cp, &ctx, err, sizeof err) == PSI_OK);
     if (!ctx) {
@@ -746,8 +764,27 @@ static void test_kv_types(const char *rel, float tol_f16, float tol_q8)
     psi_model_free(m);
 }
 
+/* psi_cpu_count follows the affinity mask (taskset, cpusets): the default
+ * thread count of a process pinned to one core is 1, not every core. */
+static void test_cpu_count(void)
+{
+    cpu_set_t all, one;
+    if (sched_getaffinity(0, sizeof all, &all) != 0) return;
+    int n = CPU_COUNT(&all);
+    CHECKF(psi_cpu_count() >= 1 && psi_cpu_count() <= n, "psi_cpu_count %d, affinity %d", psi_cpu_count(), n);
+    int first = 0;
+    while (first < CPU_SETSIZE && !CPU_ISSET(first, &all))
+        first++;
+    CPU_ZERO(&one);
+    CPU_SET(first, &one);
+    if (sched_setaffinity(0, sizeof one, &one) != 0) return;
+    CHECKF(psi_cpu_count() == 1, "pinned to one CPU: psi_cpu_count %d", psi_cpu_count());
+    CHECK(sched_setaffinity(0, sizeof all, &all) == 0);
+}
+
 int main(void)
 {
+    test_cpu_count();
     test_basics();
     test_context();
     test_long_batch();
