@@ -177,6 +177,8 @@ static bool refuse_unsupported(json_t *o, api_error *e)
                                                                   !strcmp(json_string_value(v), "auto"))))
             return BAD(choices[i], "'%s' must be \"none\" or \"auto\": psi serve has no function calling",
                        choices[i]);
+    if ((v = field(o, "suffix")) && (!json_is_string(v) || json_string_length(v) > 0))
+        return BAD("suffix", "'suffix' (text after the insertion) is not supported by psi serve");
     if ((v = field(o, "modalities"))) {
         size_t i;
         json_t *m;
