@@ -528,8 +528,10 @@ psi_status psi_convert_hf(const char *dir, const char *out_path, const psi_conve
     if (!params) params = &defaults;
     psi_ftype ftype = params->ftype;
     hf_conv c = {.dir = dir, .out = out_path, .err = err, .n = n, .p = params};
+    psi_status rc = check_output(out_path, err, n);
+    if (rc) return rc;
     if (!(c.w = gguf_writer_new())) return PSI_ERR_NO_MEMORY;
-    psi_status rc = build(&c);
+    rc = build(&c);
     if (!rc) {
         if (ftype == PSI_FTYPE_F32) {
             rc = gguf_writer_write(c.w, out_path, err, n);

@@ -237,8 +237,9 @@ psi_status psi_convert_llama2c(const char *model_path, const char *tokenizer_pat
     if (!model_path || !tokenizer_path || !out_path) return PSI_ERR_INVALID_ARG;
     mapped mf = {0}, tf = {0};
     gguf_writer *w = NULL;
-    psi_status rc = check_not_input(out_path, model_path, err, n);
-    if (rc || (rc = check_not_input(out_path, tokenizer_path, err, n)) ||
+    psi_status rc = check_output(out_path, err, n);
+    if (rc || (rc = check_not_input(out_path, model_path, err, n)) ||
+        (rc = check_not_input(out_path, tokenizer_path, err, n)) ||
         (rc = map_file(model_path, &mf, err, n)) || (rc = map_file(tokenizer_path, &tf, err, n)) ||
         (rc = l2c_build(mf.p, mf.size, model_path, tf.p, tf.size, tokenizer_path, &w, err, n)))
         goto out;

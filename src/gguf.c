@@ -935,11 +935,13 @@ psi_status gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t typ
 typedef struct wout {
     FILE *f;
     bool ok;
+    uint64_t pos; /* bytes written (devices and pipes have no file position) */
 } wout;
 
 static void w_raw(wout *o, const void *p, size_t n)
 {
     if (o->ok && n && fwrite(p, 1, n, o->f) != n) o->ok = false;
+    o->pos += n;
 }
 static void w_u32(wout *o, uint32_t v) { w_raw(o, &v, 4); }
 static void w_u64(wout *o, uint64_t v) { w_raw(o, &v, 8); }
@@ -960,16 +962,26 @@ static void w_pad(wout *o, uint64_t pos, uint64_t align)
     }
 }
 
+/* A regular file is written to PATH.tmp and renamed over PATH, so that it is
+ * whole or absent. Anything else that exists at PATH (/dev/null, a pipe) is
+ * written in place: renaming over a device node would replace it. */
 psi_status gguf_writer_write(gguf_writer *w, const char *path, char *err, size_t err_size)
 {
+    struct stat st;
+    const bool in_place = stat(path, &st) == 0 && !S_ISREG(st.st_mode);
+    if (in_place && S_ISDIR(st.st_mode)) {
+        err_setf(err, err_size, "%s: is a directory", path);
+        return PSI_ERR_IO;
+    }
     size_t plen = strlen(path);
     char *tmp = mem_alloc(plen + 5);
     if (!tmp) return PSI_ERR_NO_MEMORY;
     memcpy(tmp, path, plen);
     memcpy(tmp + plen, ".tmp", 5);
-    wout o = {fopen(tmp, "wb"), true};
+    const char *dest = in_place ? path : tmp;
+    wout o = {fopen(dest, "wb"), true, 0};
     if (!o.f) {
-        err_setf(err, err_size, "%s: cannot create: %s", tmp, strerror(errno));
+        err_setf(err, err_size, "%s: cannot create: %s", dest, strerror(errno));
         mem_free(tmp);
         return PSI_ERR_IO;
     }
@@ -1006,20 +1018,18 @@ psi_status gguf_writer_write(gguf_writer *w, const char *path, char *err, size_t
         w_u32(&o, t->type);
         w_u64(&o, t->offset);
     }
-    long pos = o.ok ? ftell(o.f) : -1;
-    if (pos < 0) o.ok = false;
-    if (w->n_t) w_pad(&o, (uint64_t)pos, w->alignment);
+    if (w->n_t) w_pad(&o, o.pos, w->alignment);
     for (size_t i = 0; i < w->n_t; i++) {
         w_raw(&o, w->t[i].data, (size_t)w->t[i].nbytes);
         if (i + 1 < w->n_t) w_pad(&o, w->t[i].nbytes, w->alignment);
     }
     if (o.ok && fflush(o.f) != 0) o.ok = false;
-    if (o.ok && fsync(fileno(o.f)) != 0) o.ok = false;
+    if (o.ok && !in_place && fsync(fileno(o.f)) != 0) o.ok = false;
     int saved = errno;
     if (fclose(o.f) != 0) o.ok = false;
-    if (!o.ok || rename(tmp, path) != 0) {
+    if (!o.ok || (!in_place && rename(tmp, path) != 0)) {
         err_setf(err, err_size, "%s: write failed: %s", path, strerror(o.ok ? errno : saved));
-        unlink(tmp);
+        if (!in_place) unlink(tmp);
         mem_free(tmp);
         return PSI_ERR_IO;
     }

@@ -247,8 +247,9 @@ psi_status psi_quantize(const char *in_path, const char *out_path, const psi_qua
     if (n_threads > 256) n_threads = 256;
 
     gguf *g = NULL;
-    psi_status rc = check_not_input(out_path, in_path, err, n);
-    if (rc || (rc = gguf_open(in_path, &g, err, n))) return rc;
+    psi_status rc = check_output(out_path, err, n);
+    if (rc || (rc = check_not_input(out_path, in_path, err, n)) || (rc = gguf_open(in_path, &g, err, n)))
+        return rc;
     const uint64_t nt = g->n_tensors;
     gguf_writer *w = gguf_writer_new();
     qtensor *qt = mem_calloc(nt ? nt : 1, sizeof *qt);

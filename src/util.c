@@ -275,6 +275,24 @@ int cpu_quota(void)
     return best;
 }
 
+psi_status check_output(const char *out, char *err, size_t n)
+{
+    struct stat st;
+    if (stat(out, &st) == 0 && S_ISDIR(st.st_mode)) {
+        err_setf(err, n, "%s: is a directory", out);
+        return PSI_ERR_IO;
+    }
+    const char *slash = strrchr(out, '/');
+    if (!slash || slash == out) return PSI_OK;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%.*s", (int)(slash - out), out);
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        err_setf(err, n, "%s: cannot create: %s is not a directory", out, dir);
+        return PSI_ERR_IO;
+    }
+    return PSI_OK;
+}
+
 psi_status check_not_input(const char *out, const char *in, char *err, size_t n)
 {
     struct stat so, si;

@@ -25,6 +25,10 @@ uint64_t mem_limit(void);
  * over cpu.cfs_period_us, rounded up); 0 without a quota. */
 int cpu_quota(void);
 
+/* PSI_ERR_IO with a message when a file cannot be written at out (a
+ * directory, or a folder that does not exist), checked before long work. */
+psi_status check_output(const char *out, char *err, size_t n);
+
 /* PSI_ERR_INVALID_ARG with a message when out names the same file as in
  * (through links too), which writing out would replace; PSI_OK otherwise,
  * also when either does not exist. For the writers of new files. */

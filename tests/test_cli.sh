@@ -89,6 +89,19 @@ echo "Once upon a time" >"$TMP/self-prompt.txt"
 expect_error "logits onto the prompt file" "names an input file" -- logits -m "$M" -f "$TMP/self-prompt.txt" -o "$TMP/self-prompt.txt"
 cmp -s "$M" "$TMP/self.gguf" && ok || bad "a refused command changed its input"
 grep -q "^Once upon a time$" "$TMP/self-prompt.txt" && ok || bad "logits changed its prompt file"
+# a pipe (or a device such as /dev/null) as OUT is written in place, not
+# replaced by a renamed file (which, run as root, replaced /dev/null itself)
+rm -f "$TMP/out.fifo"
+mkfifo "$TMP/out.fifo"
+timeout 60 cat "$TMP/out.fifo" >"$TMP/fifo.gguf" &
+reader=$!
+"$PSI" quantize "$M" "$TMP/out.fifo" f16 2>"$TMP/err" && ok || bad "quantize into a pipe: $(cat "$TMP/err")"
+wait $reader
+"$PSI" quantize "$M" "$TMP/regular.gguf" f16 2>/dev/null
+cmp -s "$TMP/fifo.gguf" "$TMP/regular.gguf" && ok || bad "the pipe got other bytes than the file"
+[ -p "$TMP/out.fifo" ] && ok || bad "the pipe was replaced"
+expect_error "quantize onto a directory" "is a directory" -- quantize "$M" "$TMP" f16
+expect_error "quantize into a missing folder" "/nonexistent/dir is not a directory" -- quantize "$M" /nonexistent/dir/x.gguf f16
 # an already quantized file is quantized again only with --allow-requantize
 Q40="$DATA/reference/llama2-tiny-Q4_0.gguf"
 expect_error "requantize" "already quantized (Q6_K).*--allow-requantize" -- quantize "$Q40" "$TMP/q8.gguf" q8_0
