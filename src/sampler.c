@@ -3,8 +3,8 @@
  * top-k → top-p → min-p → temperature → weighted draw, with a seeded
  * generator per sampler (same seed, same draws; no global state).
  * OpenAI's presence/frequency penalties act on the logits first, over the
- * tokens the caller accepted, then its logit bias. psi_logprobs is the model's log-softmax, for
- * APIs that report token probabilities.
+ * tokens the caller accepted, then its logit bias. psi_logprobs is the
+ * model's log-softmax, for APIs that report token probabilities.
  */
 #include <math.h>
 #include <stdbool.h>

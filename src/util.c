@@ -210,25 +210,29 @@ static uint64_t file_u64(const char *path)
 
 /* The files this process's cgroups give for a controller: v2's v2_file in
  * the unified hierarchy, v1's v1_file in the controller's own (its name one
- * of the comma-separated ones on the line). Returns how many (0..2). */
-static int cgroup_files(const char *ctrl, const char *v1_file, const char *v2_file, char out[2][2200])
+ * of the comma-separated ones on the line), each also at the hierarchy's
+ * root (a container without a cgroup namespace sees its own cgroup there
+ * and the host's path in /proc/self/cgroup). Returns how many (0..4). */
+static int cgroup_files(const char *ctrl, const char *v1_file, const char *v2_file, char out[4][2200])
 {
     FILE *f = fopen("/proc/self/cgroup", "r");
     char line[2048];
     int n = 0;
     size_t cl = strlen(ctrl);
-    while (f && n < 2 && fgets(line, sizeof line, f)) {
+    while (f && n <= 2 && fgets(line, sizeof line, f)) {
         line[strcspn(line, "\n")] = 0;
         char *a = strchr(line, ':'), *b = a ? strchr(a + 1, ':') : NULL;
         if (!b) continue;
         if (b == a + 1) { /* "0::/path": cgroup v2 */
             snprintf(out[n++], sizeof out[0], "/sys/fs/cgroup%s/%s", b + 1, v2_file);
+            snprintf(out[n++], sizeof out[0], "/sys/fs/cgroup/%s", v2_file);
             continue;
         }
         for (const char *c = a + 1; c < b;) {
             size_t k = strcspn(c, ",:");
             if (k == cl && !strncmp(c, ctrl, cl)) {
                 snprintf(out[n++], sizeof out[0], "/sys/fs/cgroup/%s%s/%s", ctrl, b + 1, v1_file);
+                snprintf(out[n++], sizeof out[0], "/sys/fs/cgroup/%s/%s", ctrl, v1_file);
                 break;
             }
             c += k + 1;
@@ -242,7 +246,7 @@ uint64_t mem_limit(void)
 {
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
     uint64_t lim = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
-    char path[2][2200];
+    char path[4][2200];
     int n = cgroup_files("memory", "memory.limit_in_bytes", "memory.max", path);
     for (int i = 0; i < n; i++) {
         uint64_t v = file_u64(path[i]);
@@ -253,7 +257,7 @@ uint64_t mem_limit(void)
 
 int cpu_quota(void)
 {
-    char path[2][2200];
+    char path[4][2200];
     int n = cgroup_files("cpu", "cpu.cfs_quota_us", "cpu.max", path), best = 0;
     for (int i = 0; i < n; i++) {
         long long quota = 0, period = 0;
