@@ -79,6 +79,14 @@ cp "$Q" "$TMP/q2k.gguf" && chmod u+w "$TMP/q2k.gguf"
 printf '\012' | dd of="$TMP/q2k.gguf" bs=1 seek=$((name_at + 19 + 4 + 16)) conv=notrunc 2>/dev/null
 expect_error "unsupported type refused" "Q2_K" -- run -m "$TMP/q2k.gguf" --tokens "1 2" -n 1 --accept-license
 expect_error "quantize unsupported type" "not supported" -- quantize "$M" "$TMP/q.gguf" q2_k
+# output that cannot be written is an error, not a success with the output cut
+if [ -c /dev/full ]; then
+    "$PSI" tokenize -m "$M" "hello world" >/dev/full 2>"$TMP/err"; st=$?
+    [ "$st" -eq 1 ] && grep -q "psi tokenize: cannot write the output: No space left on device" "$TMP/err" && ok ||
+        bad "tokenize into a full disk: exit $st, $(cat "$TMP/err")"
+    "$PSI" run -m "$M" -p "Once" -n 8 --temp 0 >/dev/full 2>"$TMP/err"; st=$?
+    [ "$st" -eq 1 ] && grep -q "psi run: cannot write the output" "$TMP/err" && ok || bad "run into a full disk: exit $st"
+fi
 # nothing writes over its own input: quantize, convert and logits refuse it
 cp "$M" "$TMP/self.gguf"
 ln -sf "$TMP/self.gguf" "$TMP/self-link.gguf"

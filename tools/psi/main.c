@@ -2,6 +2,7 @@
  * main.c — the psi command: dispatches to one sub-command per file
  * (cmd_*.c). The command-line contract is in DESIGN.md and docs/cli.md.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -34,6 +35,17 @@ static const struct {
     {"rm", cmd_rm, "remove a model from the cache"},
 };
 
+/* Output that could not be written (a full disk, an I/O error) makes the
+ * command fail, in one line, instead of exiting 0 with the output cut. */
+static int output_checked(const char *cmd, int rc)
+{
+    errno = 0;
+    if (fflush(stdout) == 0 && !ferror(stdout)) return rc;
+    int e = errno;
+    cli_fail(cmd, "cannot write the output%s%s", e ? ": " : "", e ? strerror(e) : "");
+    return rc ? rc : 1;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: psi COMMAND [OPTIONS]   (psi COMMAND --help for its options)\n\ncommands:\n");
@@ -56,7 +68,8 @@ int main(int argc, char **argv)
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+        if (!strcmp(argv[1], commands[i].name))
+            return output_checked(argv[1], commands[i].fn(argc - 1, argv + 1));
     fprintf(stderr, "psi: unknown command '%s' (try psi --help)\n", argv[1]);
     return 2;
 }
