@@ -313,6 +313,27 @@ expect("preflight on an unknown path", 404, "OPTIONS", "/v1/nope", headers=pre)
 rc, log = srv.stop()
 t.check(rc == 0, f"exit {rc}")
 
+# ---- --audit-log that cannot be written (a full disk: /dev/full): closed refuses completions, open serves on
+if os.path.exists("/dev/full"):
+    srv = Server("-c", "128", "-t", "2", "--audit-log", "/dev/full")
+    st, r = srv.post(C, chat())
+    t.check(st == 200, f"first request (its line is lost after the answer): {st} {r}")
+    hd = expect("audit log unwritable", 503, "POST", C, chat(), code="audit_log_unavailable")
+    t.check(hd is not None and hd.get("retry-after") == "5", f"Retry-After {hd}")
+    st, _, data = srv.request("GET", "/metrics")
+    lost = [ln for ln in data.decode().splitlines() if ln.startswith("psi_audit_errors_total ")]
+    t.check(st == 200 and lost and float(lost[0].split()[1]) >= 2, f"audit errors counted: {lost}")
+    t.check(srv.request("GET", "/health")[0] == 200, "/health still ok")
+    rc, log = srv.stop()
+    t.check(rc == 0 and log.count("a line could not be written (No space left on device)") == 1,
+            f"said once on stderr: {log[-600:]}")
+    srv = Server("-c", "128", "-t", "2", "--audit-log", "/dev/full", "--audit-fail", "open")
+    for i in range(2):
+        st, r = srv.post(C, chat())
+        t.check(st == 200, f"--audit-fail open, request {i}: {st} {r}")
+    rc, log = srv.stop()
+    t.check(rc == 0 and "serving on without it" in log, f"open: {log[-400:]}")
+
 # ---- /health is 503 while the model loads (a slow-to-read model path: a FIFO fed late)
 fifo = os.path.join(TMP, "model.fifo")
 if os.path.exists(fifo):

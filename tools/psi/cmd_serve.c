@@ -52,6 +52,8 @@ static const char *serve_help =
     "                        (content_filter); streamed answers are then held back until judged\n"
     "  --audit-log FILE      append one JSON line per completion request (time, key, model, tokens,\n"
     "                        guard verdict, status; no text unless --audit-content)\n"
+    "  --audit-fail open|closed  when a line cannot be written (disk full): serve on, or refuse\n"
+    "                        completions with 503 until lines go through again (default closed)\n"
     "  --cors ORIGINS        let web pages from these origins call the API from a browser: '*' or a\n"
     "                        comma-separated list like https://app.example,http://localhost:3000\n"
     "                        (default: none; API keys still apply)\n"
@@ -119,6 +121,10 @@ static int parse(srv_config *c, int argc, char **argv)
             if (strcmp(v, "open") && strcmp(v, "closed"))
                 return cli_fail(cmd, "--guard-fail: '%s' is not one of open, closed", v);
             c->guard_fail_open = !strcmp(v, "open");
+        } else if (!strcmp(a, "--audit-fail")) {
+            if (strcmp(v, "open") && strcmp(v, "closed"))
+                return cli_fail(cmd, "--audit-fail: '%s' is not one of open, closed", v);
+            c->audit_fail_open = !strcmp(v, "open");
         } else if (!strcmp(a, "--guard-categories")) {
             psi_guard_verdict cats; /* the list reads as a verdict's second line */
             size_t n = strlen(v) + 8;

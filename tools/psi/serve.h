@@ -59,6 +59,7 @@ typedef struct srv_config {
     uint32_t guard_mask;       /* --guard-categories (0: all) */
     const char *audit_path;    /* --audit-log: JSON lines, one per completion request */
     bool audit_content;        /* --audit-content: with the request and the answer text */
+    bool audit_fail_open;      /* --audit-fail open: serve on while the audit log cannot be written */
     bool no_prompt_cache;      /* --no-prompt-cache: every request prefills its whole prompt */
     const char *cors;          /* --cors: "*" or origins separated by commas; NULL: no CORS headers */
 } srv_config;
@@ -184,6 +185,8 @@ struct srv_front {
     pthread_mutex_t guard_lock;
     FILE *audit;            /* --audit-log, or NULL; written under audit_lock */
     pthread_mutex_t audit_lock;
+    bool audit_broken;     /* the last audit line could not be written (under audit_lock) */
+    uint64_t audit_errors; /* lines lost (under audit_lock) */
     struct MHD_Daemon *daemon;
     pthread_mutex_t lock;   /* ready and the HTTP counters */
     bool ready;             /* every model loaded */
@@ -239,8 +242,13 @@ char *api_models_json(srv_front *f, const srv_key *key, const srv *one);
 /* --guard-output: judge the finished answer (under no lock; r is done);
  * an unsafe one is withheld (r->blocked, finish_reason content_filter). */
 void api_guard_output(srv *s, srv_request *r);
-/* One audit-log line for a finished completion request (no-op without --audit-log). */
+/* One audit-log line for a finished completion request (no-op without
+ * --audit-log). A line that cannot be written is counted and said on
+ * stderr (once, and again when lines go through again). */
 void api_audit(srv_front *f, const srv_request *r, int status);
+/* True while completions must be refused: --audit-fail closed and the last
+ * audit line could not be written. */
+bool api_audit_blocked(srv_front *f);
 char *api_metrics_text(srv_front *f);
 
 /* serve_http.c */

@@ -7,6 +7,7 @@
  * Shapes follow OpenAI's API reference (chat.completion,
  * chat.completion.chunk, text_completion, error objects).
  */
+#include <errno.h>
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
@@ -844,12 +845,33 @@ void api_audit(srv_front *f, const srv_request *r, int status)
     }
     char *line = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
-    if (!line) return;
     pthread_mutex_lock(&f->audit_lock);
-    fprintf(f->audit, "%s\n", line);
-    fflush(f->audit);
+    errno = 0;
+    bool ok = line && fprintf(f->audit, "%s\n", line) >= 0 && fflush(f->audit) == 0 && !ferror(f->audit);
+    int e = line ? errno : ENOMEM;
+    if (!ok) {
+        f->audit_errors++;
+        clearerr(f->audit);
+        if (!f->audit_broken)
+            fprintf(stderr, "psi serve: --audit-log %s: a line could not be written (%s); %s\n",
+                    f->cfg.audit_path, e ? strerror(e) : "write error",
+                    f->cfg.audit_fail_open ? "serving on without it (--audit-fail open)"
+                                           : "completions are refused (503) until lines go through again");
+    } else if (f->audit_broken) {
+        fprintf(stderr, "psi serve: --audit-log %s: lines go through again\n", f->cfg.audit_path);
+    }
+    f->audit_broken = !ok;
     pthread_mutex_unlock(&f->audit_lock);
     free(line);
+}
+
+bool api_audit_blocked(srv_front *f)
+{
+    if (!f->audit || f->cfg.audit_fail_open) return false;
+    pthread_mutex_lock(&f->audit_lock);
+    bool b = f->audit_broken;
+    pthread_mutex_unlock(&f->audit_lock);
+    return b;
 }
 
 /* Sums over the models: the figures say nothing of which models exist. */
@@ -878,6 +900,9 @@ char *api_metrics_text(srv_front *f)
     pthread_mutex_lock(&f->lock);
     double http_requests = (double)f->http_requests, errors = (double)f->errors;
     pthread_mutex_unlock(&f->lock);
+    pthread_mutex_lock(&f->audit_lock);
+    double audit_errors = (double)f->audit_errors;
+    pthread_mutex_unlock(&f->audit_lock);
     struct {
         const char *name, *type, *help;
         double v;
@@ -887,14 +912,18 @@ char *api_metrics_text(srv_front *f)
         {"psi_request_errors_total", "counter", "requests answered with an error status", errors},
         {"psi_requests_rejected_busy_total", "counter", "requests refused because the queue was full",
          (double)m.rejected_busy},
-        {"psi_prompt_tokens_total", "counter", "prompt tokens evaluated (tokens in)", (double)m.prompt_tokens},
-        {"psi_prompt_tokens_cached_total", "counter", "prompt tokens found in a slot's prompt cache (not evaluated)",
-         (double)m.prompt_cached},
+        {"psi_prompt_tokens_total", "counter", "prompt tokens evaluated (tokens in)",
+         (double)m.prompt_tokens},
+        {"psi_prompt_tokens_cached_total", "counter",
+         "prompt tokens found in a slot's prompt cache (not evaluated)", (double)m.prompt_cached},
         {"psi_generation_tokens_total", "counter", "tokens generated (tokens out)", (double)m.gen_tokens},
         {"psi_engine_steps_total", "counter", "batched forward passes", (double)m.steps},
         {"psi_guard_safe_total", "counter", "user turns the guard judged safe", (double)m.guard_safe},
-        {"psi_guard_unsafe_total", "counter", "user turns the guard judged unsafe (blocked)", (double)m.guard_unsafe},
-        {"psi_guard_errors_total", "counter", "guard failures and unparseable verdicts", (double)m.guard_errors},
+        {"psi_guard_unsafe_total", "counter", "user turns the guard judged unsafe (blocked)",
+         (double)m.guard_unsafe},
+        {"psi_guard_errors_total", "counter", "guard failures and unparseable verdicts",
+         (double)m.guard_errors},
+        {"psi_audit_errors_total", "counter", "audit-log lines that could not be written", audit_errors},
         {"psi_guard_output_safe_total", "counter", "answers the guard judged safe (--guard-output)",
          (double)m.guard_out_safe},
         {"psi_guard_output_unsafe_total", "counter", "answers the guard judged unsafe (withheld)",

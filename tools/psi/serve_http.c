@@ -339,6 +339,7 @@ static void stream_free(void *cls)
 static enum MHD_Result completion(srv_front *f, struct MHD_Connection *c, conn *cn)
 {
     if (!front_ready(f)) return fail_loading(f, c);
+    const bool audit_blocked = api_audit_blocked(f);
     srv_request *r = calloc(1, sizeof *r);
     if (!r) return fail(f, c, 500, "server_error", NULL, "out of memory", NULL);
     r->refs = 1;
@@ -349,6 +350,13 @@ static enum MHD_Result completion(srv_front *f, struct MHD_Connection *c, conn *
     const char *body = cn->body ? cn->body : "";
     srv *s = api_route(f, cn->key, body, cn->len, r->model, sizeof r->model, &e);
     if (s) snprintf(r->model, sizeof r->model, "%s", s->model_id);
+    if (s && audit_blocked) { /* --audit-fail closed: this line is the probe that may clear it */
+        api_errorf(&e, 503, "server_error", NULL, "audit_log_unavailable",
+                   "the audit log cannot be written, so no completion is served; retry later");
+        api_audit(f, r, 503);
+        srv_request_free(r);
+        return respond_error(f, c, &e, "5");
+    }
     if (!s || !api_parse(s, body, cn->len, r->chat, r, &e)) {
         api_audit(f, r, e.status);
         srv_request_free(r);
