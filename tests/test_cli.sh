@@ -110,6 +110,9 @@ cmp -s "$TMP/fifo.gguf" "$TMP/regular.gguf" && ok || bad "the pipe got other byt
 [ -p "$TMP/out.fifo" ] && ok || bad "the pipe was replaced"
 expect_error "quantize onto a directory" "is a directory" -- quantize "$M" "$TMP" f16
 expect_error "quantize into a missing folder" "/nonexistent/dir is not a directory" -- quantize "$M" /nonexistent/dir/x.gguf f16
+# interrupted while writing OUT.tmp: the temporary file goes with the process
+python3 "$(dirname "$0")/interrupt_write.py" "$PSI" "$DATA/reference/llama2-tiny-F32.gguf" "$TMP/intr.gguf" f16 && ok ||
+    bad "an interrupted quantize left its temporary file"
 # an already quantized file is quantized again only with --allow-requantize
 Q40="$DATA/reference/llama2-tiny-Q4_0.gguf"
 expect_error "requantize" "already quantized (Q6_K).*--allow-requantize" -- quantize "$Q40" "$TMP/q8.gguf" q8_0

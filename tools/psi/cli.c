@@ -3,12 +3,14 @@
 
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 int cli_fail(const char *cmd, const char *fmt, ...)
 {
@@ -218,4 +220,31 @@ bool cli_same_file(const char *a, const char *b)
 {
     struct stat sa, sb;
     return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+static char cleanup_path[4][4096];
+static volatile sig_atomic_t n_cleanup;
+
+static void cleanup_and_die(int sig)
+{
+    for (sig_atomic_t i = 0; i < n_cleanup; i++)
+        unlink(cleanup_path[i]); /* async-signal-safe */
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+void cli_remove_on_signal(const char *path)
+{
+    struct stat st;
+    if (n_cleanup == 4 || strlen(path) >= sizeof cleanup_path[0] || lstat(path, &st) == 0) return;
+    memcpy(cleanup_path[n_cleanup], path, strlen(path) + 1);
+    if (n_cleanup++ == 0) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = cleanup_and_die;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGHUP, &sa, NULL);
+    }
 }

@@ -32,6 +32,10 @@ json_t *cli_json_text(const char *t, size_t n);
 bool cli_parse_ids(const char *cmd, const char *s, int32_t **ids, int32_t *n);
 /* Read a whole file into a malloc'd NUL-terminated buffer. */
 char *cli_read_file(const char *cmd, const char *path, size_t *len);
+/* Remove path if SIGINT, SIGTERM or SIGHUP ends the command (the temporary
+ * file of a long write: OUT.tmp), then die of that signal. A path that
+ * exists when registered is not ours and is left alone. Up to 4 paths. */
+void cli_remove_on_signal(const char *path);
 /* True when a and b both exist and are the same file (through links). */
 bool cli_same_file(const char *a, const char *b);
 /* "f32" | "f16" | "q8_0" → type; false with an error otherwise. */

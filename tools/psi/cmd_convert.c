@@ -37,8 +37,14 @@ int cmd_convert(int argc, char **argv)
     }
     if (!from) return cli_fail("convert", "--from is required (supported: llama2c, hf)");
     if (!out) return cli_fail("convert", "-o OUT.gguf is required");
-    char err[512];
+    char err[512], tmp[4200];
     psi_status rc;
+    static const char *const temps[] = {".tmp", ".f32.tmp",
+                                        ".f32.tmp.tmp"}; /* the writer's; hf's F32 stage */
+    for (int i = 0; i < 3; i++) {
+        snprintf(tmp, sizeof tmp, "%s%s", out, temps[i]);
+        cli_remove_on_signal(tmp);
+    }
     if (!strcmp(from, "hf")) {
         psi_convert_hf_params p = psi_convert_hf_default_params();
         if (n_pos != 1) return cli_fail("convert", "need one checkpoint directory");

@@ -48,7 +48,9 @@ int cmd_quantize(int argc, char **argv)
     cli_progress prog = {"quantize", isatty(STDERR_FILENO) == 1, 0};
     params.progress = cli_show_progress;
     params.progress_user = &prog;
-    char err[512];
+    char err[512], tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", pos[1]); /* the writer's temporary file */
+    cli_remove_on_signal(tmp);
     if (psi_quantize(pos[0], pos[1], &params, err, sizeof err) != PSI_OK) {
         if (prog.tty) fputc('\n', stderr);
         return cli_fail("quantize", "%s", err);
