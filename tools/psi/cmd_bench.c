@@ -264,10 +264,10 @@ int cmd_bench(int argc, char **argv)
             long rss = peak_rss_bytes();
             const char *fname = strrchr(b.models[mi], '/') ? strrchr(b.models[mi], '/') + 1 : b.models[mi];
             if (!b.json) {
-                char tname[48], bw[32];
+                char tname[48], bw[32] = "";
                 int tl = snprintf(tname, sizeof tname, np ? "pp%ld" : "tg%ld", n_tok);
                 if (b.depth) snprintf(tname + tl, sizeof tname - (size_t)tl, " @ d%ld", b.depth);
-                snprintf(bw, sizeof bw, ng ? "%.1f" : "", gbs);
+                if (ng) snprintf(bw, sizeof bw, "%.1f", gbs);
                 printf("| %s | %.2f GiB | %.2f B | %ld | %s | %.2f ± %.2f | %s | %.2f GiB |\n", fname,
                        (double)size / (1u << 30), (double)params / 1e9, b.threads, tname, avg_ts, sd_ts, bw,
                        (double)rss / (1u << 30));
