@@ -80,12 +80,27 @@ void psi_gguf_free(psi_gguf *g)
     mem_free(g);
 }
 
-void psi_gguf_print(const psi_gguf *g, FILE *f, int max_array) { gguf_print(g->g, f, max_array); }
+void psi_gguf_print(const psi_gguf *g, FILE *f, int max_array)
+{
+    if (g && f) gguf_print(g->g, f, max_array);
+}
 
-int32_t psi_token_bos(const psi_model *m) { return vocab_bos(m->vocab); }
-int32_t psi_token_eos(const psi_model *m) { return vocab_eos(m->vocab); }
-bool psi_model_add_bos(const psi_model *m) { return vocab_add_bos(m->vocab); }
-bool psi_token_is_eog(const psi_model *m, int32_t token) { return vocab_is_eog(m->vocab, token); }
+int32_t psi_token_bos(const psi_model *m)
+{
+    return m ? vocab_bos(m->vocab) : -1;
+}
+int32_t psi_token_eos(const psi_model *m)
+{
+    return m ? vocab_eos(m->vocab) : -1;
+}
+bool psi_model_add_bos(const psi_model *m)
+{
+    return m && vocab_add_bos(m->vocab);
+}
+bool psi_token_is_eog(const psi_model *m, int32_t token)
+{
+    return m && vocab_is_eog(m->vocab, token);
+}
 
 psi_status psi_tokenize(const psi_model *m, const char *text, size_t len, bool add_bos, bool parse_special,
                         int32_t *tokens, int32_t max_tokens, int32_t *n_tokens)

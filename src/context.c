@@ -81,10 +81,22 @@ void psi_model_free(psi_model *m)
 }
 
 const char *psi_model_errmsg(const psi_model *m) { return m ? m->errmsg : "no model"; }
-int32_t psi_model_n_vocab(const psi_model *m) { return m->hp.n_vocab; }
-int32_t psi_model_n_ctx_train(const psi_model *m) { return m->hp.n_ctx_train; }
-int32_t psi_model_n_embd(const psi_model *m) { return m->hp.n_embd; }
-int32_t psi_model_n_layer(const psi_model *m) { return m->hp.n_layer; }
+int32_t psi_model_n_vocab(const psi_model *m)
+{
+    return m ? m->hp.n_vocab : 0;
+}
+int32_t psi_model_n_ctx_train(const psi_model *m)
+{
+    return m ? m->hp.n_ctx_train : 0;
+}
+int32_t psi_model_n_embd(const psi_model *m)
+{
+    return m ? m->hp.n_embd : 0;
+}
+int32_t psi_model_n_layer(const psi_model *m)
+{
+    return m ? m->hp.n_layer : 0;
+}
 const char *psi_model_desc(const psi_model *m) { return m->desc; }
 
 bool psi_model_meta_int(const psi_model *m, const char *key, int64_t *out)
@@ -254,17 +266,27 @@ void psi_context_free(psi_context *ctx)
 }
 
 const char *psi_context_errmsg(const psi_context *ctx) { return ctx ? ctx->errmsg : "no context"; }
-int32_t psi_context_n_ctx(const psi_context *ctx) { return ctx->n_ctx; }
-int32_t psi_context_n_past(const psi_context *ctx) { return ctx->seq_n_past[0]; }
-int32_t psi_context_n_seq(const psi_context *ctx) { return ctx->n_seq; }
+int32_t psi_context_n_ctx(const psi_context *ctx)
+{
+    return ctx ? ctx->n_ctx : 0;
+}
+int32_t psi_context_n_past(const psi_context *ctx)
+{
+    return ctx ? ctx->seq_n_past[0] : 0;
+}
+int32_t psi_context_n_seq(const psi_context *ctx)
+{
+    return ctx ? ctx->n_seq : 0;
+}
 
 int32_t psi_context_seq_n_past(const psi_context *ctx, int32_t seq)
 {
-    return seq >= 0 && seq < ctx->n_seq ? ctx->seq_n_past[seq] : -1;
+    return ctx && seq >= 0 && seq < ctx->n_seq ? ctx->seq_n_past[seq] : -1;
 }
 
 psi_status psi_context_seq_truncate(psi_context *ctx, int32_t seq, int32_t n_past)
 {
+    if (!ctx) return PSI_ERR_INVALID_ARG;
     if (seq < 0 || seq >= ctx->n_seq) {
         err_setf(ctx->errmsg, sizeof ctx->errmsg, "sequence %d does not exist (the context has %d)", seq,
                  ctx->n_seq);
@@ -356,6 +378,7 @@ static psi_status run_batch(psi_context *ctx, int32_t n, int32_t n_rows)
 
 psi_status psi_context_decode(psi_context *ctx, const int32_t *tokens, int32_t n_tokens, bool all_logits)
 {
+    if (!ctx) return PSI_ERR_INVALID_ARG;
     ctx->n_batch = 0;
     if (!tokens || n_tokens <= 0) {
         err_setf(ctx->errmsg, sizeof ctx->errmsg, "decode: empty batch");
@@ -375,6 +398,7 @@ psi_status psi_context_decode(psi_context *ctx, const int32_t *tokens, int32_t n
 
 psi_status psi_context_decode_batch(psi_context *ctx, const psi_batch_token *batch, int32_t n)
 {
+    if (!ctx) return PSI_ERR_INVALID_ARG;
     ctx->n_batch = 0;
     if (!batch || n <= 0) {
         err_setf(ctx->errmsg, sizeof ctx->errmsg, "decode: empty batch");
@@ -400,7 +424,7 @@ psi_status psi_context_decode_batch(psi_context *ctx, const psi_batch_token *bat
 
 const float *psi_context_logits(const psi_context *ctx, int32_t i)
 {
-    if (ctx->n_batch == 0) return NULL;
+    if (!ctx || ctx->n_batch == 0) return NULL;
     if (i < 0) i = ctx->n_batch - 1;
     if (i >= ctx->n_batch || ctx->b_row[i] < 0) return NULL;
     return ctx->logits + (size_t)ctx->b_row[i] * (size_t)ctx->model->hp.n_vocab;

@@ -29,6 +29,21 @@ static void test_basics(void)
     psi_context_free(NULL);
     psi_sampler_free(NULL);
     psi_gguf_free(NULL);
+    /* NULL handles: an error or an empty answer, never a crash (13 of these
+     * dereferenced the handle until session 18) */
+    CHECK(psi_model_n_vocab(NULL) == 0 && psi_model_n_ctx_train(NULL) == 0 && psi_model_n_embd(NULL) == 0 &&
+          psi_model_n_layer(NULL) == 0 && !psi_model_add_bos(NULL) && !psi_token_is_eog(NULL, 2) &&
+          psi_token_bos(NULL) == -1 && psi_token_eos(NULL) == -1);
+    CHECK(psi_context_n_ctx(NULL) == 0 && psi_context_n_past(NULL) == 0 && psi_context_n_seq(NULL) == 0 &&
+          psi_context_seq_n_past(NULL, 0) == -1);
+    int32_t one = 1;
+    psi_batch_token bt = {1, 0, true};
+    CHECK(psi_context_truncate(NULL, 0) == PSI_ERR_INVALID_ARG &&
+          psi_context_seq_truncate(NULL, 0, 0) == PSI_ERR_INVALID_ARG);
+    CHECK(psi_context_decode(NULL, &one, 1, false) == PSI_ERR_INVALID_ARG &&
+          psi_context_decode_batch(NULL, &bt, 1) == PSI_ERR_INVALID_ARG);
+    CHECK(psi_context_logits(NULL, 0) == NULL && psi_context_batch_logits(NULL, 0) == NULL);
+    psi_gguf_print(NULL, stdout, 3);
     char err[512] = "";
     psi_model *m = (psi_model *)1;
     CHECK(psi_model_load("/nonexistent/model.gguf", NULL, &m, err, sizeof err) == PSI_ERR_IO);
