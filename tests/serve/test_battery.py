@@ -334,6 +334,32 @@ if os.path.exists("/dev/full"):
     rc, log = srv.stop()
     t.check(rc == 0 and "serving on without it" in log, f"open: {log[-400:]}")
 
+# ---- SIGHUP opens the audit log again by name (after logrotate moved it away)
+alog = os.path.join(TMP, "audit-rotate.jsonl")
+for p in (alog, alog + ".1"):
+    if os.path.exists(p):
+        os.unlink(p)
+srv = Server("-c", "128", "-t", "2", "--audit-log", alog)
+t.check(srv.post(C, chat())[0] == 200, "before the rotation")
+os.rename(alog, alog + ".1")
+srv.proc.send_signal(signal.SIGHUP)
+for _ in range(200):
+    if "opened again" in "".join(srv.log):
+        break
+    time.sleep(0.05)
+t.check(srv.post(C, chat())[0] == 200, "after the rotation")
+rc, log = srv.stop()
+
+
+def audit_lines(path):
+    with open(path) as f:
+        return [json.loads(x) for x in f.read().splitlines()]
+
+
+t.check(rc == 0 and "SIGHUP: audit log" in log, f"SIGHUP said: {rc} {log[-300:]}")
+t.check(os.path.exists(alog) and len(audit_lines(alog)) == 1 and len(audit_lines(alog + ".1")) == 1,
+        "one line in the rotated file, one in the new")
+
 # ---- /health is 503 while the model loads (a slow-to-read model path: a FIFO fed late)
 fifo = os.path.join(TMP, "model.fifo")
 if os.path.exists(fifo):

@@ -2,7 +2,8 @@
  * cmd_serve.c — `psi serve`: options, start-up and shutdown of the
  * OpenAI-compatible server (serve.h describes its parts, docs/server.md
  * its API). The HTTP side starts first so /health can say 503 while the
- * models load; SIGINT/SIGTERM cancel what is in flight and free everything.
+ * models load; SIGINT/SIGTERM cancel what is in flight and free everything;
+ * SIGHUP opens the audit log again (log rotation).
  * Also `psi keyhash`, the hash --config stores for an API key.
  */
 #include <ctype.h>
@@ -159,6 +160,33 @@ static int parse(srv_config *c, int argc, char **argv)
     return 0;
 }
 
+/* The audit log, appended and readable by the owner only; NULL (said) on failure. */
+static FILE *open_audit(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    FILE *a = fd >= 0 ? fdopen(fd, "a") : NULL;
+    if (!a) {
+        cli_fail("serve", "--audit-log: %s: %s", path, strerror(errno));
+        if (fd >= 0) close(fd);
+    }
+    return a;
+}
+
+/* SIGHUP: the audit log is opened again by name (after logrotate moved it);
+ * lines go on to the old file when the new one cannot be opened. */
+static void reopen_audit(srv_front *f)
+{
+    if (!f->audit) return;
+    FILE *a = open_audit(f->cfg.audit_path);
+    if (!a) return;
+    pthread_mutex_lock(&f->audit_lock);
+    FILE *old = f->audit;
+    f->audit = a;
+    pthread_mutex_unlock(&f->audit_lock);
+    fclose(old);
+    fprintf(stderr, "psi serve: SIGHUP: audit log %s opened again\n", f->cfg.audit_path);
+}
+
 static int load(srv *s)
 {
     char err[512];
@@ -243,15 +271,10 @@ int cmd_serve(int argc, char **argv)
         free(f.keys);
         return 1;
     }
-    if (f.cfg.audit_path) { /* appended, readable by the owner only */
-        int fd = open(f.cfg.audit_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-        if (fd < 0 || !(f.audit = fdopen(fd, "a"))) {
-            if (fd >= 0) close(fd);
-            cli_fail("serve", "--audit-log: %s: %s", f.cfg.audit_path, strerror(errno));
-            srv_models_free(&f);
-            free(f.keys);
-            return 1;
-        }
+    if (f.cfg.audit_path && !(f.audit = open_audit(f.cfg.audit_path))) {
+        srv_models_free(&f);
+        free(f.keys);
+        return 1;
     }
 
     /* Signals are taken by sigwait below, never by a handler: every thread
@@ -260,6 +283,7 @@ int cmd_serve(int argc, char **argv)
     sigemptyset(&stop_sigs);
     sigaddset(&stop_sigs, SIGINT);
     sigaddset(&stop_sigs, SIGTERM);
+    sigaddset(&stop_sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &stop_sigs, &old);
     signal(SIGPIPE, SIG_IGN);
     pthread_mutex_init(&f.lock, NULL);
@@ -283,7 +307,8 @@ int cmd_serve(int argc, char **argv)
     pthread_mutex_unlock(&f.lock);
     fprintf(stderr, "psi serve: ready\n");
     int sig = 0;
-    sigwait(&stop_sigs, &sig);
+    while (sigwait(&stop_sigs, &sig) == 0 && sig == SIGHUP)
+        reopen_audit(&f);
     fprintf(stderr, "psi serve: %s: shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     rc = 0;
 done:

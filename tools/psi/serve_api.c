@@ -819,7 +819,7 @@ static json_t *codes_json(uint32_t cats)
 
 void api_audit(srv_front *f, const srv_request *r, int status)
 {
-    if (!f->audit) return;
+    if (!f->cfg.audit_path) return; /* f->audit itself changes under audit_lock (SIGHUP) */
     char when[32];
     time_t now = time(NULL);
     struct tm tm;
@@ -867,7 +867,7 @@ void api_audit(srv_front *f, const srv_request *r, int status)
 
 bool api_audit_blocked(srv_front *f)
 {
-    if (!f->audit || f->cfg.audit_fail_open) return false;
+    if (!f->cfg.audit_path || f->cfg.audit_fail_open) return false;
     pthread_mutex_lock(&f->audit_lock);
     bool b = f->audit_broken;
     pthread_mutex_unlock(&f->audit_lock);
