@@ -15,6 +15,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <time.h>
 
@@ -123,6 +124,12 @@ psi_status pool_new(int n_threads, threadpool **out)
         pool_free(p);
         return PSI_ERR_NO_MEMORY;
     }
+    /* Workers start with every signal blocked: process signals go to the
+     * application's own threads (psi serve's sigwait, a CLI's handler),
+     * never to a library thread that would take the default action. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     for (int i = 1; i < n_threads; i++) {
         worker_arg *wa = mem_alloc(sizeof *wa);
         if (wa) {
@@ -131,11 +138,13 @@ psi_status pool_new(int n_threads, threadpool **out)
         }
         if (!wa || pthread_create(&p->threads[i], NULL, worker_main, wa) != 0) {
             mem_free(wa);
+            pthread_sigmask(SIG_SETMASK, &old, NULL);
             p->n = i; /* join the ones that started */
             pool_free(p);
             return PSI_ERR_NO_MEMORY;
         }
     }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     *out = p;
     return PSI_OK;
 }

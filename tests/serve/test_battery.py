@@ -378,5 +378,13 @@ except BrokenPipeError:
 rc = srv.proc.wait(60)
 log = srv.stop()[1]
 t.check(rc == 1 and "not a regular file" in log, f"a FIFO as the model: exit {rc} {log[-500:]}")
+# SIGINT while the model loads (nobody ever writes to the FIFO: the load never ends) stops the server at
+# once; it waited for the load until session 18
+srv = Server("-c", "128", "-t", "2", model=fifo, wait_ready=False)
+t.check(srv.request("GET", "/health")[0] == 503, "loading")
+t0 = time.time()
+rc, log = srv.stop(sig=signal.SIGINT, timeout=20)
+t.check(rc == 0 and "stopped while loading" in log and time.time() - t0 < 15,
+        f"SIGINT while loading: exit {rc} after {time.time() - t0:.1f} s {log[-300:]}")
 os.unlink(fifo)
 t.finish("test_battery")

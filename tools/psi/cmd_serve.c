@@ -160,6 +160,40 @@ static int parse(srv_config *c, int argc, char **argv)
     return 0;
 }
 
+/* SIGINT/SIGTERM while the models load: nothing is in flight, the loads
+ * cannot be cut short, so the process ends at once. */
+static void stop_loading(int sig)
+{
+    static const char msg[] = "psi serve: stopped while loading\n";
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)w;
+    (void)sig;
+    _exit(0); /* a stop asked for, as after loading */
+}
+
+/* on: the main thread takes SIGINT/SIGTERM in stop_loading (the others keep
+ * them blocked); off: blocked again, for sigwait. */
+static void loading(bool on)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on ? stop_loading : SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    if (on) {
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+    }
+    sigset_t two;
+    sigemptyset(&two);
+    sigaddset(&two, SIGINT);
+    sigaddset(&two, SIGTERM);
+    pthread_sigmask(on ? SIG_UNBLOCK : SIG_BLOCK, &two, NULL);
+    if (!on) {
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+    }
+}
+
 /* The audit log, appended and readable by the owner only; NULL (said) on failure. */
 static FILE *open_audit(const char *path)
 {
@@ -278,7 +312,9 @@ int cmd_serve(int argc, char **argv)
     }
 
     /* Signals are taken by sigwait below, never by a handler: every thread
-     * started from here on inherits the blocked mask. */
+     * started from here on inherits the blocked mask. While the models load
+     * (which can take minutes) the main thread alone takes them, in
+     * stop_loading: nothing is in flight then. */
     sigset_t stop_sigs, old;
     sigemptyset(&stop_sigs);
     sigaddset(&stop_sigs, SIGINT);
@@ -299,9 +335,15 @@ int cmd_serve(int argc, char **argv)
 
     for (int i = 0; i < f.n_models; i++)
         if (engine_init(f.models[i])) goto done;
-    if (http_start(&f) || load_guard(&f)) goto done;
-    for (int i = 0; i < f.n_models; i++)
-        if (load(f.models[i]) || engine_start(f.models[i])) goto done;
+    if (http_start(&f)) goto done;
+    loading(true);
+    if (load_guard(&f)) goto done_loading;
+    for (int i = 0; i < f.n_models; i++) {
+        int bad = load(f.models[i]);
+        loading(false); /* the engine's thread inherits the blocked mask */
+        if (bad || engine_start(f.models[i])) goto done;
+        if (i + 1 < f.n_models) loading(true);
+    }
     pthread_mutex_lock(&f.lock);
     f.ready = true;
     pthread_mutex_unlock(&f.lock);
@@ -311,6 +353,9 @@ int cmd_serve(int argc, char **argv)
         reopen_audit(&f);
     fprintf(stderr, "psi serve: %s: shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     rc = 0;
+    goto done;
+done_loading:
+    loading(false);
 done:
     for (int i = 0; i < f.n_models; i++) engine_stop(f.models[i]); /* cancels every request: their connections end */
     http_stop(&f);
