@@ -122,6 +122,31 @@ static void test_licences(void)
     free(err);
     CHECK(RUN(llama4, NULL) == 0);
     free(err);
+    /* a service without a writable store (read-only file system, no HOME):
+     * --accept-license holds for the run, said on stderr; without it, one
+     * line that names the way out */
+    const char *old_xdg = getenv("XDG_CONFIG_HOME");
+    char *saved = old_xdg ? strdup(old_xdg) : NULL;
+    setenv("XDG_CONFIG_HOME", "/proc/version/not-a-dir", 1);
+    CHECKF(RUN(llama4, "--accept-license", NULL) == 0 && strstr(err, "accepted for this run only"), "%s",
+           err);
+    free(err);
+    CHECK(RUN(llama4, NULL) == 1 && strstr(err, "which you have not accepted"));
+    free(err);
+    const char *old_home = getenv("HOME");
+    char *saved_home = old_home ? strdup(old_home) : NULL;
+    unsetenv("XDG_CONFIG_HOME");
+    unsetenv("HOME");
+    CHECKF(RUN(llama4, "--accept-license", NULL) == 0 && strstr(err, "no XDG_CONFIG_HOME or HOME"), "%s",
+           err);
+    free(err);
+    CHECK(RUN(llama4, NULL) == 1 && strstr(err, "or add --accept-license") &&
+          !strchr(strchr(err, '\n') + 1, '\n'));
+    free(err);
+    if (saved_home) setenv("HOME", saved_home, 1);
+    if (saved) setenv("XDG_CONFIG_HOME", saved, 1);
+    free(saved_home);
+    free(saved);
 
     /* a licence id and a file name that are not UTF-8 (GGUF strings and
      * paths may be any bytes): shown with U+FFFD, and the acceptance is

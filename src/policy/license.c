@@ -105,11 +105,17 @@ static psi_status store_load(const char *store, json_t **root, char *err, size_t
 {
     json_error_t je;
     struct stat st;
-    if (stat(store, &st) && errno == ENOENT) {
+    if (stat(store, &st) && (errno == ENOENT || errno == ENOTDIR)) { /* no store: nothing accepted yet */
         *root = json_pack("{s:i,s:[]}", "version", 1, "accepted");
         return *root ? PSI_OK : PSI_ERR_NO_MEMORY;
     }
-    *root = json_load_file(store, 0, &je);
+    FILE *f = fopen(store, "r");
+    if (!f) {
+        err_setf(err, err_size, "%s: cannot read the licence acceptance file: %s", store, strerror(errno));
+        return PSI_ERR_IO;
+    }
+    *root = json_loadf(f, 0, &je);
+    fclose(f);
     if (!*root) {
         err_setf(err, err_size, "%s: the licence acceptance file is corrupt (line %d: %s); fix or remove it",
                  store, je.line, je.text);

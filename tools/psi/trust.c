@@ -49,12 +49,19 @@ static int check_license(const char *cmd, const char *path, const trust_opts *t,
                     li.id[0] ? "an unknown" : "no", li.id[0] ? " " : "", li.id);
         return 0;
     }
-    if (psi_license_store_path(store, sizeof store) != PSI_OK)
-        return cli_fail(cmd, "cannot place the licence store: set XDG_CONFIG_HOME or HOME");
-    if (t->accept_license) {
-        if (psi_license_accept(store, path, &li, err, sizeof err) != PSI_OK) return cli_fail(cmd, "%s", err);
+    bool placed = psi_license_store_path(store, sizeof store) == PSI_OK;
+    if (t->accept_license) { /* accepted; recording it is a convenience (a read-only or HOME-less service) */
+        if (!placed) snprintf(err, sizeof err, "no XDG_CONFIG_HOME or HOME to keep it in");
+        if (!placed || psi_license_accept(store, path, &li, err, sizeof err) != PSI_OK)
+            fprintf(stderr, "psi %s: note: licence '%s' accepted for this run only (not recorded: %s)\n", cmd,
+                    li.id, err);
         return 0;
     }
+    if (!placed)
+        return cli_fail(cmd,
+                        "%s needs its licence accepted, and there is no licence store to look in (set "
+                        "XDG_CONFIG_HOME or HOME, or add --accept-license)",
+                        path);
     bool yes = false;
     if (psi_license_is_accepted(store, path, &li, &yes, err, sizeof err) != PSI_OK) return cli_fail(cmd, "%s", err);
     if (yes) return 0;
