@@ -79,6 +79,9 @@ cp "$Q" "$TMP/q2k.gguf" && chmod u+w "$TMP/q2k.gguf"
 printf '\012' | dd of="$TMP/q2k.gguf" bs=1 seek=$((name_at + 19 + 4 + 16)) conv=notrunc 2>/dev/null
 expect_error "unsupported type refused" "Q2_K" -- run -m "$TMP/q2k.gguf" --tokens "1 2" -n 1 --accept-license
 expect_error "quantize unsupported type" "not supported" -- quantize "$M" "$TMP/q.gguf" q2_k
+# -f - reads the prompt from standard input
+out=$(printf 'Once upon a time' | "$PSI" tokenize -m "$M" -f - 2>&1)
+[ "$out" = "$("$PSI" tokenize -m "$M" "Once upon a time")" ] && ok || bad "tokenize -f - gave '$out'"
 # output that cannot be written is an error, not a success with the output cut
 if [ -c /dev/full ]; then
     "$PSI" tokenize -m "$M" "hello world" >/dev/full 2>"$TMP/err"; st=$?

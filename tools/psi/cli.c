@@ -121,7 +121,8 @@ bool cli_parse_ids(const char *cmd, const char *s, int32_t **ids, int32_t *n)
 
 char *cli_read_file(const char *cmd, const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
+    const bool in = !strcmp(path, "-");
+    FILE *f = in ? stdin : fopen(path, "rb");
     if (!f) {
         cli_fail(cmd, "%s: %s", path, strerror(errno));
         return NULL;
@@ -144,10 +145,10 @@ char *cli_read_file(const char *cmd, const char *path, size_t *len)
         }
     }
     bool bad = ferror(f);
-    fclose(f);
+    if (!in) fclose(f);
     if (!buf || bad) {
         free(buf);
-        cli_fail(cmd, "%s: cannot read the file", path);
+        cli_fail(cmd, "%s: cannot read the file", in ? "standard input" : path);
         return NULL;
     }
     buf[n] = 0;

@@ -30,7 +30,7 @@ json_t *cli_json_text(const char *t, size_t n);
 
 /* Parse "1 2 3" (spaces and/or commas) into a malloc'd array. */
 bool cli_parse_ids(const char *cmd, const char *s, int32_t **ids, int32_t *n);
-/* Read a whole file into a malloc'd NUL-terminated buffer. */
+/* Read a whole file ("-": standard input) into a malloc'd NUL-terminated buffer. */
 char *cli_read_file(const char *cmd, const char *path, size_t *len);
 /* Remove path if SIGINT, SIGTERM or SIGHUP ends the command (the temporary
  * file of a long write: OUT.tmp), then die of that signal. A path that
