@@ -350,7 +350,8 @@ psi_status psi_logprobs(const float *logits, int32_t n_vocab, int32_t token, flo
 /* ----------------------------------------------------------------- conversion */
 /* Convert a llama2.c checkpoint (model .bin + tokenizer .bin, as written by
  * llama2.c's export.py legacy format / run.c) to a GGUF file (F32 tensors).
- * The output is written to a temporary file and renamed into place;
+ * The output is written to a temporary file (out_path with ".tmp"
+ * appended) and renamed into place;
  * PSI_ERR_INVALID_ARG when out_path names one of the inputs. */
 psi_status psi_convert_llama2c(const char *model_path, const char *tokenizer_path,
                                const char *out_path, char *err, size_t err_size);
@@ -403,7 +404,8 @@ psi_quantize_params psi_quantize_default_params(void);
  * that has no fallback, or (without allow_requantize) a quantized tensor
  * that would change type: PSI_ERR_UNSUPPORTED, as llama-quantize. The
  * converted tensors are held in memory until the file is written, to a
- * temporary file renamed into place. */
+ * temporary file (out_path with ".tmp" appended) renamed into place; a
+ * device or a pipe at out_path is written in place. */
 psi_status psi_quantize(const char *in_path, const char *out_path, const psi_quantize_params *params,
                         char *err, size_t err_size);
 
@@ -527,11 +529,10 @@ psi_status psi_guard_check(psi_model *guard, const psi_chat_msg *msgs, int32_t n
  * llama.cpp's convert_hf_to_gguf.py writes it for arch llama. ftype
  * PSI_FTYPE_F32 (default) writes F32 weights; any other value is applied
  * with psi_quantize to the F32 conversion (n_threads and progress passed
- * on). progress is called after each tensor read (type F32), then by
- * psi_quantize. The weights are held in memory as F32 until written.
- * params NULL means the defaults. PSI_ERR_UNSUPPORTED for other
- * architectures, tokenizers or RoPE scalings; PSI_ERR_IO for missing files;
- * PSI_ERR_INVALID_ARG when out_path names one of the files read. */
+ * on), written first to out_path with ".f32.tmp" appended. progress is
+ * called after each tensor read (type F32), then by psi_quantize. The weights are held in memory as F32 until
+ * written. params NULL means the defaults. PSI_ERR_UNSUPPORTED for other architectures, tokenizers or RoPE
+ * scalings; PSI_ERR_IO for missing files; PSI_ERR_INVALID_ARG when out_path names one of the files read. */
 typedef struct psi_convert_hf_params {
     psi_ftype ftype;          /* default PSI_FTYPE_F32 */
     int32_t n_threads;        /* for psi_quantize; 0 = psi_cpu_count() */

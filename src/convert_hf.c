@@ -91,15 +91,21 @@ static bool cfg_int(hf_conv *c, const char *key, int64_t *out, int64_t def)
     return true;
 }
 
+/* A safetensors file of the checkpoint, which the output must not replace. */
+static psi_status open_shard(hf_conv *c, const char *path, st_file **f)
+{
+    psi_status rc = check_not_input(c->out, path, c->err, c->n);
+    return rc ? rc : st_open(path, f, c->err, c->n);
+}
+
 static psi_status open_weights(hf_conv *c)
 {
     char path[4096];
     psi_status rc = PSI_OK;
     snprintf(path, sizeof path, "%s/model.safetensors", c->dir);
     if (access(path, F_OK) == 0) {
-        if ((rc = check_not_input(c->out, path, c->err, c->n))) return rc;
         c->n_files = 1;
-        return st_open(path, &c->files[0], c->err, c->n);
+        return open_shard(c, path, &c->files[0]);
     }
     json_t *idx = load_json(c, "model.safetensors.index.json", false, 0, &rc);
     if (rc) return rc;
@@ -128,9 +134,7 @@ static psi_status open_weights(hf_conv *c)
             rc = PSI_ERR_UNSUPPORTED;
             break;
         }
-        if ((rc = check_not_input(c->out, path, c->err, c->n)) ||
-            (rc = st_open(path, &c->files[c->n_files], c->err, c->n)))
-            break;
+        if ((rc = open_shard(c, path, &c->files[c->n_files]))) break;
         c->n_files++;
     }
     json_decref(idx);

@@ -964,15 +964,12 @@ static void w_pad(wout *o, uint64_t pos, uint64_t align)
 
 /* A regular file is written to PATH.tmp and renamed over PATH, so that it is
  * whole or absent. Anything else that exists at PATH (/dev/null, a pipe) is
- * written in place: renaming over a device node would replace it. */
+ * written in place: renaming over a device node would replace it (a
+ * directory fails to open). */
 psi_status gguf_writer_write(gguf_writer *w, const char *path, char *err, size_t err_size)
 {
     struct stat st;
     const bool in_place = stat(path, &st) == 0 && !S_ISREG(st.st_mode);
-    if (in_place && S_ISDIR(st.st_mode)) {
-        err_setf(err, err_size, "%s: is a directory", path);
-        return PSI_ERR_IO;
-    }
     size_t plen = strlen(path);
     char *tmp = mem_alloc(plen + 5);
     if (!tmp) return PSI_ERR_NO_MEMORY;

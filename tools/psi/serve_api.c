@@ -90,6 +90,11 @@ static bool opt_bool(json_t *o, const char *name, bool *out, api_error *e)
     return true;
 }
 
+static bool oom(api_error *e)
+{
+    return api_errorf(e, 500, "server_error", NULL, NULL, "out of memory"), false;
+}
+
 static bool parse_stop(json_t *o, srv_request *r, api_error *e)
 {
     json_t *v = field(o, "stop");
@@ -110,8 +115,7 @@ static bool parse_stop(json_t *o, srv_request *r, api_error *e)
         size_t len = json_string_length(s);
         if (!len) continue; /* an empty stop string would end every answer before it starts */
         if (memchr(json_string_value(s), 0, len)) return BAD("stop", "'stop' strings must not contain NUL");
-        if (!(r->stop[r->n_stop] = strdup(json_string_value(s))))
-            return api_errorf(e, 500, "server_error", NULL, NULL, "out of memory"), false;
+        if (!(r->stop[r->n_stop] = strdup(json_string_value(s)))) return oom(e);
         r->n_stop++;
     }
     return true;
@@ -131,7 +135,7 @@ static bool parse_logit_bias(srv *s, json_t *o, srv_request *r, api_error *e)
                    SRV_MAX_LOGIT_BIAS);
     if (!n) return true;
     if (!(r->bias_id = malloc(n * sizeof *r->bias_id)) || !(r->bias_v = malloc(n * sizeof *r->bias_v)))
-        return api_errorf(e, 500, "server_error", NULL, NULL, "out of memory"), false;
+        return oom(e);
     const int32_t n_vocab = psi_model_n_vocab(s->model);
     const char *key;
     json_object_foreach(v, key, b)
@@ -325,8 +329,6 @@ static bool parse_common(srv *s, json_t *o, bool chat, srv_request *r, api_error
 }
 
 /* ------------------------------------------------------------------ prompts */
-
-static bool oom(api_error *e) { return api_errorf(e, 500, "server_error", NULL, NULL, "out of memory"), false; }
 
 static bool tokenize_text(srv *s, const char *text, size_t len, srv_request *r, api_error *e)
 {

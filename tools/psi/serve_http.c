@@ -84,9 +84,9 @@ static enum MHD_Result preflight(srv_front *f, struct MHD_Connection *c)
     struct MHD_Response *rsp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
     if (!rsp) return MHD_NO;
     const char *asked = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Access-Control-Request-Headers");
-    bool plain =
-        asked && strlen(asked) < 2048 &&
-        strspn(asked, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_, ") == strlen(asked);
+    const size_t n = asked ? strlen(asked) : 0;
+    bool plain = asked && n < 2048 &&
+                 strspn(asked, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_, ") == n;
     add_cors(f, c, rsp);
     MHD_add_response_header(rsp, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
     MHD_add_response_header(rsp, "Access-Control-Allow-Headers",
