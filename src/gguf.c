@@ -13,6 +13,7 @@
  * overflow-checked arithmetic (llama.cpp's GGUF CVEs came from exactly this).
  * Not handled: big-endian files (v3 allows them; none are published) and v1.
  */
+#define _GNU_SOURCE /* mremap */
 #include "gguf.h"
 
 #include <errno.h>
@@ -408,6 +409,82 @@ static psi_status gguf_open_one(const char *path, gguf **out, char *err, size_t 
         return rc;
     }
     (*out)->mapped = true;
+    (*out)->dev = (uint64_t)st.st_dev;
+    (*out)->ino = (uint64_t)st.st_ino;
+    return PSI_OK;
+}
+
+/* One file of gguf_read_in. The copy is made at the same offset from a
+ * 2 MiB boundary as the mapping, so that mremap moves its huge pages
+ * whole; its header is compared with the bytes parsed, so that a file
+ * replaced or rewritten since it was opened is not taken for the one
+ * checked. Returns 1 when the bytes are now the process's own, 0 when
+ * the mapping is kept (no memory for a copy), or -1 with err set. */
+static int read_in_one(gguf *g, char *err, size_t n)
+{
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE), huge = (size_t)2 << 20;
+    const size_t len = ((size_t)g->size + page - 1) / page * page, span = len + huge;
+    uint8_t *raw = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) return 0;
+    size_t lead = ((uintptr_t)g->base % huge + huge - (uintptr_t)raw % huge) % huge;
+    uint8_t *own = raw + lead;
+    if (lead) munmap(raw, lead);
+    if (span - lead - len) munmap(own + len, span - lead - len);
+#ifdef MADV_HUGEPAGE
+    (void)madvise(own, len, MADV_HUGEPAGE); /* where the kernel's transparent huge pages are "madvise" */
+#endif
+    int rc = -1, fd = open(g->path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        err_setf(err, n, "%s: cannot open: %s", g->path, strerror(errno));
+        goto done;
+    }
+    if ((uint64_t)st.st_dev != g->dev || (uint64_t)st.st_ino != g->ino || (uint64_t)st.st_size != g->size) {
+        err_setf(err, n, "%s: the file was replaced or changed while it was loading", g->path);
+        goto done;
+    }
+    for (size_t got = 0; got < g->size;) {
+        size_t want = g->size - got > ((size_t)1 << 30) ? (size_t)1 << 30 : (size_t)g->size - got;
+        ssize_t r = pread(fd, own + got, want, (off_t)got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            err_setf(err, n, "%s: cannot read: %s", g->path,
+                     r ? strerror(errno) : "the file is shorter than it was");
+            goto done;
+        }
+        got += (size_t)r;
+    }
+    if (memcmp(own, g->base, (size_t)g->data_offset) != 0) {
+        err_setf(err, n, "%s: the file was replaced or changed while it was loading", g->path);
+        goto done;
+    }
+    rc = 0;
+    if (mremap(own, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)g->base) == (void *)g->base)
+        rc = 1; /* the file's mapping is gone; the same bytes are at the same addresses */
+done:
+    if (fd >= 0) close(fd);
+    if (rc != 1) munmap(own, len);
+    return rc;
+}
+
+void gguf_read_only(gguf *g)
+{
+    for (uint32_t i = 0; i <= g->n_parts; i++) {
+        const gguf *p = i ? g->parts[i - 1] : g;
+        if (p->mapped) (void)mprotect((void *)p->base, (size_t)p->size, PROT_READ);
+    }
+}
+
+psi_status gguf_read_in(gguf *g, bool *own, char *err, size_t n)
+{
+    *own = false;
+    if (!g->mapped) return PSI_OK;
+    for (uint32_t i = 0; i <= g->n_parts; i++) {
+        int r = read_in_one(i ? g->parts[i - 1] : g, err, n);
+        if (r < 0) return PSI_ERR_IO;
+        if (r == 0) return PSI_OK;
+    }
+    *own = true;
     return PSI_OK;
 }
 

@@ -70,6 +70,7 @@ struct psi_model {
     char **meta_strs;    /* [n_kv]: NUL-terminated copy of each string value, else NULL */
     char desc[160];
     int64_t n_repacked;  /* bytes of weights repacked for the kernels in use */
+    bool own;            /* the file's bytes were read into the process's own memory (gguf_read_in) */
     char errmsg[PSI_ERRMSG_SIZE];
 };
 

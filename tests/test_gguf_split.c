@@ -61,9 +61,36 @@ int main(void)
         CHECK(t3 >= 0 && ((const float *)g->tensors[t3].data)[7] == 7.0f);
         CHECK(t1 >= 0 && ((const float *)g->tensors[t1].data)[7] == 17.0f);
         CHECK(gguf_find_key(g, "general.architecture") >= 0);
+        /* read into memory (use_mmap = false): every part, the same bytes at the same addresses */
+        bool own = false;
+        CHECKF(gguf_read_in(g, &own, err, sizeof err) == PSI_OK && own, "%s", err);
+        CHECK(t3 >= 0 && ((const float *)g->tensors[t3].data)[7] == 7.0f);
+        CHECK(t1 >= 0 && ((const float *)g->tensors[t1].data)[7] == 17.0f);
+        gguf_read_only(g);
+        CHECK(t1 >= 0 && ((const float *)g->tensors[t1].data)[6] == 16.0f);
     }
     gguf_close(g);
     g = NULL;
+    /* a part rewritten (another size) or replaced (another file) between the open and the read */
+    for (int how = 0; how < 2; how++) {
+        CHECKF(open_set(dir, "good", 3, &g, err, sizeof err) == PSI_OK, "%s", err);
+        if (!g) break;
+        char p3[4096], tmp[4096];
+        snprintf(p3, sizeof p3, "%s/good-00003-of-00003.gguf", dir);
+        snprintf(tmp, sizeof tmp, "%s/other-00003-of-00003.gguf", dir);
+        if (how == 0) {
+            write_part(dir, "good", 3, 3, 2, 4, c, 0); /* no tensor: shorter */
+        } else {
+            write_part(dir, "other", 3, 3, 2, 4, c, 1); /* the same bytes, another inode */
+            CHECK(rename(tmp, p3) == 0);
+        }
+        bool own = true;
+        CHECK(gguf_read_in(g, &own, err, sizeof err) == PSI_ERR_IO && !own &&
+              strstr(err, "changed while it was loading"));
+        gguf_close(g);
+        g = NULL;
+        write_part(dir, "good", 3, 3, 2, 4, c, 1);
+    }
     /* part 2 alone opens as itself */
     char p2[4096];
     snprintf(p2, sizeof p2, "%s/good-00002-of-00003.gguf", dir);

@@ -30,12 +30,14 @@
 #include "psi_commit.h" /* PSI_GIT_COMMIT, written by the build (cmake/commit.cmake) */
 
 static const char *bench_help =
-    "usage: psi bench -m FILE [-m FILE ...] [-p N] [-n N] [-d N] [-r N] [-t N] [--kv-type f16|f32|q8_0] [--json]\n"
+    "usage: psi bench -m FILE [-m FILE ...] [-p N] [-n N] [-d N] [-r N] [-t N] [--kv-type f16|f32|q8_0] "
+    "[--no-mmap] [--json]\n"
     "  -p N   prompt tokens per pp test (default 512; 0 = no pp test)\n"
     "  -n N   tokens per tg test (default 128; 0 = no tg test)\n"
     "  -d N   context depth: the tests run after N tokens already in the cache (default 0)\n"
     "  -r N   timed repetitions (default 3), after one warm-up\n"
     "  -t N   threads (default: all cores)\n"
+    "  --no-mmap  read the weights into memory instead of mapping the file (see psi run --help)\n"
     "  --json one JSON array, llama-bench's field names\n";
 
 typedef struct bench_opts {
@@ -43,7 +45,7 @@ typedef struct bench_opts {
     int n_models;
     long n_prompt, n_gen, depth, reps, threads;
     psi_type kv_type;
-    bool json;
+    bool json, no_mmap;
 } bench_opts;
 
 static int parse(bench_opts *b, int argc, char **argv)
@@ -79,6 +81,8 @@ static int parse(bench_opts *b, int argc, char **argv)
             if (!cli_kv_type("bench", v, &b->kv_type)) return 1;
         } else if (!strcmp(a, "--json")) {
             b->json = true;
+        } else if (!strcmp(a, "--no-mmap")) {
+            b->no_mmap = true;
         } else {
             return cli_fail("bench", "unknown option '%s'", a);
         }
@@ -222,7 +226,9 @@ int cmd_bench(int argc, char **argv)
             rc = 1;
             break;
         }
-        psi_status lrc = psi_model_load(path, NULL, &m, err, sizeof err);
+        psi_model_params mp = psi_model_default_params();
+        mp.use_mmap = !b.no_mmap;
+        psi_status lrc = psi_model_load(path, &mp, &m, err, sizeof err);
         free(path);
         if (lrc != PSI_OK) {
             rc = cli_fail("bench", "%s", err);
@@ -297,7 +303,7 @@ int cmd_bench(int argc, char **argv)
             json_object_set_new(o, "type_k", json_string(kvt));
             json_object_set_new(o, "type_v", json_string(kvt));
             json_object_set_new(o, "n_gpu_layers", json_integer(0));
-            json_object_set_new(o, "use_mmap", json_true());
+            json_object_set_new(o, "use_mmap", json_boolean(!b.no_mmap));
             json_object_set_new(o, "n_prompt", json_integer(np));
             json_object_set_new(o, "n_gen", json_integer(ng));
             json_object_set_new(o, "n_depth", json_integer(b.depth));

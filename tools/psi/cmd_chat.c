@@ -39,7 +39,7 @@ static const char *chat_help =
     "  -n N                 at most N tokens per answer (default: until the model ends its turn)\n"
     "  --temp T  --top-k K  --top-p P  --min-p P  --seed S   sampling, as for psi run\n"
     "  -c N                 context size in tokens (default: the model's, at most 4096)\n"
-    "  -t N                 threads   --kv-type f16|f32|q8_0  -v  log details\n"
+    "  -t N                 threads   --kv-type f16|f32|q8_0  --no-mmap (as psi run)  -v  log details\n"
     "In the chat: /reset clears the conversation, /exit (or Ctrl-D) quits,\n"
     "Ctrl-C stops the answer being written. A line ending in '\\' continues.\n";
 

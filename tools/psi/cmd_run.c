@@ -14,7 +14,6 @@
 #include "hub.h"
 #include "gen.h"
 
-
 static const char *run_help =
     "usage: psi run -m FILE [-p PROMPT | -f FILE | --tokens \"IDS\"] [options]\n"
     "  -m FILE          GGUF model\n"
@@ -28,6 +27,8 @@ static const char *run_help =
     "  -t N             threads (default: all cores)\n"
     "  -c N             context size (default: the model's, at most 4096)\n"
     "  --kv-type T      KV cache type: f16 (default), f32, q8_0\n"
+    "  --no-mmap        read the weights into memory (2 MiB pages) instead of mapping the file:\n"
+    "                   generation a few % faster, loading slower\n"
     "  --no-bos         do not add BOS to a text prompt\n"
     "  --parse-special  read special tokens written in the prompt (\"<|eot_id|>\") as tokens\n"
     "  --ignore-eos     keep generating past end-of-generation tokens\n"
@@ -98,6 +99,8 @@ int gen_parse_opts(opts *o, int argc, char **argv, const char *help)
         else if (!strcmp(a, "--parse-special")) o->parse_special = true;
         else if (!strcmp(a, "--ignore-eos")) o->ignore_eos = true;
         else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) o->verbose = true;
+        else if (!strcmp(a, "--no-mmap") && strcmp(o->cmd, "tokenize") && strcmp(o->cmd, "detokenize"))
+            o->no_mmap = true;
         else if (a[0] == '-' && a[1]) return cli_fail(o->cmd, "unknown option '%s'", a);
         else if (!strcmp(o->cmd, "tokenize") && !o->prompt) o->prompt = a;
         else if (!strcmp(o->cmd, "detokenize")) {
@@ -173,6 +176,7 @@ int gen_session_open(session *s, const opts *o, bool need_ctx, long extra_ctx)
     char err[512];
     psi_model_params mp = psi_model_default_params();
     mp.verbose = o->verbose;
+    mp.use_mmap = !o->no_mmap;
     mp.vocab_only = !need_ctx; /* tokenize / detokenize need no weights */
     char *path = hub_model_path(o->cmd, o->model); /* hf:... pulls on first use */
     if (!path) return 1;

@@ -42,6 +42,8 @@ static const char *serve_help =
     "  --timeout S           close connections idle this long (default 60)\n"
     "  --prefill-chunk N     tokens per step, prompt pieces and other slots' tokens (default 256)\n"
     "  --max-connections N   simultaneous connections (default 256)\n"
+    "  --no-mmap             read the weights into memory (2 MiB pages) instead of mapping the file:\n"
+    "                        generation a few % faster, loading slower\n"
     "  --no-prompt-cache     prefill every prompt whole (default: a slot keeps the tokens of its last\n"
     "                        request, and a prompt that begins with them evaluates only the rest)\n"
     "  --guard FILE          Llama Guard 3 model: each user turn is judged first; unsafe requests are\n"
@@ -97,6 +99,9 @@ static int parse(srv_config *c, int argc, char **argv)
             continue;
         } else if (!strcmp(a, "--no-prompt-cache")) {
             c->no_prompt_cache = true;
+            continue;
+        } else if (!strcmp(a, "--no-mmap")) {
+            c->no_mmap = true;
             continue;
         }
         int t = trust_parse(cmd, &c->trust, argc, argv, &i);
@@ -226,6 +231,7 @@ static int load(srv *s)
     char err[512];
     psi_model_params mp = psi_model_default_params();
     mp.verbose = s->cfg.verbose;
+    mp.use_mmap = !s->cfg.no_mmap;
     /* while the server says "loading": a signature check reads the whole file */
     if (trust_check("serve", s->cfg.model_path, &s->cfg.trust, s->license, sizeof s->license)) return 1;
     if (psi_model_load(s->cfg.model_path, &mp, &s->model, err, sizeof err) != PSI_OK)
@@ -258,6 +264,7 @@ static int load_guard(srv_front *f)
     char err[512];
     psi_model_params mp = psi_model_default_params();
     mp.verbose = f->cfg.verbose;
+    mp.use_mmap = !f->cfg.no_mmap;
     if (!f->cfg.guard_path) return 0;
     if (trust_check("serve", f->cfg.guard_path, &f->cfg.trust, NULL, 0)) return 1;
     if (psi_model_load(f->cfg.guard_path, &mp, &f->guard, err, sizeof err) != PSI_OK)

@@ -33,6 +33,7 @@ typedef struct opts {
     bool parse_special;
     char *detok_ids; /* detokenize: the ids given as arguments, joined */
     bool verbose;
+    bool no_mmap; /* --no-mmap: weights read into memory, not mapped from the file */
     psi_type kv_type;
     const char *system;        /* chat: --system */
     const char *chat_template; /* chat: --chat-template */

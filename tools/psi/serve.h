@@ -61,6 +61,7 @@ typedef struct srv_config {
     bool audit_content;        /* --audit-content: with the request and the answer text */
     bool audit_fail_open;      /* --audit-fail open: serve on while the audit log cannot be written */
     bool no_prompt_cache;      /* --no-prompt-cache: every request prefills its whole prompt */
+    bool no_mmap;              /* --no-mmap: weights read into memory, not mapped from the file */
     const char *cors;          /* --cors: "*" or origins separated by commas; NULL: no CORS headers */
 } srv_config;
 
