@@ -221,6 +221,14 @@ printf '%s' "$conv" >"$TMP/conv.txt"
 { cat "$TMP/chat1" "$TMP/run2"; echo; } >"$TMP/want2" # (answers end in a newline; $(...) would drop it)
 cmp -s "$TMP/chat2" "$TMP/want2" && ok ||
     bad "second turn: chat printed '$(cat "$TMP/chat2")', expected '$(cat "$TMP/want2")'"
+# an unknown command, a command with an argument and a NUL byte send
+# nothing; "//" sends a line that begins with "/"; /exit ends before "Hello"
+printf '/foo\n/reset now\nhi\0x\n//reset\n/exit\nHello\n' | "$PSI" chat -m "$L3" --temp 0 -n 8 >"$TMP/chat5" 2>"$TMP/err5"
+printf '//reset\n' | "$PSI" chat -m "$L3" --temp 0 -n 8 >"$TMP/chat6" 2>/dev/null
+[ -s "$TMP/chat6" ] && cmp -s "$TMP/chat5" "$TMP/chat6" && ok ||
+    bad "chat commands: '$(cat "$TMP/chat5")' != '$(cat "$TMP/chat6")' ($(cat "$TMP/err5"))"
+grep -q "unknown command '/foo'" "$TMP/err5" && grep -q "/reset takes no argument" "$TMP/err5" &&
+    grep -q "NUL byte; not sent" "$TMP/err5" && ok || bad "chat command notes: $(cat "$TMP/err5")"
 # a full context is reported and the conversation goes on
 printf '%s\n%s\n' "$(head -c 3000 "$TMP/big.txt")" "$Q" | "$PSI" chat -m "$L3" --temp 0 -n 8 -c 200 >"$TMP/chat3" 2>"$TMP/err"
 grep -q "context full" "$TMP/err" && ok || bad "context full not reported: $(cat "$TMP/err")"

@@ -11,6 +11,7 @@
  * Prompts ("> ") are shown only when stdin is a terminal; answers go to
  * stdout, one per turn followed by a newline; notes go to stderr.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -40,8 +41,9 @@ static const char *chat_help =
     "  --temp T  --top-k K  --top-p P  --min-p P  --seed S   sampling, as for psi run\n"
     "  -c N                 context size in tokens (default: the model's, at most 4096)\n"
     "  -t N                 threads   --kv-type f16|f32|q8_0  --no-mmap (as psi run)  -v  log details\n"
-    "In the chat: /reset clears the conversation, /exit (or Ctrl-D) quits,\n"
-    "Ctrl-C stops the answer being written. A line ending in '\\' continues.\n";
+    "In the chat: /reset clears the conversation, /exit (or Ctrl-D) quits, /help shows this.\n"
+    "Ctrl-C stops the answer being written. A line ending in '\\' continues; one beginning\n"
+    "with // sends text that begins with /.\n";
 
 typedef struct convo {
     psi_chat_msg *msgs;
@@ -73,7 +75,7 @@ static void convo_pop_to(convo *c, int32_t n)
 
 /* One line of input (continued while it ends in '\'), without the newline.
  * NULL at end of input or on Ctrl-C. */
-static char *read_input(bool tty)
+static char *read_input(bool tty, size_t *out_len)
 {
     size_t len = 0;
     char *text = NULL;
@@ -88,6 +90,7 @@ static char *read_input(bool tty)
         ssize_t n = getline(&line, &cap, stdin);
         if (n < 0 || interrupted) {
             free(line);
+            *out_len = len;
             if (len && !interrupted) return text; /* last line without newline */
             free(text);
             return NULL;
@@ -106,8 +109,22 @@ static char *read_input(bool tty)
         memcpy(text + len, line, (size_t)n + 1);
         len += (size_t)n;
         free(line);
-        if (!more) return text;
+        if (!more) {
+            *out_len = len;
+            return text;
+        }
     }
+}
+
+/* A line that is a command: '/' and a word of letters, alone or before a
+ * blank ("/etc/hosts is…" and "/ 2" are text). Returns the word's length. */
+static size_t command_word(const char *line)
+{
+    if (line[0] != '/') return 0;
+    size_t k = 1;
+    while (isalpha((unsigned char)line[k]))
+        k++;
+    return k > 1 && (!line[k] || isspace((unsigned char)line[k])) ? k : 0;
 }
 
 typedef struct chat {
@@ -355,20 +372,42 @@ int cmd_chat(int argc, char **argv)
     rc = 0;
     for (;;) {
         interrupted = 0;
-        char *line = read_input(tty);
+        size_t line_len = 0;
+        char *line = read_input(tty, &line_len);
         if (!line) {
             if (tty) fputc('\n', stdout);
             break;
         }
-        if (!line[0]) {
+        if (!line[0] || strlen(line) != line_len) { /* empty, or a NUL byte (text would be cut there) */
+            if (line_len) fprintf(stderr, "psi chat: the message holds a NUL byte; not sent\n");
             free(line);
             continue;
         }
-        if (!strcmp(line, "/exit") || !strcmp(line, "/quit")) {
+        size_t cw = command_word(line);
+        if (line[0] == '/' && line[1] == '/') {
+            memmove(line, line + 1, line_len); /* "//x" sends "/x" */
+            cw = 0;
+        } else if (cw) {
+            static const char *const known[] = {"/exit", "/quit", "/reset", "/help"};
+            bool is_known = false;
+            for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+                is_known |= strlen(known[i]) == cw && !strncmp(line, known[i], cw);
+            if (!is_known || line[cw]) {
+                fprintf(stderr,
+                        is_known
+                            ? "psi chat: %.*s takes no argument\n"
+                            : "psi chat: unknown command '%.*s' (/help lists them; start a line with // to "
+                              "send text that begins with /)\n",
+                        (int)(cw > 40 ? 40 : cw), line);
+                free(line);
+                continue;
+            }
+        }
+        if (cw && (!strcmp(line, "/exit") || !strcmp(line, "/quit"))) {
             free(line);
             break;
         }
-        if (!strcmp(line, "/reset")) {
+        if (cw && !strcmp(line, "/reset")) {
             free(line);
             convo_pop_to(&ch.c, ch.n_sys);
             ch.n_kv = 0;
@@ -376,7 +415,7 @@ int cmd_chat(int argc, char **argv)
             fprintf(stderr, "psi chat: conversation cleared\n");
             continue;
         }
-        if (!strcmp(line, "/help")) {
+        if (cw && !strcmp(line, "/help")) {
             free(line);
             fputs(chat_help, stderr);
             continue;
