@@ -181,6 +181,7 @@ typedef struct repack_job {
     uint8_t *data, *tmp;
     int64_t ne0, n_groups;
     size_t row_size;
+    bool populate;
 } repack_job;
 
 static void repack_worker(void *arg, int ith, int nth)
@@ -190,6 +191,14 @@ static void repack_worker(void *arg, int ith, int nth)
     uint8_t *tmp = j->tmp + (size_t)ith * group;
     int64_t lo, hi;
     pool_split(j->n_groups, ith, nth, &lo, &hi);
+#ifdef MADV_POPULATE_WRITE
+    if (j->populate && hi > lo) { /* this thread's pages made the process's own (see repack_matrix) */
+        const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+        uintptr_t a = (uintptr_t)(j->data + (size_t)lo * group) & ~(page - 1);
+        uintptr_t b = ((uintptr_t)(j->data + (size_t)hi * group) + page - 1) & ~(page - 1);
+        (void)madvise((void *)a, b - a, MADV_POPULATE_WRITE); /* an older kernel: faults page by page */
+    }
+#endif
     for (int64_t g = lo; g < hi; g++) {
         memcpy(tmp, j->data + (size_t)g * group, group);
         j->k->repack8(j->ne0, tmp, j->row_size, j->data + (size_t)g * group);
@@ -200,14 +209,17 @@ static void repack_worker(void *arg, int ith, int nth)
  * group by group through a copy of its 8 rows. A mapped file is mapped
  * private, so the pages written become the process's own copies and the
  * file's pages are dropped: memory stays the size of the file, as it must
- * (weights are never held twice). The pages are made the process's own in
- * one call first (MADV_POPULATE_WRITE): faulted in one at a time after the
- * copy below had read them, each write was a copy-on-write fault with a
- * TLB flush, and with the pool's threads a flush on every core, which made
- * a parallel repack 3-5× slower than a serial one. Then the groups are
- * shared among the pool's threads (psi_cpu_count()). Load of the 1B shape
- * (Q4_0, 2 cores): 0.65 s median, against 0.68 s on one thread and 0.63 s
- * before its 215 MB Q6_K token_embd was repacked too. */
+ * (weights are never held twice). The groups are shared among the pool's
+ * threads (psi_cpu_count()), and each thread first makes its share's pages
+ * the process's own in one call (MADV_POPULATE_WRITE): faulted in one at a
+ * time after the copy below had read them, each write was a copy-on-write
+ * fault with a TLB flush, and with the pool's threads a flush on every
+ * core, which made a parallel repack 3-5× slower than a serial one. Pages
+ * populated before they were ever read need no flush, so the threads can
+ * take their shares at once: `psi run -n 1` of the 1B shape (Q4_0, 2
+ * cores) 0.49-0.60 s against 0.60-0.65 s with one call for the whole
+ * matrix before the threads start (session 19). A file read in
+ * (gguf_read_in) is the process's own already. */
 static psi_status repack_matrix(psi_model *m, tensor *w, const kern_type *k, threadpool *pool, char *err, size_t n)
 {
     size_t bytes = w->row_size * (size_t)w->ne1, group = 8 * w->row_size;
@@ -216,11 +228,9 @@ static psi_status repack_matrix(psi_model *m, tensor *w, const kern_type *k, thr
     uintptr_t lo = (uintptr_t)w->data & ~(uintptr_t)(page - 1);
     uintptr_t hi = ((uintptr_t)w->data + bytes + page - 1) & ~(uintptr_t)(page - 1);
     if (mprotect((void *)lo, hi - lo, PROT_READ | PROT_WRITE) != 0) return PSI_OK; /* kept as it is */
-#ifdef MADV_POPULATE_WRITE
-    (void)madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE); /* an older kernel: faults page by page instead */
-#endif
-    repack_job j = {k, (uint8_t *)w->data, mem_alloc((size_t)pool_size(pool) * group), w->ne0, w->ne1 / 8,
-                    w->row_size};
+    repack_job j = {k,      (uint8_t *)w->data, mem_alloc((size_t)pool_size(pool) * group),
+                    w->ne0, w->ne1 / 8,         w->row_size,
+                    !m->own};
     if (!j.tmp) {
         err_setf(err, n, "out of memory while repacking the weights");
         return PSI_ERR_NO_MEMORY;
