@@ -73,9 +73,8 @@ void gguf_close(gguf *g);
  * the process's own memory holding the same bytes at the same addresses,
  * in 2 MiB pages where the kernel's transparent huge pages allow: every
  * pointer into the file stays valid, and the copy is writable until
- * gguf_read_only. Weights streamed from huge pages read
- * faster (fewer TLB misses; the hardware prefetchers run across 4 KiB
- * boundaries). *own says whether it was done: false for a buffer that is
+ * gguf_read_only. Weights streamed from huge pages take fewer TLB misses
+ * (docs/api.md: generation a few % faster). *own says whether it was done: false for a buffer that is
  * not a mapping, or when there is no memory for a copy (the mapping is
  * kept). A file that cannot be read, or that changed since it was opened,
  * is an error. */

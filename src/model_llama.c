@@ -216,9 +216,10 @@ static void repack_worker(void *arg, int ith, int nth)
  * fault with a TLB flush, and with the pool's threads a flush on every
  * core, which made a parallel repack 3-5× slower than a serial one. Pages
  * populated before they were ever read need no flush, so the threads can
- * take their shares at once: `psi run -n 1` of the 1B shape (Q4_0, 2
- * cores) 0.49-0.60 s against 0.60-0.65 s with one call for the whole
- * matrix before the threads start (session 19). A file read in
+ * take their shares at once: `psi run -n 1` of the 1B shape, 2 cores,
+ * medians of 8 alternating runs: Q4_0 0.60 s, Q4_K_M 0.64 s, Q8_0 1.05 s,
+ * against 0.77, 0.84 and 1.7 s with one call for the whole matrix before
+ * the threads started (session 19). A file read in
  * (gguf_read_in) is the process's own already. */
 static psi_status repack_matrix(psi_model *m, tensor *w, const kern_type *k, threadpool *pool, char *err, size_t n)
 {
@@ -228,9 +229,13 @@ static psi_status repack_matrix(psi_model *m, tensor *w, const kern_type *k, thr
     uintptr_t lo = (uintptr_t)w->data & ~(uintptr_t)(page - 1);
     uintptr_t hi = ((uintptr_t)w->data + bytes + page - 1) & ~(uintptr_t)(page - 1);
     if (mprotect((void *)lo, hi - lo, PROT_READ | PROT_WRITE) != 0) return PSI_OK; /* kept as it is */
-    repack_job j = {k,      (uint8_t *)w->data, mem_alloc((size_t)pool_size(pool) * group),
-                    w->ne0, w->ne1 / 8,         w->row_size,
-                    !m->own};
+    repack_job j = {.k = k,
+                    .data = (uint8_t *)w->data,
+                    .tmp = mem_alloc((size_t)pool_size(pool) * group),
+                    .ne0 = w->ne0,
+                    .n_groups = w->ne1 / 8,
+                    .row_size = w->row_size,
+                    .populate = !m->own};
     if (!j.tmp) {
         err_setf(err, n, "out of memory while repacking the weights");
         return PSI_ERR_NO_MEMORY;

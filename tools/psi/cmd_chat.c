@@ -392,7 +392,11 @@ int cmd_chat(int argc, char **argv)
             bool is_known = false;
             for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
                 is_known |= strlen(known[i]) == cw && !strncmp(line, known[i], cw);
-            if (!is_known || line[cw]) {
+            size_t end = line_len;
+            while (end > cw && isspace((unsigned char)line[end - 1]))
+                end--;
+            line[end] = 0; /* "/exit " is /exit */
+            if (!is_known || end > cw) {
                 fprintf(stderr,
                         is_known
                             ? "psi chat: %.*s takes no argument\n"
