@@ -14,7 +14,8 @@
    with psi run by run, and prints psi/llama.cpp per file and test. With
    --cpu avx2,avx512,amx, psi runs once per kernel path (PSI_CPU) in every
    round, interleaved too; a path the CPU cannot run (psi then warns and
-   takes another) is said and skipped.
+   takes another) is said and skipped. With --no-mmap, psi also runs with
+   the weights read into memory (2 MiB pages) in every round.
 4. Writes bench/RESULTS.md (CPU, date, commit, figures).
 
 Figures are medians over the runs (-r, default 3); each run is one
@@ -90,11 +91,12 @@ def make_models(cache, data, types):
     return files
 
 
-def psi_once(path, threads, n_prompt, n_gen, psi=PSI, cpu=None):
-    """One `psi bench --json` run; cpu: a PSI_CPU kernel path, None for psi's own choice."""
+def psi_once(path, threads, n_prompt, n_gen, psi=PSI, cpu=None, no_mmap=False):
+    """One `psi bench --json` run; cpu: a PSI_CPU kernel path, None for psi's own choice;
+    no_mmap: the weights read into memory (--no-mmap) instead of mapped."""
     env = dict(os.environ, PSI_CPU=cpu) if cpu else None
     out = run([psi, "bench", "-m", path, "-p", str(n_prompt), "-n", str(n_gen), "-r", "1",
-               "-t", str(threads), "--json"], env=env)
+               "-t", str(threads), "--json"] + (["--no-mmap"] if no_mmap else []), env=env)
     return json.loads(out)
 
 
@@ -116,9 +118,12 @@ def main():
     ap.add_argument("-n", type=int, default=128)
     ap.add_argument("--types", default="q8_0,q4_0,q4_k_m")
     ap.add_argument("--cpu", default="", help="kernel paths to run psi on, side by side (PSI_CPU: avx2,avx512,amx)")
+    ap.add_argument("--no-mmap", action="store_true",
+                    help="also run psi with the weights read into memory (--no-mmap), side by side")
     ap.add_argument("--no-results", action="store_true", help="do not write bench/RESULTS.md")
     a = ap.parse_args()
     cpus = [c for c in a.cpu.split(",") if c] or [None]
+    modes = [False, True] if a.no_mmap else [False]
 
     data = os.environ.get("PSI_TEST_DATA", os.path.join(ROOT, "..", "shared", "data"))
     cache = os.environ.get("PSI_BENCH_DIR", os.path.join(os.path.expanduser("~"), ".cache", "psi-bench"))
@@ -137,14 +142,16 @@ def main():
     paths = []  # the kernel paths psi ran on, in order (psi bench's cpu_kernels)
     for rep in range(a.r):
         for label, path in files:
-            for cpu in list(cpus):
-                res = psi_once(path, a.t, a.p, a.n, cpu=cpu)
+            for cpu, no_mmap in [(c, m) for c in list(cpus) for m in modes]:
+                if cpu not in cpus:
+                    continue
+                res = psi_once(path, a.t, a.p, a.n, cpu=cpu, no_mmap=no_mmap)
                 if cpu and any(r.get("cpu_kernels") != cpu for r in res):  # psi fell back to another path
                     log("skipping PSI_CPU=%s: this CPU runs %s instead" % (cpu, res[0].get("cpu_kernels")))
                     cpus.remove(cpu)
                     continue
                 for r in res:
-                    k = r.get("cpu_kernels", "?")
+                    k = r.get("cpu_kernels", "?") + (" --no-mmap" if no_mmap else "")
                     if k not in paths:
                         paths.append(k)
                     samples.setdefault((label, "psi " + k, test_name(r)), []).append(r["avg_ts"])
