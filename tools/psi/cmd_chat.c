@@ -386,42 +386,33 @@ int cmd_chat(int argc, char **argv)
         size_t cw = command_word(line);
         if (line[0] == '/' && line[1] == '/') {
             memmove(line, line + 1, line_len); /* "//x" sends "/x" */
-            cw = 0;
         } else if (cw) {
-            static const char *const known[] = {"/exit", "/quit", "/reset", "/help"};
-            bool is_known = false;
-            for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-                is_known |= strlen(known[i]) == cw && !strncmp(line, known[i], cw);
             size_t end = line_len;
             while (end > cw && isspace((unsigned char)line[end - 1]))
                 end--;
-            line[end] = 0; /* "/exit " is /exit */
-            if (!is_known || end > cw) {
-                fprintf(stderr,
-                        is_known
-                            ? "psi chat: %.*s takes no argument\n"
-                            : "psi chat: unknown command '%.*s' (/help lists them; start a line with // to "
-                              "send text that begins with /)\n",
-                        (int)(cw > 40 ? 40 : cw), line);
+            const bool arg = end > cw; /* "/exit " is /exit */
+            line[cw] = 0;              /* the command word alone */
+            const bool quit = !strcmp(line, "/exit") || !strcmp(line, "/quit");
+            const bool reset = !strcmp(line, "/reset"), help = !strcmp(line, "/help");
+            if (arg && (quit || reset || help)) {
+                fprintf(stderr, "psi chat: %s takes no argument\n", line);
+            } else if (quit) {
                 free(line);
-                continue;
+                break;
+            } else if (reset) {
+                convo_pop_to(&ch.c, ch.n_sys);
+                ch.n_kv = 0;
+                psi_context_truncate(ch.s.ctx, 0);
+                fprintf(stderr, "psi chat: conversation cleared\n");
+            } else if (help) {
+                fputs(chat_help, stderr);
+            } else {
+                fprintf(stderr,
+                        "psi chat: unknown command '%.40s' (/help lists them; start a line with // to send "
+                        "text that begins with /)\n",
+                        line);
             }
-        }
-        if (cw && (!strcmp(line, "/exit") || !strcmp(line, "/quit"))) {
             free(line);
-            break;
-        }
-        if (cw && !strcmp(line, "/reset")) {
-            free(line);
-            convo_pop_to(&ch.c, ch.n_sys);
-            ch.n_kv = 0;
-            psi_context_truncate(ch.s.ctx, 0);
-            fprintf(stderr, "psi chat: conversation cleared\n");
-            continue;
-        }
-        if (cw && !strcmp(line, "/help")) {
-            free(line);
-            fputs(chat_help, stderr);
             continue;
         }
         int32_t before = ch.c.n;
