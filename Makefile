@@ -3,6 +3,7 @@
 #   make run        set up, build, run psi on $MODEL (no MODEL: chat with Llama 3.2 1B from the Hub)
 #   make test       set up, build, run every test
 #   make test-asan  the test suite built with AddressSanitizer + UBSan (build-asan/)
+#   make test-tsan  the threaded tests (pool, psi serve) under ThreadSanitizer (build-tsan/)
 #   make bench      model speed on the Llama-3.2-1B shape (bench/run_bench.py; LLAMA_BENCH= compares)
 #   make bench-tokenizer  tokenizer throughput (MB/s) on both Llama vocabularies
 #   make bench-kernels    single-thread matrix-product kernel throughput per type and CPU path
@@ -18,7 +19,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 MODEL ?=
 PROMPT ?= Once upon a time
 
-.PHONY: all build deps run test test-asan bench bench-tokenizer bench-kernels clean format
+.PHONY: all build deps run test test-asan test-tsan bench bench-tokenizer bench-kernels clean format
 
 all: build
 
@@ -82,8 +83,29 @@ test-asan: deps build-asan/CMakeCache.txt
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --output-on-failure -j $(JOBS)
 
+# ThreadSanitizer on the tests that run threads against each other: the
+# pool, the library's contexts, psi run/chat, and psi serve's batching
+# engine under concurrent streams, disconnects, slow clients, shutdown, the
+# guard and the prompt cache (the kernels are built without it: CMakeLists.txt).
+# Fails on any report, whatever the tests' own exit status (a report in a
+# server the tests started and stopped would not otherwise fail them).
+TSAN_TARGETS := psi test_threadpool test_api test_stories test_guard
+TSAN_TESTS := test_threadpool|test_api|test_stories|test_cli|test_serve_
+build-tsan/CMakeCache.txt:
+	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPSI_TSAN=ON
+
+test-tsan: deps build-tsan/CMakeCache.txt
+	cmake --build build-tsan -j $(JOBS) --target $(TSAN_TARGETS)
+	rm -rf build-tsan/tsan-reports && mkdir -p build-tsan/tsan-reports
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=0:second_deadlock_stack=1:log_path=$(CURDIR)/build-tsan/tsan-reports/report \
+	  ctest --output-on-failure -j $(JOBS) -R '$(TSAN_TESTS)'
+	@if ls build-tsan/tsan-reports/report.* >/dev/null 2>&1; then \
+	  echo "ThreadSanitizer reported:"; cat build-tsan/tsan-reports/report.*; exit 1; \
+	fi
+	@echo "ThreadSanitizer: no reports"
+
 format:
 	clang-format -i include/*.h src/*.[ch] src/kernels/*.[ch] tools/psi/*.[ch] tests/*.[ch]
 
 clean:
-	rm -rf build build-asan build-clang
+	rm -rf build build-asan build-tsan build-clang

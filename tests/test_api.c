@@ -547,7 +547,13 @@ static void test_alloc_failures(void)
     CHECK(failures_seen > 10 && n < 5000);
 }
 
-#if !defined(__SANITIZE_ADDRESS__)
+/* ASan's and TSan's shadow memory inflates RssAnon. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SHADOW_MEMORY 1
+#else
+#define SHADOW_MEMORY 0
+#endif
+#if !SHADOW_MEMORY
 /* How the weights are held, by psi_model_params.use_mmap, on the 60 MB F32
  * reference model (F32 matrices are not repacked): mapped (the default),
  * anonymous memory grows far less than the file; read in, it grows by the
@@ -580,7 +586,7 @@ static void test_weights_memory(void)
     static float logits[2][32000];
     for (int mode = 0; mode < 2; mode++) {
         const bool mmap = mode == 1;
-#if !defined(__SANITIZE_ADDRESS__)
+#if !SHADOW_MEMORY
         long before = rss_anon_kb();
 #endif
         psi_model_params mp = psi_model_default_params();
@@ -603,7 +609,7 @@ static void test_weights_memory(void)
         } else {
             CHECK(!"decode");
         }
-#if !defined(__SANITIZE_ADDRESS__) /* shadow memory inflates RssAnon */
+#if !SHADOW_MEMORY
         long grew = rss_anon_kb() - before;
         printf("use_mmap %d: anonymous memory grew by %ld kB for a 58700 kB model file\n", mmap, grew);
         if (mmap)

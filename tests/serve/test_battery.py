@@ -257,7 +257,8 @@ for th in threads:
 for th in threads:
     th.join(120)
 codes = sorted(r[0] for r in results)
-t.check(codes.count(200) >= 2 and codes.count(503) >= 1, f"queue limit: statuses {codes}")
+t.check(codes.count(200) >= 2 and codes.count(503) >= 1,
+        f"queue limit: statuses {codes}; failed connections: {[r[2][:200] for r in results if r[0] == 0]}")
 busy = [r for r in results if r[0] == 503]
 t.check(busy and busy[0][1].get("retry-after") == "1", "503 carries Retry-After")
 t.check(busy and json.loads(busy[0][2])["error"]["code"] == "server_overloaded", "503 error code")
