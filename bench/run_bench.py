@@ -8,7 +8,12 @@
    said so).
 2. Measures the machine's memory read bandwidth (bench/membw), generation's
    ceiling, and its f32 multiply-add rate (bench/fmapeak), the ceiling of
-   prompt processing with float weights.
+   prompt processing with float weights. The bandwidth is measured again
+   next to every generation run (a shorter probe just before it), and each
+   tg figure is also given as the median over the runs of its share of that
+   adjacent reading: on a machine whose bandwidth moves by ±15% from minute
+   to minute, a share against one reading taken minutes earlier says as
+   much about the minute as about psi.
 3. Runs `psi bench` (pp512, tg128) on every file; when $LLAMA_BENCH names a
    llama.cpp llama-bench binary, runs it on the same files, interleaved
    with psi run by run, and prints psi/llama.cpp per file and test. With
@@ -16,7 +21,8 @@
    round, interleaved too; a path the CPU cannot run (psi then warns and
    takes another) is said and skipped. With --no-mmap, psi also runs with
    the weights read into memory (2 MiB pages) in every round.
-4. Writes bench/RESULTS.md (CPU, date, commit, figures).
+4. Adds the run to bench/RESULTS.md (CPU, date, commit, figures): a new
+   section under the title, newest first; what the file held is kept.
 
 Figures are medians over the runs (-r, default 3); each run is one
 invocation with its own warm-up. Nothing here passes or fails on a timing.
@@ -106,6 +112,12 @@ def llama_once(binary, path, threads, n_prompt, n_gen):
     return json.loads(out)
 
 
+def probe_best(threads):
+    """The read bandwidth now: the best of membw's 5 runs over 512 MiB (GB/s)."""
+    line = run([os.path.join(BUILD, "bench", "membw"), "-t", str(threads), "-s", "512", "-r", "5"])
+    return float(line.split("GB/s best")[0].split()[-1])
+
+
 def test_name(r):
     return "pp%d" % r["n_prompt"] if r["n_prompt"] else "tg%d" % r["n_gen"]
 
@@ -137,14 +149,16 @@ def main():
     peak = float(peak_line.split("GMAC/s best")[0].split()[-1])
     log(peak_line)
 
-    # samples[(file label, engine, test)] = [tokens/s, ...]
-    samples, sizes, rss = {}, {}, {}
+    # samples[(file label, engine, test)] = [tokens/s, ...]; shares[(label, engine)] =
+    # [tg weight bytes a second ÷ the probe reading just before that run, ...]
+    samples, sizes, rss, shares = {}, {}, {}, {}
     paths = []  # the kernel paths psi ran on, in order (psi bench's cpu_kernels)
     for rep in range(a.r):
         for label, path in files:
             for cpu, no_mmap in [(c, m) for c in list(cpus) for m in modes]:
                 if cpu not in cpus:
                     continue
+                near = probe_best(a.t) if a.n else None
                 res = psi_once(path, a.t, a.p, a.n, cpu=cpu, no_mmap=no_mmap)
                 if cpu and any(r.get("cpu_kernels") != cpu for r in res):  # psi fell back to another path
                     log("skipping PSI_CPU=%s: this CPU runs %s instead" % (cpu, res[0].get("cpu_kernels")))
@@ -156,28 +170,34 @@ def main():
                         paths.append(k)
                     samples.setdefault((label, "psi " + k, test_name(r)), []).append(r["avg_ts"])
                     log("  psi %s %s %s: %.2f t/s" % (k, label, test_name(r), r["avg_ts"]))
+                    if r["n_gen"] and near:
+                        shares.setdefault((label, "psi " + k), []).append(r["model_size"] * r["avg_ts"] / 1e9 / near)
                     sizes[label] = r["model_size"]
                     rss[label] = max(rss.get(label, 0), r.get("peak_rss_bytes", 0))
             if llama:
+                near = probe_best(a.t) if a.n else None
                 for r in llama_once(llama, path, a.t, a.p, a.n):
+                    if r["n_gen"] and near:
+                        shares.setdefault((label, "llama.cpp"), []).append(r["model_size"] * r["avg_ts"] / 1e9 / near)
                     samples.setdefault((label, "llama.cpp", test_name(r)), []).append(r["avg_ts"])
                     log("  llama.cpp %s %s: %.2f t/s" % (label, test_name(r), r["avg_ts"]))
 
     tests = ["pp%d" % a.p, "tg%d" % a.n]
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], text=True,
                             capture_output=True).stdout.strip() or "unknown"
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
-        "# psi benchmark results",
+        "## make bench, %s, commit %s" % (when, commit),
         "",
         "- CPU: %s, %d threads" % (cpu_name(), a.t),
-        "- date: %s, psi commit %s" % (datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), commit),
         "- model: random weights in the shape of Llama-3.2-1B (bench/gen_model), quantized by `psi quantize`",
         "- %s" % bw_line,
         "- %s" % peak_line,
         "- %d runs per figure, interleaved%s; median tokens/s (min–max)" % (a.r, " with llama.cpp (%s)" % llama if llama else ""),
         "",
-        "At the ceiling: tg, weight bytes read a second (file size × tokens/s) and their share of the",
-        "best read bandwidth; pp, multiply-adds a second (%.2f G a token at pp%d: the weights once, and" % (
+        "At the ceiling: tg, weight bytes read a second (file size × tokens/s), their share of the",
+        "best read bandwidth above, and (paired) the median over the runs of each run's share of the",
+        "probe's reading just before it; pp, multiply-adds a second (%.2f G a token at pp%d: the weights once, and" % (
             macs_per_token(a.p) / 1e9, a.p),
         "attention) and, for float weights, their share of the best f32 FMA rate.",
         "",
@@ -185,10 +205,12 @@ def main():
         "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
 
-    def ceiling(label, t, ts):
+    def ceiling(label, t, ts, engine):
         if t.startswith("tg"):
             g = sizes[label] * ts / 1e9
-            return "%.1f GB/s (%.0f%%)" % (g, 100 * g / bw)
+            sh = shares.get((label, engine))
+            paired = "; paired %.0f%%" % (100 * statistics.median(sh)) if sh else ""
+            return "%.1f GB/s (%.0f%%%s)" % (g, 100 * g / bw, paired)
         g = macs_per_token(a.p) * ts / 1e9
         return "%.1f GMAC/s (%.0f%%)" % (g, 100 * g / peak) if label in FLOAT_FILES else "%.1f GMAC/s" % g
 
@@ -196,7 +218,7 @@ def main():
         for t in tests:
             ls = samples.get((label, "llama.cpp", t))
             lt = "%.2f (%.2f–%.2f)" % (statistics.median(ls), min(ls), max(ls)) if ls else "—"
-            lc = ceiling(label, t, statistics.median(ls)) if ls else "—"
+            lc = ceiling(label, t, statistics.median(ls), "llama.cpp") if ls else "—"
             for k in paths:
                 ps = samples.get((label, "psi " + k, t))
                 if not ps:
@@ -204,13 +226,29 @@ def main():
                 med = statistics.median(ps)
                 ratio = "%.2f" % (med / statistics.median(ls)) if ls else "—"
                 lines.append("| %s | %.2f GiB | %s | %s | %.2f (%.2f–%.2f) | %s | %s | %s | %s | %.2f GiB |" % (
-                    label, sizes[label] / 2**30, t, k, med, min(ps), max(ps), ceiling(label, t, med), lt, lc, ratio,
+                    label, sizes[label] / 2**30, t, k, med, min(ps), max(ps), ceiling(label, t, med, "psi " + k), lt, lc, ratio,
                     rss[label] / 2**30))
     text = "\n".join(lines) + "\n"
     print(text)
     if not a.no_results:
-        with open(os.path.join(ROOT, "bench", "RESULTS.md"), "w") as f:
-            f.write(text)
+        add_results(os.path.join(ROOT, "bench", "RESULTS.md"), text)
+
+
+def add_results(path, section):
+    """Puts section under the file's title, above the earlier runs and notes,
+    through a temporary file renamed over the old one (nothing is lost if
+    the run is cut short)."""
+    title = "# psi benchmark results\n"
+    try:
+        with open(path) as f:
+            old = f.read()
+    except FileNotFoundError:
+        old = title
+    rest = old[len(title):].lstrip("\n") if old.startswith(title) else old
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(title + "\n" + section + ("\n" + rest if rest else ""))
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":
