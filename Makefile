@@ -3,7 +3,7 @@
 #   make run        set up, build, run psi on $MODEL (no MODEL: chat with Llama 3.2 1B from the Hub)
 #   make test       set up, build, run every test
 #   make test-asan  the test suite built with AddressSanitizer + UBSan (build-asan/)
-#   make test-tsan  the threaded tests (pool, psi serve) under ThreadSanitizer (build-tsan/)
+#   make test-tsan  the threaded tests (pool, contexts, run/chat, psi serve) under ThreadSanitizer (build-tsan/)
 #   make bench      model speed on the Llama-3.2-1B shape (bench/run_bench.py; LLAMA_BENCH= compares)
 #   make bench-tokenizer  tokenizer throughput (MB/s) on both Llama vocabularies
 #   make bench-kernels    single-thread matrix-product kernel throughput per type and CPU path
