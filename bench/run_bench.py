@@ -197,9 +197,11 @@ def main():
         "",
         "At the ceiling: tg, weight bytes read a second (file size × tokens/s), their share of the",
         "best read bandwidth above, and (paired) the median over the runs of each run's share of the",
-        "probe's reading just before it; pp, multiply-adds a second (%.2f G a token at pp%d: the weights once, and" % (
-            macs_per_token(a.p) / 1e9, a.p),
+        "probe's reading just before it%s" % (";" if a.p else "."),
+    ] + ([
+        "pp, multiply-adds a second (%.2f G a token at pp%d: the weights once, and" % (macs_per_token(a.p) / 1e9, a.p),
         "attention) and, for float weights, their share of the best f32 FMA rate.",
+    ] if a.p else []) + [
         "",
         "| file | size | test | psi kernels | psi t/s | psi at the ceiling | llama.cpp t/s | llama.cpp at the ceiling | psi / llama.cpp | psi peak RSS |",
         "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
