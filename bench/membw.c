@@ -71,7 +71,8 @@ int main(int argc, char **argv)
         return 2;
     }
     size_t n = mib * (1u << 20) / sizeof(uint64_t);
-    uint64_t *buf = aligned_alloc((size_t)2 << 20, n * sizeof *buf); /* a multiple of 2 MiB */
+    const size_t huge = (size_t)2 << 20; /* aligned_alloc wants a multiple of its alignment */
+    uint64_t *buf = aligned_alloc(huge, (n * sizeof *buf + huge - 1) / huge * huge);
     if (!buf) {
         fprintf(stderr, "membw: cannot allocate %zu MiB\n", mib);
         return 1;

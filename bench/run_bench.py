@@ -9,7 +9,8 @@
 2. Measures the machine's memory read bandwidth (bench/membw), generation's
    ceiling, and its f32 multiply-add rate (bench/fmapeak), the ceiling of
    prompt processing with float weights. The bandwidth is measured again
-   next to every generation run (a shorter probe just before it), and each
+   next to every generation run (a shorter probe just before the psi bench
+   or llama-bench invocation, which runs pp first when there is one), and each
    tg figure is also given as the median over the runs of its share of that
    adjacent reading: on a machine whose bandwidth moves by ±15% from minute
    to minute, a share against one reading taken minutes earlier says as
@@ -112,10 +113,15 @@ def llama_once(binary, path, threads, n_prompt, n_gen):
     return json.loads(out)
 
 
+def membw(threads, *args):
+    """bench/membw's line and its best reading (GB/s)."""
+    line = run([os.path.join(BUILD, "bench", "membw"), "-t", str(threads)] + list(args)).strip()
+    return line, float(line.split("GB/s best")[0].split()[-1])
+
+
 def probe_best(threads):
-    """The read bandwidth now: the best of membw's 5 runs over 512 MiB (GB/s)."""
-    line = run([os.path.join(BUILD, "bench", "membw"), "-t", str(threads), "-s", "512", "-r", "5"])
-    return float(line.split("GB/s best")[0].split()[-1])
+    """The read bandwidth now: the best of 5 runs over 512 MiB (GB/s)."""
+    return membw(threads, "-s", "512", "-r", "5")[1]
 
 
 def test_name(r):
@@ -142,8 +148,7 @@ def main():
     llama = os.environ.get("LLAMA_BENCH")
     files = make_models(cache, data, [t for t in a.types.split(",") if t])
 
-    bw_line = run([os.path.join(BUILD, "bench", "membw"), "-t", str(a.t)]).strip()
-    bw = float(bw_line.split("GB/s best")[0].split()[-1])
+    bw_line, bw = membw(a.t)
     log(bw_line)
     peak_line = run([os.path.join(BUILD, "bench", "fmapeak"), "-t", str(a.t)]).strip()
     peak = float(peak_line.split("GMAC/s best")[0].split()[-1])
