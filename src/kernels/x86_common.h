@@ -66,7 +66,13 @@ static inline __m256 load_f16(const uint16_t *p) { return _mm256_cvtph_ps(_mm_lo
  * so a kernel reading bytes p.. asks for the `lines` cache lines
  * PSI_PREFETCH_AHEAD bytes further on (past the end of a matrix is
  * harmless: a prefetch never faults). Q4_0 decode, 2 threads: +7-15%
- * tokens/s in interleaved runs; 4.5 KiB ahead was no better than 2.25. */
+ * tokens/s in interleaved runs; 4.5 KiB ahead was no better than 2.25.
+ * The repacked tiles ask for it at every token count (until session 21
+ * only for one token: single-thread bench_kernels had shown no difference
+ * at 8 tokens for Q4_0 and Q4_K). In the model with 2 threads, 8 tokens
+ * (pp8, the 8-stream step) ran ×1.115 on Q4_0 (10 alternating rounds,
+ * 0.97-1.20) and ×1.14 on Q4_K_M (8 rounds, 0.97-1.55); psi serve's 8
+ * streams ×1.09-1.11; pp512 level (×1.035 and ×1.00). */
 #define PSI_PREFETCH_AHEAD 2304
 #define PREFETCH_AHEAD(p, lines)                                                                   \
     do {                                                                                           \
@@ -298,23 +304,22 @@ static inline __m256 load_h8(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loa
  * vectors q (QUANTS, a statement on x[i]) once for all the tokens, then per
  * token acc = STEP(acc, &x[i], &y[t][i], q): the exact sums and the float
  * step. */
-#define GEMM8_BODY(NAME, GT, YT, QUANTS, STEP)                                                                 \
-    static inline __attribute__((always_inline)) void NAME##_body(int64_t n, const void *vx, const void *vy,   \
-                                                                  size_t ys, const int ny, float *out,         \
-                                                                  int64_t os)                                  \
-    {                                                                                                           \
-        const GT *x = vx;                                                                                       \
-        const YT *y[KERN_NY];                                                                                   \
-        __m256 acc[KERN_NY];                                                                                    \
-        X8_TOKENS(YT, y, acc, vy, ys, ny);                                                                      \
-        const int64_t nb = n / 32;                                                                              \
-        for (int64_t i = 0; i < nb; i++) {                                                                      \
-            if (ny == 1) PREFETCH_AHEAD(&x[i], (int)(sizeof x[i] + 63) / 64);                                   \
-            __m256i q[8];                                                                                       \
-            QUANTS;                                                                                             \
-            PSI_UNROLL for (int t = 0; t < ny; t++) acc[t] = STEP(acc[t], &x[i], &y[t][i], q);                  \
-        }                                                                                                       \
-        PSI_UNROLL for (int t = 0; t < ny; t++) _mm256_storeu_ps(out + t * os, acc[t]);                         \
+#define GEMM8_BODY(NAME, GT, YT, QUANTS, STEP)                                                               \
+    static inline __attribute__((always_inline)) void NAME##_body(                                           \
+        int64_t n, const void *vx, const void *vy, size_t ys, const int ny, float *out, int64_t os)          \
+    {                                                                                                        \
+        const GT *x = vx;                                                                                    \
+        const YT *y[KERN_NY];                                                                                \
+        __m256 acc[KERN_NY];                                                                                 \
+        X8_TOKENS(YT, y, acc, vy, ys, ny);                                                                   \
+        const int64_t nb = n / 32;                                                                           \
+        for (int64_t i = 0; i < nb; i++) {                                                                   \
+            PREFETCH_AHEAD(&x[i], (int)(sizeof x[i] + 63) / 64);                                             \
+            __m256i q[8];                                                                                    \
+            QUANTS;                                                                                          \
+            PSI_UNROLL for (int t = 0; t < ny; t++) acc[t] = STEP(acc[t], &x[i], &y[t][i], q);               \
+        }                                                                                                    \
+        PSI_UNROLL for (int t = 0; t < ny; t++) _mm256_storeu_ps(out + t * os, acc[t]);                      \
     }
 
 /* Q4_0: SUMS(lo, hi, yq), a group block's 8 rows' Σ nibble·quant (int32). */
@@ -388,27 +393,27 @@ static inline __m256 load_h8(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loa
  * per lane; y[t] the tokens' activation rows), sc as int16 pairs (sc, sc)
  * per row, or as int32 when SC32. QH: the fifth bits' bytes of group
  * super-block b (anything for Q4_K, FIVE 0, which never reads them). */
-#define KX8_GEMM(NAME, GT, FIVE, QH, SC32, ISUMS)                                                                \
-    static inline __attribute__((always_inline)) void NAME##_body(int64_t n, const void *vx, const void *vy,    \
-                                                                  size_t ys, const int ny, float *out,          \
-                                                                  int64_t os)                                   \
-    {                                                                                                            \
-        const GT *x = vx;                                                                                        \
-        const block_q8_Kx *y[KERN_NY];                                                                           \
-        __m256 acc[KERN_NY];                                                                                     \
-        X8_TOKENS(block_q8_Kx, y, acc, vy, ys, ny);                                                              \
-        const int64_t nb = n / QK_K;                                                                             \
-        for (int64_t i = 0; i < nb; i++) {                                                                       \
-            const GT *b = &x[i];                                                                                 \
-            if (ny == 1) PREFETCH_AHEAD(b, (int)(sizeof *b + 63) / 64);                                          \
-            __m256i sc[8], mp[4], isum[KERN_NY];                                                                 \
-            kx8_scales(b->sa, b->sb, b->mn, SC32, sc, mp);                                                       \
-            ISUMS(b->qs, QH, FIVE, y, i, ny, sc, isum);                                                          \
-            const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->d));                           \
-            const __m256 dmx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->dmin));                       \
-            PSI_UNROLL for (int t = 0; t < ny; t++) acc[t] = kx8_step(acc[t], dx, dmx, mp, &y[t][i], isum[t]);   \
-        }                                                                                                        \
-        PSI_UNROLL for (int t = 0; t < ny; t++) _mm256_storeu_ps(out + t * os, acc[t]);                          \
+#define KX8_GEMM(NAME, GT, FIVE, QH, SC32, ISUMS)                                                            \
+    static inline __attribute__((always_inline)) void NAME##_body(                                           \
+        int64_t n, const void *vx, const void *vy, size_t ys, const int ny, float *out, int64_t os)          \
+    {                                                                                                        \
+        const GT *x = vx;                                                                                    \
+        const block_q8_Kx *y[KERN_NY];                                                                       \
+        __m256 acc[KERN_NY];                                                                                 \
+        X8_TOKENS(block_q8_Kx, y, acc, vy, ys, ny);                                                          \
+        const int64_t nb = n / QK_K;                                                                         \
+        for (int64_t i = 0; i < nb; i++) {                                                                   \
+            const GT *b = &x[i];                                                                             \
+            PREFETCH_AHEAD(b, (int)(sizeof *b + 63) / 64);                                                   \
+            __m256i sc[8], mp[4], isum[KERN_NY];                                                             \
+            kx8_scales(b->sa, b->sb, b->mn, SC32, sc, mp);                                                   \
+            ISUMS(b->qs, QH, FIVE, y, i, ny, sc, isum);                                                      \
+            const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->d));                       \
+            const __m256 dmx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b->dmin));                   \
+            PSI_UNROLL for (int t = 0; t < ny; t++) acc[t] =                                                 \
+                kx8_step(acc[t], dx, dmx, mp, &y[t][i], isum[t]);                                            \
+        }                                                                                                    \
+        PSI_UNROLL for (int t = 0; t < ny; t++) _mm256_storeu_ps(out + t * os, acc[t]);                      \
     }
 
 /* gemm8 with ny as a compile-time constant, as NY_DISPATCH. A group's 8
@@ -552,7 +557,8 @@ static inline __attribute__((always_inline)) void q6x8_quants(const block_q6_Kx8
  * a Q6_K file 84 -> 101 tok/s, of Q4_K_M 73-80 -> 86-87.
  * The next super-block is prefetched for any number of tokens: 8 tokens
  * from memory ran at 75 against 47 GMAC/s without (Q4_0, Q4_K: no
- * difference); one token without ×1.18 in the cache but tg48 of a Q6_K
+ * difference there, one thread; in the model they gained too, and do it
+ * since session 21: PSI_PREFETCH_AHEAD); one token without ×1.18 in the cache but tg48 of a Q6_K
  * file ×0.54 (session 15). One token spreads it over the 16 groups
  * (PREFETCH_AHEAD_PART), more tokens ask for it at once (spread, pp256 of
  * a Q6_K file ran ×0.92; session 16). */
