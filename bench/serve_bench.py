@@ -201,9 +201,10 @@ def main():
                 one = med.get((name, 1))
                 for n in sorted({n for s, n in runs if s == name}):
                     m = med[(name, n)]
-                    r = [m[i] / one[i] if one and one[i] else 0.0 for i in range(3)]
-                    engine = f"{m[2]:>13.1f} {r[2]:>6.2f}" if name == "psi" else f"{'-':>13} {'':>6}"
-                    print(f"{name:>9} {n:>8} {m[0]:>10.1f} {r[0]:>6.2f} {m[1]:>13.1f} {r[1]:>6.2f} {engine} "
+                    # × one stream only where 1 was among the counts
+                    r = [f"{m[i] / one[i]:>6.2f}" if one and one[i] else f"{'-':>6}" for i in range(3)]
+                    engine = f"{m[2]:>13.1f} {r[2]}" if name == "psi" else f"{'-':>13} {'':>6}"
+                    print(f"{name:>9} {n:>8} {m[0]:>10.1f} {r[0]} {m[1]:>13.1f} {r[1]} {engine} "
                           f"{m[3] * 1e3:>7.0f}ms   ({len(runs[(name, n)])} runs)")
             if len(servers) > 1:
                 print("psi / llama.cpp, medians: " + "; ".join(
