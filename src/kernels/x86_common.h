@@ -71,8 +71,9 @@ static inline __m256 load_f16(const uint16_t *p) { return _mm256_cvtph_ps(_mm_lo
  * only for one token: single-thread bench_kernels had shown no difference
  * at 8 tokens for Q4_0 and Q4_K). In the model with 2 threads, 8 tokens
  * (pp8, the 8-stream step) ran ×1.115 on Q4_0 (10 alternating rounds,
- * 0.97-1.20) and ×1.14 on Q4_K_M (8 rounds, 0.97-1.55); psi serve's 8
- * streams ×1.09-1.11; pp512 level (×1.035 and ×1.00). */
+ * 0.97-1.20), ×1.14 on Q4_K_M (8 rounds, 0.97-1.55) and ×1.07 on Q8_0
+ * (8 rounds, 0.80-1.20); psi serve's 8 streams ×1.09-1.11; pp512 level
+ * (×1.035 and ×1.00). */
 #define PSI_PREFETCH_AHEAD 2304
 #define PREFETCH_AHEAD(p, lines)                                                                   \
     do {                                                                                           \
@@ -557,8 +558,9 @@ static inline __attribute__((always_inline)) void q6x8_quants(const block_q6_Kx8
  * a Q6_K file 84 -> 101 tok/s, of Q4_K_M 73-80 -> 86-87.
  * The next super-block is prefetched for any number of tokens: 8 tokens
  * from memory ran at 75 against 47 GMAC/s without (Q4_0, Q4_K: no
- * difference there, one thread; in the model they gained too, and do it
- * since session 21: PSI_PREFETCH_AHEAD); one token without ×1.18 in the cache but tg48 of a Q6_K
+ * difference there, one thread; in the model with 2 threads they gained
+ * too, and prefetch since session 21: PSI_PREFETCH_AHEAD); one token
+ * without ×1.18 in the cache but tg48 of a Q6_K
  * file ×0.54 (session 15). One token spreads it over the 16 groups
  * (PREFETCH_AHEAD_PART), more tokens ask for it at once (spread, pp256 of
  * a Q6_K file ran ×0.92; session 16). */
