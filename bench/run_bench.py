@@ -23,7 +23,8 @@
    takes another) is said and skipped. With --no-mmap, psi also runs with
    the weights read into memory (2 MiB pages) in every round.
 4. Adds the run to bench/RESULTS.md (CPU, date, commit, figures): a new
-   section under the title, newest first; what the file held is kept.
+   section under the title and its opening paragraphs, newest first; what
+   the file held is kept.
 
 Figures are medians over the runs (-r, default 3); each run is one
 invocation with its own warm-up. Nothing here passes or fails on a timing.
@@ -200,10 +201,12 @@ def main():
         "- %s" % peak_line,
         "- %d runs per figure, interleaved%s; median tokens/s (min–max)" % (a.r, " with llama.cpp (%s)" % llama if llama else ""),
         "",
-        "At the ceiling: tg, weight bytes read a second (file size × tokens/s), their share of the",
+        "At the ceiling:",
+    ] + ([
+        "tg, weight bytes read a second (file size × tokens/s), their share of the",
         "best read bandwidth above, and (paired) the median over the runs of each run's share of the",
         "probe's reading just before it%s" % (";" if a.p else "."),
-    ] + ([
+    ] if a.n else []) + ([
         "pp, multiply-adds a second (%.2f G a token at pp%d: the weights once, and" % (macs_per_token(a.p) / 1e9, a.p),
         "attention) and, for float weights, their share of the best f32 FMA rate.",
     ] if a.p else []) + [
@@ -242,19 +245,20 @@ def main():
 
 
 def add_results(path, section):
-    """Puts section under the file's title, above the earlier runs and notes,
+    """Puts section under the file's title and the paragraphs that follow it
+    (up to the first "## " heading), above the earlier runs and notes,
     through a temporary file renamed over the old one (nothing is lost if
     the run is cut short)."""
-    title = "# psi benchmark results\n"
     try:
         with open(path) as f:
             old = f.read()
     except FileNotFoundError:
-        old = title
-    rest = old[len(title):].lstrip("\n") if old.startswith(title) else old
+        old = "# psi benchmark results\n"
+    at = old.find("\n## ")
+    head, rest = (old, "") if at < 0 else (old[:at + 1], old[at + 1:])
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        f.write(title + "\n" + section + ("\n" + rest if rest else ""))
+        f.write(head.rstrip("\n") + "\n\n" + section + ("\n" + rest if rest else ""))
     os.replace(tmp, path)
 
 
